@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/* Defaults and destruction of struct corral_config. */
+#include <signal.h>
+#include <string.h>
+
+#include "conf/config.h"
+
+void config_init(struct corral_config *c) {
+        *c = (struct corral_config) {
+                .workers = {
+                        .min = 1,
+                        .stop_signal = SIGTERM,
+                        .stop_timeout = 10 * USEC_PER_SEC,
+                        .restart = RESTART_ALWAYS,
+                        .backoff_initial = 100 * USEC_PER_MSEC,
+                        .backoff_max = 30 * USEC_PER_SEC,
+                        .backoff_reset_after = 10 * USEC_PER_SEC,
+                        .crash_burst = 10,
+                        .placement = PLACEMENT_NONE,
+                        .recycle_jitter = 10,
+                },
+                .sample_interval = USEC_PER_SEC,
+                .policy = {
+                        .target_signal = _SIGNAL_INVALID,
+                        .target_tolerance = 10,
+                        .optimize_signal = _SIGNAL_INVALID,
+                        .optimize_bias = 5,
+                        .stabilization_down = 30 * USEC_PER_SEC,
+                        .cooldown_up = 2 * USEC_PER_SEC,
+                        .cooldown_down = 10 * USEC_PER_SEC,
+                },
+                .tasks = {
+                        .mode = TASK_MODE_PER_TASK,
+                        .batch = 1,
+                        .shard_count = 1,
+                },
+        };
+}
+
+void config_done(struct corral_config *c) {
+        free(c->path);
+        strv_free(c->command);
+        free(c->workers.user);
+        free(c->workers.group);
+        strv_free(c->workers.env);
+        free(c->workers.cwd);
+        for (size_t i = 0; i < c->policy.n_rules; i++) {
+                free(c->policy.rules[i].name);
+                free(c->policy.rules[i].when_text);
+                /* rules[i].when is freed by the condition module once it exists. */
+        }
+        free(c->policy.rules);
+        for (size_t i = 0; i < c->n_shared; i++) {
+                free(c->shared[i].name);
+                free(c->shared[i].path);
+                strv_free(c->shared[i].command);
+        }
+        free(c->shared);
+        free(c->metrics.listen);
+        free(c->metrics.textfile);
+        free(c->tasks.from);
+        free(c->tasks.joblog);
+        memset(c, 0, sizeof(*c));
+}

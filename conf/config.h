@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * struct corral_config: every key of DESIGN.md "Configuration", with the
+ * defaults filled in. The YAML loader writes it, command-line flags override
+ * it, and the supervisor reads it. Durations are in microseconds, percentages
+ * 0-100.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/util.h"
+#include "policy/signals.h"
+
+struct condition;   /* policy/condition.h: a parsed `when:` */
+
+enum restart_mode {
+        RESTART_ALWAYS,
+        RESTART_ON_FAILURE,
+        RESTART_NEVER,
+        _RESTART_MAX,
+};
+
+enum placement {
+        PLACEMENT_NONE,
+        PLACEMENT_SPREAD,
+        PLACEMENT_LEAST_LOADED,
+        _PLACEMENT_MAX,
+};
+
+enum task_mode {
+        TASK_MODE_PER_TASK,
+        TASK_MODE_STREAM,
+        _TASK_MODE_MAX,
+};
+
+struct workers_config {
+        unsigned min;
+        unsigned max;            /* 0 until resolved: usable CPUs (4x in batch mode) */
+        unsigned initial;        /* 0 until resolved: min */
+        int stop_signal;
+        usec_t stop_timeout;
+        enum restart_mode restart;
+        usec_t backoff_initial;
+        usec_t backoff_max;
+        usec_t backoff_reset_after;
+        unsigned crash_burst;
+        enum placement placement;
+        uint64_t recycle_tasks;  /* 0 = never */
+        uint64_t recycle_rss;    /* bytes, 0 = never */
+        usec_t recycle_age;      /* 0 = never */
+        double recycle_jitter;   /* % */
+        char *user;
+        char *group;
+        char **env;              /* "KEY=VALUE", added to the inherited environment */
+        char *cwd;
+};
+
+struct rule_config {
+        char *name;
+        char *when_text;
+        struct condition *when;
+        usec_t hold;             /* `for:` */
+        int scale;               /* +N / -N, or percent when scale_percent */
+        bool scale_percent;
+};
+
+struct policy_config {
+        bool has_target;
+        enum signal_id target_signal;
+        double target_value;
+        double target_tolerance; /* % */
+        bool has_optimize;
+        enum signal_id optimize_signal;
+        double optimize_bias;    /* % */
+        usec_t stabilization_down;
+        usec_t cooldown_up;
+        usec_t cooldown_down;
+        struct rule_config *rules;
+        size_t n_rules;
+};
+
+struct shared_config {
+        char *name;
+        char *path;              /* one of path and command */
+        char **command;
+        bool huge;
+        uint64_t max_size;       /* 0 = half of MemAvailable */
+};
+
+struct metrics_config {
+        char *listen;            /* "host:port"; NULL = none */
+        char *textfile;
+};
+
+struct tasks_config {
+        char *from;              /* NULL = no batch; "-" = stdin */
+        enum task_mode mode;
+        char *joblog;
+        unsigned retries;
+        bool keep_order;
+        usec_t timeout;          /* 0 = none */
+        unsigned batch;
+        unsigned shard_index;
+        unsigned shard_count;
+};
+
+struct corral_config {
+        char *path;              /* the file it came from, NULL for built-in defaults */
+        char **command;          /* argv */
+        struct workers_config workers;
+        usec_t sample_interval;
+        struct policy_config policy;
+        struct shared_config *shared;
+        size_t n_shared;
+        struct metrics_config metrics;
+        struct tasks_config tasks;
+};
+
+/* Fills every key with its DESIGN.md default (no command, no rules). Cannot fail. */
+void config_init(struct corral_config *c);
+
+/* Frees what the config owns and leaves it zeroed. Accepts a zeroed config. */
+void config_done(struct corral_config *c);

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Parsers for the value types shared by the YAML file and the command line:
+ * counts, durations ("250ms", "5s", "2m", "1h") and process signal names
+ * ("TERM", "SIGTERM"). Pure; each returns 0 or -EINVAL/-ERANGE and writes its
+ * out-parameter only on success.
+ */
+#pragma once
+
+#include <stddef.h>
+
+#include "common/util.h"
+
+/* A decimal count in [0, max]: digits only, no sign, no spaces. */
+int parse_unsigned(const char *s, unsigned max, unsigned *ret);
+
+/* A duration: a non-negative number with a unit of us, ms, s, m or h ("0" needs none). */
+int parse_duration(const char *s, usec_t *ret);
+
+/* A signal name with or without "SIG" (case-insensitive), or its number. */
+int parse_signal(const char *s, int *ret);
+
+/* "TERM" for SIGTERM; "SIG42" style for a signal without a name. Never NULL. */
+const char *signal_to_string(int sig, char buf[static 16]);
+
+/* Formats a duration the way the user would write it ("250ms", "1.5s", "2m"). */
+const char *format_duration(usec_t t, char buf[static 32]);

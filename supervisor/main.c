@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/* corral's entry point: picks the subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "supervisor/commands.h"
+
+static const char usage[] =
+        "Usage: corral COMMAND [OPTIONS]\n"
+        "\n"
+        "An adaptive, load-balancing process supervisor.\n"
+        "\n"
+        "  run [OPTIONS] [--] COMMAND [ARG...]  run and supervise a pool of COMMAND\n"
+        "  check -c FILE                        validate a configuration file\n"
+        "  sample [-n COUNT] [--interval D] [--json]  print the signals corral sees\n"
+        "  status [--url URL] [--json]          ask a running corral what it does\n"
+        "  version                              print the version\n"
+        "\n"
+        "'corral COMMAND --help' describes each command; see also corral(1).\n";
+
+static int cmd_version(int argc, char **argv) {
+        (void) argc;
+        (void) argv;
+        printf("corral %s\n", CORRAL_VERSION);
+        return EXIT_OK;
+}
+
+int main(int argc, char **argv) {
+        static const struct {
+                const char *name;
+                int (*run)(int argc, char **argv);
+        } commands[] = {
+                { "run",     cmd_run },
+                { "check",   cmd_check },
+                { "sample",  cmd_sample },
+                { "status",  cmd_status },
+                { "version", cmd_version },
+                { "--version", cmd_version },
+        };
+
+        if (argc < 2) {
+                fprintf(stderr, "corral: no command given\n\n%s", usage);
+                return EXIT_USAGE;
+        }
+        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+                fputs(usage, stdout);
+                return EXIT_OK;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (strcmp(argv[1], commands[i].name) == 0)
+                        return commands[i].run(argc - 1, argv + 1);
+
+        fprintf(stderr, "corral: unknown command '%s'\n\n%s", argv[1], usage);
+        return EXIT_USAGE;
+}

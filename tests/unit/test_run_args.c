@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/* The command line of `corral run`: what it accepts and the reason it gives for what it refuses. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <errno.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "supervisor/run_args.h"
+
+#define ARGV(...) ((char *[]) { "run", __VA_ARGS__, NULL })
+#define ARGC(...) ((int) (sizeof((char *[]) { "run", __VA_ARGS__ }) / sizeof(char *)))
+#define PARSE(a, err, ...) run_args_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), (a), (err), sizeof(err))
+
+static void test_command_after_double_dash(void **state) {
+        struct run_args a;
+        char err[256] = "";
+        (void) state;
+
+        assert_int_equal(PARSE(&a, err, "--min", "2", "--max", "4", "--", "./wrk", "--fast"), 0);
+        assert_true(a.min_set && a.max_set);
+        assert_int_equal(a.min, 2);
+        assert_int_equal(a.max, 4);
+        assert_string_equal(a.command[0], "./wrk");
+        assert_string_equal(a.command[1], "--fast");   /* the worker's flag, not ours */
+        assert_null(a.command[2]);
+}
+
+static void test_command_without_double_dash_keeps_its_flags(void **state) {
+        struct run_args a;
+        char err[256] = "";
+        (void) state;
+
+        assert_int_equal(PARSE(&a, err, "-q", "sleep", "-v"), 0);
+        assert_int_equal(a.verbosity, -1);
+        assert_string_equal(a.command[0], "sleep");
+        assert_string_equal(a.command[1], "-v");
+}
+
+static void test_durations_and_limits(void **state) {
+        struct run_args a;
+        char err[256] = "";
+        (void) state;
+
+        assert_int_equal(PARSE(&a, err, "--stop-timeout", "500ms", "--restart-delay", "10ms",
+                               "--crash-limit", "3", "-v", "--", "true"), 0);
+        assert_int_equal(a.stop_timeout, 500 * USEC_PER_MSEC);
+        assert_int_equal(a.restart_delay, 10 * USEC_PER_MSEC);
+        assert_int_equal(a.crash_limit, 3);
+        assert_int_equal(a.verbosity, 1);
+        assert_false(a.min_set);
+}
+
+static void test_refusals_name_their_reason(void **state) {
+        struct {
+                char *argv[6];
+                const char *reason;
+        } cases[] = {
+                { { "run", "--bogus", "--", "true" },    "unknown option '--bogus'" },
+                { { "run", "-x", "true" },               "unknown option '-x'" },
+                { { "run", "--min", "3", "--max", "2", "true" }, "--min 3 is larger than --max 2" },
+                { { "run", "--max", "0", "true" },       "--max: '0' is not a number of workers (1-65536)" },
+                { { "run", "--min", "two", "true" },     "--min: 'two' is not a number of workers (0-65536)" },
+                { { "run", "--min", "-1", "true" },      "--min: '-1' is not a number of workers (0-65536)" },
+                { { "run", "--stop-timeout", "5" , "true"}, "--stop-timeout: '5' is not a duration (like 500ms, 10s, 2m)" },
+                { { "run", "--min", "1" },               "no COMMAND to run" },
+                { { "run", "--" },                       "no COMMAND to run" },
+                { { "run", "--max" },                    "--max needs a value" },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct run_args a;
+                char err[256] = "";
+                int argc = 0;
+                while (cases[i].argv[argc])
+                        argc++;
+                assert_int_equal(run_args_parse(argc, cases[i].argv, &a, err, sizeof(err)), -EINVAL);
+                assert_string_equal(err, cases[i].reason);
+        }
+}
+
+static void test_help_needs_no_command(void **state) {
+        struct run_args a;
+        char err[256] = "";
+        (void) state;
+
+        assert_int_equal(PARSE(&a, err, "--help"), 0);
+        assert_true(a.help);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_command_after_double_dash),
+                cmocka_unit_test(test_command_without_double_dash_keeps_its_flags),
+                cmocka_unit_test(test_durations_and_limits),
+                cmocka_unit_test(test_refusals_name_their_reason),
+                cmocka_unit_test(test_help_needs_no_command),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

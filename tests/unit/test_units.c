@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/* Durations, counts and signal names as users write them. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "conf/units.h"
+
+static void test_durations(void **state) {
+        static const struct { const char *text; usec_t usec; } good[] = {
+                { "0", 0 },
+                { "250ms", 250 * USEC_PER_MSEC },
+                { "5s", 5 * USEC_PER_SEC },
+                { "1.5s", 1500 * USEC_PER_MSEC },
+                { "2m", 120 * USEC_PER_SEC },
+                { "1h", 3600 * USEC_PER_SEC },
+                { "10us", 10 },
+        };
+        static const char *const bad[] = { "", "5", "-1s", "5 s", "s", "1x", "1sec", "nan", "inf", "1e30h" };
+        (void) state;
+
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                usec_t t = 1;
+                assert_int_equal(parse_duration(good[i].text, &t), 0);
+                assert_int_equal(t, good[i].usec);
+        }
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                usec_t t = 42;
+                assert_true(parse_duration(bad[i], &t) < 0);
+                assert_int_equal(t, 42);   /* untouched on error */
+        }
+}
+
+static void test_unsigned(void **state) {
+        unsigned v = 7;
+        (void) state;
+
+        assert_int_equal(parse_unsigned("0", 10, &v), 0);
+        assert_int_equal(v, 0);
+        assert_int_equal(parse_unsigned("10", 10, &v), 0);
+        assert_int_equal(v, 10);
+        assert_int_equal(parse_unsigned("11", 10, &v), -ERANGE);
+        assert_int_equal(parse_unsigned("-1", 10, &v), -EINVAL);
+        assert_int_equal(parse_unsigned("+1", 10, &v), -EINVAL);
+        assert_int_equal(parse_unsigned("1a", 10, &v), -EINVAL);
+        assert_int_equal(parse_unsigned("", 10, &v), -EINVAL);
+        assert_int_equal(parse_unsigned("99999999999999999999", 10, &v), -ERANGE);
+        assert_int_equal(v, 10);
+}
+
+static void test_signals(void **state) {
+        int sig = 0;
+        char buf[16];
+        (void) state;
+
+        assert_int_equal(parse_signal("TERM", &sig), 0);
+        assert_int_equal(sig, SIGTERM);
+        assert_int_equal(parse_signal("SIGINT", &sig), 0);
+        assert_int_equal(sig, SIGINT);
+        assert_int_equal(parse_signal("hup", &sig), 0);
+        assert_int_equal(sig, SIGHUP);
+        assert_int_equal(parse_signal("9", &sig), 0);
+        assert_int_equal(sig, SIGKILL);
+        assert_true(parse_signal("SIGNOPE", &sig) < 0);
+        assert_true(parse_signal("0", &sig) < 0);
+        assert_true(parse_signal("", &sig) < 0);
+        assert_string_equal(signal_to_string(SIGKILL, buf), "KILL");
+}
+
+static void test_format_duration(void **state) {
+        char buf[32];
+        (void) state;
+
+        assert_string_equal(format_duration(0, buf), "0");
+        assert_string_equal(format_duration(100 * USEC_PER_MSEC, buf), "100ms");
+        assert_string_equal(format_duration(1500 * USEC_PER_MSEC, buf), "1.5s");
+        assert_string_equal(format_duration(120 * USEC_PER_SEC, buf), "2m");
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_durations),
+                cmocka_unit_test(test_unsigned),
+                cmocka_unit_test(test_signals),
+                cmocka_unit_test(test_format_duration),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
