@@ -48,8 +48,8 @@ static unsigned pool_alive(const struct pool *p) {
 static void pool_maybe_finish(struct pool *p) {
         if (pool_alive(p) > 0)
                 return;
-        if (p->stopping || p->done >= p->desired) {
-                p->kill_timer = sd_event_source_disable_unref(p->kill_timer);
+        /* Without a stop, the pool ends only once workers ended for good. */
+        if (p->stopping || (p->done > 0 && p->done >= p->desired)) {
                 p->restart_timer = sd_event_source_disable_unref(p->restart_timer);
                 (void) sd_event_exit(p->event, p->exit_status);
         }
@@ -122,19 +122,64 @@ static int worker_start(struct pool *p, struct worker *w) {
         return 0;
 }
 
-/* Starts workers until `desired` are alive, unless a restart is being held back. */
+static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct worker *w = userdata;
+        char t[32];
+        (void) s;
+        (void) usec;
+        log_warning("worker %u (pid %d) still running %s after the stop signal, killing",
+                    w->id, w->pid, format_duration(w->pool->config->workers.stop_timeout, t));
+        (void) kill(-w->pid, SIGKILL);
+        return 0;
+}
+
+/* Sends stop_signal to the worker's process group; SIGKILL follows after stop_timeout. */
+static void worker_stop(struct worker *w) {
+        struct pool *p = w->pool;
+        int r;
+
+        if (w->state != WORKER_RUNNING)
+                return;
+        w->state = WORKER_STOPPING;
+        (void) kill(-w->pid, p->config->workers.stop_signal);
+        r = sd_event_add_time_relative(p->event, &w->kill_timer, CLOCK_MONOTONIC,
+                                       p->config->workers.stop_timeout, 0, on_kill_timer, w);
+        if (r < 0) {
+                log_error_errno(r, "Failed to arm the stop timer of worker %u, killing it now: %m", w->id);
+                (void) kill(-w->pid, SIGKILL);
+        }
+}
+
+/* The running worker started last: the one with the least work invested in it. */
+static struct worker *pool_newest_running(struct pool *p) {
+        struct worker *newest = NULL;
+        for (unsigned i = 0; i < p->n_slots; i++) {
+                struct worker *w = &p->workers[i];
+                if (w->state == WORKER_RUNNING && (!newest || w->started >= newest->started))
+                        newest = w;
+        }
+        return newest;
+}
+
+/* Moves the pool toward `desired`: stops the surplus at once, and starts the
+ * missing workers unless a restart is being held back by the backoff. */
 static int pool_reconcile(struct pool *p) {
         int enabled = 0;
 
         if (p->stopping)
                 return 0;
+
+        unsigned want = p->desired > p->done ? p->desired - p->done : 0;
+        while (pool_count(p, WORKER_RUNNING) > want)
+                worker_stop(pool_newest_running(p));
+
         if (p->restart_timer)
                 (void) sd_event_source_get_enabled(p->restart_timer, &enabled);
         if (enabled)
                 return 0;
 
-        unsigned want = p->desired > p->done ? p->desired - p->done : 0;
-        while (pool_alive(p) < want) {
+        /* Workers still stopping count as gone: their slots are not free yet. */
+        while (pool_count(p, WORKER_RUNNING) < want) {
                 int slot = pool_free_slot(p->workers, p->n_slots);
                 if (slot < 0)
                         break;
@@ -182,13 +227,13 @@ static int on_restart_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         (void) s;
         (void) usec;
         /* A oneshot timer is disabled once it fired, so reconcile may start workers. */
-        p->restarts++;
         (void) pool_reconcile(p);
         return 0;
 }
 
 static void worker_released(struct worker *w) {
         w->child = sd_event_source_unref(w->child);
+        w->kill_timer = sd_event_source_disable_unref(w->kill_timer);
         w->pid = 0;
         w->state = WORKER_EMPTY;
 }
@@ -208,14 +253,20 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
         enum worker_outcome outcome = si->si_code != CLD_EXITED ? OUTCOME_SIGNAL :
                                       si->si_status == 0 ? OUTCOME_SUCCESS : OUTCOME_FAILURE;
         p->exits[outcome]++;
+        bool asked_to_stop = w->state == WORKER_STOPPING;
         describe_exit(si, how, sizeof(how));
         snprintf(p->last_exit, sizeof(p->last_exit), "%s", how);
-        log_full(outcome == OUTCOME_SUCCESS || p->stopping ? LOG_INFO : LOG_WARNING, 0,
+        log_full(outcome == OUTCOME_SUCCESS || asked_to_stop ? LOG_INFO : LOG_WARNING, 0,
                  "worker %u (pid %d) %s after %s", w->id, w->pid, how, format_duration(uptime, up));
         worker_released(w);
 
         if (p->stopping) {
                 pool_maybe_finish(p);
+                return 0;
+        }
+        if (asked_to_stop) {
+                /* Scaled down: its slot may be wanted again. */
+                (void) pool_reconcile(p);
                 return 0;
         }
 
@@ -236,25 +287,9 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
                 pool_stop(p, 3);
                 return 0;
         }
+        p->restarts++;
         log_info("restarting worker %u in %s", w->id, format_duration(delay, up));
         pool_schedule_restart(p, delay);
-        return 0;
-}
-
-static void pool_signal_all(struct pool *p, int sig) {
-        for (unsigned i = 0; i < p->n_slots; i++)
-                if (p->workers[i].state != WORKER_EMPTY)
-                        (void) kill(-p->workers[i].pid, sig);
-}
-
-static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        struct pool *p = userdata;
-        (void) s;
-        (void) usec;
-        unsigned n = pool_alive(p);
-        if (n > 0)
-                log_warning("%u worker%s still running after stop_timeout, killing", n, n == 1 ? "" : "s");
-        pool_signal_all(p, SIGKILL);
         return 0;
 }
 
@@ -263,7 +298,9 @@ void pool_stop(struct pool *p, int status) {
 
         if (p->stopping) {
                 log_notice("stopping at once");
-                pool_signal_all(p, SIGKILL);
+                for (unsigned i = 0; i < p->n_slots; i++)
+                        if (p->workers[i].state != WORKER_EMPTY)
+                                (void) kill(-p->workers[i].pid, SIGKILL);
                 return;
         }
         p->stopping = true;
@@ -278,16 +315,7 @@ void pool_stop(struct pool *p, int status) {
         log_info("stopping %u worker%s with SIG%s", n, n == 1 ? "" : "s",
                  signal_to_string(p->config->workers.stop_signal, sig));
         for (unsigned i = 0; i < p->n_slots; i++)
-                if (p->workers[i].state == WORKER_RUNNING)
-                        p->workers[i].state = WORKER_STOPPING;
-        pool_signal_all(p, p->config->workers.stop_signal);
-
-        int r = sd_event_add_time_relative(p->event, &p->kill_timer, CLOCK_MONOTONIC,
-                                           p->config->workers.stop_timeout, 0, on_kill_timer, p);
-        if (r < 0) {
-                log_error_errno(r, "Failed to arm the stop timer, killing now: %m");
-                pool_signal_all(p, SIGKILL);
-        }
+                worker_stop(&p->workers[i]);
 }
 
 int pool_set_desired(struct pool *p, unsigned n) {
@@ -329,7 +357,6 @@ struct pool *pool_free(struct pool *p) {
                         worker_released(&p->workers[i]);   /* the source kills and reaps */
                 }
         sd_event_source_disable_unref(p->restart_timer);
-        sd_event_source_disable_unref(p->kill_timer);
         sd_event_unref(p->event);
         free(p->workers);
         free(p);

@@ -32,6 +32,7 @@ struct worker {
         pid_t pid;               /* also its process group */
         usec_t started;          /* CLOCK_MONOTONIC */
         sd_event_source *child;
+        sd_event_source *kill_timer;   /* SIGKILL once stop_timeout has passed */
 };
 
 enum worker_outcome {
@@ -51,7 +52,6 @@ struct pool {
         struct restart_limits limits;
         struct restart_state restart;
         sd_event_source *restart_timer;
-        sd_event_source *kill_timer;
         bool stopping;
         int exit_status;         /* the loop's, once stopped */
         char last_exit[96];      /* "exited with status 1", for the crash-loop report */
@@ -65,7 +65,8 @@ int pool_new(sd_event *e, const struct corral_config *config, struct pool **ret)
 /* Kills (SIGKILL) and reaps any worker still there, then frees. Accepts NULL. */
 struct pool *pool_free(struct pool *p);
 
-/* Asks for n running workers (clamped to the slots); starts the missing ones now. */
+/* Asks for n running workers (clamped to the slots): starts the missing ones
+ * now, stops the most recently started ones beyond n. */
 int pool_set_desired(struct pool *p, unsigned n);
 
 /* Graceful stop: no more starts, stop_signal to every worker's process group,

@@ -55,7 +55,7 @@ static void test_durations_and_limits(void **state) {
 
 static void test_refusals_name_their_reason(void **state) {
         struct {
-                char *argv[6];
+                char *argv[8];
                 const char *reason;
         } cases[] = {
                 { { "run", "--bogus", "--", "true" },    "unknown option '--bogus'" },

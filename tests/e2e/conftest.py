@@ -1,0 +1,157 @@
+# SPDX-License-Identifier: MIT
+"""Helpers for end-to-end tests: run the built corral and await what it says.
+
+Tests wait for events (a log line on corral's stderr, a line a worker writes on
+stdout, a process exit seen through a pidfd), never for a fixed time.
+"""
+import os
+import queue
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+CORRAL = os.environ.get("CORRAL") or os.path.join(os.path.dirname(__file__), "..", "..", "build", "corral")
+PYTHON = sys.executable
+# Generous: CI machines are noisy and the sanitizer build is slow. Only a failing
+# test ever waits this long.
+TIMEOUT = 20.0
+
+
+def py(code):
+    """argv running a Python snippet as a worker."""
+    return [PYTHON, "-c", code]
+
+
+class Stream:
+    """Lines of a pipe, collected by a thread, awaited with a deadline."""
+
+    def __init__(self, pipe):
+        self.lines = []
+        self._queue = queue.Queue()
+        self._seen = 0
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe):
+        for line in pipe:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def _pull(self, timeout):
+        line = self._queue.get(timeout=max(timeout, 0))
+        if line is not None:
+            self.lines.append(line)
+        return line
+
+    def wait(self, pattern, timeout=TIMEOUT):
+        """The first line after the last awaited one that matches pattern."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            while self._seen < len(self.lines):
+                m = rx.search(self.lines[self._seen])
+                self._seen += 1
+                if m:
+                    return m
+            try:
+                if self._pull(deadline - time.monotonic()) is None:
+                    raise AssertionError(f"stream ended without {pattern!r}:\n" + self.text())
+            except queue.Empty:
+                raise AssertionError(f"no {pattern!r} within {timeout}s:\n" + self.text()) from None
+
+    def drain(self):
+        """Everything until the pipe closes (the process and its workers are gone)."""
+        self._thread.join(TIMEOUT)
+        while True:
+            try:
+                if self._pull(0) is None:
+                    break
+            except queue.Empty:
+                break
+        return self.text()
+
+    def text(self):
+        return "\n".join(self.lines)
+
+
+class Corral:
+    def __init__(self, args, **kwargs):
+        self.proc = subprocess.Popen([CORRAL, *args], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, **kwargs)
+        self.pid = self.proc.pid
+        self.log = Stream(self.proc.stderr)
+        self.out = Stream(self.proc.stdout)
+
+    def started(self, count):
+        """Awaits `count` "worker N started (pid P)" lines; returns {id: pid}."""
+        workers = {}
+        for _ in range(count):
+            m = self.log.wait(r"worker (\d+) started \(pid (\d+)\)")
+            workers[int(m[1])] = int(m[2])
+        return workers
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=TIMEOUT):
+        rc = self.proc.wait(timeout)
+        self.log.drain()
+        return rc
+
+    def children(self):
+        with open(f"/proc/{self.pid}/task/{self.pid}/children") as f:
+            return sorted(int(p) for p in f.read().split())
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def corral():
+    started = []
+
+    def start(*args, **kwargs):
+        c = Corral(list(args), **kwargs)
+        started.append(c)
+        return c
+
+    yield start
+    for c in started:
+        c.close()
+
+
+def alive(pid):
+    """True while pid runs (a zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_gone(pid, timeout):
+    """Awaits the exit of any process (not only our children) through a pidfd."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0]) or not alive(pid)
+    finally:
+        os.close(fd)
+
+
+def send(pid, sig):
+    os.kill(pid, sig)
+
+
+__all__ = ["CORRAL", "PYTHON", "TIMEOUT", "py", "alive", "wait_gone", "send", "signal"]
