@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "conf/config.h"
+#include "policy/condition.h"
 
 void config_init(struct corral_config *c) {
         *c = (struct corral_config) {
@@ -31,6 +32,7 @@ void config_init(struct corral_config *c) {
                 },
                 .tasks = {
                         .mode = TASK_MODE_PER_TASK,
+                        .output = TASK_OUTPUT_GROUP,
                         .batch = 1,
                         .shard_count = 1,
                 },
@@ -47,7 +49,7 @@ void config_done(struct corral_config *c) {
         for (size_t i = 0; i < c->policy.n_rules; i++) {
                 free(c->policy.rules[i].name);
                 free(c->policy.rules[i].when_text);
-                /* rules[i].when is freed by the condition module once it exists. */
+                condition_free(c->policy.rules[i].when);
         }
         free(c->policy.rules);
         for (size_t i = 0; i < c->n_shared; i++) {

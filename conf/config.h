@@ -36,6 +36,14 @@ enum task_mode {
         _TASK_MODE_MAX,
 };
 
+/* tasks.output: how a task's output reaches corral's stdout. */
+enum task_output {
+        TASK_OUTPUT_GROUP,       /* a task's output is written whole when it ends */
+        TASK_OUTPUT_LINE,        /* "line-buffer": whole lines, interleaved between tasks */
+        TASK_OUTPUT_UNGROUP,     /* passed through as it comes */
+        _TASK_OUTPUT_MAX,
+};
+
 struct workers_config {
         unsigned min;
         unsigned max;            /* 0 until resolved: usable CPUs (4x in batch mode) */
@@ -65,6 +73,7 @@ struct rule_config {
         usec_t hold;             /* `for:` */
         int scale;               /* +N / -N, or percent when scale_percent */
         bool scale_percent;
+        unsigned line, column;   /* where `when:` is in the file (1-based), 0 if built in */
 };
 
 struct policy_config {
@@ -101,6 +110,7 @@ struct tasks_config {
         char *joblog;
         unsigned retries;
         bool keep_order;
+        enum task_output output;
         usec_t timeout;          /* 0 = none */
         unsigned batch;
         unsigned shard_index;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/util.h"
 
@@ -25,3 +26,16 @@ const char *signal_to_string(int sig, char buf[static 16]);
 
 /* Formats a duration the way the user would write it ("250ms", "1.5s", "2m"). */
 const char *format_duration(usec_t t, char buf[static 32]);
+
+/* A percentage: "80%" or a bare number, 0-100 either way; decimals allowed. */
+int parse_percent(const char *s, double *ret);
+
+/* A size in bytes: digits with an optional unit B, K/KiB, M/MiB, G/GiB, T/TiB
+ * (1024-based) or KB, MB, GB, TB (1000-based): "512MiB", "2GiB", "0". */
+int parse_size(const char *s, uint64_t *ret);
+
+/* A shard "K/N": N >= 1, K < N. */
+int parse_shard(const char *s, unsigned *ret_index, unsigned *ret_count);
+
+/* The signal name closest to a misspelled one ("TREM" -> "TERM"), or NULL. */
+const char *signal_suggest(const char *s);

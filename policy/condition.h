@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The condition language of a rule's `when:` (DESIGN.md "Signals a condition
+ * can use"): comparisons of signals and numbers joined by `and`, `or`, `not`
+ * and parentheses, e.g. `pool.cpu > 80% and cpu.busy < 80%`.
+ *
+ * Grammar, loosest binding first:
+ *     expr       := and ('or' and)*
+ *     and        := unary ('and' unary)*
+ *     unary      := 'not' unary | '(' expr ')' | comparison
+ *     comparison := operand ('<' | '<=' | '>' | '>=' | '==' | '!=') operand
+ *     operand    := SIGNAL | NUMBER ['%']
+ * so `not` applies to one comparison or one parenthesised group, comparisons
+ * bind tighter than `and`, and `and` tighter than `or`. One side of a
+ * comparison must be a signal; `%` is allowed only against a percentage
+ * signal, where it means the same as the bare number (80% == 80).
+ *
+ * Pure: no system calls, no globals, no logging. A parsed condition is one
+ * allocation, immutable, and evaluated without allocating.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/signals.h"
+
+struct condition;
+
+/* Parses text. Returns 0 and a new condition in *ret, or -EINVAL with a
+ * one-line message in `error` (when error_size > 0) and the 0-based byte offset
+ * of the offending token in *ret_error_offset (when non-NULL), or -ENOMEM.
+ * *ret is written only on success. */
+int condition_parse(const char *text, struct condition **ret, size_t *ret_error_offset, char *error, size_t error_size);
+
+/* Evaluates c against one snapshot. A comparison reading an unavailable signal
+ * is false (so `not (psi.cpu > 20)` is true without PSI). Cannot fail, does not
+ * allocate. */
+bool condition_eval(const struct condition *c, const struct signals *s);
+
+/* The signals c reads, as a mask of (1u << signal_id). */
+uint32_t condition_signals(const struct condition *c);
+
+/* Writes the canonical text of c (single spaces, minimal parentheses, numbers
+ * in their shortest form, `%` kept where written); parsing it gives the same
+ * canonical text again. Returns the length written (without the NUL), or
+ * -ENOBUFS when it does not fit in size bytes (buf then holds a truncated,
+ * NUL-terminated prefix when size > 0). */
+int condition_format(const struct condition *c, char *buf, size_t size);
+
+/* Frees c. Accepts NULL, returns NULL. */
+struct condition *condition_free(struct condition *c);
+
+static inline void condition_freep(struct condition **c) {
+        *c = condition_free(*c);
+}
+
+/* Limits that keep parsing and evaluation bounded on hostile input. */
+#define CONDITION_MAX_NODES 256
+#define CONDITION_MAX_DEPTH 32

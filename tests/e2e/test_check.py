@@ -1,0 +1,154 @@
+# SPDX-License-Identifier: MIT
+"""`corral check`: exit codes, and the exact FILE:LINE:COL messages of the
+tests/conf corpus (each bad file has a sibling .expected holding its stderr)."""
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+CORRAL = os.environ["CORRAL"]
+HERE = pathlib.Path(__file__).resolve().parent
+CONF = HERE.parent / "conf"
+GOOD = sorted((CONF / "good").glob("*.yaml"))
+BAD = sorted((CONF / "bad").glob("*.yaml"))
+EXAMPLES = sorted((HERE.parent.parent / "packaging" / "examples").glob("*.yaml"))
+
+USAGE_START = "Usage: corral check -c FILE"
+
+
+@pytest.fixture
+def psi_dir(tmp_path):
+    """A stand-in for /proc/pressure, so results do not depend on the kernel."""
+    d = tmp_path / "pressure"
+    d.mkdir()
+    for name in ("cpu", "memory", "io"):
+        (d / name).write_text("some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+    return d
+
+
+def check(*args, cwd=None, psi=None):
+    env = dict(os.environ)
+    if psi is not None:
+        env["CORRAL_PSI_DIR"] = str(psi)
+    return subprocess.run([CORRAL, "check", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_corpus_is_big_enough():
+    assert len(BAD) >= 40
+    for f in BAD:
+        assert f.with_suffix(".expected").exists(), f"{f.name} has no .expected"
+
+
+@pytest.mark.parametrize("path", GOOD, ids=lambda p: p.name)
+def test_good(path, psi_dir):
+    r = check("-c", path.name, cwd=path.parent, psi=psi_dir)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    lines = r.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{path.name}: OK: ")
+
+
+@pytest.mark.parametrize("path", BAD, ids=lambda p: p.name)
+def test_bad(path, psi_dir):
+    r = check("-c", path.name, cwd=path.parent, psi=psi_dir)
+    expected = path.with_suffix(".expected").read_text()
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert r.stderr == expected
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples(path, psi_dir):
+    r = check("-c", str(path), psi=psi_dir)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    assert r.stdout.startswith(f"{path}: OK: ")
+
+
+def test_examples_exist():
+    names = {p.name for p in EXAMPLES}
+    assert {"batch-cpu.yaml", "queue-consumer.yaml", "line-filter.yaml"} <= names
+
+
+def test_missing_file(tmp_path):
+    r = check("-c", "missing.yaml", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr == "missing.yaml: cannot open: No such file or directory\n"
+
+
+def test_directory(tmp_path):
+    (tmp_path / "conf.d").mkdir()
+    r = check("-c", "conf.d", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr == "conf.d: is a directory, not a configuration file\n"
+
+
+def test_binary_file(tmp_path):
+    (tmp_path / "corral.yaml").write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4)
+    r = check("-c", "corral.yaml", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr == "corral.yaml:1:8: binary data (a NUL byte): not a YAML text file\n"
+
+
+def test_ten_megabytes(tmp_path):
+    line = b"# " + b"x" * 97 + b"\n"
+    (tmp_path / "big.yaml").write_bytes(b"command: [./worker]\n" + line * (10 * 1024 * 1024 // len(line)))
+    r = check("-c", "big.yaml", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr == "big.yaml: too large (more than 1024 KiB; a configuration is a few KiB)\n"
+
+
+def test_just_under_the_limit(tmp_path, psi_dir):
+    line = b"# " + b"x" * 97 + b"\n"
+    (tmp_path / "big.yaml").write_bytes(b"command: [./worker]\n" + line * (1000 * 1024 // len(line)))
+    r = check("-c", "big.yaml", cwd=tmp_path, psi=psi_dir)
+    assert r.returncode == 0, r.stderr
+
+
+def test_many_keys_stop_after_50_errors(tmp_path):
+    text = "".join(f"key{i}: {i}\n" for i in range(20000))
+    (tmp_path / "keys.yaml").write_text(text)
+    r = check("-c", "keys.yaml", cwd=tmp_path)
+    assert r.returncode == 2
+    lines = r.stderr.splitlines()
+    assert len(lines) == 51
+    assert lines[0] == "keys.yaml:1:1: unknown key 'key0'"
+    assert lines[-1] == "keys.yaml: too many errors, stopped after 50"
+
+
+def test_psi_missing_warns(tmp_path):
+    (tmp_path / "nopsi").mkdir()
+    (tmp_path / "c.yaml").write_text(
+        "command: [./worker]\n"
+        "policy:\n"
+        "  rules:\n"
+        "    - name: neighbour\n"
+        "      when: cpu.busy > 95% and psi.cpu > 20%\n"
+        "      scale: -1\n")
+    r = check("-c", "c.yaml", cwd=tmp_path, psi=tmp_path / "nopsi")
+    assert r.returncode == 0
+    assert r.stderr == ("c.yaml:5:13: warning: rule 'neighbour' reads psi.cpu, which this machine "
+                        "does not provide: the rule never fires\n")
+    assert r.stdout.startswith("c.yaml: OK: ")
+
+
+def test_help():
+    r = check("--help")
+    assert r.returncode == 0
+    assert r.stdout.startswith(USAGE_START)
+
+
+@pytest.mark.parametrize("args, reason", [
+    ([], "corral check: no file given (-c FILE)"),
+    (["-c"], "corral check: option '-c' needs a value"),
+    (["--bogus"], "corral check: unknown option '--bogus'"),
+    (["-c", "a.yaml", "extra"], "corral check: unexpected argument 'extra'"),
+])
+def test_usage_errors(args, reason):
+    r = check(*args)
+    assert r.returncode == 2
+    first, _, rest = r.stderr.partition("\n\n")
+    assert first == reason
+    assert rest.startswith(USAGE_START)

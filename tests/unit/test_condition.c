@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: MIT */
+/* The `when:` condition language: parsing, precedence, evaluation, errors, canonical text. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "common/util.h"
+#include "policy/condition.h"
+
+static char *canonical(const char *text) {
+        static char buf[4096];
+        struct condition *c = NULL;
+        char error[256] = "";
+        size_t offset = 0;
+        int r = condition_parse(text, &c, &offset, error, sizeof(error));
+        if (r < 0) {
+                print_error("parse of '%s' failed at %zu: %s\n", text, offset, error);
+                return NULL;
+        }
+        r = condition_format(c, buf, sizeof(buf));
+        condition_free(c);
+        return r < 0 ? NULL : buf;
+}
+
+static void test_canonical(void **state) {
+        static const struct { const char *name, *text, *canonical; } cases[] = {
+                { "spacing",          "pool.cpu>80%",                       "pool.cpu > 80%" },
+                { "every op <",       "load1 < 2",                          "load1 < 2" },
+                { "every op <=",      "load1<=2",                           "load1 <= 2" },
+                { "every op >",       "load1 > 2",                          "load1 > 2" },
+                { "every op >=",      "load1 >= 2",                         "load1 >= 2" },
+                { "every op ==",      "pool.size == 3",                     "pool.size == 3" },
+                { "every op !=",      "pool.size != 3",                     "pool.size != 3" },
+                { "number on left",   "80% < pool.cpu",                     "80% < pool.cpu" },
+                { "two signals",      "cpu.core_max > cpu.core_min",        "cpu.core_max > cpu.core_min" },
+                { "decimals",         "load1 > 1.50",                       "load1 > 1.5" },
+                { "leading point",    "load1 > .5",                         "load1 > 0.5" },
+                { "zero fraction",    "load1 > 2.000",                      "load1 > 2" },
+                { "and over or",      "load1 > 1 or load1 < 2 and pool.size > 3", "load1 > 1 or load1 < 2 and pool.size > 3" },
+                { "redundant parens", "(load1 > 1) and ((pool.size > 3))",  "load1 > 1 and pool.size > 3" },
+                { "needed parens",    "(load1 > 1 or load1 < 2) and pool.size > 3", "(load1 > 1 or load1 < 2) and pool.size > 3" },
+                { "right-nested or",  "load1 > 1 or (load1 < 2 or pool.size > 3)", "load1 > 1 or (load1 < 2 or pool.size > 3)" },
+                { "left-nested or",   "(load1 > 1 or load1 < 2) or pool.size > 3", "load1 > 1 or load1 < 2 or pool.size > 3" },
+                { "not comparison",   "not load1 > 1",                      "not load1 > 1" },
+                { "not group",        "not (load1 > 1 and pool.size > 2)",  "not (load1 > 1 and pool.size > 2)" },
+                { "not not",          "not not load1 > 1",                  "not not load1 > 1" },
+                { "not binds tight",  "not load1 > 1 and pool.size > 2",    "not load1 > 1 and pool.size > 2" },
+                { "whitespace",       "  \tpool.cpu\n>\r80  ",              "pool.cpu > 80" },
+                { "default rule",     "pool.cpu > 80% and cpu.busy < 80%",  "pool.cpu > 80% and cpu.busy < 80%" },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                print_message("case: %s\n", cases[i].name);
+                const char *got = canonical(cases[i].text);
+                assert_non_null(got);
+                assert_string_equal(got, cases[i].canonical);
+                /* the canonical text is a fixed point */
+                assert_string_equal(canonical(cases[i].canonical), cases[i].canonical);
+        }
+}
+
+struct sample {
+        enum signal_id id;
+        double value;
+};
+
+static void test_eval(void **state) {
+        static const struct {
+                const char *name, *text;
+                struct sample set[4];
+                size_t n;
+                bool expect;
+        } cases[] = {
+                { "gt just above",      "pool.cpu > 80%",   { { SIGNAL_POOL_CPU, 80.001 } }, 1, true },
+                { "gt equal",           "pool.cpu > 80%",   { { SIGNAL_POOL_CPU, 80 } }, 1, false },
+                { "ge equal",           "pool.cpu >= 80",   { { SIGNAL_POOL_CPU, 80 } }, 1, true },
+                { "ge just below",      "pool.cpu >= 80",   { { SIGNAL_POOL_CPU, 79.999 } }, 1, false },
+                { "lt just below",      "pool.cpu < 20%",   { { SIGNAL_POOL_CPU, 19.999 } }, 1, true },
+                { "lt equal",           "pool.cpu < 20%",   { { SIGNAL_POOL_CPU, 20 } }, 1, false },
+                { "le equal",           "pool.cpu <= 20",   { { SIGNAL_POOL_CPU, 20 } }, 1, true },
+                { "eq",                 "pool.size == 3",   { { SIGNAL_POOL_SIZE, 3 } }, 1, true },
+                { "eq not",             "pool.size == 3",   { { SIGNAL_POOL_SIZE, 4 } }, 1, false },
+                { "ne",                 "pool.size != 3",   { { SIGNAL_POOL_SIZE, 4 } }, 1, true },
+                { "ne not",             "pool.size != 3",   { { SIGNAL_POOL_SIZE, 3 } }, 1, false },
+                { "number on left",     "50 < pool.cpu",    { { SIGNAL_POOL_CPU, 60 } }, 1, true },
+                { "two signals",        "cpu.core_max > cpu.core_min", { { SIGNAL_CPU_CORE_MAX, 90 }, { SIGNAL_CPU_CORE_MIN, 10 } }, 2, true },
+                { "and both",           "load1 > 1 and pool.size < 3", { { SIGNAL_LOAD1, 2 }, { SIGNAL_POOL_SIZE, 2 } }, 2, true },
+                { "and one",            "load1 > 1 and pool.size < 3", { { SIGNAL_LOAD1, 2 }, { SIGNAL_POOL_SIZE, 5 } }, 2, false },
+                { "or one",             "load1 > 1 or pool.size < 3",  { { SIGNAL_LOAD1, 0 }, { SIGNAL_POOL_SIZE, 2 } }, 2, true },
+                { "or none",            "load1 > 1 or pool.size < 3",  { { SIGNAL_LOAD1, 0 }, { SIGNAL_POOL_SIZE, 5 } }, 2, false },
+                /* and binds tighter: true or (false and false) */
+                { "precedence and/or",  "load1 > 1 or pool.size < 3 and pool.cpu > 50",
+                  { { SIGNAL_LOAD1, 2 }, { SIGNAL_POOL_SIZE, 5 }, { SIGNAL_POOL_CPU, 0 } }, 3, true },
+                { "parens override",    "(load1 > 1 or pool.size < 3) and pool.cpu > 50",
+                  { { SIGNAL_LOAD1, 2 }, { SIGNAL_POOL_SIZE, 5 }, { SIGNAL_POOL_CPU, 0 } }, 3, false },
+                /* not binds tighter than and: (not false) and false */
+                { "precedence not/and", "not load1 > 1 and pool.size > 3", { { SIGNAL_LOAD1, 0 }, { SIGNAL_POOL_SIZE, 0 } }, 2, false },
+                { "not group",          "not (load1 > 1 and pool.size > 3)", { { SIGNAL_LOAD1, 0 }, { SIGNAL_POOL_SIZE, 0 } }, 2, true },
+                { "not not",            "not not load1 > 1", { { SIGNAL_LOAD1, 2 } }, 1, true },
+                { "unavailable",        "psi.cpu > 20%",    { }, 0, false },
+                { "unavailable ne",     "psi.cpu != 20",    { }, 0, false },
+                { "unavailable or",     "psi.cpu > 20 or load1 > 1", { { SIGNAL_LOAD1, 2 } }, 1, true },
+                { "unavailable and",    "psi.cpu < 20 and load1 > 1", { { SIGNAL_LOAD1, 2 } }, 1, false },
+                { "unavailable not",    "not psi.cpu > 20", { }, 0, true },
+                { "unavailable rhs",    "load1 > psi.io",   { { SIGNAL_LOAD1, 2 } }, 1, false },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct signals s = {};
+                struct condition *c = NULL;
+                print_message("case: %s\n", cases[i].name);
+                for (size_t k = 0; k < cases[i].n; k++)
+                        signals_set(&s, cases[i].set[k].id, cases[i].set[k].value);
+                assert_int_equal(condition_parse(cases[i].text, &c, NULL, NULL, 0), 0);
+                assert_int_equal(condition_eval(c, &s), cases[i].expect);
+                condition_free(c);
+        }
+}
+
+static void test_errors(void **state) {
+        static const struct { const char *name, *text; size_t offset; const char *message; } cases[] = {
+                { "empty",            "",                    0,  "empty condition" },
+                { "blank",            "   ",                 0,  "empty condition" },
+                { "unknown signal",   "cpu.bussy > 1",       0,  "unknown signal 'cpu.bussy' (did you mean 'cpu.busy'?)" },
+                { "unknown far",      "pool.cpu > 1 and frob > 2", 17, "unknown signal 'frob'" },
+                { "missing op",       "pool.cpu 80",         9,  "expected a comparison (< <= > >= == !=) after 'pool.cpu', found '80'" },
+                { "missing rhs",      "pool.cpu >",          10, "expected a signal or a number, found the end of the condition" },
+                { "lone =",           "pool.cpu = 80",       9,  "unexpected '=' (did you mean '=='?)" },
+                { "lone !",           "! pool.cpu > 80",     0,  "unexpected '!' (use 'not')" },
+                { "c and",            "load1 > 1 && load1 < 2", 10, "unexpected '&' (use 'and')" },
+                { "c or",             "load1 > 1 || load1 < 2", 10, "unexpected '|' (use 'or')" },
+                { "bad char",         "load1 > 1 # x",       10, "unexpected character '#'" },
+                { "bad byte",         "load1 > \x01",        8,  "unexpected byte 0x01" },
+                { "bad number",       "load1 > 1.2.3",       8,  "invalid number '1.2.3'" },
+                { "number suffix",    "load1 > 5s",          8,  "invalid number '5s'" },
+                { "trailing point",   "load1 > 5.",          8,  "invalid number '5.'" },
+                { "big number",       "load1 > 1234567890",  8,  "number '1234567890' out of range (at most 9 digits before and 6 after the point)" },
+                { "many decimals",    "load1 > 0.1234567",   8,  "number '0.1234567' out of range (at most 9 digits before and 6 after the point)" },
+                { "two numbers",      "1 < 2",               0,  "a comparison needs a signal on one side" },
+                { "percent count",    "tasks.rate > 5%",     13, "'%' does not apply to tasks.rate, which is not a percentage" },
+                { "percent left",     "5% < load1",          0,  "'%' does not apply to load1, which is not a percentage" },
+                { "chained compare",  "1 < load1 < 2",       10, "unexpected '<' (expected 'and' or 'or')" },
+                { "missing and",      "load1 > 1 pool.size < 2", 10, "unexpected 'pool.size' (expected 'and' or 'or')" },
+                { "dangling and",     "load1 > 1 and",       13, "expected a signal or a number, found the end of the condition" },
+                { "leading and",      "and load1 > 1",       0,  "expected a signal or a number, found 'and'" },
+                { "unclosed paren",   "(load1 > 1",          10, "missing ')' to close a '('" },
+                { "stray rparen",     "load1 > 1)",          9,  "unexpected ')' (expected 'and' or 'or')" },
+                { "paren junk",       "(load1 > 1 load1 < 2)", 11, "unexpected 'load1' (expected 'and', 'or' or ')')" },
+                { "empty parens",     "()",                  1,  "expected a signal or a number, found ')'" },
+                { "not alone",        "not",                 3,  "expected a signal or a number, found the end of the condition" },
+                { "keyword as value", "load1 > or",          8,  "expected a signal or a number, found 'or'" },
+                { "uppercase AND",    "load1 > 1 AND load1 < 2", 10, "unexpected 'AND' (expected 'and' or 'or')" },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct condition *c = (struct condition *) 0x1;   /* must stay untouched */
+                char error[256] = "";
+                size_t offset = 999;
+                print_message("case: %s\n", cases[i].name);
+                assert_int_equal(condition_parse(cases[i].text, &c, &offset, error, sizeof(error)), -EINVAL);
+                assert_string_equal(error, cases[i].message);
+                assert_int_equal(offset, cases[i].offset);
+                assert_ptr_equal(c, (struct condition *) 0x1);
+        }
+}
+
+static void test_limits(void **state) {
+        char text[8192], error[256];
+        struct condition *c = NULL;
+        size_t offset, len = 0;
+        (void) state;
+
+        /* nesting */
+        for (int i = 0; i < CONDITION_MAX_DEPTH + 1; i++)
+                text[len++] = '(';
+        strcpy(text + len, "load1 > 1");
+        assert_int_equal(condition_parse(text, &c, &offset, error, sizeof(error)), -EINVAL);
+        assert_int_equal(offset, CONDITION_MAX_DEPTH);
+        assert_string_equal(error, "condition nested too deeply (more than 32 levels)");
+
+        /* many comparisons */
+        len = 0;
+        for (int i = 0; i < CONDITION_MAX_NODES; i++)
+                len += (size_t) snprintf(text + len, sizeof(text) - len, "%sload1 > %d", i ? " or " : "", i);
+        assert_int_equal(condition_parse(text, &c, &offset, error, sizeof(error)), -EINVAL);
+        assert_string_equal(error, "condition too long (more than 256 comparisons and operators)");
+
+        /* a tiny error buffer is truncated, never overrun */
+        char small[8];
+        assert_int_equal(condition_parse("frob > 1", &c, NULL, small, sizeof(small)), -EINVAL);
+        assert_string_equal(small, "unknown");
+        assert_int_equal(condition_parse("frob > 1", &c, NULL, NULL, 0), -EINVAL);
+}
+
+static void test_signals_mask_and_format(void **state) {
+        struct condition *c = NULL;
+        char buf[16];
+        (void) state;
+
+        assert_int_equal(condition_parse("pool.cpu > 80% and (psi.cpu > 1 or not load1 < psi.io)", &c, NULL, NULL, 0), 0);
+        assert_int_equal(condition_signals(c),
+                         (1u << SIGNAL_POOL_CPU) | (1u << SIGNAL_PSI_CPU) | (1u << SIGNAL_LOAD1) | (1u << SIGNAL_PSI_IO));
+        assert_int_equal(condition_format(c, buf, sizeof(buf)), -ENOBUFS);
+        assert_int_equal(strlen(buf), sizeof(buf) - 1);
+        assert_int_equal(condition_format(c, buf, 0), -ENOBUFS);
+        condition_free(c);
+        assert_null(condition_free(NULL));
+        assert_int_equal(condition_signals(NULL), 0);
+}
+
+/* A small deterministic generator: the test is repeatable, and a failure prints the text. */
+static uint32_t rng(uint32_t *s) {
+        *s = *s * 1664525u + 1013904223u;
+        return *s >> 8;
+}
+
+static size_t gen(char *buf, size_t size, uint32_t *s, int depth) {
+        static const char *const ops[] = { "<", "<=", ">", ">=", "==", "!=" };
+        static const char *const ws[] = { " ", "", "  ", "\t" };
+        uint32_t k = rng(s) % (depth > 4 ? 2 : 6);
+        if (k < 2) {
+                enum signal_id a = (enum signal_id) (rng(s) % _SIGNAL_MAX);
+                bool pct = signal_is_percent(a) && rng(s) % 2;
+                unsigned whole = rng(s) % 1000, frac = rng(s) % 4 == 0 ? rng(s) % 1000 : 0;
+                char number[32];
+                if (frac)
+                        snprintf(number, sizeof(number), "%u.%03u%s", whole, frac, pct ? "%" : "");
+                else
+                        snprintf(number, sizeof(number), "%u%s", whole, pct ? "%" : "");
+                const char *w = ws[rng(s) % 4];
+                if (k == 0)
+                        return (size_t) snprintf(buf, size, "%s%s%s%s%s", signal_name(a), w, ops[rng(s) % 6], " ", number);
+                return (size_t) snprintf(buf, size, "%s %s%s%s", number, ops[rng(s) % 6], w, signal_name(a));
+        }
+        size_t n = 0;
+        if (k == 2) {
+                n += (size_t) snprintf(buf, size, "not ");
+                return n + gen(buf + n, size - n, s, depth + 1);
+        }
+        if (k == 3) {
+                n += (size_t) snprintf(buf, size, "(");
+                n += gen(buf + n, size - n, s, depth + 1);
+                return n + (size_t) snprintf(buf + n, size - n, ")");
+        }
+        n += gen(buf, size, s, depth + 1);
+        n += (size_t) snprintf(buf + n, size - n, k == 4 ? " and " : " or ");
+        return n + gen(buf + n, size - n, s, depth + 1);
+}
+
+static void test_roundtrip_property(void **state) {
+        uint32_t seed = 42;
+        char text[4096], first[4096], second[4096];
+        (void) state;
+
+        for (int i = 0; i < 2000; i++) {
+                struct condition *a = NULL, *b = NULL;
+                char error[256] = "";
+                gen(text, sizeof(text), &seed, 0);
+                int r = condition_parse(text, &a, NULL, error, sizeof(error));
+                if (r < 0)
+                        fail_msg("generated '%s' does not parse: %s", text, error);
+                assert_true(condition_format(a, first, sizeof(first)) > 0);
+                r = condition_parse(first, &b, NULL, error, sizeof(error));
+                if (r < 0)
+                        fail_msg("canonical '%s' of '%s' does not parse: %s", first, text, error);
+                assert_true(condition_format(b, second, sizeof(second)) > 0);
+                if (strcmp(first, second) != 0)
+                        fail_msg("'%s' -> '%s' -> '%s'", text, first, second);
+                assert_int_equal(condition_signals(a), condition_signals(b));
+
+                /* the same tree: the same answer on random snapshots, some signals missing */
+                for (int k = 0; k < 8; k++) {
+                        struct signals s = {};
+                        for (enum signal_id id = 0; id < _SIGNAL_MAX; id++)
+                                if (rng(&seed) % 5)
+                                        signals_set(&s, id, (double) (rng(&seed) % 1000));
+                        assert_int_equal(condition_eval(a, &s), condition_eval(b, &s));
+                }
+                condition_free(a);
+                condition_free(b);
+        }
+}
+
+int main(int argc, char **argv) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_canonical),
+                cmocka_unit_test(test_eval),
+                cmocka_unit_test(test_errors),
+                cmocka_unit_test(test_limits),
+                cmocka_unit_test(test_signals_mask_and_format),
+                cmocka_unit_test(test_roundtrip_property),
+        };
+        if (argc > 1)
+                cmocka_set_test_filter(argv[1]);
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

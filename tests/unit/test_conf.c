@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/* The built-in default policy and the value parsers conf_load adds (percent, size, shard). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <errno.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "conf/conf.h"
+#include "conf/units.h"
+#include "policy/condition.h"
+
+static void test_default_policy(void **state) {
+        static const char *const long_lived[] = {
+                "pool.cpu > 80% and cpu.busy < 80%", "cpu.busy > 95% and psi.cpu > 20%", "pool.cpu < 20%",
+        };
+        struct corral_config c;
+        char buf[128];
+        (void) state;
+
+        config_init(&c);
+        assert_int_equal(config_default_policy(&c, false), 0);
+        assert_int_equal(c.policy.n_rules, 3);
+        assert_false(c.policy.has_optimize);
+        for (size_t i = 0; i < 3; i++) {
+                assert_true(condition_format(c.policy.rules[i].when, buf, sizeof(buf)) > 0);
+                assert_string_equal(buf, long_lived[i]);
+        }
+        assert_int_equal(c.policy.rules[0].scale, 1);
+        assert_int_equal(c.policy.rules[0].hold, 2 * USEC_PER_SEC);
+        assert_int_equal(c.policy.rules[1].scale, -1);
+        assert_int_equal(c.policy.rules[1].hold, 5 * USEC_PER_SEC);
+        assert_int_equal(c.policy.rules[2].hold, 30 * USEC_PER_SEC);
+        assert_int_equal(c.workers.min, 1);
+        assert_int_equal(c.workers.max, 0);
+
+        /* replacing the rules frees the old ones (checked by the sanitizers) */
+        assert_int_equal(config_default_policy(&c, true), 0);
+        assert_int_equal(c.policy.n_rules, 1);
+        assert_string_equal(c.policy.rules[0].name, "neighbour");
+        assert_true(c.policy.has_optimize);
+        assert_int_equal(c.policy.optimize_signal, SIGNAL_TASKS_RATE);
+        config_done(&c);
+}
+
+static void test_percent_size_shard(void **state) {
+        double d = -1;
+        uint64_t v = 7;
+        unsigned k = 9, n = 9;
+        (void) state;
+
+        assert_int_equal(parse_percent("80%", &d), 0);
+        assert_true(d == 80);
+        assert_int_equal(parse_percent("12.5", &d), 0);
+        assert_true(d == 12.5);
+        assert_int_equal(parse_percent("101%", &d), -ERANGE);
+        assert_int_equal(parse_percent("1e2", &d), -EINVAL);
+        assert_int_equal(parse_percent("80 %", &d), -EINVAL);
+        assert_int_equal(parse_percent("-1", &d), -EINVAL);
+        assert_true(d == 12.5);
+
+        assert_int_equal(parse_size("512MiB", &v), 0);
+        assert_int_equal(v, 512ULL << 20);
+        assert_int_equal(parse_size("2GiB", &v), 0);
+        assert_int_equal(v, 2ULL << 30);
+        assert_int_equal(parse_size("1KB", &v), 0);
+        assert_int_equal(v, 1000);
+        assert_int_equal(parse_size("0", &v), 0);
+        assert_int_equal(v, 0);
+        assert_int_equal(parse_size("99999999999TiB", &v), -ERANGE);
+        assert_int_equal(parse_size("5 MiB", &v), -EINVAL);
+        assert_int_equal(parse_size("MiB", &v), -EINVAL);
+        assert_int_equal(v, 0);
+
+        assert_int_equal(parse_shard("1/4", &k, &n), 0);
+        assert_int_equal(k, 1);
+        assert_int_equal(n, 4);
+        assert_int_equal(parse_shard("4/4", &k, &n), -ERANGE);
+        assert_int_equal(parse_shard("0/0", &k, &n), -ERANGE);
+        assert_int_equal(parse_shard("1-4", &k, &n), -EINVAL);
+        assert_int_equal(parse_shard("/4", &k, &n), -EINVAL);
+        assert_int_equal(k, 1);
+
+        assert_string_equal(signal_suggest("TREM"), "TERM");
+        assert_string_equal(signal_suggest("SIGKIL"), "KILL");
+        assert_null(signal_suggest("XYZZY"));
+}
+
+int main(int argc, char **argv) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_default_policy),
+                cmocka_unit_test(test_percent_size_shard),
+        };
+        if (argc > 1)
+                cmocka_set_test_filter(argv[1]);
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
