@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pure parsers and counter arithmetic for the sampler (see procfs_parse.h).
+ * Numbers are read by hand rather than with strtod()/sscanf(): the kernel
+ * writes plain decimals, and a locale with a decimal comma must not change
+ * what "avg10=1.99" means.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "supervisor/procfs_parse.h"
+
+/* Reads an unsigned decimal at *p, advancing *p past it. */
+static int read_u64(const char **p, uint64_t *ret) {
+        const char *s = *p;
+        uint64_t v = 0;
+
+        if (*s < '0' || *s > '9')
+                return -EINVAL;
+        for (; *s >= '0' && *s <= '9'; s++) {
+                unsigned d = (unsigned) (*s - '0');
+                if (v > (UINT64_MAX - d) / 10)
+                        return -ERANGE;
+                v = v * 10 + d;
+        }
+        *p = s;
+        *ret = v;
+        return 0;
+}
+
+/* Reads "DIGITS[.DIGITS]" at *p as a double, advancing *p past it. */
+static int read_decimal(const char **p, double *ret) {
+        const char *s = *p;
+        uint64_t whole;
+        double v, scale = 0.1;
+        int r;
+
+        r = read_u64(&s, &whole);
+        if (r < 0)
+                return r;
+        v = (double) whole;
+        if (*s == '.') {
+                s++;
+                if (*s < '0' || *s > '9')
+                        return -EINVAL;
+                for (; *s >= '0' && *s <= '9'; s++, scale /= 10)
+                        v += (*s - '0') * scale;
+        }
+        *p = s;
+        *ret = v;
+        return 0;
+}
+
+/* The start of the line beginning with `prefix`, or NULL. */
+static const char *find_line(const char *text, const char *prefix) {
+        size_t n = strlen(prefix);
+
+        for (const char *l = text; l && *l; ) {
+                if (strncmp(l, prefix, n) == 0)
+                        return l;
+                l = strchr(l, '\n');
+                if (l)
+                        l++;
+        }
+        return NULL;
+}
+
+int psi_parse_some_avg10(const char *text, double *ret) {
+        const char *l = find_line(text, "some ");
+        double v;
+        int r;
+
+        if (!l)
+                return -ENOENT;
+        l += strlen("some ");
+        if (strncmp(l, "avg10=", 6) != 0)
+                return -EINVAL;
+        l += 6;
+        r = read_decimal(&l, &v);
+        if (r < 0)
+                return r;
+        /* A truncated line ("avg10=1.9" then EOF) is not a value to trust. */
+        if (*l != ' ')
+                return -EINVAL;
+        if (v > 100)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
+int cgroup_parse_cpu_max(const char *text, uint64_t *ret_quota, uint64_t *ret_period) {
+        const char *p = text;
+        uint64_t quota, period = 100000;
+        int r;
+
+        if (strncmp(p, "max", 3) == 0) {
+                quota = CGROUP_QUOTA_MAX;
+                p += 3;
+        } else {
+                r = read_u64(&p, &quota);
+                if (r < 0)
+                        return r;
+        }
+        if (*p == ' ') {
+                p++;
+                r = read_u64(&p, &period);
+                if (r < 0)
+                        return r;
+        } else if (quota != CGROUP_QUOTA_MAX)
+                return -EINVAL;         /* a number without its period: truncated */
+        if (*p != '\n' && *p != '\0')
+                return -EINVAL;
+        if (period == 0)
+                return -EINVAL;
+        *ret_quota = quota;
+        *ret_period = period;
+        return 0;
+}
+
+int cgroup_parse_cpu_usage(const char *text, uint64_t *ret_usec) {
+        const char *l = find_line(text, "usage_usec ");
+        uint64_t v;
+        int r;
+
+        if (!l)
+                return -ENOENT;
+        l += strlen("usage_usec ");
+        r = read_u64(&l, &v);
+        if (r < 0)
+                return r;
+        if (*l != '\n' && *l != '\0')
+                return -EINVAL;
+        *ret_usec = v;
+        return 0;
+}
+
+int cgroup_parse_self(const char *text, const char **ret_path, size_t *ret_len) {
+        const char *l = find_line(text, "0::");
+        const char *end;
+
+        if (!l)
+                return -ENOENT;
+        l += 3;
+        end = strchrnul(l, '\n');
+        if (end == l || *l != '/')
+                return -EINVAL;
+        *ret_path = l;
+        *ret_len = (size_t) (end - l);
+        return 0;
+}
+
+/* Copies a mountinfo field up to the next space, undoing \ooo escapes. */
+static int unescape_field(const char *s, char *buf, size_t size) {
+        size_t n = 0;
+
+        for (; *s && *s != ' ' && *s != '\n'; s++) {
+                char c = *s;
+                if (c == '\\') {
+                        if (s[1] < '0' || s[1] > '3' || s[2] < '0' || s[2] > '7' || s[3] < '0' || s[3] > '7')
+                                return -EINVAL;
+                        c = (char) ((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+                        s += 3;
+                }
+                if (n + 1 >= size)
+                        return -ERANGE;
+                buf[n++] = c;
+        }
+        if (n == 0)
+                return -EINVAL;
+        buf[n] = '\0';
+        return 0;
+}
+
+int mountinfo_find_cgroup2(const char *text, char *buf, size_t size) {
+        /* "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER" */
+        for (const char *l = text; l && *l; ) {
+                const char *eol = strchrnul(l, '\n');
+                const char *sep = strstr(l, " - ");
+
+                if (sep && sep < eol && strncmp(sep + 3, "cgroup2 ", 8) == 0) {
+                        const char *f = l;
+                        for (int i = 0; i < 4 && f && f < eol; i++) {
+                                f = strchr(f, ' ');
+                                if (f)
+                                        f++;
+                        }
+                        if (!f || f >= sep)
+                                return -EINVAL;
+                        return unescape_field(f, buf, size);
+                }
+                l = *eol ? eol + 1 : NULL;
+        }
+        return -ENOENT;
+}
+
+int proc_stat_parse_ticks(const char *text, uint64_t *ret_ticks) {
+        const char *p = strrchr(text, ')');
+        uint64_t v[4], sum = 0;
+        int r;
+
+        if (!p)
+                return -EINVAL;
+        p++;
+        /* After ')' come field 3 (state) ... utime is field 14: skip 11 fields. */
+        for (int field = 3; field < 14; field++) {
+                if (*p != ' ')
+                        return -ENOENT;
+                p = strchr(p + 1, ' ');
+                if (!p)
+                        return -ENOENT;
+        }
+        for (size_t i = 0; i < 4; i++) {
+                if (*p != ' ')
+                        return -ENOENT;
+                p++;
+                /* cutime and cstime are signed in the kernel's format; they are never
+                 * negative in practice, and a '-' here is treated as malformed. */
+                r = read_u64(&p, &v[i]);
+                if (r < 0)
+                        return r == -ERANGE ? r : -ENOENT;
+                if (sum > UINT64_MAX - v[i])
+                        return -ERANGE;
+                sum += v[i];
+        }
+        /* Truncated after cstime: the rest of the line (priority ...) must follow. */
+        if (*p != ' ')
+                return -ENOENT;
+        *ret_ticks = sum;
+        return 0;
+}
+
+unsigned cpu_capacity_from(unsigned affinity, uint64_t quota, uint64_t period) {
+        unsigned n = affinity > 0 ? affinity : 1;
+
+        if (quota != CGROUP_QUOTA_MAX && period > 0) {
+                uint64_t q = quota / period + (quota % period != 0);
+                if (q < 1)
+                        q = 1;
+                if (q < n)
+                        n = (unsigned) q;
+        }
+        return n;
+}
+
+double cpu_ticks_busy(const struct cpu_ticks *prev, const struct cpu_ticks *cur) {
+        uint64_t dt, di;
+
+        if (cur->total <= prev->total || cur->idle < prev->idle)
+                return -1;
+        dt = cur->total - prev->total;
+        di = cur->idle - prev->idle;
+        /* idle is part of total, so Δidle > Δtotal means a torn or reset reading. */
+        if (di > dt)
+                return -1;
+        return 100.0 * (double) (dt - di) / (double) dt;
+}
+
+void cpu_load_compute(const struct cpu_ticks *prev, size_t n_prev,
+                      const struct cpu_ticks *cur, size_t n_cur,
+                      const cpu_set_t *usable,
+                      struct core_busy *ret_cores, struct cpu_load *ret_load) {
+        struct cpu_load load = {};
+        double sum = 0;
+        size_t j = 0;
+
+        for (size_t i = 0; i < n_cur; i++) {
+                int id = cur[i].id;
+                double b;
+
+                if (id < 0 || id >= CPU_SETSIZE || !CPU_ISSET((size_t) id, usable))
+                        continue;
+                /* Merge join: both lists ascend by id. */
+                while (j < n_prev && prev[j].id < id)
+                        j++;
+                if (j >= n_prev || prev[j].id != id)
+                        continue;       /* a CPU that just came online: measured next time */
+                b = cpu_ticks_busy(&prev[j], &cur[i]);
+                if (b < 0)
+                        continue;
+                ret_cores[load.n_cores] = (struct core_busy) { .id = id, .busy = b };
+                if (load.n_cores == 0 || b > load.core_max)
+                        load.core_max = b;
+                if (load.n_cores == 0 || b < load.core_min)
+                        load.core_min = b;
+                if (b < CPU_IDLE_BELOW)
+                        load.idle_cores++;
+                sum += b;
+                load.n_cores++;
+        }
+        if (load.n_cores > 0)
+                load.busy = sum / (double) load.n_cores;
+        *ret_load = load;
+}
+
+double pid_cpu_percent(uint64_t prev_ticks, uint64_t cur_ticks, usec_t elapsed,
+                       unsigned long clk_tck, unsigned max_cpus) {
+        double pct, cap;
+
+        if (elapsed == 0 || clk_tck == 0 || cur_ticks < prev_ticks)
+                return -1;
+        pct = 100.0 * (double) (cur_ticks - prev_ticks) / (double) clk_tck
+              / ((double) elapsed / (double) USEC_PER_SEC);
+        cap = 100.0 * (max_cpus > 0 ? max_cpus : 1);
+        return pct > cap ? cap : pct;
+}
+
+double cgroup_quota_busy(uint64_t prev_usage, uint64_t cur_usage, usec_t elapsed,
+                         uint64_t quota, uint64_t period) {
+        double allowed, pct;
+
+        if (elapsed == 0 || cur_usage < prev_usage || quota == CGROUP_QUOTA_MAX || quota == 0 || period == 0)
+                return -1;
+        allowed = (double) elapsed * (double) quota / (double) period;
+        pct = 100.0 * (double) (cur_usage - prev_usage) / allowed;
+        return pct > 100 ? 100 : pct;
+}
