@@ -1,0 +1,546 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * corral's snapshot rendered to the names of DESIGN.md "Metrics" (through the
+ * registry) and to the /status JSON (through json-c). Pure.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "metrics/corral_metrics.h"
+#include "metrics/registry.h"
+
+/* From 1 ms (a `true`) to 5 minutes (a real batch job); +Inf catches the rest. */
+const double metrics_duration_bounds[METRICS_DURATION_BUCKETS] = {
+        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 300,
+};
+
+static const char *const worker_state_names[_METRICS_WORKER_STATE_MAX] = {
+        [METRICS_WORKER_STARTING] = "starting",
+        [METRICS_WORKER_RUNNING]  = "running",
+        [METRICS_WORKER_STOPPING] = "stopping",
+};
+
+static const char *const outcome_names[_METRICS_OUTCOME_MAX] = {
+        [METRICS_OUTCOME_SUCCESS] = "success",
+        [METRICS_OUTCOME_FAILURE] = "failure",
+        [METRICS_OUTCOME_SIGNAL]  = "signal",
+};
+
+static const char *const direction_names[_METRICS_DIRECTION_MAX] = {
+        [METRICS_SCALE_UP]   = "up",
+        [METRICS_SCALE_DOWN] = "down",
+};
+
+void metrics_histogram_observe(struct metrics_histogram *h, double seconds) {
+        size_t i = 0;
+
+        /* 14 buckets: a linear scan is as fast as a bisection here. */
+        while (i < METRICS_DURATION_BUCKETS && seconds > metrics_duration_bounds[i])
+                i++;
+        h->counts[i]++;
+        h->sum += seconds;
+}
+
+const char *metrics_worker_state_name(enum metrics_worker_state s) {
+        if (s < 0 || s >= _METRICS_WORKER_STATE_MAX)
+                return "unknown";
+        return worker_state_names[s];
+}
+
+bool metrics_snapshot_health(const struct metrics_snapshot *s, char *reason, size_t size) {
+        unsigned running = s->workers[METRICS_WORKER_RUNNING];
+
+        if (s->crash_loop) {
+                snprintf(reason, size, "crash loop: gave up after repeated worker failures");
+                return false;
+        }
+        if (s->stopping) {
+                snprintf(reason, size, "stopping");
+                return false;
+        }
+        if (running < s->min) {
+                snprintf(reason, size, "%u of at least %u workers running (%u starting)",
+                         running, s->min, s->workers[METRICS_WORKER_STARTING]);
+                return false;
+        }
+        snprintf(reason, size, "ok: %u workers running (min %u, max %u)", running, s->min, s->max);
+        return true;
+}
+
+/* A family with one unlabelled sample. */
+static int add_single(struct metrics_registry *reg, const char *name, const char *help,
+                      enum metric_type type, double value) {
+        struct metric_family *f;
+        int r;
+
+        r = metrics_family_add(reg, name, help, type, NULL, &f);
+        if (r < 0)
+                return r;
+        return metrics_set(f, NULL, value);
+}
+
+/* A family with one label and a sample per value of it. */
+static int add_by_label(struct metrics_registry *reg, const char *name, const char *help,
+                        enum metric_type type, const char *label,
+                        const char *const *values, const double *numbers, size_t n) {
+        struct metric_family *f;
+        int r;
+
+        r = metrics_family_add(reg, name, help, type, (const char *const[]) { label, NULL }, &f);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                if (!values[i])
+                        return -EINVAL;
+                r = metrics_set(f, (const char *const[]) { values[i] }, numbers[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int add_pool(struct metrics_registry *reg, const struct metrics_snapshot *s) {
+        double workers[_METRICS_WORKER_STATE_MAX];
+        int r;
+
+        r = add_by_label(reg, "corral_build_info", "corral's version; the value is always 1",
+                         METRIC_GAUGE, "version",
+                         (const char *const[]) { s->version ? s->version : "unknown" }, (double[]) { 1 }, 1);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < _METRICS_WORKER_STATE_MAX; i++)
+                workers[i] = s->workers[i];
+        r = add_by_label(reg, "corral_workers", "Workers by state", METRIC_GAUGE, "state",
+                         worker_state_names, workers, _METRICS_WORKER_STATE_MAX);
+        if (r < 0)
+                return r;
+        r = add_single(reg, "corral_workers_desired", "Workers the controller asks for",
+                       METRIC_GAUGE, s->desired);
+        if (r < 0)
+                return r;
+        r = add_single(reg, "corral_workers_min", "The pool's minimum size", METRIC_GAUGE, s->min);
+        if (r < 0)
+                return r;
+        r = add_single(reg, "corral_workers_max", "The pool's maximum size", METRIC_GAUGE, s->max);
+        if (r < 0)
+                return r;
+        r = add_single(reg, "corral_restarts_total", "Workers replaced after they ended",
+                       METRIC_COUNTER, s->restarts);
+        if (r < 0)
+                return r;
+        r = add_single(reg, "corral_crash_loop", "1 once the pool gave up in a crash loop",
+                       METRIC_GAUGE, s->crash_loop);
+        if (r < 0)
+                return r;
+        double exits[_METRICS_OUTCOME_MAX];
+        for (size_t i = 0; i < _METRICS_OUTCOME_MAX; i++)
+                exits[i] = s->exits[i];
+        return add_by_label(reg, "corral_worker_exits_total", "Workers that ended, by how",
+                            METRIC_COUNTER, "outcome", outcome_names, exits, _METRICS_OUTCOME_MAX);
+}
+
+static int add_signals(struct metrics_registry *reg, const struct metrics_snapshot *s) {
+        struct metric_family *f;
+        char id[16];
+        int r;
+
+        r = metrics_family_add(reg, "corral_cpu_busy_ratio", "Utilisation of the usable CPUs (0-1)",
+                               METRIC_GAUGE, NULL, &f);
+        if (r < 0)
+                return r;
+        if (signals_has(&s->signals, SIGNAL_CPU_BUSY)) {
+                r = metrics_set(f, NULL, s->signals.value[SIGNAL_CPU_BUSY] / 100);
+                if (r < 0)
+                        return r;
+        }
+
+        r = metrics_family_add(reg, "corral_core_busy_ratio", "Utilisation of each usable core (0-1)",
+                               METRIC_GAUGE, (const char *const[]) { "core", NULL }, &f);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < s->n_cores; i++) {
+                snprintf(id, sizeof(id), "%u", s->cores[i].id);
+                r = metrics_set(f, (const char *const[]) { id }, s->cores[i].busy / 100);
+                if (r < 0)
+                        return r;
+        }
+
+        /* Percent signals become ratios like every other ratio here; unavailable ones are absent. */
+        r = metrics_family_add(reg, "corral_signal",
+                               "Each available policy signal as the controller last saw it "
+                               "(percentages as ratios 0-1, latency in seconds)",
+                               METRIC_GAUGE, (const char *const[]) { "name", NULL }, &f);
+        if (r < 0)
+                return r;
+        for (enum signal_id i = 0; i < _SIGNAL_MAX; i++) {
+                if (!signals_has(&s->signals, i))
+                        continue;
+                double v = s->signals.value[i];
+                r = metrics_set(f, (const char *const[]) { signal_name(i) }, signal_is_percent(i) ? v / 100 : v);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int add_policy(struct metrics_registry *reg, const struct metrics_snapshot *s) {
+        struct metric_family *f;
+        int r;
+
+        r = metrics_family_add(reg, "corral_scale_events_total",
+                               "Pool size changes, by direction and the rule that made them",
+                               METRIC_COUNTER, (const char *const[]) { "direction", "rule", NULL }, &f);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < s->n_scale_events; i++) {
+                const struct metrics_scale_count *e = &s->scale_events[i];
+                if (!e->rule || e->direction < 0 || e->direction >= _METRICS_DIRECTION_MAX)
+                        return -EINVAL;
+                r = metrics_set(f, (const char *const[]) { direction_names[e->direction], e->rule }, e->count);
+                if (r < 0)
+                        return r;
+        }
+
+        r = metrics_family_add(reg, "corral_rule_condition_held_seconds",
+                               "How long each rule's condition has been true (0 when it is not)",
+                               METRIC_GAUGE, (const char *const[]) { "rule", NULL }, &f);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < s->n_rules; i++) {
+                if (!s->rules[i].name)
+                        return -EINVAL;
+                r = metrics_set(f, (const char *const[]) { s->rules[i].name },
+                                s->rules[i].holding ? s->rules[i].held : 0);
+                if (r < 0)
+                        return r;
+        }
+
+        return add_by_label(reg, "corral_config_reloads_total", "Configuration reloads (SIGHUP), by result",
+                            METRIC_COUNTER, "result", (const char *const[]) { "ok", "failed" },
+                            (double[]) { s->reloads_ok, s->reloads_failed }, 2);
+}
+
+static int add_tasks(struct metrics_registry *reg, const struct metrics_snapshot *s) {
+        struct metric_family *f;
+        int r;
+
+        r = add_by_label(reg, "corral_tasks_total", "Tasks (or stream lines) finished, by result",
+                         METRIC_COUNTER, "result", (const char *const[]) { "ok", "failed" },
+                         (double[]) { s->tasks_ok, s->tasks_failed }, 2);
+        if (r < 0)
+                return r;
+        r = add_single(reg, "corral_tasks_pending", "Tasks waiting for a worker", METRIC_GAUGE, s->tasks_pending);
+        if (r < 0)
+                return r;
+        r = add_single(reg, "corral_worker_utilization_ratio", "Share of worker time spent busy (0-1)",
+                       METRIC_GAUGE, s->utilization);
+        if (r < 0)
+                return r;
+        r = metrics_histogram_add(reg, "corral_task_duration_seconds", "How long tasks ran", NULL,
+                                  metrics_duration_bounds, METRICS_DURATION_BUCKETS, &f);
+        if (r < 0)
+                return r;
+        r = metrics_histogram_set(f, NULL, s->task_duration.counts, s->task_duration.sum);
+        if (r < 0)
+                return r;
+
+        r = metrics_family_add(reg, "corral_shared_bytes", "Size of each shared memory segment",
+                               METRIC_GAUGE, (const char *const[]) { "segment", NULL }, &f);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < s->n_segments; i++) {
+                if (!s->segments[i].name)
+                        return -EINVAL;
+                r = metrics_set(f, (const char *const[]) { s->segments[i].name }, s->segments[i].bytes);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int add_process(struct metrics_registry *reg, const struct metrics_process *p) {
+        int r;
+
+        if (!p->valid)
+                return 0;
+        r = add_single(reg, "process_cpu_seconds_total", "Total user and system CPU time spent in seconds",
+                       METRIC_COUNTER, p->cpu_seconds);
+        if (r < 0)
+                return r;
+        r = add_single(reg, "process_resident_memory_bytes", "Resident memory size in bytes",
+                       METRIC_GAUGE, p->resident_bytes);
+        if (r < 0)
+                return r;
+        r = add_single(reg, "process_start_time_seconds",
+                       "Start time of the process since unix epoch in seconds", METRIC_GAUGE, p->start_time);
+        if (r < 0)
+                return r;
+        r = add_single(reg, "process_open_fds", "Number of open file descriptors", METRIC_GAUGE, p->open_fds);
+        if (r < 0)
+                return r;
+        return add_single(reg, "process_max_fds", "Maximum number of open file descriptors",
+                          METRIC_GAUGE, p->max_fds);
+}
+
+int metrics_snapshot_render(const struct metrics_snapshot *s, char **ret_text, size_t *ret_len) {
+        _cleanup_(metrics_registry_freep) struct metrics_registry *reg = NULL;
+        int r;
+
+        r = metrics_registry_new(&reg);
+        if (r < 0)
+                return r;
+        r = add_pool(reg, s);
+        if (r < 0)
+                return r;
+        r = add_signals(reg, s);
+        if (r < 0)
+                return r;
+        r = add_policy(reg, s);
+        if (r < 0)
+                return r;
+        r = add_tasks(reg, s);
+        if (r < 0)
+                return r;
+        r = add_process(reg, &s->process);
+        if (r < 0)
+                return r;
+        return metrics_render(reg, ret_text, ret_len);
+}
+
+/* ---- /status JSON ---- */
+
+static void json_putp(struct json_object **o) {
+        json_object_put(*o);
+}
+
+/* A double written in its shortest exact form (63.5, not 63.500000000000001); NaN/Inf are null. */
+static struct json_object *json_number(double v) {
+        char buf[32];
+
+        if (!isfinite(v))
+                return NULL;
+        return json_object_new_double_s(v, metrics_format_value(v, buf));
+}
+
+static struct json_object *json_string_or_null(const char *s) {
+        return s ? json_object_new_string(s) : NULL;
+}
+
+/*
+ * Adds key: value to o, taking the value's reference. json-c returns NULL for a
+ * leaf it could not allocate, and a NULL value is JSON null: on a status page
+ * that degrades one field, which is better than no page. Containers are checked.
+ */
+static int add(struct json_object *o, const char *key, struct json_object *v) {
+        if (json_object_object_add(o, key, v) < 0) {
+                json_object_put(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+#define ADD(o, key, v)                          \
+        do {                                    \
+                int _r_ = add((o), (key), (v)); \
+                if (_r_ < 0)                    \
+                        return _r_;             \
+        } while (0)
+
+static int status_pool(const struct metrics_snapshot *s, struct json_object *root) {
+        _cleanup_(json_putp) struct json_object *pool = json_object_new_object();
+        char reason[160];
+        if (!pool)
+                return -ENOMEM;
+
+        bool healthy = metrics_snapshot_health(s, reason, sizeof(reason));
+        for (size_t i = 0; i < _METRICS_WORKER_STATE_MAX; i++)
+                ADD(pool, worker_state_names[i], json_object_new_uint64(s->workers[i]));
+        ADD(pool, "desired", json_object_new_uint64(s->desired));
+        ADD(pool, "min", json_object_new_uint64(s->min));
+        ADD(pool, "max", json_object_new_uint64(s->max));
+        ADD(pool, "utilization", json_number(s->utilization));
+        ADD(pool, "restarts", json_object_new_uint64(s->restarts));
+        ADD(pool, "crash_loop", json_object_new_boolean(s->crash_loop));
+        ADD(pool, "shutting_down", json_object_new_boolean(s->stopping));
+        ADD(pool, "healthy", json_object_new_boolean(healthy));
+        ADD(pool, "health", json_object_new_string(reason));
+
+        struct json_object *exits = json_object_new_object();
+        ADD(pool, "exits", exits);
+        if (!exits)
+                return -ENOMEM;
+        for (size_t i = 0; i < _METRICS_OUTCOME_MAX; i++)
+                ADD(exits, outcome_names[i], json_object_new_uint64(s->exits[i]));
+
+        ADD(root, "pool", TAKE_PTR(pool));
+        return 0;
+}
+
+static int status_workers(const struct metrics_snapshot *s, struct json_object *root) {
+        struct json_object *workers = json_object_new_array();
+        ADD(root, "workers", workers);
+        if (!workers)
+                return -ENOMEM;
+
+        for (size_t i = 0; i < s->n_worker_rows; i++) {
+                const struct metrics_worker *w = &s->worker_rows[i];
+                struct json_object *o = json_object_new_object();
+                if (!o || json_object_array_add(workers, o) < 0) {
+                        json_object_put(o);
+                        return -ENOMEM;
+                }
+                ADD(o, "id", json_object_new_uint64(w->id));
+                ADD(o, "pid", json_object_new_int(w->pid));
+                ADD(o, "state", json_object_new_string(metrics_worker_state_name(w->state)));
+                ADD(o, "uptime", json_number(w->uptime));
+                ADD(o, "cpu", json_number(w->cpu));
+                ADD(o, "rss", json_object_new_uint64(w->rss));
+                ADD(o, "tasks", json_object_new_uint64(w->tasks));
+                ADD(o, "restarts", json_object_new_uint64(w->restarts));
+        }
+        return 0;
+}
+
+static int status_signals(const struct metrics_snapshot *s, struct json_object *root) {
+        struct json_object *signals = json_object_new_object(), *cores;
+        ADD(root, "signals", signals);
+        if (!signals)
+                return -ENOMEM;
+        /* Unavailable signals are null: "no PSI here" is not "no pressure". */
+        for (enum signal_id i = 0; i < _SIGNAL_MAX; i++)
+                ADD(signals, signal_name(i),
+                    signals_has(&s->signals, i) ? json_number(s->signals.value[i]) : NULL);
+
+        cores = json_object_new_array();
+        ADD(root, "cores", cores);
+        if (!cores)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_cores; i++) {
+                struct json_object *o = json_object_new_object();
+                if (!o || json_object_array_add(cores, o) < 0) {
+                        json_object_put(o);
+                        return -ENOMEM;
+                }
+                ADD(o, "core", json_object_new_uint64(s->cores[i].id));
+                ADD(o, "busy", json_number(s->cores[i].busy));
+        }
+        return 0;
+}
+
+static int status_rules(const struct metrics_snapshot *s, struct json_object *root) {
+        struct json_object *rules = json_object_new_array();
+        ADD(root, "rules", rules);
+        if (!rules)
+                return -ENOMEM;
+
+        for (size_t i = 0; i < s->n_rules; i++) {
+                const struct metrics_rule *rule = &s->rules[i];
+                struct json_object *o = json_object_new_object();
+                if (!o || json_object_array_add(rules, o) < 0) {
+                        json_object_put(o);
+                        return -ENOMEM;
+                }
+                ADD(o, "name", json_string_or_null(rule->name));
+                ADD(o, "when", json_string_or_null(rule->when));
+                ADD(o, "for", json_number(rule->for_seconds));
+                ADD(o, "holding", json_object_new_boolean(rule->holding));
+                ADD(o, "held", json_number(rule->holding ? rule->held : 0));
+        }
+
+        const struct metrics_decision *d = &s->last_decision;
+        if (!d->valid) {
+                ADD(root, "last_decision", NULL);
+                return 0;
+        }
+        struct json_object *o = json_object_new_object();
+        ADD(root, "last_decision", o);
+        if (!o)
+                return -ENOMEM;
+        ADD(o, "rule", json_string_or_null(d->rule));
+        ADD(o, "reason", json_string_or_null(d->reason));
+        ADD(o, "from", json_object_new_uint64(d->from));
+        ADD(o, "to", json_object_new_uint64(d->to));
+        ADD(o, "age", json_number(d->age));
+        return 0;
+}
+
+static int status_tasks(const struct metrics_snapshot *s, struct json_object *root) {
+        struct json_object *tasks = json_object_new_object(), *shared, *reloads;
+        ADD(root, "tasks", tasks);
+        if (!tasks)
+                return -ENOMEM;
+        ADD(tasks, "ok", json_object_new_uint64(s->tasks_ok));
+        ADD(tasks, "failed", json_object_new_uint64(s->tasks_failed));
+        ADD(tasks, "pending", json_object_new_uint64(s->tasks_pending));
+
+        shared = json_object_new_array();
+        ADD(root, "shared", shared);
+        if (!shared)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_segments; i++) {
+                struct json_object *o = json_object_new_object();
+                if (!o || json_object_array_add(shared, o) < 0) {
+                        json_object_put(o);
+                        return -ENOMEM;
+                }
+                ADD(o, "segment", json_string_or_null(s->segments[i].name));
+                ADD(o, "bytes", json_object_new_uint64(s->segments[i].bytes));
+        }
+
+        reloads = json_object_new_object();
+        ADD(root, "reloads", reloads);
+        if (!reloads)
+                return -ENOMEM;
+        ADD(reloads, "ok", json_object_new_uint64(s->reloads_ok));
+        ADD(reloads, "failed", json_object_new_uint64(s->reloads_failed));
+        return 0;
+}
+
+int metrics_snapshot_status(const struct metrics_snapshot *s, struct json_object **ret) {
+        _cleanup_(json_putp) struct json_object *root = json_object_new_object();
+        int r;
+
+        if (!root)
+                return -ENOMEM;
+        ADD(root, "version", json_string_or_null(s->version));
+        r = status_pool(s, root);
+        if (r < 0)
+                return r;
+        r = status_workers(s, root);
+        if (r < 0)
+                return r;
+        r = status_signals(s, root);
+        if (r < 0)
+                return r;
+        r = status_rules(s, root);
+        if (r < 0)
+                return r;
+        r = status_tasks(s, root);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(root);
+        return 0;
+}
+
+int metrics_snapshot_status_json(const struct metrics_snapshot *s, char **ret_text, size_t *ret_len) {
+        _cleanup_(json_putp) struct json_object *root = NULL;
+        size_t len;
+        int r;
+
+        r = metrics_snapshot_status(s, &root);
+        if (r < 0)
+                return r;
+        const char *text = json_object_to_json_string_length(root, JSON_C_TO_STRING_PLAIN, &len);
+        if (!text)
+                return -ENOMEM;
+        char *copy = strndup(text, len);
+        if (!copy)
+                return -ENOMEM;
+        *ret_text = copy;
+        *ret_len = len;
+        return 0;
+}

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What corral reports about itself, as one plain struct, and its two renderings:
+ * the Prometheus text of DESIGN.md "Metrics" and the /status JSON. Pure.
+ *
+ * The supervisor fills a struct metrics_snapshot on its loop thread once per
+ * sample, renders it there, and publishes the rendered strings to the HTTP
+ * server (metrics/http.h) and the textfile. Nothing here keeps a pointer into
+ * the snapshot, so the HTTP thread never sees the pool. The snapshot only
+ * borrows the strings and arrays it points to: they must stay valid while a
+ * render function runs, no longer.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <json-c/json.h>
+
+#include "policy/signals.h"
+
+enum metrics_worker_state {
+        METRICS_WORKER_STARTING,  /* forked, not yet counted as running */
+        METRICS_WORKER_RUNNING,
+        METRICS_WORKER_STOPPING,  /* stop signal sent */
+        _METRICS_WORKER_STATE_MAX,
+};
+
+enum metrics_outcome {           /* same order as the pool's enum worker_outcome */
+        METRICS_OUTCOME_SUCCESS,
+        METRICS_OUTCOME_FAILURE,
+        METRICS_OUTCOME_SIGNAL,
+        _METRICS_OUTCOME_MAX,
+};
+
+enum metrics_direction {
+        METRICS_SCALE_UP,
+        METRICS_SCALE_DOWN,
+        _METRICS_DIRECTION_MAX,
+};
+
+/* Upper bounds of corral_task_duration_seconds, in seconds (+Inf implied). */
+#define METRICS_DURATION_BUCKETS 14
+extern const double metrics_duration_bounds[METRICS_DURATION_BUCKETS];
+
+/* Task durations, kept by the supervisor and copied by value into each snapshot. */
+struct metrics_histogram {
+        uint64_t counts[METRICS_DURATION_BUCKETS + 1];  /* per bucket; last = above the largest bound */
+        double sum;                                     /* seconds */
+};
+
+/* Adds one observation (seconds). Cannot fail. */
+void metrics_histogram_observe(struct metrics_histogram *h, double seconds);
+
+struct metrics_core {
+        unsigned id;             /* the CPU number */
+        double busy;             /* % 0-100 over the last interval */
+};
+
+struct metrics_scale_count {
+        const char *rule;        /* rule name, "target", "optimize", "manual", ... */
+        enum metrics_direction direction;
+        uint64_t count;
+};
+
+struct metrics_segment {
+        const char *name;        /* shared: key */
+        uint64_t bytes;
+};
+
+struct metrics_worker {
+        unsigned id;             /* slot, CORRAL_WORKER_ID */
+        int pid;
+        enum metrics_worker_state state;
+        double uptime;           /* seconds */
+        double cpu;              /* % of one core over the last interval */
+        uint64_t rss;            /* bytes */
+        uint64_t tasks;          /* tasks (or stream lines) it completed */
+        uint64_t restarts;       /* times this slot was refilled */
+};
+
+struct metrics_rule {
+        const char *name;
+        const char *when;        /* the condition as written; may be NULL */
+        double for_seconds;      /* its `for` */
+        bool holding;            /* the condition is true now */
+        double held;             /* seconds it has been true; 0 when not holding */
+};
+
+struct metrics_decision {
+        bool valid;              /* false until the policy decided once */
+        const char *rule;        /* who decided: a rule name, "target", ... */
+        const char *reason;      /* one line, for humans */
+        unsigned from, to;       /* pool size before and after */
+        double age;              /* seconds since the decision */
+};
+
+/* corral's own process (metrics/process.h fills it). */
+struct metrics_process {
+        bool valid;
+        double cpu_seconds;      /* user + system, all threads */
+        uint64_t resident_bytes;
+        double start_time;       /* seconds since the Unix epoch */
+        uint64_t open_fds;
+        uint64_t max_fds;        /* RLIMIT_NOFILE soft limit */
+};
+
+struct metrics_snapshot {
+        const char *version;
+        unsigned workers[_METRICS_WORKER_STATE_MAX];
+        unsigned desired, min, max;
+        bool stopping;           /* the pool is shutting down */
+        bool crash_loop;
+        struct signals signals;  /* as the controller last saw them, percentages 0-100 */
+        const struct metrics_core *cores;
+        size_t n_cores;
+        const struct metrics_scale_count *scale_events;
+        size_t n_scale_events;
+        uint64_t exits[_METRICS_OUTCOME_MAX];
+        uint64_t restarts;
+        uint64_t tasks_ok, tasks_failed, tasks_pending;
+        double utilization;      /* share of worker time busy, 0-1 */
+        struct metrics_histogram task_duration;
+        const struct metrics_segment *segments;
+        size_t n_segments;
+        uint64_t reloads_ok, reloads_failed;
+        const struct metrics_worker *worker_rows;
+        size_t n_worker_rows;
+        const struct metrics_rule *rules;
+        size_t n_rules;
+        struct metrics_decision last_decision;
+        struct metrics_process process;
+};
+
+const char *metrics_worker_state_name(enum metrics_worker_state s);
+
+/*
+ * The /healthz verdict: healthy while at least `min` workers run and the pool
+ * is neither stopping nor in a crash loop. Writes a one-line reason (no
+ * newline) into reason. Cannot fail.
+ */
+bool metrics_snapshot_health(const struct metrics_snapshot *s, char *reason, size_t size);
+
+/*
+ * Renders the Prometheus text of DESIGN.md "Metrics" (ratios 0-1, seconds,
+ * bytes). *ret_text is the caller's to free. Returns 0, -ENOMEM, or -EINVAL
+ * when a borrowed name cannot be a label value (NULL).
+ */
+int metrics_snapshot_render(const struct metrics_snapshot *s, char **ret_text, size_t *ret_len);
+
+/* Builds the /status JSON object; the caller owns the reference. Returns 0 or -ENOMEM. */
+int metrics_snapshot_status(const struct metrics_snapshot *s, struct json_object **ret);
+
+/* metrics_snapshot_status() as a compact string the caller frees. Returns 0 or -ENOMEM. */
+int metrics_snapshot_status_json(const struct metrics_snapshot *s, char **ret_text, size_t *ret_len);

@@ -1,0 +1,309 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The HTTP endpoint on libmicrohttpd: routing of three read-only pages, the
+ * listening socket, and the published pages the server thread reads.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <microhttpd.h>
+
+#include "common/util.h"
+#include "metrics/http.h"
+
+/*
+ * Connections over the limit are not refused by libmicrohttpd: they wait in the
+ * kernel backlog. A high limit with a short timeout keeps idle or slow clients
+ * from starving a real scraper (PLATFORM.md).
+ */
+#define HTTP_CONNECTION_LIMIT 1000u
+#define HTTP_CONNECTION_TIMEOUT_SEC 5u
+
+#define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
+#define CONTENT_TYPE_TEXT "text/plain; charset=utf-8"
+#define CONTENT_TYPE_JSON "application/json"
+
+/* One publication. Never modified once published; replaced whole. */
+struct pages {
+        char *metrics;
+        char *status;
+        char *health;            /* the reason, with a trailing newline */
+        bool healthy;
+};
+
+struct metrics_http {
+        struct MHD_Daemon *daemon;
+        pthread_mutex_t lock;    /* guards `pages` (the pointer, not what it points to) */
+        struct pages *pages;     /* NULL until the first publish */
+};
+
+static struct pages *pages_free(struct pages *p) {
+        if (!p)
+                return NULL;
+        free(p->metrics);
+        free(p->status);
+        free(p->health);
+        free(p);
+        return NULL;
+}
+
+static void pages_freep(struct pages **p) {
+        pages_free(*p);
+}
+
+/* libmicrohttpd's messages go nowhere: a library does not log, and a bad client is not news. */
+static void discard_log(void *cls, const char *fmt, va_list ap) {
+        (void) cls;
+        (void) fmt;
+        (void) ap;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
+                             const char *body, size_t len, bool allow) {
+        /* MUST_COPY: the body lives under the lock only; the copy is a few kB per scrape. */
+        struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *) body, MHD_RESPMEM_MUST_COPY);
+        if (!resp)
+                return MHD_NO;
+        if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type) == MHD_NO ||
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") == MHD_NO ||
+            (allow && MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") == MHD_NO)) {
+                MHD_destroy_response(resp);
+                return MHD_NO;
+        }
+        enum MHD_Result ret = MHD_queue_response(c, status, resp);
+        MHD_destroy_response(resp);
+        return ret;
+}
+
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, const char *text) {
+        return reply(c, status, CONTENT_TYPE_TEXT, text, strlen(text), status == MHD_HTTP_METHOD_NOT_ALLOWED);
+}
+
+enum page {
+        PAGE_METRICS,
+        PAGE_HEALTHZ,
+        PAGE_STATUS,
+        _PAGE_MAX,
+        _PAGE_INVALID = -1,
+};
+
+static enum page page_from_url(const char *url) {
+        static const char *const paths[_PAGE_MAX] = {
+                [PAGE_METRICS] = "/metrics",
+                [PAGE_HEALTHZ] = "/healthz",
+                [PAGE_STATUS]  = "/status",
+        };
+        for (enum page p = 0; p < _PAGE_MAX; p++)
+                if (strcmp(url, paths[p]) == 0)
+                        return p;
+        return _PAGE_INVALID;
+}
+
+/* Answers a known page from the current publication, under the lock. */
+static enum MHD_Result serve(struct metrics_http *h, struct MHD_Connection *c, enum page page) {
+        enum MHD_Result ret;
+
+        pthread_mutex_lock(&h->lock);
+        const struct pages *p = h->pages;
+        if (!p)
+                ret = reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "starting: no sample yet\n");
+        else if (page == PAGE_METRICS)
+                ret = reply(c, MHD_HTTP_OK, CONTENT_TYPE_METRICS, p->metrics, strlen(p->metrics), false);
+        else if (page == PAGE_STATUS)
+                ret = reply(c, MHD_HTTP_OK, CONTENT_TYPE_JSON, p->status, strlen(p->status), false);
+        else
+                ret = reply_text(c, p->healthy ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, p->health);
+        pthread_mutex_unlock(&h->lock);
+        return ret;
+}
+
+/* Runs on libmicrohttpd's thread for each request. libmicrohttpd omits the body for HEAD. */
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                              const char *version, const char *upload_data, size_t *upload_data_size,
+                              void **con_cls) {
+        (void) version;
+        (void) upload_data;
+
+        enum page page = page_from_url(url);
+        if (page == _PAGE_INVALID)
+                return reply_text(c, MHD_HTTP_NOT_FOUND, "not found\n");
+        if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+                return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
+        /* libmicrohttpd closes the connection after a response queued on the first
+         * call (the request may not be read whole yet): answer on the second, so
+         * that a scraper's connection is kept alive. Errors above may close. */
+        if (!*con_cls) {
+                *con_cls = cls;          /* any non-NULL mark */
+                return MHD_YES;
+        }
+        /* A GET with a body: answer anyway, ignoring the body. */
+        if (*upload_data_size > 0) {
+                *upload_data_size = 0;
+                return MHD_YES;
+        }
+        return serve(cls, c, page);
+}
+
+int metrics_listen_parse(const char *listen, struct sockaddr_storage *ret_addr, socklen_t *ret_len) {
+        _cleanup_free_ char *host = NULL;
+        const char *colon, *port;
+
+        if (!listen)
+                return -EINVAL;
+        if (listen[0] == '[') {
+                const char *end = strchr(listen, ']');
+                if (!end || end[1] != ':')
+                        return -EINVAL;
+                host = strndup(listen + 1, (size_t) (end - listen - 1));
+                port = end + 2;
+        } else {
+                colon = strrchr(listen, ':');
+                /* A bare IPv6 address is ambiguous with its port: brackets are required. */
+                if (!colon || memchr(listen, ':', (size_t) (colon - listen)))
+                        return -EINVAL;
+                host = strndup(listen, (size_t) (colon - listen));
+                port = colon + 1;
+        }
+        if (!host)
+                return -ENOMEM;
+        if (!*host || strlen(port) < 1 || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port) ||
+            atoi(port) > 65535)
+                return -EINVAL;
+
+        struct addrinfo hints = {
+                .ai_socktype = SOCK_STREAM,
+                .ai_flags = AI_NUMERICSERV | AI_PASSIVE,
+        };
+        struct addrinfo *ai = NULL;
+        if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai)
+                return -EADDRNOTAVAIL;
+        if (ai->ai_addrlen > sizeof(*ret_addr)) {
+                freeaddrinfo(ai);
+                return -EAFNOSUPPORT;
+        }
+        memcpy(ret_addr, ai->ai_addr, ai->ai_addrlen);
+        *ret_len = ai->ai_addrlen;
+        freeaddrinfo(ai);
+        return 0;
+}
+
+/* A listening socket of our own, so a busy port reports EADDRINUSE, not a bare failure. */
+static int listen_socket(const struct sockaddr_storage *addr, socklen_t len) {
+        static const int one = 1;
+
+        _cleanup_(closep) int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        /* A restarted corral must get its port back while old connections sit in TIME_WAIT. */
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+                return -errno;
+        /* [::]:PORT means IPv6 only; 0.0.0.0:PORT is there for IPv4. */
+        if (addr->ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+                return -errno;
+        if (bind(fd, (const struct sockaddr *) addr, len) < 0)
+                return -errno;
+        if (listen(fd, SOMAXCONN) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
+int metrics_http_start_fd(int fd, struct metrics_http **ret) {
+        _cleanup_(closep) int lfd = fd;
+        struct sockaddr_storage addr;
+        socklen_t len = sizeof(addr);
+
+        if (getsockname(lfd, (struct sockaddr *) &addr, &len) < 0)
+                return -errno;
+        struct metrics_http *h = calloc(1, sizeof(*h));
+        if (!h)
+                return -ENOMEM;
+        pthread_mutex_init(&h->lock, NULL);
+
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+        if (addr.ss_family == AF_INET6)
+                flags |= MHD_USE_IPv6;
+        /* The port argument is ignored with LISTEN_SOCKET. The logger must be the first option. */
+        h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handle, h,
+                                     MHD_OPTION_EXTERNAL_LOGGER, discard_log, NULL,
+                                     MHD_OPTION_LISTEN_SOCKET, lfd,
+                                     MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTION_LIMIT,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) HTTP_CONNECTION_TIMEOUT_SEC,
+                                     MHD_OPTION_END);
+        if (!h->daemon) {
+                int r = errno > 0 ? -errno : -EIO;
+                pthread_mutex_destroy(&h->lock);
+                free(h);
+                return r;
+        }
+        TAKE_FD(lfd);            /* the daemon closes it when stopped */
+        *ret = h;
+        return 0;
+}
+
+int metrics_http_start(const char *listen, struct metrics_http **ret, uint16_t *ret_port) {
+        struct sockaddr_storage addr;
+        socklen_t len;
+        struct metrics_http *h;
+        int fd, r;
+
+        r = metrics_listen_parse(listen, &addr, &len);
+        if (r < 0)
+                return r;
+        fd = listen_socket(&addr, len);
+        if (fd < 0)
+                return fd;
+
+        len = sizeof(addr);
+        if (getsockname(fd, (struct sockaddr *) &addr, &len) < 0) {
+                r = -errno;
+                safe_close(fd);
+                return r;
+        }
+        r = metrics_http_start_fd(fd, &h);
+        if (r < 0)
+                return r;
+        if (ret_port)
+                *ret_port = ntohs(addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *) &addr)->sin6_port
+                                                             : ((struct sockaddr_in *) &addr)->sin_port);
+        *ret = h;
+        return 0;
+}
+
+int metrics_http_publish(struct metrics_http *h, const char *metrics_text, const char *status_json,
+                         bool healthy, const char *health_reason) {
+        _cleanup_(pages_freep) struct pages *p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        /* Built outside the lock: the server thread waits only for a pointer swap. */
+        p->metrics = strdup(metrics_text ? metrics_text : "");
+        p->status = strdup(status_json ? status_json : "{}");
+        if (asprintf(&p->health, "%s\n", health_reason ? health_reason : (healthy ? "ok" : "unhealthy")) < 0)
+                p->health = NULL;
+        if (!p->metrics || !p->status || !p->health)
+                return -ENOMEM;
+        p->healthy = healthy;
+
+        pthread_mutex_lock(&h->lock);
+        struct pages *old = h->pages;
+        h->pages = TAKE_PTR(p);
+        pthread_mutex_unlock(&h->lock);
+
+        pages_free(old);
+        return 0;
+}
+
+struct metrics_http *metrics_http_stop(struct metrics_http *h) {
+        if (!h)
+                return NULL;
+        MHD_stop_daemon(h->daemon);
+        pthread_mutex_destroy(&h->lock);
+        pages_free(h->pages);
+        free(h);
+        return NULL;
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The metrics endpoint: GET (and HEAD) /metrics, /healthz and /status, served
+ * by libmicrohttpd from its own thread. That thread only ever reads the last
+ * published pages (immutable strings swapped under a mutex); the loop thread
+ * renders and publishes them once per sample.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct metrics_http;
+
+/*
+ * Parses "HOST:PORT" ("127.0.0.1:9311", "[::1]:9311", "localhost:0") into a
+ * socket address. Numeric hosts never touch the network; a name is resolved
+ * with getaddrinfo(). Returns 0, or -EINVAL for a malformed address or port,
+ * -EADDRNOTAVAIL for a host that does not resolve.
+ */
+int metrics_listen_parse(const char *listen, struct sockaddr_storage *ret_addr, socklen_t *ret_len);
+
+/*
+ * Binds listen (see metrics_listen_parse(); port 0 picks a free port) and starts
+ * serving from a libmicrohttpd thread. Does not touch the signal mask: the new
+ * thread inherits the caller's, so block the loop's signals before. Until the
+ * first metrics_http_publish(), every page answers 503. *ret_port is the port
+ * actually bound (may be NULL). Returns 0 or a negative errno; -EADDRINUSE
+ * for a busy port, so the caller can print "cannot listen on %s: %m".
+ */
+int metrics_http_start(const char *listen, struct metrics_http **ret, uint16_t *ret_port);
+
+/*
+ * As metrics_http_start(), on a socket that is already bound and listening
+ * (socket activation). Takes the fd, also on failure.
+ */
+int metrics_http_start_fd(int fd, struct metrics_http **ret);
+
+/*
+ * Replaces the pages served from now on: the Prometheus text, the /status JSON
+ * and the /healthz verdict with its one-line reason. Copies the strings, so
+ * the caller keeps its own. Requests already answering finish with the old
+ * pages. Call from one thread at a time. Returns 0 or -ENOMEM (the old pages
+ * then stay).
+ */
+int metrics_http_publish(struct metrics_http *h, const char *metrics_text, const char *status_json,
+                         bool healthy, const char *health_reason);
+
+/* Stops the thread (waiting for it), closes the socket and frees. Accepts NULL; returns NULL. */
+struct metrics_http *metrics_http_stop(struct metrics_http *h);
+
+static inline void metrics_http_stopp(struct metrics_http **h) {
+        metrics_http_stop(*h);
+}
