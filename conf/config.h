@@ -99,8 +99,10 @@ struct shared_config {
         uint64_t max_size;       /* 0 = half of MemAvailable */
 };
 
+#define METRICS_LISTEN_DEFAULT "127.0.0.1:9311"
+
 struct metrics_config {
-        char *listen;            /* "host:port"; NULL = none */
+        char *listen;            /* "host:port" or "none"; NULL: the default, METRICS_LISTEN_DEFAULT */
         char *textfile;
 };
 

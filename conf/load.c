@@ -504,15 +504,10 @@ static void parse_listen(struct loader *l, const yaml_node_t *n, char **dst, con
         const char *s = value_text(l, n, path, what);
         if (!s)
                 return;
-        if (strcmp(s, "none") == 0) {
-                free(*dst);
-                *dst = NULL;
-                mark_seen(l, dst, n);
-                return;
-        }
         const char *colon = strrchr(s, ':');
         unsigned port;
-        if (!colon || !host_valid(s, (size_t) (colon - s)) || parse_unsigned(colon + 1, 65535, &port) < 0) {
+        if (strcmp(s, "none") != 0 &&
+            (!colon || !host_valid(s, (size_t) (colon - s)) || parse_unsigned(colon + 1, 65535, &port) < 0)) {
                 type_error(l, n, path, what);
                 return;
         }

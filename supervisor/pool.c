@@ -2,14 +2,16 @@
 /*
  * The pool's life cycle: start workers into free slots, notice each exit
  * through its child event source, replace it after the restart backoff (or
- * give up on a crash loop), and stop everything gracefully, SIGKILL after
- * stop_timeout. A worker's process group goes with it: corral signals the
- * group, and kills what is left of it when the worker itself has exited.
+ * give up on a crash loop), roll workers over to a new command, and stop
+ * everything gracefully, SIGKILL after stop_timeout. A worker's process group
+ * goes with it: corral signals the group, and kills what is left of it when
+ * the worker itself has exited.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "conf/units.h"
@@ -19,6 +21,10 @@
 
 extern char **environ;
 
+static int on_restart_timer(sd_event_source *s, uint64_t usec, void *userdata);
+static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdata);
+static int pool_reconcile(struct pool *p);
+
 static usec_t pool_now(struct pool *p) {
         usec_t now;
         if (sd_event_now(p->event, CLOCK_MONOTONIC, &now) < 0)
@@ -26,22 +32,30 @@ static usec_t pool_now(struct pool *p) {
         return now;
 }
 
-int pool_free_slot(const struct worker *workers, unsigned n) {
+int pool_free_slot(struct worker *const *workers, unsigned n) {
         for (unsigned i = 0; i < n; i++)
-                if (workers[i].state == WORKER_EMPTY)
+                if (workers[i]->state == WORKER_EMPTY)
                         return (int) i;
         return -ENOSPC;
 }
 
 unsigned pool_count(const struct pool *p, enum worker_state state) {
         unsigned n = 0;
-        for (unsigned i = 0; i < p->n_slots; i++)
-                n += p->workers[i].state == state;
+        for (unsigned i = 0; i < p->n_alloc; i++)
+                n += p->workers[i]->state == state;
         return n;
 }
 
+size_t pool_running_pids(const struct pool *p, pid_t *pids, size_t n) {
+        size_t k = 0;
+        for (unsigned i = 0; i < p->n_alloc && k < n; i++)
+                if (p->workers[i]->state == WORKER_RUNNING)
+                        pids[k++] = p->workers[i]->pid;
+        return k;
+}
+
 static unsigned pool_alive(const struct pool *p) {
-        return p->n_slots - pool_count(p, WORKER_EMPTY);
+        return p->n_alloc - pool_count(p, WORKER_EMPTY);
 }
 
 /* Once stopping and the last worker is gone, the loop is done. */
@@ -73,21 +87,28 @@ static char *command_line(char *const *argv, char *buf, size_t size) {
         return buf;
 }
 
-static int on_restart_timer(sd_event_source *s, uint64_t usec, void *userdata);
-static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdata);
+static bool is_exec_error(int r) {
+        /* Errors of execve() that no retry can cure. */
+        switch (-r) {
+        case ENOENT: case EACCES: case ENOEXEC: case ENOTDIR: case ELOOP:
+        case ENAMETOOLONG: case EISDIR: case ETXTBSY: case EPERM:
+                return true;
+        default:
+                return false;
+        }
+}
 
 static int worker_start(struct pool *p, struct worker *w) {
         const struct workers_config *wc = &p->config->workers;
         char id_var[40], max_var[40];
         snprintf(id_var, sizeof(id_var), "CORRAL_WORKER_ID=%u", w->id);
-        snprintf(max_var, sizeof(max_var), "CORRAL_WORKERS_MAX=%u", p->n_slots);
+        snprintf(max_var, sizeof(max_var), "CORRAL_WORKERS_MAX=%u", p->max);
 
-        /* The user's env comes last so that it may override nothing of ours
-         * only by accident: env_merge lets later entries win. */
+        /* Ours come last: env_merge lets later entries win over earlier ones. */
         size_t n_user = strv_length(wc->env);
         _cleanup_free_ char **extra = calloc(n_user + 3, sizeof(char *));
         if (!extra)
-                return log_error_errno(ENOMEM, "Failed to allocate the worker environment: %m");
+                return -ENOMEM;
         for (size_t i = 0; i < n_user; i++)
                 extra[i] = wc->env[i];
         extra[n_user] = id_var;
@@ -95,7 +116,7 @@ static int worker_start(struct pool *p, struct worker *w) {
 
         _cleanup_free_ char **envp = env_merge(environ, extra);
         if (!envp)
-                return log_error_errno(ENOMEM, "Failed to allocate the worker environment: %m");
+                return -ENOMEM;
 
         struct spawn_request req = {
                 .argv = p->config->command,
@@ -110,7 +131,7 @@ static int worker_start(struct pool *p, struct worker *w) {
         if (r < 0) {
                 (void) kill(pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);
-                return log_error_errno(r, "Failed to watch worker %u (pid %d): %m", w->id, pid);
+                return r;
         }
         /* Should the pool be freed with the worker alive, sd-event kills and reaps it. */
         (void) sd_event_source_set_child_process_own(w->child, true);
@@ -118,6 +139,7 @@ static int worker_start(struct pool *p, struct worker *w) {
         w->pid = pid;
         w->state = WORKER_RUNNING;
         w->started = pool_now(p);
+        w->generation = p->generation;
         log_info("worker %u started (pid %d)", w->id, pid);
         return 0;
 }
@@ -150,28 +172,71 @@ static void worker_stop(struct worker *w) {
         }
 }
 
-/* The running worker started last: the one with the least work invested in it. */
-static struct worker *pool_newest_running(struct pool *p) {
-        struct worker *newest = NULL;
-        for (unsigned i = 0; i < p->n_slots; i++) {
-                struct worker *w = &p->workers[i];
-                if (w->state == WORKER_RUNNING && (!newest || w->started >= newest->started))
-                        newest = w;
-        }
-        return newest;
+static void worker_released(struct worker *w) {
+        w->child = sd_event_source_unref(w->child);
+        w->kill_timer = sd_event_source_disable_unref(w->kill_timer);
+        w->pid = 0;
+        w->state = WORKER_EMPTY;
 }
 
-/* Moves the pool toward `desired`: stops the surplus at once, and starts the
- * missing workers unless a restart is being held back by the backoff. */
+/* Which running worker to stop when there are too many: one still on an old
+ * command first, else the newest, which has the least work invested in it. */
+static struct worker *pool_pick_surplus(struct pool *p) {
+        struct worker *pick = NULL;
+        for (unsigned i = 0; i < p->n_alloc; i++) {
+                struct worker *w = p->workers[i];
+                if (w->state != WORKER_RUNNING)
+                        continue;
+                bool stale = w->generation != p->generation;
+                bool pick_stale = pick && pick->generation != p->generation;
+                if (!pick || (stale && !pick_stale) ||
+                    (stale == pick_stale && w->started >= pick->started))
+                        pick = w;
+        }
+        return pick;
+}
+
+static unsigned pool_count_stale(const struct pool *p) {
+        unsigned n = 0;
+        for (unsigned i = 0; i < p->n_alloc; i++)
+                n += p->workers[i]->state == WORKER_RUNNING && p->workers[i]->generation != p->generation;
+        return n;
+}
+
+/* Starts a worker in the lowest free slot. Returns 0, -ENOSPC, or an error
+ * after which the pool is already stopping. */
+static int pool_start_one(struct pool *p) {
+        int slot = pool_free_slot(p->workers, p->max);
+        if (slot < 0)
+                return slot;
+        struct worker *w = p->workers[slot];
+        int r = worker_start(p, w);
+        if (r < 0 && is_exec_error(r)) {
+                /* The command cannot run and never will: say so once. */
+                log_error_errno(r, "cannot run '%s': %m", p->config->command[0]);
+                pool_stop(p, 2);
+                return r;
+        }
+        if (r < 0) {
+                /* fork() failed (out of processes or memory): retry after the backoff. */
+                log_warning_errno(r, "Failed to start worker %u: %m", w->id);
+                return r;
+        }
+        return 0;
+}
+
+/* Moves the pool toward `desired`: stops the surplus at once, starts the
+ * missing workers unless a restart is being held back by the backoff, and
+ * replaces one worker on an old command at a time. */
 static int pool_reconcile(struct pool *p) {
-        int enabled = 0;
+        int enabled = 0, r;
 
         if (p->stopping)
                 return 0;
 
         unsigned want = p->desired > p->done ? p->desired - p->done : 0;
         while (pool_count(p, WORKER_RUNNING) > want)
-                worker_stop(pool_newest_running(p));
+                worker_stop(pool_pick_surplus(p));
 
         if (p->restart_timer)
                 (void) sd_event_source_get_enabled(p->restart_timer, &enabled);
@@ -180,22 +245,21 @@ static int pool_reconcile(struct pool *p) {
 
         /* Workers still stopping count as gone: their slots are not free yet. */
         while (pool_count(p, WORKER_RUNNING) < want) {
-                int slot = pool_free_slot(p->workers, p->n_slots);
-                if (slot < 0)
+                r = pool_start_one(p);
+                if (r == -ENOSPC)
                         break;
-                struct worker *w = &p->workers[slot];
-                int r = worker_start(p, w);
-                if (r == -ENOENT || r == -EACCES || r == -ENOEXEC || r == -ENOTDIR ||
-                    r == -ELOOP || r == -ENAMETOOLONG || r == -EISDIR || r == -ETXTBSY) {
-                        /* The command cannot run and never will: say so once. */
-                        log_error_errno(r, "cannot run '%s': %m", p->config->command[0]);
-                        pool_stop(p, 2);
+                if (r < 0)
                         return r;
-                }
-                if (r < 0) {
-                        log_warning_errno(r, "Failed to start worker %u: %m", w->id);
-                        break;
-                }
+        }
+
+        /* A rolling restart: one step at a time, the next when this one's old
+         * worker has gone. Start the new worker first where a slot is free, so
+         * the pool never drops below what it had. */
+        if (pool_count_stale(p) > 0 && pool_count(p, WORKER_STOPPING) == 0 && want > 0) {
+                r = pool_start_one(p);
+                if (r < 0 && r != -ENOSPC)
+                        return r;
+                worker_stop(pool_pick_surplus(p));
         }
         return 0;
 }
@@ -231,13 +295,6 @@ static int on_restart_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void worker_released(struct worker *w) {
-        w->child = sd_event_source_unref(w->child);
-        w->kill_timer = sd_event_source_disable_unref(w->kill_timer);
-        w->pid = 0;
-        w->state = WORKER_EMPTY;
-}
-
 static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
         struct worker *w = userdata;
         struct pool *p = w->pool;
@@ -252,8 +309,8 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
 
         enum worker_outcome outcome = si->si_code != CLD_EXITED ? OUTCOME_SIGNAL :
                                       si->si_status == 0 ? OUTCOME_SUCCESS : OUTCOME_FAILURE;
-        p->exits[outcome]++;
         bool asked_to_stop = w->state == WORKER_STOPPING;
+        p->exits[outcome]++;
         describe_exit(si, how, sizeof(how));
         snprintf(p->last_exit, sizeof(p->last_exit), "%s", how);
         log_full(outcome == OUTCOME_SUCCESS || asked_to_stop ? LOG_INFO : LOG_WARNING, 0,
@@ -265,7 +322,7 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
                 return 0;
         }
         if (asked_to_stop) {
-                /* Scaled down: its slot may be wanted again. */
+                /* Scaled down or rolled over: its slot may be wanted again. */
                 (void) pool_reconcile(p);
                 return 0;
         }
@@ -284,10 +341,12 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
                 log_error("crash loop: '%s' failed %u times in a row, the last one %s; giving up",
                           command_line(p->config->command, cmd, sizeof(cmd)),
                           p->restart.quick_failures, p->last_exit);
+                p->crash_loop = true;
                 pool_stop(p, 3);
                 return 0;
         }
         p->restarts++;
+        w->restarts++;
         log_info("restarting worker %u in %s", w->id, format_duration(delay, up));
         pool_schedule_restart(p, delay);
         return 0;
@@ -298,14 +357,16 @@ void pool_stop(struct pool *p, int status) {
 
         if (p->stopping) {
                 log_notice("stopping at once");
-                for (unsigned i = 0; i < p->n_slots; i++)
-                        if (p->workers[i].state != WORKER_EMPTY)
-                                (void) kill(-p->workers[i].pid, SIGKILL);
+                for (unsigned i = 0; i < p->n_alloc; i++)
+                        if (p->workers[i]->state != WORKER_EMPTY)
+                                (void) kill(-p->workers[i]->pid, SIGKILL);
                 return;
         }
         p->stopping = true;
         p->exit_status = status;
         p->restart_timer = sd_event_source_disable_unref(p->restart_timer);
+        if (p->on_stopping)
+                p->on_stopping(p, p->userdata);
 
         unsigned n = pool_alive(p);
         if (n == 0) {
@@ -314,48 +375,104 @@ void pool_stop(struct pool *p, int status) {
         }
         log_info("stopping %u worker%s with SIG%s", n, n == 1 ? "" : "s",
                  signal_to_string(p->config->workers.stop_signal, sig));
-        for (unsigned i = 0; i < p->n_slots; i++)
-                worker_stop(&p->workers[i]);
+        for (unsigned i = 0; i < p->n_alloc; i++)
+                worker_stop(p->workers[i]);
 }
 
 int pool_set_desired(struct pool *p, unsigned n) {
-        p->desired = n < p->n_slots ? n : p->n_slots;
+        p->desired = n < p->max ? n : p->max;
         return pool_reconcile(p);
 }
 
-int pool_new(sd_event *e, const struct corral_config *config, struct pool **ret) {
-        const struct workers_config *wc = &config->workers;
-        _cleanup_free_ struct pool *p = calloc(1, sizeof(*p));
-        if (!p)
+/* Makes sure there are at least n slots; existing workers keep their place. */
+static int pool_grow_slots(struct pool *p, unsigned n) {
+        if (n <= p->n_alloc)
+                return 0;
+        struct worker **a = reallocarray(p->workers, n, sizeof(struct worker *));
+        if (!a)
                 return -ENOMEM;
-        p->workers = calloc(wc->max, sizeof(struct worker));
-        if (!p->workers)
-                return -ENOMEM;
-        for (unsigned i = 0; i < wc->max; i++)
-                p->workers[i] = (struct worker) { .pool = p, .id = i };
+        p->workers = a;
+        for (; p->n_alloc < n; p->n_alloc++) {
+                struct worker *w = calloc(1, sizeof(*w));
+                if (!w)
+                        return -ENOMEM;
+                *w = (struct worker) { .pool = p, .id = p->n_alloc };
+                p->workers[p->n_alloc] = w;
+        }
+        return 0;
+}
 
-        p->event = sd_event_ref(e);
-        p->config = config;
-        p->n_slots = wc->max;
+static bool strv_equal(char *const *a, char *const *b) {
+        size_t n = strv_length(a);
+        if (n != strv_length(b))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(a[i], b[i]) != 0)
+                        return false;
+        return true;
+}
+
+static bool streq_null(const char *a, const char *b) {
+        return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static void pool_set_limits(struct pool *p, const struct workers_config *wc) {
         p->limits = (struct restart_limits) {
                 .initial = wc->backoff_initial,
                 .max = wc->backoff_max,
                 .reset_after = wc->backoff_reset_after,
                 .burst = wc->crash_burst,
         };
+}
+
+int pool_reconfigure(struct pool *p, const struct corral_config *config) {
+        const struct corral_config *old = p->config;
+        int r = pool_grow_slots(p, config->workers.max);
+        if (r < 0)
+                return r;
+
+        if (!strv_equal(old->command, config->command) || !strv_equal(old->workers.env, config->workers.env) ||
+            !streq_null(old->workers.cwd, config->workers.cwd)) {
+                p->generation++;
+                log_info("the command or its environment changed: replacing workers one at a time");
+        }
+        p->config = config;
+        p->max = config->workers.max;
+        pool_set_limits(p, &config->workers);
+        if (p->restart.delay > p->limits.max)
+                p->restart.delay = p->limits.max;
+        return pool_set_desired(p, p->desired);
+}
+
+int pool_new(sd_event *e, const struct corral_config *config, struct pool **ret) {
+        struct pool *p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->event = sd_event_ref(e);
+        p->config = config;
+        p->max = config->workers.max;
+        int r = pool_grow_slots(p, p->max);
+        if (r < 0) {
+                pool_free(p);
+                return r;
+        }
+        pool_set_limits(p, &config->workers);
         restart_state_init(&p->restart, &p->limits);
-        *ret = TAKE_PTR(p);
+        *ret = p;
         return 0;
 }
 
 struct pool *pool_free(struct pool *p) {
         if (!p)
                 return NULL;
-        for (unsigned i = 0; i < p->n_slots; i++)
-                if (p->workers[i].state != WORKER_EMPTY) {
-                        (void) kill(-p->workers[i].pid, SIGKILL);
-                        worker_released(&p->workers[i]);   /* the source kills and reaps */
+        for (unsigned i = 0; i < p->n_alloc; i++) {
+                struct worker *w = p->workers[i];
+                if (w && w->state != WORKER_EMPTY) {
+                        (void) kill(-w->pid, SIGKILL);
+                        worker_released(w);   /* the child source kills and reaps it */
                 }
+                free(w);
+        }
         sd_event_source_disable_unref(p->restart_timer);
         sd_event_unref(p->event);
         free(p->workers);

@@ -2,9 +2,10 @@
 /*
  * The worker pool: a set of slots (worker ids 0..max-1), each empty or holding
  * one running or stopping worker. It keeps `desired` workers running, replaces
- * those that end after the restart backoff, gives up on a crash loop, and stops
- * gracefully. Child exits and timers are sd-event sources on the caller's loop;
- * when the pool has stopped it ends the loop with its exit status.
+ * those that end after the restart backoff, gives up on a crash loop, rolls
+ * workers over to a new command one at a time, and stops gracefully. Child
+ * exits and timers are sd-event sources on the caller's loop; when the pool has
+ * stopped it ends the loop with its exit status.
  */
 #pragma once
 
@@ -23,6 +24,13 @@ enum worker_state {
         _WORKER_STATE_MAX,
 };
 
+enum worker_outcome {
+        OUTCOME_SUCCESS,         /* exited 0 */
+        OUTCOME_FAILURE,         /* exited non-zero */
+        OUTCOME_SIGNAL,          /* killed by a signal */
+        _OUTCOME_MAX,
+};
+
 struct pool;
 
 struct worker {
@@ -31,43 +39,53 @@ struct worker {
         enum worker_state state;
         pid_t pid;               /* also its process group */
         usec_t started;          /* CLOCK_MONOTONIC */
+        unsigned generation;     /* of the command it runs; older ones are rolled over */
+        uint64_t restarts;       /* times this slot was refilled */
         sd_event_source *child;
         sd_event_source *kill_timer;   /* SIGKILL once stop_timeout has passed */
-};
-
-enum worker_outcome {
-        OUTCOME_SUCCESS,         /* exited 0 */
-        OUTCOME_FAILURE,         /* exited non-zero */
-        OUTCOME_SIGNAL,          /* killed by a signal */
-        _OUTCOME_MAX,
 };
 
 struct pool {
         sd_event *event;
         const struct corral_config *config;
-        struct worker *workers;  /* config->workers.max slots, indexed by id */
-        unsigned n_slots;
+        struct worker **workers; /* n_alloc slots, indexed by id; new workers go below `max` */
+        unsigned n_alloc;
+        unsigned max;
         unsigned desired;
         unsigned done;           /* workers that ended for good (restart: on-failure, never) */
+        unsigned generation;     /* bumped when the command, env or cwd changes */
         struct restart_limits limits;
         struct restart_state restart;
         sd_event_source *restart_timer;
         bool stopping;
+        bool crash_loop;
         int exit_status;         /* the loop's, once stopped */
         char last_exit[96];      /* "exited with status 1", for the crash-loop report */
         uint64_t restarts;
         uint64_t exits[_OUTCOME_MAX];
+
+        /* Called when the pool starts stopping (a crash loop included), so the
+         * owner can say so at once (/healthz, sd_notify). */
+        void (*on_stopping)(struct pool *p, void *userdata);
+        void *userdata;
 };
 
-/* A pool of config->workers.max slots on loop `e`; the config must outlive it. */
+/* A pool on loop `e` with the slots of config->workers.max; the config must
+ * outlive it (or be replaced by pool_reconfigure() first). */
 int pool_new(sd_event *e, const struct corral_config *config, struct pool **ret);
 
 /* Kills (SIGKILL) and reaps any worker still there, then frees. Accepts NULL. */
 struct pool *pool_free(struct pool *p);
 
-/* Asks for n running workers (clamped to the slots): starts the missing ones
- * now, stops the most recently started ones beyond n. */
+/* Asks for n running workers (clamped to max): starts the missing ones now,
+ * stops the most recently started ones beyond n. */
 int pool_set_desired(struct pool *p, unsigned n);
+
+/* Switches to a new configuration: new bounds and restart limits at once;
+ * when the command, environment or directory changed, workers are replaced
+ * one at a time, a new one started before an old one is stopped where a slot
+ * is free. The old config may be freed after this returns. */
+int pool_reconfigure(struct pool *p, const struct corral_config *config);
 
 /* Graceful stop: no more starts, stop_signal to every worker's process group,
  * SIGKILL after stop_timeout; the loop then exits with `status`. A second call
@@ -76,5 +94,8 @@ void pool_stop(struct pool *p, int status);
 
 unsigned pool_count(const struct pool *p, enum worker_state state);
 
-/* The lowest free slot, or -ENOSPC. Worker ids are reused lowest first. */
-int pool_free_slot(const struct worker *workers, unsigned n);
+/* Writes the pids of up to n running workers; returns how many. */
+size_t pool_running_pids(const struct pool *p, pid_t *pids, size_t n);
+
+/* The lowest free slot below n, or -ENOSPC. Worker ids are reused lowest first. */
+int pool_free_slot(struct worker *const *workers, unsigned n);

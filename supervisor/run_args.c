@@ -12,7 +12,8 @@
 #define WORKERS_LIMIT 65536u
 
 const char run_usage[] =
-        "Usage: corral run [-c FILE] [--min N] [--max N] [--stop-timeout DURATION]\n"
+        "Usage: corral run [-c FILE] [--min N] [--max N] [--metrics HOST:PORT|none]\n"
+        "                  [--stop-timeout DURATION]\n"
         "                  [--restart-delay DURATION] [--crash-limit N] [-v|-q]\n"
         "                  [--] COMMAND [ARG...]\n"
         "\n"
@@ -22,6 +23,8 @@ const char run_usage[] =
         "  -c, --config FILE          read the configuration from FILE\n"
         "      --min N                keep at least N workers (default 1)\n"
         "      --max N                at most N workers (default: usable CPUs)\n"
+        "      --metrics HOST:PORT    serve /metrics, /healthz and /status there\n"
+        "                             (default 127.0.0.1:9311; none: do not)\n"
         "      --stop-timeout DURATION  SIGKILL workers still running this long after\n"
         "                             the stop signal (default 10s)\n"
         "      --restart-delay DURATION first restart delay, doubling up to 30s\n"
@@ -35,6 +38,7 @@ const char run_usage[] =
 enum {
         ARG_MIN = 0x100,
         ARG_MAX,
+        ARG_METRICS,
         ARG_STOP_TIMEOUT,
         ARG_RESTART_DELAY,
         ARG_CRASH_LIMIT,
@@ -44,6 +48,7 @@ static const struct option run_options[] = {
         { "config",        required_argument, NULL, 'c' },
         { "min",           required_argument, NULL, ARG_MIN },
         { "max",           required_argument, NULL, ARG_MAX },
+        { "metrics",       required_argument, NULL, ARG_METRICS },
         { "stop-timeout",  required_argument, NULL, ARG_STOP_TIMEOUT },
         { "restart-delay", required_argument, NULL, ARG_RESTART_DELAY },
         { "crash-limit",   required_argument, NULL, ARG_CRASH_LIMIT },
@@ -78,6 +83,9 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
                         if (parse_unsigned(optarg, WORKERS_LIMIT, &a.max) < 0 || a.max == 0)
                                 return fail("--max: '%s' is not a number of workers (1-%u)", optarg, WORKERS_LIMIT);
                         a.max_set = true;
+                        break;
+                case ARG_METRICS:
+                        a.metrics = optarg;
                         break;
                 case ARG_STOP_TIMEOUT:
                         if (parse_duration(optarg, &a.stop_timeout) < 0)

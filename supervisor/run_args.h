@@ -12,6 +12,7 @@
 
 struct run_args {
         const char *config_path;   /* -c FILE */
+        const char *metrics;       /* --metrics HOST:PORT|none */
         unsigned min, max;
         bool min_set, max_set;
         usec_t stop_timeout;       /* USEC_INFINITY: not given */

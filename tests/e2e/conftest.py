@@ -82,6 +82,10 @@ class Stream:
 
 class Corral:
     def __init__(self, args, **kwargs):
+        # Tests run side by side: unless a test picks its own address, each
+        # corral serves metrics on a free port (and says which in its log).
+        if args[:1] == ["run"] and "--metrics" not in args:
+            args = ["run", "--metrics", "127.0.0.1:0", *args[1:]]
         self.proc = subprocess.Popen([CORRAL, *args], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, **kwargs)
@@ -96,6 +100,15 @@ class Corral:
             m = self.log.wait(r"worker (\d+) started \(pid (\d+)\)")
             workers[int(m[1])] = int(m[2])
         return workers
+
+    def metrics_port(self):
+        """The port of the metrics endpoint, from the log line that announces it
+        (which comes before any worker starts, so it may be behind the cursor)."""
+        for line in self.log.lines:
+            m = re.search(r"metrics on port (\d+)", line)
+            if m:
+                return int(m[1])
+        return int(self.log.wait(r"metrics on port (\d+)")[1])
 
     def signal(self, sig):
         self.proc.send_signal(sig)

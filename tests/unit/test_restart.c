@@ -91,17 +91,18 @@ static void test_zero_initial_delay_restarts_at_once(void **state) {
 }
 
 static void test_free_slot_is_lowest_and_reused(void **state) {
-        struct worker w[4] = {};
+        struct worker slots[4] = {};
+        struct worker *w[4] = { &slots[0], &slots[1], &slots[2], &slots[3] };
         (void) state;
 
         assert_int_equal(pool_free_slot(w, 4), 0);
-        w[0].state = WORKER_RUNNING;
-        w[1].state = WORKER_STOPPING;
+        slots[0].state = WORKER_RUNNING;
+        slots[1].state = WORKER_STOPPING;
         assert_int_equal(pool_free_slot(w, 4), 2);
-        w[2].state = WORKER_RUNNING;
-        w[3].state = WORKER_RUNNING;
+        slots[2].state = WORKER_RUNNING;
+        slots[3].state = WORKER_RUNNING;
         assert_int_equal(pool_free_slot(w, 4), -ENOSPC);
-        w[1].state = WORKER_EMPTY;
+        slots[1].state = WORKER_EMPTY;
         assert_int_equal(pool_free_slot(w, 4), 1);
         assert_int_equal(pool_free_slot(w, 0), -ENOSPC);
 }

@@ -1,0 +1,391 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The run loop: sampling, resizing, reloading and reporting, around the pool.
+ * Everything happens on the loop thread; the HTTP thread only sees the pages
+ * published here.
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "conf/units.h"
+#include "metrics/corral_metrics.h"
+#include "metrics/http.h"
+#include "metrics/process.h"
+#include "metrics/textfile.h"
+#include "supervisor/commands.h"
+#include "supervisor/controller.h"
+#include "supervisor/log.h"
+#include "supervisor/pool.h"
+#include "supervisor/run_config.h"
+#include "supervisor/sampler.h"
+
+struct controller {
+        sd_event *event;
+        const struct run_args *args;
+        struct corral_config *config;    /* owned; replaced on reload */
+        struct pool *pool;
+        struct sampler *sampler;
+        struct metrics_http *http;
+        sd_event_source *sample_timer;
+
+        struct sample sample;            /* the last one, valid when have_sample */
+        bool have_sample;
+        bool sampler_failing;            /* logged once, until it recovers */
+        uint64_t reloads_ok, reloads_failed;
+
+        /* Buffers for the snapshot, reused every sample. */
+        struct metrics_worker *rows;
+        struct metrics_core *cores;
+        pid_t *pids;
+        size_t n_buffers;
+};
+
+static usec_t now_monotonic(struct controller *c) {
+        usec_t now = 0;
+        (void) sd_event_now(c->event, CLOCK_MONOTONIC, &now);
+        return now;
+}
+
+static int ensure_buffers(struct controller *c) {
+        size_t n = c->pool->n_alloc;
+        if (c->sample.n_cores > n)
+                n = c->sample.n_cores;
+        if (n <= c->n_buffers)
+                return 0;
+        struct metrics_worker *rows = reallocarray(c->rows, n, sizeof(*rows));
+        if (!rows)
+                return -ENOMEM;
+        c->rows = rows;
+        struct metrics_core *cores = reallocarray(c->cores, n, sizeof(*cores));
+        if (!cores)
+                return -ENOMEM;
+        c->cores = cores;
+        pid_t *pids = reallocarray(c->pids, n, sizeof(*pids));
+        if (!pids)
+                return -ENOMEM;
+        c->pids = pids;
+        c->n_buffers = n;
+        return 0;
+}
+
+static void fill_snapshot(struct controller *c, struct metrics_snapshot *s) {
+        const struct pool *p = c->pool;
+        usec_t now = now_monotonic(c);
+        size_t n_rows = 0;
+
+        *s = (struct metrics_snapshot) {
+                .version = CORRAL_VERSION,
+                .desired = p->desired,
+                .min = c->config->workers.min,
+                .max = p->max,
+                .stopping = p->stopping,
+                .crash_loop = p->crash_loop,
+                .restarts = p->restarts,
+                .reloads_ok = c->reloads_ok,
+                .reloads_failed = c->reloads_failed,
+        };
+        s->workers[METRICS_WORKER_RUNNING] = pool_count(p, WORKER_RUNNING);
+        s->workers[METRICS_WORKER_STOPPING] = pool_count(p, WORKER_STOPPING);
+        for (int i = 0; i < _OUTCOME_MAX; i++)
+                s->exits[i] = p->exits[i];
+
+        for (unsigned i = 0; i < p->n_alloc; i++) {
+                const struct worker *w = p->workers[i];
+                if (w->state == WORKER_EMPTY)
+                        continue;
+                c->rows[n_rows++] = (struct metrics_worker) {
+                        .id = w->id,
+                        .pid = w->pid,
+                        .state = w->state == WORKER_RUNNING ? METRICS_WORKER_RUNNING : METRICS_WORKER_STOPPING,
+                        .uptime = (double) (now - w->started) / (double) USEC_PER_SEC,
+                        .cpu = NAN,
+                        .restarts = w->restarts,
+                };
+        }
+        s->worker_rows = c->rows;
+        s->n_worker_rows = n_rows;
+
+        if (c->have_sample) {
+                s->signals = c->sample.signals;
+                for (size_t i = 0; i < c->sample.n_cores; i++)
+                        c->cores[i] = (struct metrics_core) { .id = (unsigned) c->sample.cores[i].id,
+                                                              .busy = c->sample.cores[i].busy };
+                s->cores = c->cores;
+                s->n_cores = c->sample.n_cores;
+                if (signals_has(&s->signals, SIGNAL_POOL_CPU))
+                        s->utilization = fmin(fmax(s->signals.value[SIGNAL_POOL_CPU] / 100.0, 0), 1);
+        }
+        (void) metrics_process_read(&s->process);
+}
+
+/* Renders and hands the pages to the HTTP thread and the textfile. */
+static void publish(struct controller *c) {
+        struct metrics_snapshot s;
+        _cleanup_free_ char *text = NULL, *json = NULL;
+        size_t text_len = 0, json_len = 0;
+        char reason[256];
+        int r;
+
+        if (!c->http && !c->config->metrics.textfile)
+                return;
+        r = ensure_buffers(c);
+        if (r < 0)
+                return (void) log_warning_errno(r, "Failed to publish metrics: %m");
+        fill_snapshot(c, &s);
+        r = metrics_snapshot_render(&s, &text, &text_len);
+        if (r >= 0)
+                r = metrics_snapshot_status_json(&s, &json, &json_len);
+        if (r < 0)
+                return (void) log_warning_errno(r, "Failed to render metrics: %m");
+        if (c->http) {
+                bool healthy = metrics_snapshot_health(&s, reason, sizeof(reason));
+                r = metrics_http_publish(c->http, text, json, healthy, reason);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to publish metrics: %m");
+        }
+        if (c->config->metrics.textfile) {
+                r = metrics_textfile_write(c->config->metrics.textfile, text, text_len);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to write %s: %m", c->config->metrics.textfile);
+        }
+}
+
+static void notify_status(struct controller *c) {
+        const struct pool *p = c->pool;
+        char cpu[32] = "cpu ?";
+
+        if (c->have_sample && signals_has(&c->sample.signals, SIGNAL_CPU_BUSY))
+                snprintf(cpu, sizeof(cpu), "cpu %.0f%%", c->sample.signals.value[SIGNAL_CPU_BUSY]);
+        (void) sd_notifyf(false, "STATUS=workers %u/%u, %s", pool_count(p, WORKER_RUNNING), p->max, cpu);
+}
+
+static void take_sample(struct controller *c) {
+        size_t n;
+        int r;
+
+        r = ensure_buffers(c);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to sample: %m");
+                return;
+        }
+        n = pool_running_pids(c->pool, c->pids, c->n_buffers);
+        r = sampler_sample(c->sampler, c->pids, n, &c->sample);
+        if (r < 0) {
+                /* No sample, no decision: the pool stays as it is. */
+                c->have_sample = false;
+                if (!c->sampler_failing)
+                        log_warning_errno(r, "Failed to sample the machine, holding the pool size: %m");
+                c->sampler_failing = true;
+                return;
+        }
+        if (c->sampler_failing)
+                log_info("sampling works again");
+        c->sampler_failing = false;
+        c->have_sample = true;
+}
+
+static int on_sample_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct controller *c = userdata;
+
+        take_sample(c);
+        publish(c);
+        notify_status(c);
+
+        /* Re-armed from its own deadline, so samples do not drift; the interval
+         * is read each time, so a reload applies from the next sample. */
+        int r = sd_event_source_set_time(s, usec + c->config->sample_interval);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s, SD_EVENT_ON);
+        if (r < 0)
+                log_error_errno(r, "Failed to re-arm the sample timer: %m");
+        return 0;
+}
+
+static void on_pool_stopping(struct pool *p, void *userdata) {
+        struct controller *c = userdata;
+        (void) p;
+        (void) sd_notify(false, "STOPPING=1");
+        publish(c);   /* /healthz turns 503 now, not at the next sample */
+}
+
+static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        struct controller *c = userdata;
+        char name[16];
+        (void) s;
+        log_info("received SIG%s", signal_to_string((int) si->ssi_signo, name));
+        pool_stop(c->pool, EXIT_OK);
+        return 0;
+}
+
+static int on_resize_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        struct controller *c = userdata;
+        const struct pool *p = c->pool;
+        unsigned n = p->desired;
+        (void) s;
+
+        if (p->stopping)
+                return 0;
+        if (si->ssi_signo == SIGTTIN && n < p->max)
+                n++;
+        else if (si->ssi_signo == SIGTTOU && n > c->config->workers.min)
+                n--;
+        log_info("manual resize: %u -> %u workers", p->desired, n);
+        (void) pool_set_desired(c->pool, n);
+        return 0;
+}
+
+static void reload(struct controller *c) {
+        _cleanup_free_ struct corral_config *next = calloc(1, sizeof(*next));
+        const char *old_listen, *new_listen;
+        int r;
+
+        if (!c->args->config_path) {
+                log_notice("received SIGHUP: no configuration file to reload, ignoring");
+                return;
+        }
+        log_info("received SIGHUP: reloading %s", c->args->config_path);
+        (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long) now_monotonic(c));
+
+        r = next ? run_config_build(c->args, next) : -ENOMEM;
+        if (r < 0) {
+                c->reloads_failed++;
+                log_error("reload refused: %s has errors; the running configuration stays", c->args->config_path);
+                goto done;
+        }
+        r = pool_reconfigure(c->pool, next);
+        if (r < 0) {
+                c->reloads_failed++;
+                log_error_errno(r, "reload failed, the running configuration stays: %m");
+                config_done(next);
+                goto done;
+        }
+
+        old_listen = run_config_metrics_listen(c->config);
+        new_listen = run_config_metrics_listen(next);
+        if (!(old_listen == new_listen || (old_listen && new_listen && strcmp(old_listen, new_listen) == 0)))
+                log_warning("metrics.listen changed: it takes effect when corral restarts");
+
+        /* The pool now reads the new config: clamp the size into the new bounds. */
+        unsigned desired = c->pool->desired;
+        if (desired < next->workers.min)
+                desired = next->workers.min;
+        if (desired > next->workers.max)
+                desired = next->workers.max;
+
+        config_done(c->config);
+        free(c->config);
+        c->config = TAKE_PTR(next);
+        c->reloads_ok++;
+        log_info("reloaded: %u-%u workers", c->config->workers.min, c->config->workers.max);
+        (void) pool_set_desired(c->pool, desired);
+done:
+        (void) sd_notify(false, "READY=1");
+        publish(c);
+}
+
+static int on_reload_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        (void) s;
+        (void) si;
+        reload(userdata);
+        return 0;
+}
+
+static int add_signal_handlers(struct controller *c) {
+        static const struct {
+                int sig;
+                sd_event_signal_handler_t handler;
+        } handlers[] = {
+                { SIGTERM, on_stop_signal },
+                { SIGINT,  on_stop_signal },
+                { SIGHUP,  on_reload_signal },
+                { SIGTTIN, on_resize_signal },
+                { SIGTTOU, on_resize_signal },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(handlers); i++) {
+                /* NULL source: the loop owns it and frees it with itself. */
+                int r = sd_event_add_signal(c->event, NULL, handlers[i].sig, handlers[i].handler, c);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to watch signal %d: %m", handlers[i].sig);
+        }
+        return 0;
+}
+
+static int start_metrics(struct controller *c) {
+        const char *listen = run_config_metrics_listen(c->config);
+        uint16_t port;
+
+        if (!listen)
+                return 0;
+        int r = metrics_http_start(listen, &c->http, &port);
+        if (r < 0)
+                return log_error_errno(r, "cannot listen on %s: %m", listen);
+        log_info("metrics on port %u (%s)", port, listen);
+        return 0;
+}
+
+static void controller_done(struct controller *c) {
+        c->sample_timer = sd_event_source_disable_unref(c->sample_timer);
+        c->pool = pool_free(c->pool);
+        c->http = metrics_http_stop(c->http);
+        c->sampler = sampler_free(c->sampler);
+        if (c->config) {
+                config_done(c->config);
+                free(c->config);
+        }
+        free(c->rows);
+        free(c->cores);
+        free(c->pids);
+        c->event = sd_event_unref(c->event);
+}
+
+int controller_run(const struct run_args *args, struct corral_config *config) {
+        _cleanup_(controller_done) struct controller c = { .args = args };
+        const struct workers_config *w;
+        int r;
+
+        c.config = malloc(sizeof(*c.config));
+        if (!c.config)
+                return log_error_errno(ENOMEM, "Failed to start: %m"), EXIT_USAGE;
+        *c.config = *config;
+        memset(config, 0, sizeof(*config));
+        w = &c.config->workers;
+
+        r = sd_event_default(&c.event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the event loop: %m"), EXIT_USAGE;
+        r = sampler_new(&c.sampler);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read the machine's CPU statistics: %m"), EXIT_USAGE;
+        r = pool_new(c.event, c.config, &c.pool);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the pool: %m"), EXIT_USAGE;
+        c.pool->on_stopping = on_pool_stopping;
+        c.pool->userdata = &c;
+
+        if (add_signal_handlers(&c) < 0 || start_metrics(&c) < 0)
+                return EXIT_USAGE;
+        /* Under systemd with WatchdogSec=, the loop pings while it runs. */
+        (void) sd_event_set_watchdog(c.event, true);
+
+        r = sd_event_add_time_relative(c.event, &c.sample_timer, CLOCK_MONOTONIC, c.config->sample_interval,
+                                       0, on_sample_timer, &c);
+        if (r < 0)
+                return log_error_errno(r, "Failed to arm the sample timer: %m"), EXIT_USAGE;
+
+        log_info("pool of %u-%u workers: starting %u", w->min, w->max, w->initial);
+        (void) pool_set_desired(c.pool, w->initial);
+        if (!c.pool->stopping)
+                (void) sd_notify(false, "READY=1");
+        publish(&c);
+        notify_status(&c);
+
+        r = sd_event_loop(c.event);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m"), EXIT_CRASH_LOOP;
+        return r;
+}

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/* Building the run configuration: file or default policy, flags, machine defaults. */
+#include <errno.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "metrics/http.h"
+#include "supervisor/log.h"
+#include "supervisor/run_config.h"
+#include "supervisor/sampler.h"
+
+static int strv_copy(char *const *src, char ***ret) {
+        size_t n = strv_length(src);
+        _cleanup_(strv_freep) char **v = calloc(n + 1, sizeof(char *));
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (!(v[i] = strdup(src[i])))
+                        return -ENOMEM;
+        *ret = TAKE_PTR(v);
+        return 0;
+}
+
+static int load_file_or_default(const struct run_args *a, struct corral_config *ret) {
+        _cleanup_(conf_diagnostics_done) struct conf_diagnostics diag = {};
+        int r;
+
+        if (!a->config_path) {
+                config_init(ret);
+                r = config_default_policy(ret, false);
+                if (r < 0)
+                        config_done(ret);
+                return r;
+        }
+
+        r = conf_load(a->config_path, ret, &diag);
+        for (size_t i = 0; i < diag.n_items; i++)
+                log_full(diag.items[i].severity == CONF_ERROR ? LOG_ERR : LOG_WARNING, 0,
+                         "%s", diag.items[i].message);
+        return r == -ENOMEM ? r : r < 0 ? -EINVAL : 0;
+}
+
+static int apply_flags(const struct run_args *a, struct corral_config *c) {
+        struct workers_config *w = &c->workers;
+        int r;
+
+        if (a->command) {
+                strv_free(c->command);
+                c->command = NULL;
+                r = strv_copy(a->command, &c->command);
+                if (r < 0)
+                        return r;
+        }
+        if (a->metrics) {
+                struct sockaddr_storage addr;
+                socklen_t len;
+                if (strcmp(a->metrics, "none") != 0 && metrics_listen_parse(a->metrics, &addr, &len) < 0) {
+                        log_error("--metrics: '%s' is not HOST:PORT or none", a->metrics);
+                        return -EINVAL;
+                }
+                free(c->metrics.listen);
+                if (!(c->metrics.listen = strdup(a->metrics)))
+                        return -ENOMEM;
+        }
+        if (a->min_set)
+                w->min = a->min;
+        if (a->max_set)
+                w->max = a->max;
+        if (a->stop_timeout != USEC_INFINITY)
+                w->stop_timeout = a->stop_timeout;
+        if (a->restart_delay != USEC_INFINITY)
+                w->backoff_initial = a->restart_delay;
+        if (a->crash_limit_set)
+                w->crash_burst = a->crash_limit;
+        return 0;
+}
+
+static int resolve_machine_defaults(struct corral_config *c) {
+        struct workers_config *w = &c->workers;
+        unsigned cpus = 1;
+
+        if (!c->command || !c->command[0]) {
+                log_error("no COMMAND to run: give one after -- or as command: in the configuration file");
+                return -EINVAL;
+        }
+        /* An unset max follows the machine, but never below an explicit min. */
+        if (w->max == 0) {
+                (void) cpu_capacity(&cpus);
+                w->max = cpus > w->min ? cpus : w->min;
+        }
+        if (w->min > w->max) {
+                log_error("min %u is larger than max %u", w->min, w->max);
+                return -EINVAL;
+        }
+        if (w->initial == 0 || w->initial < w->min)
+                w->initial = w->min;
+        if (w->initial > w->max)
+                w->initial = w->max;
+        if (w->backoff_initial > w->backoff_max)
+                w->backoff_max = w->backoff_initial;
+        return 0;
+}
+
+int run_config_build(const struct run_args *args, struct corral_config *ret) {
+        struct corral_config c;
+        int r;
+
+        r = load_file_or_default(args, &c);
+        if (r < 0)
+                return r;
+        r = apply_flags(args, &c);
+        if (r >= 0)
+                r = resolve_machine_defaults(&c);
+        if (r < 0) {
+                config_done(&c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+const char *run_config_metrics_listen(const struct corral_config *c) {
+        if (!c->metrics.listen)
+                return METRICS_LISTEN_DEFAULT;
+        if (strcmp(c->metrics.listen, "none") == 0)
+                return NULL;
+        return c->metrics.listen;
+}
