@@ -81,12 +81,12 @@ class Stream:
 
 
 class Corral:
-    def __init__(self, args, **kwargs):
+    def __init__(self, args, corral_prefix=(), **kwargs):
         # Tests run side by side: unless a test picks its own address, each
         # corral serves metrics on a free port (and says which in its log).
         if args[:1] == ["run"] and "--metrics" not in args:
             args = ["run", "--metrics", "127.0.0.1:0", *args[1:]]
-        self.proc = subprocess.Popen([CORRAL, *args], stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([*corral_prefix, CORRAL, *args], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, **kwargs)
         self.pid = self.proc.pid
