@@ -96,14 +96,19 @@ static void fill_snapshot(struct controller *c, struct metrics_snapshot *s) {
 
         for (unsigned i = 0; i < p->n_alloc; i++) {
                 const struct worker *w = p->workers[i];
+                double cpu = NAN;
+                uint64_t rss = 0;
                 if (w->state == WORKER_EMPTY)
                         continue;
+                if (sampler_worker(c->sampler, w->pid, &cpu, &rss) < 0 || cpu < 0)
+                        cpu = NAN;
                 c->rows[n_rows++] = (struct metrics_worker) {
                         .id = w->id,
                         .pid = w->pid,
                         .state = w->state == WORKER_RUNNING ? METRICS_WORKER_RUNNING : METRICS_WORKER_STOPPING,
                         .uptime = (double) (now - w->started) / (double) USEC_PER_SEC,
-                        .cpu = NAN,
+                        .cpu = cpu,
+                        .rss = rss,
                         .restarts = w->restarts,
                 };
         }

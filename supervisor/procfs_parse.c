@@ -229,6 +229,24 @@ int proc_stat_parse_ticks(const char *text, uint64_t *ret_ticks) {
         return 0;
 }
 
+int proc_stat_parse_rss(const char *text, uint64_t *ret_pages) {
+        const char *p = strrchr(text, ')');
+
+        if (!p)
+                return -EINVAL;
+        p++;
+        /* After ')' come field 3 (state) ... rss is field 24: skip 21 fields. */
+        for (int field = 3; field < 24; field++) {
+                if (*p != ' ')
+                        return -ENOENT;
+                p = strchr(p + 1, ' ');
+                if (!p)
+                        return -ENOENT;
+        }
+        p++;
+        return read_u64(&p, ret_pages) < 0 ? -ENOENT : 0;
+}
+
 unsigned cpu_capacity_from(unsigned affinity, uint64_t quota, uint64_t period) {
         unsigned n = affinity > 0 ? affinity : 1;
 

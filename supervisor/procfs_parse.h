@@ -47,6 +47,9 @@ int mountinfo_find_cgroup2(const char *text, char *buf, size_t size);
  * hold spaces and parentheses: fields are counted from the last ')'. */
 int proc_stat_parse_ticks(const char *text, uint64_t *ret_ticks);
 
+/* /proc/PID/stat: the resident set size (field 24), in pages. */
+int proc_stat_parse_rss(const char *text, uint64_t *ret_pages);
+
 /* Usable CPUs from the affinity count and a cgroup quota (CGROUP_QUOTA_MAX or
  * a zero period: none): min(affinity, ceil(quota / period)), never below 1. */
 unsigned cpu_capacity_from(unsigned affinity, uint64_t quota, uint64_t period);

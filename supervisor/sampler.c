@@ -57,6 +57,8 @@ struct pid_entry {
         pid_t pid;
         int fd;                 /* /proc/PID/stat */
         uint64_t ticks;
+        double cpu;             /* % of one core over the last interval; < 0: not yet known */
+        uint64_t rss_pages;
         unsigned seen;          /* the generation of the last sample that passed it */
 };
 
@@ -404,6 +406,16 @@ struct sampler *sampler_free(struct sampler *s) {
         return NULL;
 }
 
+int sampler_worker(const struct sampler *s, pid_t pid, double *ret_cpu, uint64_t *ret_rss) {
+        for (size_t i = 0; i < s->n_pids; i++)
+                if (s->pids[i].pid == pid) {
+                        *ret_cpu = s->pids[i].cpu;
+                        *ret_rss = s->pids[i].rss_pages * (uint64_t) sysconf(_SC_PAGESIZE);
+                        return 0;
+                }
+        return -ESRCH;
+}
+
 unsigned sampler_capacity(const struct sampler *s) {
         return s->capacity;
 }
@@ -501,12 +513,22 @@ static void sample_system(struct sampler *s, struct sample *out) {
                 signals_set(&out->signals, SIGNAL_PSI_IO, v);
 }
 
-static int read_pid_ticks(int fd, uint64_t *ret) {
+static int read_pid_stat(int fd, uint64_t *ret_ticks, uint64_t *ret_rss_pages) {
         char buf[1024];
         int r = pread_text(fd, buf, sizeof(buf));
         if (r < 0)
                 return r;
-        return proc_stat_parse_ticks(buf, ret);
+        r = proc_stat_parse_ticks(buf, ret_ticks);
+        if (r < 0)
+                return r;
+        if (proc_stat_parse_rss(buf, ret_rss_pages) < 0)
+                *ret_rss_pages = 0;
+        return 0;
+}
+
+static int read_pid_ticks(int fd, uint64_t *ret) {
+        uint64_t rss_pages;
+        return read_pid_stat(fd, ret, &rss_pages);
 }
 
 /* The entry of pid, looking at position `hint` first: callers pass their pids
@@ -550,13 +572,14 @@ static int sample_pool(struct sampler *s, const pid_t *pids, size_t n, usec_t el
 
                 if (e && e->seen == gen)
                         continue;       /* passed twice: count once */
-                if (e && read_pid_ticks(e->fd, &ticks) >= 0) {
+                if (e && read_pid_stat(e->fd, &ticks, &e->rss_pages) >= 0) {
                         double pct = pid_cpu_percent(e->ticks, ticks, elapsed, s->clk_tck,
                                                      s->n_prev > 0 ? (unsigned) s->n_prev : 1);
                         if (pct >= 0) {
                                 sum += pct;
                                 measured++;
                         }
+                        e->cpu = pct;
                         e->ticks = ticks;
                         e->seen = gen;
                         continue;
@@ -564,6 +587,8 @@ static int sample_pool(struct sampler *s, const pid_t *pids, size_t n, usec_t el
                 if (e) {
                         /* The process we knew is gone (ESRCH): this pid is a new one. */
                         e->fd = safe_close(e->fd);
+                        e->cpu = -1;
+                        e->rss_pages = 0;
                         if (pid_open(pids[i], &e->fd, &e->ticks) >= 0)
                                 e->seen = gen;
                         continue;
@@ -577,7 +602,7 @@ static int sample_pool(struct sampler *s, const pid_t *pids, size_t n, usec_t el
                         s->n_pids_alloc = m;
                 }
                 e = &s->pids[s->n_pids];
-                *e = (struct pid_entry) { .pid = pids[i], .fd = -EBADF };
+                *e = (struct pid_entry) { .pid = pids[i], .fd = -EBADF, .cpu = -1 };
                 /* A pid that is already gone is simply not followed. */
                 if (pid_open(pids[i], &e->fd, &e->ticks) >= 0) {
                         e->seen = gen;
