@@ -82,3 +82,7 @@ static inline size_t strv_length(char *const *v) {
 }
 
 #define _cleanup_free_ _cleanup_(freep)
+
+/* sd-event coalesces timers with an accuracy of 0 ("default") up to 250 ms;
+ * corral's timers (samples, backoff, stop timeouts) want to fire on time. */
+#define TIMER_ACCURACY_USEC ((usec_t) 1000ULL)

@@ -80,6 +80,8 @@ static const char *fmt_value(enum signal_id id, double v, char buf[static 32]) {
                 n = snprintf(buf, 32, "%.2f", v);
                 while (n > 0 && buf[n - 1] == '0')
                         buf[--n] = '\0';
+                if (n > 0 && buf[n - 1] == '.')   /* 30.001 rounds to "30." */
+                        buf[--n] = '\0';
         }
         if (signal_is_percent(id) && n > 0 && n < 31)
                 snprintf(buf + n, (size_t) (32 - n), "%%");

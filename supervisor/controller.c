@@ -17,6 +17,7 @@
 #include "metrics/http.h"
 #include "metrics/process.h"
 #include "metrics/textfile.h"
+#include "policy/decide.h"
 #include "supervisor/commands.h"
 #include "supervisor/controller.h"
 #include "supervisor/log.h"
@@ -33,6 +34,17 @@ struct controller {
         struct metrics_http *http;
         sd_event_source *sample_timer;
 
+        struct policy_state policy;
+        struct decision decision;        /* the last one, valid when decided */
+        bool decided;
+        char decision_label[64];         /* copied: decision.rule points into the config */
+        struct decision_view {
+                unsigned from, to;
+                usec_t when;
+        } change;                        /* the last change of size */
+        struct metrics_scale_count *scale_events;   /* labels owned */
+        size_t n_scale_events;
+
         struct sample sample;            /* the last one, valid when have_sample */
         bool have_sample;
         bool sampler_failing;            /* logged once, until it recovers */
@@ -40,6 +52,8 @@ struct controller {
 
         /* Buffers for the snapshot, reused every sample. */
         struct metrics_worker *rows;
+        struct metrics_rule *rules;
+        size_t n_rules_alloc;
         struct metrics_core *cores;
         pid_t *pids;
         size_t n_buffers;
@@ -52,6 +66,15 @@ static usec_t now_monotonic(struct controller *c) {
 }
 
 static int ensure_buffers(struct controller *c) {
+        size_t n_rules = c->config->policy.n_rules;
+        if (n_rules > c->n_rules_alloc) {
+                struct metrics_rule *rules = reallocarray(c->rules, n_rules, sizeof(*rules));
+                if (!rules)
+                        return -ENOMEM;
+                c->rules = rules;
+                c->n_rules_alloc = n_rules;
+        }
+
         size_t n = c->pool->n_alloc;
         if (c->sample.n_cores > n)
                 n = c->sample.n_cores;
@@ -125,6 +148,31 @@ static void fill_snapshot(struct controller *c, struct metrics_snapshot *s) {
                 if (signals_has(&s->signals, SIGNAL_POOL_CPU))
                         s->utilization = fmin(fmax(s->signals.value[SIGNAL_POOL_CPU] / 100.0, 0), 1);
         }
+        s->scale_events = c->scale_events;
+        s->n_scale_events = c->n_scale_events;
+        s->n_rules = c->config->policy.n_rules;
+        s->rules = c->rules;
+        for (size_t i = 0; i < s->n_rules; i++) {
+                const struct rule_config *rule = &c->config->policy.rules[i];
+                struct policy_rule_status st = {};
+                (void) policy_rule_status(&c->config->policy, &c->policy, i, now, &st);
+                c->rules[i] = (struct metrics_rule) {
+                        .name = rule->name,
+                        .when = rule->when_text,
+                        .for_seconds = (double) st.hold / (double) USEC_PER_SEC,
+                        .holding = st.holding,
+                        .held = (double) st.held_for / (double) USEC_PER_SEC,
+                };
+        }
+        if (c->decided)
+                s->last_decision = (struct metrics_decision) {
+                        .valid = true,
+                        .rule = c->decision_label,
+                        .reason = c->decision.why,
+                        .from = c->change.from,
+                        .to = c->change.to,
+                        .age = (double) (now - c->change.when) / (double) USEC_PER_SEC,
+                };
         (void) metrics_process_read(&s->process);
 }
 
@@ -194,16 +242,77 @@ static void take_sample(struct controller *c) {
         c->have_sample = true;
 }
 
+static void count_scale_event(struct controller *c, const char *label, enum metrics_direction dir) {
+        for (size_t i = 0; i < c->n_scale_events; i++)
+                if (c->scale_events[i].direction == dir && strcmp(c->scale_events[i].rule, label) == 0) {
+                        c->scale_events[i].count++;
+                        return;
+                }
+        struct metrics_scale_count *a = reallocarray(c->scale_events, c->n_scale_events + 1, sizeof(*a));
+        if (!a)
+                return;
+        c->scale_events = a;
+        char *copy = strdup(label);
+        if (!copy)
+                return;
+        c->scale_events[c->n_scale_events++] = (struct metrics_scale_count) {
+                .rule = copy, .direction = dir, .count = 1,
+        };
+}
+
+/* Moves the pool to `size` and remembers the change for /status and metrics. */
+static void resize(struct controller *c, unsigned size, const char *label, const char *why) {
+        unsigned from = c->pool->desired;
+        if (size == from)
+                return;
+        log_info("scale %u -> %u (%s)", from, size, why);
+        count_scale_event(c, label, size > from ? METRICS_SCALE_UP : METRICS_SCALE_DOWN);
+        c->change = (struct decision_view) { .from = from, .to = size, .when = now_monotonic(c) };
+        (void) pool_set_desired(c->pool, size);
+}
+
+static void decide(struct controller *c) {
+        const struct corral_config *cfg = c->config;
+        struct decision d;
+        int r;
+
+        if (c->pool->stopping)
+                return;
+        /* The size the pool is heading for: running and waiting-to-restart
+         * workers count, stopping ones do not. */
+        r = policy_decide(&cfg->policy, cfg->workers.min, c->pool->max, &c->policy,
+                          c->have_sample ? &c->sample.signals : NULL, c->pool->desired,
+                          now_monotonic(c), &d);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to decide the pool size: %m");
+                return;
+        }
+        c->decision = d;
+        c->decided = true;
+        snprintf(c->decision_label, sizeof(c->decision_label), "%s", decision_label(&d));
+        c->decision.rule = NULL;   /* points into the config, which a reload frees */
+        if (d.desired != c->pool->desired)
+                resize(c, d.desired, c->decision_label, d.why);
+        else
+                log_debug("steady at %u: %s", d.desired, d.why);
+}
+
 static int on_sample_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct controller *c = userdata;
 
         take_sample(c);
+        decide(c);
         publish(c);
         notify_status(c);
 
         /* Re-armed from its own deadline, so samples do not drift; the interval
-         * is read each time, so a reload applies from the next sample. */
-        int r = sd_event_source_set_time(s, usec + c->config->sample_interval);
+         * is read each time, so a reload applies from the next sample. After a
+         * stall (a long reload) the next sample is one interval from now, not
+         * a burst of samples each covering almost no time. */
+        usec_t interval = c->config->sample_interval, next = usec + interval, now = now_monotonic(c);
+        if (next <= now)
+                next = now + interval;
+        int r = sd_event_source_set_time(s, next);
         if (r >= 0)
                 r = sd_event_source_set_enabled(s, SD_EVENT_ON);
         if (r < 0)
@@ -240,7 +349,9 @@ static int on_resize_signal(sd_event_source *s, const struct signalfd_siginfo *s
         else if (si->ssi_signo == SIGTTOU && n > c->config->workers.min)
                 n--;
         log_info("manual resize: %u -> %u workers", p->desired, n);
-        (void) pool_set_desired(c->pool, n);
+        /* Held until a rule fires. */
+        policy_manual(&c->policy, n, now_monotonic(c));
+        resize(c, n, "manual", "by hand");
         return 0;
 }
 
@@ -262,7 +373,9 @@ static void reload(struct controller *c) {
                 log_error("reload refused: %s has errors; the running configuration stays", c->args->config_path);
                 goto done;
         }
-        r = pool_reconfigure(c->pool, next);
+        r = policy_state_reload(&c->policy, next->policy.n_rules);
+        if (r >= 0)
+                r = pool_reconfigure(c->pool, next);
         if (r < 0) {
                 c->reloads_failed++;
                 log_error_errno(r, "reload failed, the running configuration stays: %m");
@@ -287,7 +400,8 @@ static void reload(struct controller *c) {
         c->config = TAKE_PTR(next);
         c->reloads_ok++;
         log_info("reloaded: %u-%u workers", c->config->workers.min, c->config->workers.max);
-        (void) pool_set_desired(c->pool, desired);
+        if (desired != c->pool->desired)
+                resize(c, desired, desired < c->pool->desired ? "max" : "min", "new bounds");
 done:
         (void) sd_notify(false, "READY=1");
         publish(c);
@@ -342,7 +456,12 @@ static void controller_done(struct controller *c) {
                 config_done(c->config);
                 free(c->config);
         }
+        for (size_t i = 0; i < c->n_scale_events; i++)
+                free((char *) c->scale_events[i].rule);
+        free(c->scale_events);
+        policy_state_done(&c->policy);
         free(c->rows);
+        free(c->rules);
         free(c->cores);
         free(c->pids);
         c->event = sd_event_unref(c->event);
@@ -363,6 +482,9 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
         r = sd_event_default(&c.event);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the event loop: %m"), EXIT_USAGE;
+        r = policy_state_init(&c.policy, c.config->policy.n_rules);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start: %m"), EXIT_USAGE;
         r = sampler_new(&c.sampler);
         if (r < 0)
                 return log_error_errno(r, "Failed to read the machine's CPU statistics: %m"), EXIT_USAGE;
@@ -378,7 +500,7 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
         (void) sd_event_set_watchdog(c.event, true);
 
         r = sd_event_add_time_relative(c.event, &c.sample_timer, CLOCK_MONOTONIC, c.config->sample_interval,
-                                       0, on_sample_timer, &c);
+                                       TIMER_ACCURACY_USEC, on_sample_timer, &c);
         if (r < 0)
                 return log_error_errno(r, "Failed to arm the sample timer: %m"), EXIT_USAGE;
 

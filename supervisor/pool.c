@@ -165,7 +165,8 @@ static void worker_stop(struct worker *w) {
         w->state = WORKER_STOPPING;
         (void) kill(-w->pid, p->config->workers.stop_signal);
         r = sd_event_add_time_relative(p->event, &w->kill_timer, CLOCK_MONOTONIC,
-                                       p->config->workers.stop_timeout, 0, on_kill_timer, w);
+                                       p->config->workers.stop_timeout, TIMER_ACCURACY_USEC,
+                                       on_kill_timer, w);
         if (r < 0) {
                 log_error_errno(r, "Failed to arm the stop timer of worker %u, killing it now: %m", w->id);
                 (void) kill(-w->pid, SIGKILL);
@@ -278,7 +279,7 @@ static void pool_schedule_restart(struct pool *p, usec_t delay) {
                 if (r >= 0)
                         r = sd_event_source_set_enabled(p->restart_timer, SD_EVENT_ONESHOT);
         } else
-                r = sd_event_add_time(p->event, &p->restart_timer, CLOCK_MONOTONIC, when, 0,
+                r = sd_event_add_time(p->event, &p->restart_timer, CLOCK_MONOTONIC, when, TIMER_ACCURACY_USEC,
                                       on_restart_timer, p);
         if (r < 0) {
                 log_error_errno(r, "Failed to arm the restart timer: %m");

@@ -4,6 +4,7 @@
 Tests wait for events (a log line on corral's stderr, a line a worker writes on
 stdout, a process exit seen through a pidfd), never for a fixed time.
 """
+import http.client
 import os
 import queue
 import re
@@ -161,6 +162,35 @@ def wait_gone(pid, timeout):
         return bool(select.select([fd], [], [], timeout)[0]) or not alive(pid)
     finally:
         os.close(fd)
+
+
+def http_get(port, path):
+    """(status, body) of GET path on the metrics endpoint at port."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        conn.close()
+
+
+def metric(text, name, labels=""):
+    """The value of one sample in Prometheus text, or None."""
+    m = re.search(rf"^{re.escape(name + labels)} (\S+)$", text, re.M)
+    return float(m[1]) if m else None
+
+
+def await_metric(port, name, labels, value, timeout=TIMEOUT):
+    """Polls /metrics (published once per sample) until name{labels} == value;
+    returns the text. Bounded by the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = http_get(port, "/metrics")[1]
+        if metric(text, name, labels) == value:
+            return text
+        assert time.monotonic() < deadline, f"{name}{labels} never became {value}:\n{text}"
+        time.sleep(0.05)
 
 
 def send(pid, sig):

@@ -2,7 +2,6 @@
 """The run loop end to end: configuration files, reload on HUP (refused when
 broken, applied when valid, rolling when the command changes), the metrics a
 running pool serves, and what it tells systemd through NOTIFY_SOCKET."""
-import http.client
 import json
 import os
 import re
@@ -14,7 +13,8 @@ import time
 
 import pytest
 
-from conftest import CORRAL, PYTHON, TIMEOUT
+from conftest import CORRAL, PYTHON, TIMEOUT, await_metric, metric
+from conftest import http_get as get
 
 SLEEPER_CODE = r"""
 import os, signal, sys
@@ -30,32 +30,6 @@ def config(path, version="v1", min=2, max=3, extra=""):
         f"policy: {{rules: []}}\n"
         + extra)
     return str(path)
-
-
-def get(port, path):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", path)
-        r = conn.getresponse()
-        return r.status, r.read().decode()
-    finally:
-        conn.close()
-
-
-def metric(text, name, labels=""):
-    m = re.search(rf"^{re.escape(name + labels)} (\S+)$", text, re.M)
-    return float(m[1]) if m else None
-
-
-def await_metric(port, name, labels, value, timeout=TIMEOUT):
-    """Polls /metrics (published once per sample) until name{labels} == value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        text = get(port, "/metrics")[1]
-        if metric(text, name, labels) == value:
-            return text
-        assert time.monotonic() < deadline, f"{name}{labels} never became {value}:\n{text}"
-        time.sleep(0.05)
 
 
 def running_counts(log):
