@@ -41,6 +41,13 @@ static _Noreturn void child_exec(const struct spawn_request *req, pid_t parent, 
         if (req->cwd && chdir(req->cwd) < 0)
                 goto fail;
 
+        /* Every fd of corral's is close-on-exec; these few are meant for the
+         * worker. Clearing the flag here, after fork, leaves corral's own fds
+         * untouched, so a concurrent spawn never leaks them elsewhere. */
+        for (size_t i = 0; i < req->n_keep_fds; i++)
+                if (fcntl(req->keep_fds[i], F_SETFD, 0) < 0)
+                        goto fail;
+
         execvpe(req->argv[0], req->argv, req->envp);
 fail:
         error = errno;

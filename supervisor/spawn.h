@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Starting one worker: fork, then in the child a clean signal state, its own
- * process group, death with its parent, and exec of the argv (no shell).
+ * process group, death with its parent, the fds it is meant to inherit, and
+ * exec of the argv (no shell).
  */
 #pragma once
 
@@ -11,6 +12,9 @@ struct spawn_request {
         char *const *argv;       /* argv[0] is looked up in PATH */
         char *const *envp;       /* the complete environment */
         const char *cwd;         /* NULL: corral's own */
+        const int *keep_fds;     /* close-on-exec fds the worker inherits under the same
+                                  * numbers (shared segments); the parent's stay as they are */
+        size_t n_keep_fds;
 };
 
 /* Starts the worker. Returns its pid (a process group leader), or a negative

@@ -1,0 +1,666 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Loading shared segments into sealed memfds, and the reference-counted sets
+ * that let an old generation live on while its workers run (see shm.h).
+ *
+ * Data reaches the memfd without passing through corral's memory where the
+ * kernel allows it: sendfile from a file (copy_file_range refuses to cross
+ * from ext4 into a memfd with EXDEV), splice from a command's pipe. Huge-page
+ * memfds take no write(), so there the data is read into a shared mapping of
+ * the memfd, one window at a time, which also reserves the huge pages window
+ * by window and so fails cleanly (ENOMEM at mmap, not SIGBUS) when they run out.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf/units.h"
+#include "supervisor/shm.h"
+
+/* Kernel 6.3; Debian 12's headers lack it. No exec from the segment either. */
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
+
+#define SHM_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+
+/* sendfile and splice move at most this much per call. */
+#define COPY_CHUNK ((uint64_t) 0x7ffff000)
+
+/* Huge-page memfds are filled through windows of this size (or one huge page). */
+#define HUGE_WINDOW ((uint64_t) 64 << 20)
+
+extern char **environ;
+
+static __attribute__((format(printf, 4, 5))) int fail(struct shm_error *err, int r, const char *name,
+                                                        const char *format, ...) {
+        va_list ap;
+        int n = snprintf(err->message, sizeof(err->message), "shared segment '%s': ", name);
+        if (n < 0 || (size_t) n >= sizeof(err->message))
+                return r;
+        va_start(ap, format);
+        (void) vsnprintf(err->message + n, sizeof(err->message) - (size_t) n, format, ap);
+        va_end(ap);
+        return r;
+}
+
+static usec_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
+}
+
+/* A /proc/meminfo value: "kB" values in bytes, plain counts as they are. */
+static int meminfo_get(const char *key, uint64_t *ret) {
+        _cleanup_(fclosep) FILE *f = fopen("/proc/meminfo", "re");
+        char line[256];
+        size_t len = strlen(key);
+
+        if (!f)
+                return -errno;
+        while (fgets(line, sizeof(line), f)) {
+                if (strncmp(line, key, len) != 0 || line[len] != ':')
+                        continue;
+                char *end;
+                errno = 0;
+                unsigned long long v = strtoull(line + len + 1, &end, 10);
+                if (errno != 0 || end == line + len + 1)
+                        return -EBADMSG;
+                *ret = strstr(end, "kB") ? (uint64_t) v * 1024 : (uint64_t) v;
+                return 0;
+        }
+        return -ENOENT;
+}
+
+int shm_default_max_size(uint64_t *ret) {
+        uint64_t avail;
+        int r = meminfo_get("MemAvailable", &avail);
+        if (r < 0)
+                return r;
+        *ret = avail / 2;
+        return 0;
+}
+
+/* "zcat /srv/ref.gz" for messages, shortened if long. */
+static const char *command_text(char *const *argv, char *buf, size_t size) {
+        size_t n = 0;
+        buf[0] = '\0';
+        for (size_t i = 0; argv[i] && n + 1 < size; i++) {
+                int k = snprintf(buf + n, size - n, "%s%s", i ? " " : "", argv[i]);
+                if (k < 0)
+                        break;
+                n += (size_t) k;
+        }
+        return buf;
+}
+
+/* ------------------------------------------------------------------------ */
+/* filling a memfd */
+
+enum copy_mode {
+        COPY_SENDFILE,   /* from a file */
+        COPY_SPLICE,     /* from a pipe */
+        COPY_READ_WRITE, /* from anything else, or where the kernel refused the above */
+        COPY_HUGE,       /* read() into a mapping: hugetlbfs takes no write() */
+};
+
+struct sink {
+        const char *name;        /* for messages */
+        int fd;                  /* the writable memfd */
+        enum copy_mode mode;
+        uint64_t limit;          /* max bytes */
+        uint64_t size;           /* bytes in so far */
+        uint64_t expect;         /* a file's size, 0 if unknown */
+        uint64_t page;           /* huge page size */
+        uint8_t *window;         /* COPY_HUGE: mapping of [window_off, window_off + window_len) */
+        uint64_t window_off, window_len;
+};
+
+static void sink_unmap(struct sink *k) {
+        if (k->window)
+                (void) munmap(k->window, k->window_len);
+        k->window = NULL;
+}
+
+static uint64_t round_up(uint64_t v, uint64_t to) {
+        return (v + to - 1) / to * to;
+}
+
+/* Maps the next window of a huge-page memfd once the current one is full.
+ * A mapping reserves all its huge pages up front, so a window never reaches
+ * past what is needed: up to HUGE_WINDOW of a file's known size, one page at
+ * a time of a command's output. The load then fits in exactly the pages the
+ * data fills. */
+static int sink_next_window(struct sink *k, struct shm_error *err) {
+        uint64_t off = k->window_off + k->window_len, len = k->page;
+
+        if (k->expect > k->size)
+                len = round_up(k->expect - k->size < HUGE_WINDOW ? k->expect - k->size : HUGE_WINDOW, k->page);
+        if (len > round_up(k->limit + 1 - k->size, k->page))
+                len = round_up(k->limit + 1 - k->size, k->page);
+
+        sink_unmap(k);
+        if (ftruncate(k->fd, (off_t) (off + len)) < 0)
+                return fail(err, -errno, k->name, "cannot grow the huge-page memfd: %s", strerror(errno));
+        void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, k->fd, (off_t) off);
+        if (p == MAP_FAILED) {
+                int r = -errno;
+                uint64_t free_pages = 0;
+                (void) meminfo_get("HugePages_Free", &free_pages);
+                if (r == -ENOMEM)
+                        return fail(err, r, k->name,
+                                    "not enough free huge pages (HugePages_Free %" PRIu64 ", %" PRIu64
+                                    " KiB each; reserve more with vm.nr_hugepages, or drop 'huge: true')",
+                                    free_pages, k->page / 1024);
+                return fail(err, r, k->name, "cannot map the huge-page memfd: %s", strerror(-r));
+        }
+        k->window = p;
+        k->window_off = off;
+        k->window_len = len;
+        return 0;
+}
+
+/* COPY_HUGE: reads into the window. When it is full, one byte is read
+ * first, so that an input that ends exactly there costs no further page. */
+static ssize_t sink_read_huge(struct sink *k, int in, uint64_t want, struct shm_error *err,
+                              int *ret_window_error) {
+        if (k->window && k->size < k->window_off + k->window_len) {
+                uint64_t room = k->window_off + k->window_len - k->size;
+                return read(in, k->window + (k->size - k->window_off), want < room ? want : room);
+        }
+        uint8_t first;
+        ssize_t n = read(in, &first, 1);
+        if (n <= 0)
+                return n;
+        int r = sink_next_window(k, err);
+        if (r < 0) {
+                *ret_window_error = r;
+                return -1;
+        }
+        k->window[k->size - k->window_off] = first;
+        return 1;
+}
+
+static ssize_t sink_read_write(struct sink *k, int in, size_t want) {
+        char buf[64 * 1024];
+        ssize_t n = read(in, buf, want < sizeof(buf) ? want : sizeof(buf));
+        if (n <= 0)
+                return n;
+        for (ssize_t done = 0; done < n;) {
+                ssize_t w = write(k->fd, buf + done, (size_t) (n - done));
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w < 0)
+                        return -1;
+                done += w;
+        }
+        return n;
+}
+
+/* One step of the copy: bytes moved, 0 at end of input, -1 with errno. */
+static ssize_t sink_step(struct sink *k, int in, struct shm_error *err, int *ret_window_error) {
+        /* One byte more than the limit tells "exactly max" from "over max". */
+        uint64_t want = k->limit + 1 - k->size;
+        if (want > COPY_CHUNK)
+                want = COPY_CHUNK;
+
+        switch (k->mode) {
+        case COPY_SENDFILE:
+                return sendfile(k->fd, in, NULL, want);
+        case COPY_SPLICE:
+                return splice(in, NULL, k->fd, NULL, want, SPLICE_F_MOVE);
+        case COPY_READ_WRITE:
+                return sink_read_write(k, in, want);
+        case COPY_HUGE:
+                return sink_read_huge(k, in, want, err, ret_window_error);
+        }
+        errno = EINVAL;
+        return -1;
+}
+
+/* Copies `in` to its end into the memfd. Returns 0, -EFBIG past the limit
+ * (err not filled: the caller knows what the input was), or a negative errno
+ * with err filled. */
+static int sink_fill(struct sink *k, int in, const char *what, struct shm_error *err) {
+        for (;;) {
+                int window_error = 0;
+                ssize_t n = sink_step(k, in, err, &window_error);
+                if (n < 0 && window_error < 0)
+                        return window_error;
+                if (n < 0 && errno == EINTR)
+                        continue;
+                /* The kernel may refuse sendfile/splice for this pair of files:
+                 * the offsets are where they were, so go on the slow way. */
+                if (n < 0 && (errno == EINVAL || errno == ENOSYS) && k->mode != COPY_READ_WRITE &&
+                    k->mode != COPY_HUGE) {
+                        k->mode = COPY_READ_WRITE;
+                        continue;
+                }
+                if (n < 0)
+                        return fail(err, -errno, k->name, "cannot read %s: %s", what, strerror(errno));
+                if (n == 0)
+                        return 0;
+                k->size += (uint64_t) n;
+                if (k->size > k->limit)
+                        return -EFBIG;
+        }
+}
+
+static int memfd_new(const struct shared_config *sc, struct shm_error *err) {
+        char name[80];
+        unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING | (sc->huge ? MFD_HUGETLB : 0);
+
+        /* Shows in /proc/PID/maps as "/memfd:corral:NAME (deleted)". */
+        snprintf(name, sizeof(name), "corral:%s", sc->name);
+        int fd = memfd_create(name, flags | MFD_NOEXEC_SEAL);
+        if (fd < 0 && errno == EINVAL)  /* before 6.3 */
+                fd = memfd_create(name, flags);
+        if (fd < 0 && sc->huge && errno == EINVAL)
+                return fail(err, -errno, sc->name, "huge: true, but this kernel has no huge-page memfds (hugetlbfs)");
+        if (fd < 0)
+                return fail(err, -errno, sc->name, "cannot create a memfd: %s", strerror(errno));
+        return fd;
+}
+
+/* Checks before creating anything, so that the message says what to do. */
+static int huge_check(const struct shared_config *sc, uint64_t *ret_page, struct shm_error *err) {
+        uint64_t total = 0, page = 0;
+        if (meminfo_get("Hugepagesize", &page) < 0 || page == 0)
+                return fail(err, -EOPNOTSUPP, sc->name, "huge: true, but this system has no huge pages");
+        (void) meminfo_get("HugePages_Total", &total);
+        if (total == 0)
+                return fail(err, -ENOMEM, sc->name,
+                            "huge: true, but no huge pages are reserved (vm.nr_hugepages is 0); "
+                            "reserve some or drop 'huge: true'");
+        *ret_page = page;
+        return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* the two sources */
+
+static int load_file(const struct shared_config *sc, struct sink *k, struct shm_source *ret_source,
+                     struct shm_error *err) {
+        _cleanup_(closep) int in = open(sc->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        struct stat before, after;
+
+        if (in < 0)
+                return fail(err, -errno, sc->name, "cannot open %s: %s", sc->path, strerror(errno));
+        if (fstat(in, &before) < 0)
+                return fail(err, -errno, sc->name, "cannot stat %s: %s", sc->path, strerror(errno));
+        if (S_ISDIR(before.st_mode))
+                return fail(err, -EISDIR, sc->name, "%s is a directory", sc->path);
+        if (S_ISREG(before.st_mode) && (uint64_t) before.st_size > k->limit)
+                return fail(err, -EFBIG, sc->name, "%s is %" PRIu64 " bytes, more than max_size (%" PRIu64 ")",
+                            sc->path, (uint64_t) before.st_size, k->limit);
+        if (S_ISREG(before.st_mode))
+                k->expect = (uint64_t) before.st_size;
+        if (k->mode != COPY_HUGE)
+                k->mode = S_ISREG(before.st_mode) ? COPY_SENDFILE : S_ISFIFO(before.st_mode) ? COPY_SPLICE : COPY_READ_WRITE;
+
+        int r = sink_fill(k, in, sc->path, err);
+        if (r == -EFBIG)
+                return fail(err, r, sc->name, "%s has more than max_size (%" PRIu64 " bytes)", sc->path, k->limit);
+        if (r < 0)
+                return r;
+        if (k->size == 0)
+                return fail(err, -ENODATA, sc->name, "%s is empty", sc->path);
+
+        /* A file rewritten in place while we copied could give workers a mix
+         * of old and new: refuse it (a reload tries again on the next HUP). */
+        if (fstat(in, &after) < 0)
+                return fail(err, -errno, sc->name, "cannot stat %s: %s", sc->path, strerror(errno));
+        if (S_ISREG(before.st_mode) &&
+            (after.st_size != before.st_size || (uint64_t) after.st_size != k->size ||
+             after.st_mtim.tv_sec != before.st_mtim.tv_sec || after.st_mtim.tv_nsec != before.st_mtim.tv_nsec))
+                return fail(err, -EAGAIN, sc->name, "%s changed while it was being loaded", sc->path);
+
+        *ret_source = (struct shm_source) {
+                .dev = before.st_dev, .ino = before.st_ino, .size = before.st_size, .mtime = before.st_mtim,
+        };
+        return 0;
+}
+
+static int command_spawn(const struct shared_config *sc, int out, pid_t *ret_pid) {
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
+        sigset_t none, pipe_default;
+        pid_t pid;
+        int r;
+
+        /* corral's blocked signals and ignored SIGPIPE would survive exec: reset
+         * them, so that the command dies of SIGPIPE if corral goes away. */
+        sigemptyset(&none);
+        sigemptyset(&pipe_default);
+        sigaddset(&pipe_default, SIGPIPE);
+
+        r = posix_spawn_file_actions_init(&fa);
+        if (r != 0)
+                return -r;
+        r = posix_spawnattr_init(&attr);
+        if (r != 0) {
+                posix_spawn_file_actions_destroy(&fa);
+                return -r;
+        }
+        r = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+        if (r == 0)
+                r = posix_spawn_file_actions_adddup2(&fa, out, STDOUT_FILENO);
+        if (r == 0)
+                r = posix_spawnattr_setsigmask(&attr, &none);
+        if (r == 0)
+                r = posix_spawnattr_setsigdefault(&attr, &pipe_default);
+        if (r == 0)
+                r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        if (r == 0)
+                r = posix_spawnp(&pid, sc->command[0], &fa, &attr, sc->command, environ);
+        posix_spawnattr_destroy(&attr);
+        posix_spawn_file_actions_destroy(&fa);
+        if (r != 0)
+                return -r;
+        *ret_pid = pid;
+        return 0;
+}
+
+static int command_reap(pid_t pid, siginfo_t *ret) {
+        siginfo_t si = {};
+        while (waitid(P_PID, (id_t) pid, &si, WEXITED) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        *ret = si;
+        return 0;
+}
+
+static int load_command(const struct shared_config *sc, struct sink *k, struct shm_source *ret_source,
+                        struct shm_error *err) {
+        _cleanup_(closep) int out_read = -EBADF, out_write = -EBADF;
+        char text[256], sig[16];
+        siginfo_t si;
+        pid_t pid = 0;
+        int fds[2], r;
+
+        command_text(sc->command, text, sizeof(text));
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return fail(err, -errno, sc->name, "cannot create a pipe: %s", strerror(errno));
+        out_read = fds[0];
+        out_write = fds[1];
+
+        r = command_spawn(sc, out_write, &pid);
+        if (r < 0)
+                return fail(err, r, sc->name, "cannot run '%s': %s", text, strerror(-r));
+        out_write = safe_close(out_write);
+
+        if (k->mode != COPY_HUGE)
+                k->mode = COPY_SPLICE;
+        r = sink_fill(k, out_read, "the command's output", err);
+        if (r < 0) {
+                /* Over the limit or unreadable: stop it now rather than read on. */
+                (void) kill(pid, SIGKILL);
+                out_read = safe_close(out_read);
+                (void) command_reap(pid, &si);
+                if (r == -EFBIG)
+                        return fail(err, r, sc->name, "'%s' wrote more than max_size (%" PRIu64 " bytes); stopped it",
+                                    text, k->limit);
+                return r;
+        }
+        out_read = safe_close(out_read);
+
+        r = command_reap(pid, &si);
+        if (r < 0)
+                return fail(err, r, sc->name, "cannot wait for '%s': %s", text, strerror(-r));
+        if (si.si_code == CLD_EXITED && si.si_status != 0)
+                return fail(err, -EIO, sc->name, "'%s' exited with status %d", text, si.si_status);
+        if (si.si_code != CLD_EXITED)
+                return fail(err, -EIO, sc->name, "'%s' was killed by signal %s", text,
+                            signal_to_string(si.si_status, sig));
+        if (k->size == 0)
+                return fail(err, -ENODATA, sc->name, "'%s' wrote nothing", text);
+
+        *ret_source = (struct shm_source) {};
+        return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* segments */
+
+/* Workers get an O_RDONLY fd: beyond the seals, not even a writable mapping
+ * can be attempted through it. Also keeps the fd off 0-2, which a worker's
+ * stdio would take over, should corral have been started with one closed. */
+static int reopen_read_only(int fd) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        int ro = open(path, O_RDONLY | O_CLOEXEC);
+        if (ro < 0)
+                ro = fcntl(fd, F_DUPFD_CLOEXEC, 3);  /* no /proc: the sealed fd is safe too */
+        if (ro < 0)
+                return -errno;
+        if (ro < 3) {
+                int moved = fcntl(ro, F_DUPFD_CLOEXEC, 3);
+                safe_close(ro);
+                if (moved < 0)
+                        return -errno;
+                ro = moved;
+        }
+        return ro;
+}
+
+int shm_segment_load(const struct shared_config *sc, uint64_t generation, struct shm_segment **ret,
+                     struct shm_error *err) {
+        struct shm_source source = {};
+        struct sink k = { .name = sc->name, .fd = -EBADF, .limit = sc->max_size };
+        usec_t start = now_usec();
+        int r;
+
+        if (k.limit == 0) {
+                r = shm_default_max_size(&k.limit);
+                if (r < 0)
+                        return fail(err, r, sc->name, "cannot read MemAvailable from /proc/meminfo: %s", strerror(-r));
+        }
+        if (sc->huge) {
+                r = huge_check(sc, &k.page, err);
+                if (r < 0)
+                        return r;
+                k.mode = COPY_HUGE;
+        }
+
+        _cleanup_(closep) int fd = memfd_new(sc, err);
+        if (fd < 0)
+                return fd;
+        k.fd = fd;
+
+        r = sc->path ? load_file(sc, &k, &source, err) : load_command(sc, &k, &source, err);
+        sink_unmap(&k);  /* sealing fails with EBUSY while a writable mapping exists */
+        if (r < 0)
+                return r;
+        if (sc->huge && ftruncate(fd, (off_t) round_up(k.size, k.page)) < 0)
+                return fail(err, -errno, sc->name, "cannot trim the huge-page memfd: %s", strerror(errno));
+        if (fcntl(fd, F_ADD_SEALS, SHM_SEALS) < 0)
+                return fail(err, -errno, sc->name, "cannot seal the memfd: %s", strerror(errno));
+
+        r = reopen_read_only(fd);
+        if (r < 0)
+                return fail(err, r, sc->name, "cannot reopen the memfd read-only: %s", strerror(-r));
+        _cleanup_(closep) int ro = r;
+
+        struct shm_segment *s = calloc(1, sizeof(*s));
+        if (!s)
+                return fail(err, -ENOMEM, sc->name, "out of memory");
+        s->name = strdup(sc->name);
+        if (sc->path)
+                source.path = strdup(sc->path);
+        if (!s->name || (sc->path && !source.path)) {
+                free(source.path);
+                free(s->name);
+                free(s);
+                return fail(err, -ENOMEM, sc->name, "out of memory");
+        }
+        s->n_ref = 1;
+        s->fd = TAKE_FD(ro);
+        s->size = k.size;
+        s->huge = sc->huge;
+        s->generation = generation;
+        s->source = source;
+        s->load_usec = now_usec() - start;
+        *ret = s;
+        return 0;
+}
+
+struct shm_segment *shm_segment_ref(struct shm_segment *s) {
+        if (s)
+                s->n_ref++;
+        return s;
+}
+
+struct shm_segment *shm_segment_unref(struct shm_segment *s) {
+        if (!s || --s->n_ref > 0)
+                return NULL;
+        safe_close(s->fd);
+        free(s->source.path);
+        free(s->name);
+        free(s);
+        return NULL;
+}
+
+bool shm_segment_changed(const struct shm_segment *s, const struct shared_config *sc) {
+        struct stat st;
+
+        if (!sc->path || !s->source.path || strcmp(sc->path, s->source.path) != 0 || sc->huge != s->huge)
+                return true;
+        if (stat(sc->path, &st) < 0)
+                return true;
+        return st.st_dev != s->source.dev || st.st_ino != s->source.ino || st.st_size != s->source.size ||
+               st.st_mtim.tv_sec != s->source.mtime.tv_sec || st.st_mtim.tv_nsec != s->source.mtime.tv_nsec;
+}
+
+/* ------------------------------------------------------------------------ */
+/* sets */
+
+static void upper(char *s) {
+        for (; *s; s++)
+                if (*s >= 'a' && *s <= 'z')
+                        *s = (char) (*s - 'a' + 'A');
+}
+
+/* Builds fds and env from the segments, once: every worker of the set gets the same. */
+static int set_finish(struct shm_set *set) {
+        set->fds = calloc(set->n_segments + 1, sizeof(int));
+        set->env = calloc(2 * set->n_segments + 1, sizeof(char *));
+        if (!set->fds || !set->env)
+                return -ENOMEM;
+        for (size_t i = 0; i < set->n_segments; i++) {
+                const struct shm_segment *s = set->segments[i];
+                _cleanup_free_ char *name = strdup(s->name);
+                if (!name)
+                        return -ENOMEM;
+                upper(name);
+                set->fds[i] = s->fd;
+                if (asprintf(&set->env[2 * i], "CORRAL_SHM_%s=%d", name, s->fd) < 0) {
+                        set->env[2 * i] = NULL;
+                        return -ENOMEM;
+                }
+                if (asprintf(&set->env[2 * i + 1], "CORRAL_SHM_%s_SIZE=%" PRIu64, name, s->size) < 0) {
+                        set->env[2 * i + 1] = NULL;
+                        return -ENOMEM;
+                }
+        }
+        return 0;
+}
+
+static struct shm_set *set_new(uint64_t generation, size_t n) {
+        struct shm_set *set = calloc(1, sizeof(*set));
+        if (!set)
+                return NULL;
+        set->n_ref = 1;
+        set->generation = generation;
+        set->segments = calloc(n + 1, sizeof(struct shm_segment *));
+        if (!set->segments)
+                return shm_set_unref(set);
+        return set;
+}
+
+struct shm_set *shm_set_ref(struct shm_set *set) {
+        if (set)
+                set->n_ref++;
+        return set;
+}
+
+struct shm_set *shm_set_unref(struct shm_set *set) {
+        if (!set || --set->n_ref > 0)
+                return NULL;
+        for (size_t i = 0; i < set->n_segments; i++)
+                shm_segment_unref(set->segments[i]);
+        free(set->segments);
+        free(set->fds);
+        strv_free(set->env);
+        free(set);
+        return NULL;
+}
+
+static const struct shm_segment *set_find(const struct shm_set *set, const char *name) {
+        for (size_t i = 0; set && i < set->n_segments; i++)
+                if (strcmp(set->segments[i]->name, name) == 0)
+                        return set->segments[i];
+        return NULL;
+}
+
+/* The set for configs, sharing what old has unchanged (old may be NULL).
+ * *ret_loaded tells whether any segment was loaded anew. */
+static int set_build(const struct shm_set *old, uint64_t generation, const struct shared_config *configs,
+                     size_t n, struct shm_set **ret, bool *ret_loaded, struct shm_error *err) {
+        _cleanup_(shm_set_unrefp) struct shm_set *set = set_new(generation, n);
+        bool loaded = false;
+
+        if (!set)
+                return fail(err, -ENOMEM, n > 0 ? configs[0].name : "?", "out of memory");
+        for (size_t i = 0; i < n; i++) {
+                const struct shm_segment *prev = set_find(old, configs[i].name);
+                if (prev && !shm_segment_changed(prev, &configs[i])) {
+                        set->segments[set->n_segments++] = shm_segment_ref((struct shm_segment *) prev);
+                        continue;
+                }
+                int r = shm_segment_load(&configs[i], generation, &set->segments[set->n_segments], err);
+                if (r < 0)
+                        return r;
+                set->n_segments++;
+                loaded = true;
+        }
+        int r = set_finish(set);
+        if (r < 0)
+                return fail(err, r, n > 0 ? configs[0].name : "?", "out of memory");
+        *ret = TAKE_PTR(set);
+        *ret_loaded = loaded;
+        return 0;
+}
+
+int shm_set_load(const struct shared_config *configs, size_t n, struct shm_set **ret, struct shm_error *err) {
+        bool loaded;
+        return set_build(NULL, 1, configs, n, ret, &loaded, err);
+}
+
+int shm_set_reload(struct shm_set *old, const struct shared_config *configs, size_t n, struct shm_set **ret,
+                   struct shm_error *err) {
+        struct shm_set *set;
+        bool loaded;
+
+        int r = set_build(old, old->generation + 1, configs, n, &set, &loaded, err);
+        if (r < 0)
+                return r;
+        /* Nothing loaded and the same names: the workers have all they need. */
+        if (!loaded && set->n_segments == old->n_segments) {
+                shm_set_unref(set);
+                *ret = shm_set_ref(old);
+                return 0;
+        }
+        *ret = set;
+        return 1;
+}
