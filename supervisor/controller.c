@@ -5,6 +5,7 @@
  * published here.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #include "supervisor/pool.h"
 #include "supervisor/run_config.h"
 #include "supervisor/sampler.h"
+#include "supervisor/shm.h"
 
 struct controller {
         sd_event *event;
@@ -55,6 +57,7 @@ struct controller {
         struct metrics_rule *rules;
         size_t n_rules_alloc;
         struct metrics_core *cores;
+        struct metrics_segment *segments;
         pid_t *pids;
         size_t n_buffers;
 };
@@ -78,6 +81,8 @@ static int ensure_buffers(struct controller *c) {
         size_t n = c->pool->n_alloc;
         if (c->sample.n_cores > n)
                 n = c->sample.n_cores;
+        if (c->pool->shm && c->pool->shm->n_segments > n)
+                n = c->pool->shm->n_segments;
         if (n <= c->n_buffers)
                 return 0;
         struct metrics_worker *rows = reallocarray(c->rows, n, sizeof(*rows));
@@ -88,6 +93,10 @@ static int ensure_buffers(struct controller *c) {
         if (!cores)
                 return -ENOMEM;
         c->cores = cores;
+        struct metrics_segment *segments = reallocarray(c->segments, n, sizeof(*segments));
+        if (!segments)
+                return -ENOMEM;
+        c->segments = segments;
         pid_t *pids = reallocarray(c->pids, n, sizeof(*pids));
         if (!pids)
                 return -ENOMEM;
@@ -147,6 +156,13 @@ static void fill_snapshot(struct controller *c, struct metrics_snapshot *s) {
                 s->n_cores = c->sample.n_cores;
                 if (signals_has(&s->signals, SIGNAL_POOL_CPU))
                         s->utilization = fmin(fmax(s->signals.value[SIGNAL_POOL_CPU] / 100.0, 0), 1);
+        }
+        if (p->shm) {
+                for (size_t i = 0; i < p->shm->n_segments; i++)
+                        c->segments[i] = (struct metrics_segment) { .name = p->shm->segments[i]->name,
+                                                                    .bytes = p->shm->segments[i]->size };
+                s->segments = c->segments;
+                s->n_segments = p->shm->n_segments;
         }
         s->scale_events = c->scale_events;
         s->n_scale_events = c->n_scale_events;
@@ -373,6 +389,16 @@ static void reload(struct controller *c) {
                 log_error("reload refused: %s has errors; the running configuration stays", c->args->config_path);
                 goto done;
         }
+        struct shm_error shm_error;
+        _cleanup_(shm_set_unrefp) struct shm_set *shm = NULL;
+        r = shm_set_reload(c->pool->shm, next->shared, next->n_shared, &shm, &shm_error);
+        if (r < 0) {
+                c->reloads_failed++;
+                log_error("%s; reload refused, the running configuration and segments stay", shm_error.message);
+                config_done(next);
+                goto done;
+        }
+
         r = policy_state_reload(&c->policy, next->policy.n_rules);
         if (r >= 0)
                 r = pool_reconfigure(c->pool, next);
@@ -382,6 +408,8 @@ static void reload(struct controller *c) {
                 config_done(next);
                 goto done;
         }
+
+        pool_set_shm(c->pool, shm);
 
         old_listen = run_config_metrics_listen(c->config);
         new_listen = run_config_metrics_listen(next);
@@ -463,6 +491,7 @@ static void controller_done(struct controller *c) {
         free(c->rows);
         free(c->rules);
         free(c->cores);
+        free(c->segments);
         free(c->pids);
         c->event = sd_event_unref(c->event);
 }
@@ -488,9 +517,22 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
         r = sampler_new(&c.sampler);
         if (r < 0)
                 return log_error_errno(r, "Failed to read the machine's CPU statistics: %m"), EXIT_USAGE;
+        /* Shared data is loaded and sealed before any worker exists. */
+        struct shm_error shm_error;
+        _cleanup_(shm_set_unrefp) struct shm_set *shm = NULL;
+        r = shm_set_load(c.config->shared, c.config->n_shared, &shm, &shm_error);
+        if (r < 0)
+                return log_error("%s", shm_error.message), EXIT_USAGE;
+        for (size_t i = 0; i < shm->n_segments; i++) {
+                char t[32];
+                log_info("shared segment '%s': %" PRIu64 " bytes, loaded in %s", shm->segments[i]->name,
+                         shm->segments[i]->size, format_duration(shm->segments[i]->load_usec, t));
+        }
+
         r = pool_new(c.event, c.config, &c.pool);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the pool: %m"), EXIT_USAGE;
+        pool_set_shm(c.pool, shm);
         c.pool->on_stopping = on_pool_stopping;
         c.pool->userdata = &c;
 

@@ -105,14 +105,16 @@ static int worker_start(struct pool *p, struct worker *w) {
         snprintf(max_var, sizeof(max_var), "CORRAL_WORKERS_MAX=%u", p->max);
 
         /* Ours come last: env_merge lets later entries win over earlier ones. */
-        size_t n_user = strv_length(wc->env);
-        _cleanup_free_ char **extra = calloc(n_user + 3, sizeof(char *));
+        size_t n_user = strv_length(wc->env), n_shm = p->shm ? strv_length(p->shm->env) : 0, n = 0;
+        _cleanup_free_ char **extra = calloc(n_user + n_shm + 3, sizeof(char *));
         if (!extra)
                 return -ENOMEM;
         for (size_t i = 0; i < n_user; i++)
-                extra[i] = wc->env[i];
-        extra[n_user] = id_var;
-        extra[n_user + 1] = max_var;
+                extra[n++] = wc->env[i];
+        extra[n++] = id_var;
+        extra[n++] = max_var;
+        for (size_t i = 0; i < n_shm; i++)
+                extra[n++] = p->shm->env[i];
 
         _cleanup_free_ char **envp = env_merge(environ, extra);
         if (!envp)
@@ -122,6 +124,8 @@ static int worker_start(struct pool *p, struct worker *w) {
                 .argv = p->config->command,
                 .envp = envp,
                 .cwd = wc->cwd,
+                .keep_fds = p->shm ? p->shm->fds : NULL,
+                .n_keep_fds = p->shm ? p->shm->n_segments : 0,
         };
         pid_t pid = spawn_worker(&req);
         if (pid < 0)
@@ -140,6 +144,7 @@ static int worker_start(struct pool *p, struct worker *w) {
         w->state = WORKER_RUNNING;
         w->started = pool_now(p);
         w->generation = p->generation;
+        w->shm = p->shm ? shm_set_ref(p->shm) : NULL;
         log_info("worker %u started (pid %d)", w->id, pid);
         return 0;
 }
@@ -178,6 +183,8 @@ static void worker_released(struct worker *w) {
         w->kill_timer = sd_event_source_disable_unref(w->kill_timer);
         w->pid = 0;
         w->state = WORKER_EMPTY;
+        /* The last worker of an old generation frees its segments. */
+        w->shm = shm_set_unref(w->shm);
 }
 
 /* Which running worker to stop when there are too many: one still on an old
@@ -380,6 +387,18 @@ void pool_stop(struct pool *p, int status) {
                 worker_stop(p->workers[i]);
 }
 
+void pool_set_shm(struct pool *p, struct shm_set *shm) {
+        if (shm == p->shm)
+                return;
+        shm_set_unref(p->shm);
+        p->shm = shm_set_ref(shm);
+        if (pool_count(p, WORKER_RUNNING) > 0) {
+                p->generation++;
+                log_info("shared segments changed: replacing workers one at a time");
+        }
+        (void) pool_reconcile(p);
+}
+
 int pool_set_desired(struct pool *p, unsigned n) {
         p->desired = n < p->max ? n : p->max;
         return pool_reconcile(p);
@@ -475,6 +494,7 @@ struct pool *pool_free(struct pool *p) {
                 free(w);
         }
         sd_event_source_disable_unref(p->restart_timer);
+        shm_set_unref(p->shm);
         sd_event_unref(p->event);
         free(p->workers);
         free(p);

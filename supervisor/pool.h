@@ -16,6 +16,7 @@
 
 #include "conf/config.h"
 #include "supervisor/restart.h"
+#include "supervisor/shm.h"
 
 enum worker_state {
         WORKER_EMPTY,            /* the slot is free */
@@ -41,6 +42,7 @@ struct worker {
         usec_t started;          /* CLOCK_MONOTONIC */
         unsigned generation;     /* of the command it runs; older ones are rolled over */
         uint64_t restarts;       /* times this slot was refilled */
+        struct shm_set *shm;     /* the shared segments it was given (a reference) */
         sd_event_source *child;
         sd_event_source *kill_timer;   /* SIGKILL once stop_timeout has passed */
 };
@@ -53,7 +55,8 @@ struct pool {
         unsigned max;
         unsigned desired;
         unsigned done;           /* workers that ended for good (restart: on-failure, never) */
-        unsigned generation;     /* bumped when the command, env or cwd changes */
+        unsigned generation;     /* bumped when the command, env, cwd or segments change */
+        struct shm_set *shm;     /* the segments new workers get (a reference) */
         struct restart_limits limits;
         struct restart_state restart;
         sd_event_source *restart_timer;
@@ -86,6 +89,11 @@ int pool_set_desired(struct pool *p, unsigned n);
  * one at a time, a new one started before an old one is stopped where a slot
  * is free. The old config may be freed after this returns. */
 int pool_reconfigure(struct pool *p, const struct corral_config *config);
+
+/* New workers get these segments from now on (the pool takes a reference);
+ * workers started with others are replaced one at a time, so that no worker
+ * ever sees a mix. The old set lives until its last worker is gone. */
+void pool_set_shm(struct pool *p, struct shm_set *shm);
 
 /* Graceful stop: no more starts, stop_signal to every worker's process group,
  * SIGKILL after stop_timeout; the loop then exits with `status`. A second call

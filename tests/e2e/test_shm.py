@@ -3,10 +3,6 @@
 and _SIZE, read exactly the source's bytes, cannot write them; a bad source
 stops startup with exit 2; a reload with a changed file gives new workers the
 new data, and a reload with a broken one keeps the old.
-
-WAITING FOR WIRING: skipped unless CORRAL_SHM_WIRED is set. Once pool.c and
-cmd_run.c hand segments to workers, enable it (set CORRAL_SHM_WIRED=1 in
-tests/meson.build's e2e_env, or drop `pytestmark`).
 """
 import gzip
 import hashlib
@@ -18,8 +14,6 @@ import pytest
 
 from conftest import TIMEOUT, py
 
-pytestmark = pytest.mark.skipif(not os.environ.get("CORRAL_SHM_WIRED"),
-                                reason="shared segments are not wired into `corral run` yet")
 
 # Maps the segment as DESIGN.md tells workers to, and reports its checksum;
 # then tries every way of writing to it. One os.write per line: workers share
