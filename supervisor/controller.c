@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -336,6 +337,41 @@ static int on_sample_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* workers.placement. spread: worker i on the i-th usable CPU (mod their
+ * number), so ids map to cores stably; least-loaded: the idlest usable core of
+ * the last sample, for pools sharing the machine with others. */
+static int place_worker(struct pool *p, unsigned worker_id, void *userdata) {
+        struct controller *c = userdata;
+        cpu_set_t usable;
+        (void) p;
+
+        switch (c->config->workers.placement) {
+        case PLACEMENT_SPREAD: {
+                if (sched_getaffinity(0, sizeof(usable), &usable) < 0 || CPU_COUNT(&usable) == 0)
+                        return -1;
+                unsigned nth = worker_id % (unsigned) CPU_COUNT(&usable);
+                for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+                        if (CPU_ISSET(cpu, &usable) && nth-- == 0)
+                                return cpu;
+                return -1;
+        }
+        case PLACEMENT_LEAST_LOADED: {
+                int best = -1;
+                double best_busy = 0;
+                if (!c->have_sample)
+                        return -1;
+                for (size_t i = 0; i < c->sample.n_cores; i++)
+                        if (best < 0 || c->sample.cores[i].busy < best_busy) {
+                                best = c->sample.cores[i].id;
+                                best_busy = c->sample.cores[i].busy;
+                        }
+                return best;
+        }
+        default:
+                return -1;
+        }
+}
+
 static void on_pool_stopping(struct pool *p, void *userdata) {
         struct controller *c = userdata;
         (void) p;
@@ -534,6 +570,7 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
                 return log_error_errno(r, "Failed to create the pool: %m"), EXIT_USAGE;
         pool_set_shm(c.pool, shm);
         c.pool->on_stopping = on_pool_stopping;
+        c.pool->place = place_worker;
         c.pool->userdata = &c;
 
         if (add_signal_handlers(&c) < 0 || start_metrics(&c) < 0)

@@ -127,6 +127,13 @@ static int worker_start(struct pool *p, struct worker *w) {
                 .keep_fds = p->shm ? p->shm->fds : NULL,
                 .n_keep_fds = p->shm ? p->shm->n_segments : 0,
         };
+        cpu_set_t cpus;
+        int cpu = p->place ? p->place(p, w->id, p->userdata) : -1;
+        if (cpu >= 0) {
+                CPU_ZERO(&cpus);
+                CPU_SET(cpu, &cpus);
+                req.affinity = &cpus;
+        }
         pid_t pid = spawn_worker(&req);
         if (pid < 0)
                 return (int) pid;
@@ -145,7 +152,10 @@ static int worker_start(struct pool *p, struct worker *w) {
         w->started = pool_now(p);
         w->generation = p->generation;
         w->shm = p->shm ? shm_set_ref(p->shm) : NULL;
-        log_info("worker %u started (pid %d)", w->id, pid);
+        if (cpu >= 0)
+                log_info("worker %u started (pid %d) on CPU %d", w->id, pid, cpu);
+        else
+                log_info("worker %u started (pid %d)", w->id, pid);
         return 0;
 }
 

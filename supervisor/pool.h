@@ -67,6 +67,9 @@ struct pool {
         uint64_t restarts;
         uint64_t exits[_OUTCOME_MAX];
 
+        /* workers.placement: the CPU a new worker is pinned to, or -1 for none. */
+        int (*place)(struct pool *p, unsigned worker_id, void *userdata);
+
         /* Called when the pool starts stopping (a crash loop included), so the
          * owner can say so at once (/healthz, sd_notify). */
         void (*on_stopping)(struct pool *p, void *userdata);

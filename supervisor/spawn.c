@@ -38,6 +38,9 @@ static _Noreturn void child_exec(const struct spawn_request *req, pid_t parent, 
         if (getppid() != parent)
                 _exit(127);
 
+        if (req->affinity && sched_setaffinity(0, sizeof(cpu_set_t), req->affinity) < 0)
+                goto fail;
+
         if (req->cwd && chdir(req->cwd) < 0)
                 goto fail;
 

@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include <sched.h>
 #include <sys/types.h>
 
 struct spawn_request {
@@ -15,6 +16,7 @@ struct spawn_request {
         const int *keep_fds;     /* close-on-exec fds the worker inherits under the same
                                   * numbers (shared segments); the parent's stay as they are */
         size_t n_keep_fds;
+        const cpu_set_t *affinity;   /* workers.placement; NULL: the scheduler decides */
 };
 
 /* Starts the worker. Returns its pid (a process group leader), or a negative

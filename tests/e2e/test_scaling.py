@@ -2,20 +2,25 @@
 """Adaptive scaling end to end: the policy decides each sample and the pool
 follows — up while workers burn CPU, down while they sleep, by hand with
 TTIN/TTOU until a rule fires — and every change names its reason."""
+import os
 import re
 import signal
+import subprocess
+import time
 
-from conftest import PYTHON, await_metric
+import pytest
+
+from conftest import PYTHON, TIMEOUT, await_metric, http_get, metric
 
 BURNER = [PYTHON, "-c", "while True: pass"]
 SLEEPER = [PYTHON, "-c", "import signal\nwhile True: signal.pause()"]
 
 
-def write_policy(path, command, min, max, initial, rules, extra=""):
+def write_policy(path, command, min, max, initial, rules, extra="", workers=""):
     argv = ", ".join('"%s"' % a.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") for a in command)
     path.write_text(
         f"command: [{argv}]\n"
-        f"workers: {{min: {min}, max: {max}, initial: {initial}, stop_timeout: 2s}}\n"
+        f"workers: {{min: {min}, max: {max}, initial: {initial}, stop_timeout: 2s{workers}}}\n"
         f"sample: {{interval: 100ms}}\n"
         f"policy:\n"
         f"  cooldown: {{up: 0s, down: 0s}}\n"
@@ -91,3 +96,49 @@ def test_broken_reload_keeps_the_policy(corral, tmp_path):
     c.log.wait(r"scale 2 -> 3 \(by hand\)")   # the old bounds (max 3) still hold
     c.signal(signal.SIGTERM)
     assert c.wait() == 0
+
+
+
+def cpus_allowed(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(line.split()[1] for line in f if line.startswith("Cpus_allowed_list:"))
+
+
+def test_spread_placement_pins_worker_i_to_usable_cpu_i(corral, tmp_path):
+    usable = sorted(os.sched_getaffinity(0))
+    n = len(usable) + 1     # one more than the CPUs: the ids wrap around
+    conf = write_policy(tmp_path / "c.yaml", SLEEPER, n, n, n, "    []\n", workers=", placement: spread")
+    c = corral("run", "-c", conf)
+    workers = c.started(n)
+    for wid, pid in workers.items():
+        assert cpus_allowed(pid) == str(usable[wid % len(usable)])
+    c.signal(signal.SIGTERM)
+    assert c.wait() == 0
+
+
+def test_least_loaded_placement_avoids_the_busy_core(corral, tmp_path):
+    usable = sorted(os.sched_getaffinity(0))
+    if len(usable) < 2:
+        pytest.skip("needs two usable CPUs")
+    burner = subprocess.Popen([PYTHON, "-c", f"import os\nos.sched_setaffinity(0, {{{usable[0]}}})\n"
+                                             "print(flush=True)\nwhile True: pass"], stdout=subprocess.PIPE)
+    try:
+        burner.stdout.readline()    # pinned and burning from here on
+        conf = write_policy(tmp_path / "c.yaml", SLEEPER, 1, 2, 1, "    []\n", workers=", placement: least-loaded")
+        c = corral("run", "-c", conf)
+        c.started(1)
+        # Once a sample has been taken, a new worker goes to the idlest core.
+        port = c.metrics_port()
+        deadline = time.monotonic() + TIMEOUT
+        while metric(http_get(port, "/metrics")[1], "corral_cpu_busy_ratio") is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        c.signal(signal.SIGTTIN)
+        m = c.log.wait(r"worker 1 started \(pid (\d+)\) on CPU (\d+)")
+        assert int(m[2]) != usable[0], "not the core the burner keeps busy"
+        assert cpus_allowed(int(m[1])) == m[2]
+        c.signal(signal.SIGTERM)
+        assert c.wait() == 0
+    finally:
+        burner.kill()
+        burner.wait()
