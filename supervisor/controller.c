@@ -17,6 +17,7 @@
 #include "metrics/http.h"
 #include "metrics/process.h"
 #include "metrics/textfile.h"
+#include "supervisor/batch.h"
 #include "supervisor/commands.h"
 #include "supervisor/controller.h"
 #include "supervisor/log.h"
@@ -28,7 +29,8 @@ struct controller {
         sd_event *event;
         const struct run_args *args;
         struct corral_config *config;    /* owned; replaced on reload */
-        struct pool *pool;
+        struct pool *pool;               /* long-lived workers; NULL in batch mode */
+        struct batch *batch;             /* per-task batch (--tasks); NULL otherwise */
         struct sampler *sampler;
         struct metrics_http *http;
         sd_event_source *sample_timer;
@@ -52,7 +54,7 @@ static usec_t now_monotonic(struct controller *c) {
 }
 
 static int ensure_buffers(struct controller *c) {
-        size_t n = c->pool->n_alloc;
+        size_t n = c->batch ? batch_max(c->batch) : c->pool->n_alloc;
         if (c->sample.n_cores > n)
                 n = c->sample.n_cores;
         if (n <= c->n_buffers)
@@ -73,22 +75,16 @@ static int ensure_buffers(struct controller *c) {
         return 0;
 }
 
-static void fill_snapshot(struct controller *c, struct metrics_snapshot *s) {
+static void fill_pool_snapshot(struct controller *c, struct metrics_snapshot *s) {
         const struct pool *p = c->pool;
         usec_t now = now_monotonic(c);
         size_t n_rows = 0;
 
-        *s = (struct metrics_snapshot) {
-                .version = CORRAL_VERSION,
-                .desired = p->desired,
-                .min = c->config->workers.min,
-                .max = p->max,
-                .stopping = p->stopping,
-                .crash_loop = p->crash_loop,
-                .restarts = p->restarts,
-                .reloads_ok = c->reloads_ok,
-                .reloads_failed = c->reloads_failed,
-        };
+        s->desired = p->desired;
+        s->max = p->max;
+        s->stopping = p->stopping;
+        s->crash_loop = p->crash_loop;
+        s->restarts = p->restarts;
         s->workers[METRICS_WORKER_RUNNING] = pool_count(p, WORKER_RUNNING);
         s->workers[METRICS_WORKER_STOPPING] = pool_count(p, WORKER_STOPPING);
         for (int i = 0; i < _OUTCOME_MAX; i++)
@@ -114,6 +110,19 @@ static void fill_snapshot(struct controller *c, struct metrics_snapshot *s) {
         }
         s->worker_rows = c->rows;
         s->n_worker_rows = n_rows;
+}
+
+static void fill_snapshot(struct controller *c, struct metrics_snapshot *s) {
+        *s = (struct metrics_snapshot) {
+                .version = CORRAL_VERSION,
+                .min = c->config->workers.min,
+                .reloads_ok = c->reloads_ok,
+                .reloads_failed = c->reloads_failed,
+        };
+        if (c->batch)
+                batch_fill_snapshot(c->batch, s);
+        else
+                fill_pool_snapshot(c, s);
 
         if (c->have_sample) {
                 s->signals = c->sample.signals;
@@ -122,7 +131,8 @@ static void fill_snapshot(struct controller *c, struct metrics_snapshot *s) {
                                                               .busy = c->sample.cores[i].busy };
                 s->cores = c->cores;
                 s->n_cores = c->sample.n_cores;
-                if (signals_has(&s->signals, SIGNAL_POOL_CPU))
+                /* In batch mode utilization is the share of task places busy. */
+                if (!c->batch && signals_has(&s->signals, SIGNAL_POOL_CPU))
                         s->utilization = fmin(fmax(s->signals.value[SIGNAL_POOL_CPU] / 100.0, 0), 1);
         }
         (void) metrics_process_read(&s->process);
@@ -166,6 +176,11 @@ static void notify_status(struct controller *c) {
 
         if (c->have_sample && signals_has(&c->sample.signals, SIGNAL_CPU_BUSY))
                 snprintf(cpu, sizeof(cpu), "cpu %.0f%%", c->sample.signals.value[SIGNAL_CPU_BUSY]);
+        if (c->batch) {
+                (void) sd_notifyf(false, "STATUS=tasks %u/%u running, %s", batch_running(c->batch),
+                                  batch_concurrency(c->batch), cpu);
+                return;
+        }
         (void) sd_notifyf(false, "STATUS=workers %u/%u, %s", pool_count(p, WORKER_RUNNING), p->max, cpu);
 }
 
@@ -178,7 +193,8 @@ static void take_sample(struct controller *c) {
                 log_warning_errno(r, "Failed to sample: %m");
                 return;
         }
-        n = pool_running_pids(c->pool, c->pids, c->n_buffers);
+        n = c->batch ? batch_running_pids(c->batch, c->pids, c->n_buffers)
+                     : pool_running_pids(c->pool, c->pids, c->n_buffers);
         r = sampler_sample(c->sampler, c->pids, n, &c->sample);
         if (r < 0) {
                 /* No sample, no decision: the pool stays as it is. */
@@ -192,12 +208,35 @@ static void take_sample(struct controller *c) {
                 log_info("sampling works again");
         c->sampler_failing = false;
         c->have_sample = true;
+        if (c->batch)
+                batch_fill_signals(c->batch, &c->sample.signals);
+}
+
+/* The one place the pool size is applied, whoever decided it (the policy, a
+ * manual resize): the workers of the pool, or the tasks run at once in batch
+ * mode. */
+static void controller_set_size(struct controller *c, unsigned n) {
+        if (c->batch)
+                batch_set_concurrency(c->batch, n);
+        else
+                (void) pool_set_desired(c->pool, n);
+}
+
+/* INTERIM batch sizing until the policy engine decides the size: all of
+ * workers.max while tasks wait, workers.initial once the backlog is gone.
+ * Replace the call in on_sample_timer() (and controller_run()) with the
+ * policy's decision passed to controller_set_size(). */
+static void batch_interim_size(struct controller *c) {
+        const struct workers_config *w = &c->config->workers;
+        controller_set_size(c, batch_has_work(c->batch) ? w->max : w->initial);
 }
 
 static int on_sample_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct controller *c = userdata;
 
         take_sample(c);
+        if (c->batch)
+                batch_interim_size(c);   /* INTERIM: the policy's decision goes here */
         publish(c);
         notify_status(c);
 
@@ -211,11 +250,15 @@ static int on_sample_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void on_pool_stopping(struct pool *p, void *userdata) {
+static void on_stopping(void *userdata) {
         struct controller *c = userdata;
-        (void) p;
         (void) sd_notify(false, "STOPPING=1");
         publish(c);   /* /healthz turns 503 now, not at the next sample */
+}
+
+static void on_pool_stopping(struct pool *p, void *userdata) {
+        (void) p;
+        on_stopping(userdata);
 }
 
 static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -223,24 +266,28 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         char name[16];
         (void) s;
         log_info("received SIG%s", signal_to_string((int) si->ssi_signo, name));
-        pool_stop(c->pool, EXIT_OK);
+        if (c->batch)
+                batch_stop(c->batch);
+        else
+                pool_stop(c->pool, EXIT_OK);
         return 0;
 }
 
 static int on_resize_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         struct controller *c = userdata;
-        const struct pool *p = c->pool;
-        unsigned n = p->desired;
+        unsigned now = c->batch ? batch_concurrency(c->batch) : c->pool->desired;
+        unsigned max = c->batch ? batch_max(c->batch) : c->pool->max;
+        unsigned n = now;
         (void) s;
 
-        if (p->stopping)
+        if (c->batch ? batch_stopping(c->batch) : c->pool->stopping)
                 return 0;
-        if (si->ssi_signo == SIGTTIN && n < p->max)
+        if (si->ssi_signo == SIGTTIN && n < max)
                 n++;
         else if (si->ssi_signo == SIGTTOU && n > c->config->workers.min)
                 n--;
-        log_info("manual resize: %u -> %u workers", p->desired, n);
-        (void) pool_set_desired(c->pool, n);
+        log_info("manual resize: %u -> %u workers", now, n);
+        controller_set_size(c, n);
         return 0;
 }
 
@@ -262,7 +309,7 @@ static void reload(struct controller *c) {
                 log_error("reload refused: %s has errors; the running configuration stays", c->args->config_path);
                 goto done;
         }
-        r = pool_reconfigure(c->pool, next);
+        r = c->batch ? batch_reconfigure(c->batch, next) : pool_reconfigure(c->pool, next);
         if (r < 0) {
                 c->reloads_failed++;
                 log_error_errno(r, "reload failed, the running configuration stays: %m");
@@ -276,7 +323,7 @@ static void reload(struct controller *c) {
                 log_warning("metrics.listen changed: it takes effect when corral restarts");
 
         /* The pool now reads the new config: clamp the size into the new bounds. */
-        unsigned desired = c->pool->desired;
+        unsigned desired = c->batch ? batch_concurrency(c->batch) : c->pool->desired;
         if (desired < next->workers.min)
                 desired = next->workers.min;
         if (desired > next->workers.max)
@@ -287,7 +334,7 @@ static void reload(struct controller *c) {
         c->config = TAKE_PTR(next);
         c->reloads_ok++;
         log_info("reloaded: %u-%u workers", c->config->workers.min, c->config->workers.max);
-        (void) pool_set_desired(c->pool, desired);
+        controller_set_size(c, desired);
 done:
         (void) sd_notify(false, "READY=1");
         publish(c);
@@ -336,6 +383,7 @@ static int start_metrics(struct controller *c) {
 static void controller_done(struct controller *c) {
         c->sample_timer = sd_event_source_disable_unref(c->sample_timer);
         c->pool = pool_free(c->pool);
+        c->batch = batch_free(c->batch);
         c->http = metrics_http_stop(c->http);
         c->sampler = sampler_free(c->sampler);
         if (c->config) {
@@ -366,11 +414,23 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
         r = sampler_new(&c.sampler);
         if (r < 0)
                 return log_error_errno(r, "Failed to read the machine's CPU statistics: %m"), EXIT_USAGE;
-        r = pool_new(c.event, c.config, &c.pool);
-        if (r < 0)
-                return log_error_errno(r, "Failed to create the pool: %m"), EXIT_USAGE;
-        c.pool->on_stopping = on_pool_stopping;
-        c.pool->userdata = &c;
+        if (c.config->tasks.from) {
+                r = batch_new(c.event, c.config, &(struct batch_options) {
+                                      .resume = args->resume,
+                                      .resume_failed = args->resume_failed,
+                                      .bar = args->verbosity < 0 ? BATCH_BAR_NEVER :
+                                             args->bar ? BATCH_BAR_ALWAYS : BATCH_BAR_AUTO,
+                              }, &c.batch);
+                if (r < 0)
+                        return EXIT_USAGE;   /* logged */
+                batch_set_on_stopping(c.batch, on_stopping, &c);
+        } else {
+                r = pool_new(c.event, c.config, &c.pool);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to create the pool: %m"), EXIT_USAGE;
+                c.pool->on_stopping = on_pool_stopping;
+                c.pool->userdata = &c;
+        }
 
         if (add_signal_handlers(&c) < 0 || start_metrics(&c) < 0)
                 return EXIT_USAGE;
@@ -382,9 +442,16 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
         if (r < 0)
                 return log_error_errno(r, "Failed to arm the sample timer: %m"), EXIT_USAGE;
 
-        log_info("pool of %u-%u workers: starting %u", w->min, w->max, w->initial);
-        (void) pool_set_desired(c.pool, w->initial);
-        if (!c.pool->stopping)
+        if (c.batch) {
+                log_info("batch from %s: up to %u tasks at once", c.config->tasks.from, w->max);
+                batch_set_concurrency(c.batch, w->initial);
+                (void) batch_start(c.batch);
+                batch_interim_size(&c);   /* INTERIM: the policy's first decision goes here */
+        } else {
+                log_info("pool of %u-%u workers: starting %u", w->min, w->max, w->initial);
+                (void) pool_set_desired(c.pool, w->initial);
+        }
+        if (c.batch ? !batch_stopping(c.batch) : !c.pool->stopping)
                 (void) sd_notify(false, "READY=1");
         publish(&c);
         notify_status(&c);
