@@ -557,9 +557,18 @@ static void slot_release_io(struct slot *s) {
         s->out_fd = safe_close(s->out_fd);
 }
 
+/* Keeps the lowest failed Seqs, sorted, for the summary. */
 static void note_failed(struct batch *b, uint64_t seq) {
-        if (b->n_first_failed < FIRST_FAILED_MAX)
-                b->first_failed[b->n_first_failed++] = seq;
+        size_t i = b->n_first_failed;
+        if (i == FIRST_FAILED_MAX) {
+                if (seq >= b->first_failed[i - 1])
+                        return;
+                i--;
+        } else
+                b->n_first_failed++;
+        for (; i > 0 && b->first_failed[i - 1] > seq; i--)
+                b->first_failed[i] = b->first_failed[i - 1];
+        b->first_failed[i] = seq;
 }
 
 static void write_joblog(struct batch *b, const struct pending *t, double start, double runtime,
