@@ -8,6 +8,8 @@ packages=(
   libproc2-dev libyaml-dev libsystemd-dev libmicrohttpd-dev libjson-c-dev libcurl4-openssl-dev
   # tests
   libcmocka-dev python3 python3-pytest procps util-linux prometheus curl valgrind
+  # bench/batch: the peers corral is measured against
+  parallel
 )
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null

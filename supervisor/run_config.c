@@ -127,6 +127,10 @@ static int resolve_machine_defaults(struct corral_config *c) {
                 log_error("tasks.mode stream (--stream) is not implemented yet; per-task mode is");
                 return -EINVAL;
         }
+        if (c->tasks.from && c->tasks.output != TASK_OUTPUT_GROUP) {
+                log_error("tasks.output other than group is not implemented yet");
+                return -EINVAL;
+        }
         if (c->tasks.from && c->tasks.batch > 1) {
                 log_error("tasks.batch above 1 is not implemented yet");
                 return -EINVAL;
