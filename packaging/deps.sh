@@ -10,6 +10,8 @@ packages=(
   libcmocka-dev python3 python3-pytest procps util-linux prometheus curl valgrind
   # tests of packaging/: systemd-analyze verify/security, man -l and groff, YAML
   systemd man-db groff-base python3-yaml
+  # bench/batch: the peers corral is measured against
+  parallel
 )
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null

@@ -20,6 +20,7 @@
 #include "metrics/process.h"
 #include "metrics/textfile.h"
 #include "policy/decide.h"
+#include "supervisor/batch.h"
 #include "supervisor/commands.h"
 #include "supervisor/controller.h"
 #include "supervisor/log.h"
@@ -32,7 +33,8 @@ struct controller {
         sd_event *event;
         const struct run_args *args;
         struct corral_config *config;    /* owned; replaced on reload */
-        struct pool *pool;
+        struct pool *pool;               /* long-lived workers; NULL in batch mode */
+        struct batch *batch;             /* per-task batch (--tasks); NULL otherwise */
         struct sampler *sampler;
         struct metrics_http *http;
         sd_event_source *sample_timer;
@@ -79,10 +81,10 @@ static int ensure_buffers(struct controller *c) {
                 c->n_rules_alloc = n_rules;
         }
 
-        size_t n = c->pool->n_alloc;
+        size_t n = c->batch ? batch_max(c->batch) : c->pool->n_alloc;
         if (c->sample.n_cores > n)
                 n = c->sample.n_cores;
-        if (c->pool->shm && c->pool->shm->n_segments > n)
+        if (c->pool && c->pool->shm && c->pool->shm->n_segments > n)
                 n = c->pool->shm->n_segments;
         if (n <= c->n_buffers)
                 return 0;
@@ -106,22 +108,16 @@ static int ensure_buffers(struct controller *c) {
         return 0;
 }
 
-static void fill_snapshot(struct controller *c, struct metrics_snapshot *s) {
+static void fill_pool_snapshot(struct controller *c, struct metrics_snapshot *s) {
         const struct pool *p = c->pool;
         usec_t now = now_monotonic(c);
         size_t n_rows = 0;
 
-        *s = (struct metrics_snapshot) {
-                .version = CORRAL_VERSION,
-                .desired = p->desired,
-                .min = c->config->workers.min,
-                .max = p->max,
-                .stopping = p->stopping,
-                .crash_loop = p->crash_loop,
-                .restarts = p->restarts,
-                .reloads_ok = c->reloads_ok,
-                .reloads_failed = c->reloads_failed,
-        };
+        s->desired = p->desired;
+        s->max = p->max;
+        s->stopping = p->stopping;
+        s->crash_loop = p->crash_loop;
+        s->restarts = p->restarts;
         s->workers[METRICS_WORKER_RUNNING] = pool_count(p, WORKER_RUNNING);
         s->workers[METRICS_WORKER_STOPPING] = pool_count(p, WORKER_STOPPING);
         for (int i = 0; i < _OUTCOME_MAX; i++)
@@ -147,6 +143,22 @@ static void fill_snapshot(struct controller *c, struct metrics_snapshot *s) {
         }
         s->worker_rows = c->rows;
         s->n_worker_rows = n_rows;
+}
+
+static void fill_snapshot(struct controller *c, struct metrics_snapshot *s) {
+        const struct shm_set *shm = c->pool ? c->pool->shm : NULL;
+        usec_t now = now_monotonic(c);
+
+        *s = (struct metrics_snapshot) {
+                .version = CORRAL_VERSION,
+                .min = c->config->workers.min,
+                .reloads_ok = c->reloads_ok,
+                .reloads_failed = c->reloads_failed,
+        };
+        if (c->batch)
+                batch_fill_snapshot(c->batch, s);
+        else
+                fill_pool_snapshot(c, s);
 
         if (c->have_sample) {
                 s->signals = c->sample.signals;
@@ -155,15 +167,16 @@ static void fill_snapshot(struct controller *c, struct metrics_snapshot *s) {
                                                               .busy = c->sample.cores[i].busy };
                 s->cores = c->cores;
                 s->n_cores = c->sample.n_cores;
-                if (signals_has(&s->signals, SIGNAL_POOL_CPU))
+                /* In batch mode utilization is the share of task places busy. */
+                if (!c->batch && signals_has(&s->signals, SIGNAL_POOL_CPU))
                         s->utilization = fmin(fmax(s->signals.value[SIGNAL_POOL_CPU] / 100.0, 0), 1);
         }
-        if (p->shm) {
-                for (size_t i = 0; i < p->shm->n_segments; i++)
-                        c->segments[i] = (struct metrics_segment) { .name = p->shm->segments[i]->name,
-                                                                    .bytes = p->shm->segments[i]->size };
+        if (shm) {
+                for (size_t i = 0; i < shm->n_segments; i++)
+                        c->segments[i] = (struct metrics_segment) { .name = shm->segments[i]->name,
+                                                                    .bytes = shm->segments[i]->size };
                 s->segments = c->segments;
-                s->n_segments = p->shm->n_segments;
+                s->n_segments = shm->n_segments;
         }
         s->scale_events = c->scale_events;
         s->n_scale_events = c->n_scale_events;
@@ -231,6 +244,11 @@ static void notify_status(struct controller *c) {
 
         if (c->have_sample && signals_has(&c->sample.signals, SIGNAL_CPU_BUSY))
                 snprintf(cpu, sizeof(cpu), "cpu %.0f%%", c->sample.signals.value[SIGNAL_CPU_BUSY]);
+        if (c->batch) {
+                (void) sd_notifyf(false, "STATUS=tasks %u/%u running, %s", batch_running(c->batch),
+                                  batch_concurrency(c->batch), cpu);
+                return;
+        }
         (void) sd_notifyf(false, "STATUS=workers %u/%u, %s", pool_count(p, WORKER_RUNNING), p->max, cpu);
 }
 
@@ -243,7 +261,8 @@ static void take_sample(struct controller *c) {
                 log_warning_errno(r, "Failed to sample: %m");
                 return;
         }
-        n = pool_running_pids(c->pool, c->pids, c->n_buffers);
+        n = c->batch ? batch_running_pids(c->batch, c->pids, c->n_buffers)
+                     : pool_running_pids(c->pool, c->pids, c->n_buffers);
         r = sampler_sample(c->sampler, c->pids, n, &c->sample);
         if (r < 0) {
                 /* No sample, no decision: the pool stays as it is. */
@@ -257,6 +276,40 @@ static void take_sample(struct controller *c) {
                 log_info("sampling works again");
         c->sampler_failing = false;
         c->have_sample = true;
+        if (c->batch)
+                batch_fill_signals(c->batch, &c->sample.signals);
+}
+
+/* The one place the pool size is applied, whoever decided it (the policy, a
+ * manual resize): the workers of the pool, or the tasks run at once in batch
+ * mode. */
+/* The size the pool (or batch) is heading for, its bound, and whether it stops. */
+static unsigned controller_size(const struct controller *c) {
+        return c->batch ? batch_concurrency(c->batch) : c->pool->desired;
+}
+
+static unsigned controller_max(const struct controller *c) {
+        return c->batch ? batch_max(c->batch) : c->pool->max;
+}
+
+static bool controller_stopping(const struct controller *c) {
+        return c->batch ? batch_stopping(c->batch) : c->pool->stopping;
+}
+
+static void controller_set_size(struct controller *c, unsigned n) {
+        if (c->batch)
+                batch_set_concurrency(c->batch, n);
+        else
+                (void) pool_set_desired(c->pool, n);
+}
+
+/* INTERIM batch sizing until the policy engine decides the size: all of
+ * workers.max while tasks wait, workers.initial once the backlog is gone.
+ * Replace the call in on_sample_timer() (and controller_run()) with the
+ * policy's decision passed to controller_set_size(). */
+static void batch_interim_size(struct controller *c) {
+        const struct workers_config *w = &c->config->workers;
+        controller_set_size(c, batch_has_work(c->batch) ? w->max : w->initial);
 }
 
 static void count_scale_event(struct controller *c, const char *label, enum metrics_direction dir) {
@@ -279,13 +332,13 @@ static void count_scale_event(struct controller *c, const char *label, enum metr
 
 /* Moves the pool to `size` and remembers the change for /status and metrics. */
 static void resize(struct controller *c, unsigned size, const char *label, const char *why) {
-        unsigned from = c->pool->desired;
+        unsigned from = controller_size(c);
         if (size == from)
                 return;
         log_info("scale %u -> %u (%s)", from, size, why);
         count_scale_event(c, label, size > from ? METRICS_SCALE_UP : METRICS_SCALE_DOWN);
         c->change = (struct decision_view) { .from = from, .to = size, .when = now_monotonic(c) };
-        (void) pool_set_desired(c->pool, size);
+        controller_set_size(c, size);
 }
 
 static void decide(struct controller *c) {
@@ -293,12 +346,12 @@ static void decide(struct controller *c) {
         struct decision d;
         int r;
 
-        if (c->pool->stopping)
+        if (controller_stopping(c))
                 return;
         /* The size the pool is heading for: running and waiting-to-restart
          * workers count, stopping ones do not. */
-        r = policy_decide(&cfg->policy, cfg->workers.min, c->pool->max, &c->policy,
-                          c->have_sample ? &c->sample.signals : NULL, c->pool->desired,
+        r = policy_decide(&cfg->policy, cfg->workers.min, controller_max(c), &c->policy,
+                          c->have_sample ? &c->sample.signals : NULL, controller_size(c),
                           now_monotonic(c), &d);
         if (r < 0) {
                 log_warning_errno(r, "Failed to decide the pool size: %m");
@@ -308,7 +361,7 @@ static void decide(struct controller *c) {
         c->decided = true;
         snprintf(c->decision_label, sizeof(c->decision_label), "%s", decision_label(&d));
         c->decision.rule = NULL;   /* points into the config, which a reload frees */
-        if (d.desired != c->pool->desired)
+        if (d.desired != controller_size(c))
                 resize(c, d.desired, c->decision_label, d.why);
         else
                 log_debug("steady at %u: %s", d.desired, d.why);
@@ -318,7 +371,12 @@ static int on_sample_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct controller *c = userdata;
 
         take_sample(c);
-        decide(c);
+        /* INTERIM: until the throughput seeker (policy.optimize) exists, a batch
+         * sized by it runs at max while tasks wait. Rules of a file still apply. */
+        if (c->batch && c->config->policy.has_optimize)
+                batch_interim_size(c);
+        else
+                decide(c);
         publish(c);
         notify_status(c);
 
@@ -372,11 +430,15 @@ static int place_worker(struct pool *p, unsigned worker_id, void *userdata) {
         }
 }
 
-static void on_pool_stopping(struct pool *p, void *userdata) {
+static void on_stopping(void *userdata) {
         struct controller *c = userdata;
-        (void) p;
         (void) sd_notify(false, "STOPPING=1");
         publish(c);   /* /healthz turns 503 now, not at the next sample */
+}
+
+static void on_pool_stopping(struct pool *p, void *userdata) {
+        (void) p;
+        on_stopping(userdata);
 }
 
 static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -384,23 +446,26 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         char name[16];
         (void) s;
         log_info("received SIG%s", signal_to_string((int) si->ssi_signo, name));
-        pool_stop(c->pool, EXIT_OK);
+        if (c->batch)
+                batch_stop(c->batch);
+        else
+                pool_stop(c->pool, EXIT_OK);
         return 0;
 }
 
 static int on_resize_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         struct controller *c = userdata;
-        const struct pool *p = c->pool;
-        unsigned n = p->desired;
+        unsigned now = controller_size(c), max = controller_max(c);
+        unsigned n = now;
         (void) s;
 
-        if (p->stopping)
+        if (controller_stopping(c))
                 return 0;
-        if (si->ssi_signo == SIGTTIN && n < p->max)
+        if (si->ssi_signo == SIGTTIN && n < max)
                 n++;
         else if (si->ssi_signo == SIGTTOU && n > c->config->workers.min)
                 n--;
-        log_info("manual resize: %u -> %u workers", p->desired, n);
+        log_info("manual resize: %u -> %u workers", now, n);
         /* Held until a rule fires. */
         policy_manual(&c->policy, n, now_monotonic(c));
         resize(c, n, "manual", "by hand");
@@ -409,6 +474,8 @@ static int on_resize_signal(sd_event_source *s, const struct signalfd_siginfo *s
 
 static void reload(struct controller *c) {
         _cleanup_free_ struct corral_config *next = calloc(1, sizeof(*next));
+        _cleanup_(shm_set_unrefp) struct shm_set *shm = NULL;
+        struct shm_error shm_error;
         const char *old_listen, *new_listen;
         int r;
 
@@ -425,19 +492,20 @@ static void reload(struct controller *c) {
                 log_error("reload refused: %s has errors; the running configuration stays", c->args->config_path);
                 goto done;
         }
-        struct shm_error shm_error;
-        _cleanup_(shm_set_unrefp) struct shm_set *shm = NULL;
-        r = shm_set_reload(c->pool->shm, next->shared, next->n_shared, &shm, &shm_error);
-        if (r < 0) {
-                c->reloads_failed++;
-                log_error("%s; reload refused, the running configuration and segments stay", shm_error.message);
-                config_done(next);
-                goto done;
+        if (c->pool) {
+                r = shm_set_reload(c->pool->shm, next->shared, next->n_shared, &shm, &shm_error);
+                if (r < 0) {
+                        c->reloads_failed++;
+                        log_error("%s; reload refused, the running configuration and segments stay",
+                                  shm_error.message);
+                        config_done(next);
+                        goto done;
+                }
         }
 
         r = policy_state_reload(&c->policy, next->policy.n_rules);
         if (r >= 0)
-                r = pool_reconfigure(c->pool, next);
+                r = c->batch ? batch_reconfigure(c->batch, next) : pool_reconfigure(c->pool, next);
         if (r < 0) {
                 c->reloads_failed++;
                 log_error_errno(r, "reload failed, the running configuration stays: %m");
@@ -445,7 +513,8 @@ static void reload(struct controller *c) {
                 goto done;
         }
 
-        pool_set_shm(c->pool, shm);
+        if (c->pool)
+                pool_set_shm(c->pool, shm);
 
         old_listen = run_config_metrics_listen(c->config);
         new_listen = run_config_metrics_listen(next);
@@ -453,7 +522,7 @@ static void reload(struct controller *c) {
                 log_warning("metrics.listen changed: it takes effect when corral restarts");
 
         /* The pool now reads the new config: clamp the size into the new bounds. */
-        unsigned desired = c->pool->desired;
+        unsigned desired = controller_size(c);
         if (desired < next->workers.min)
                 desired = next->workers.min;
         if (desired > next->workers.max)
@@ -464,8 +533,8 @@ static void reload(struct controller *c) {
         c->config = TAKE_PTR(next);
         c->reloads_ok++;
         log_info("reloaded: %u-%u workers", c->config->workers.min, c->config->workers.max);
-        if (desired != c->pool->desired)
-                resize(c, desired, desired < c->pool->desired ? "max" : "min", "new bounds");
+        if (desired != controller_size(c))
+                resize(c, desired, desired < controller_size(c) ? "max" : "min", "new bounds");
 done:
         (void) sd_notify(false, "READY=1");
         publish(c);
@@ -514,6 +583,7 @@ static int start_metrics(struct controller *c) {
 static void controller_done(struct controller *c) {
         c->sample_timer = sd_event_source_disable_unref(c->sample_timer);
         c->pool = pool_free(c->pool);
+        c->batch = batch_free(c->batch);
         c->http = metrics_http_stop(c->http);
         c->sampler = sampler_free(c->sampler);
         if (c->config) {
@@ -553,25 +623,37 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
         r = sampler_new(&c.sampler);
         if (r < 0)
                 return log_error_errno(r, "Failed to read the machine's CPU statistics: %m"), EXIT_USAGE;
-        /* Shared data is loaded and sealed before any worker exists. */
-        struct shm_error shm_error;
-        _cleanup_(shm_set_unrefp) struct shm_set *shm = NULL;
-        r = shm_set_load(c.config->shared, c.config->n_shared, &shm, &shm_error);
-        if (r < 0)
-                return log_error("%s", shm_error.message), EXIT_USAGE;
-        for (size_t i = 0; i < shm->n_segments; i++) {
-                char t[32];
-                log_info("shared segment '%s': %" PRIu64 " bytes, loaded in %s", shm->segments[i]->name,
-                         shm->segments[i]->size, format_duration(shm->segments[i]->load_usec, t));
-        }
+        if (c.config->tasks.from) {
+                r = batch_new(c.event, c.config, &(struct batch_options) {
+                                      .resume = args->resume,
+                                      .resume_failed = args->resume_failed,
+                                      .bar = args->verbosity < 0 ? BATCH_BAR_NEVER :
+                                             args->bar ? BATCH_BAR_ALWAYS : BATCH_BAR_AUTO,
+                              }, &c.batch);
+                if (r < 0)
+                        return EXIT_USAGE;   /* logged */
+                batch_set_on_stopping(c.batch, on_stopping, &c);
+        } else {
+                /* Shared data is loaded and sealed before any worker exists. */
+                struct shm_error shm_error;
+                _cleanup_(shm_set_unrefp) struct shm_set *shm = NULL;
+                r = shm_set_load(c.config->shared, c.config->n_shared, &shm, &shm_error);
+                if (r < 0)
+                        return log_error("%s", shm_error.message), EXIT_USAGE;
+                for (size_t i = 0; i < shm->n_segments; i++) {
+                        char t[32];
+                        log_info("shared segment '%s': %" PRIu64 " bytes, loaded in %s", shm->segments[i]->name,
+                                 shm->segments[i]->size, format_duration(shm->segments[i]->load_usec, t));
+                }
 
-        r = pool_new(c.event, c.config, &c.pool);
-        if (r < 0)
-                return log_error_errno(r, "Failed to create the pool: %m"), EXIT_USAGE;
-        pool_set_shm(c.pool, shm);
-        c.pool->on_stopping = on_pool_stopping;
-        c.pool->place = place_worker;
-        c.pool->userdata = &c;
+                r = pool_new(c.event, c.config, &c.pool);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to create the pool: %m"), EXIT_USAGE;
+                pool_set_shm(c.pool, shm);
+                c.pool->on_stopping = on_pool_stopping;
+                c.pool->place = place_worker;
+                c.pool->userdata = &c;
+        }
 
         if (add_signal_handlers(&c) < 0 || start_metrics(&c) < 0)
                 return EXIT_USAGE;
@@ -583,9 +665,16 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
         if (r < 0)
                 return log_error_errno(r, "Failed to arm the sample timer: %m"), EXIT_USAGE;
 
-        log_info("pool of %u-%u workers: starting %u", w->min, w->max, w->initial);
-        (void) pool_set_desired(c.pool, w->initial);
-        if (!c.pool->stopping)
+        if (c.batch) {
+                log_info("batch from %s: up to %u tasks at once", c.config->tasks.from, w->max);
+                batch_set_concurrency(c.batch, w->initial);
+                (void) batch_start(c.batch);
+                batch_interim_size(&c);   /* INTERIM: the policy's first decision goes here */
+        } else {
+                log_info("pool of %u-%u workers: starting %u", w->min, w->max, w->initial);
+                (void) pool_set_desired(c.pool, w->initial);
+        }
+        if (!controller_stopping(&c))
                 (void) sd_notify(false, "READY=1");
         publish(&c);
         notify_status(&c);

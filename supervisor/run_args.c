@@ -14,11 +14,15 @@
 const char run_usage[] =
         "Usage: corral run [-c FILE] [--min N] [--max N] [--metrics HOST:PORT|none]\n"
         "                  [--stop-timeout DURATION]\n"
-        "                  [--restart-delay DURATION] [--crash-limit N] [-v|-q]\n"
-        "                  [--] COMMAND [ARG...]\n"
+        "                  [--restart-delay DURATION] [--crash-limit N]\n"
+        "                  [--tasks FILE|-] [--keep-order] [--joblog FILE] [--resume]\n"
+        "                  [--resume-failed] [--retries N] [--timeout DURATION]\n"
+        "                  [--shard K/N] [--bar] [-v|-q] [--] COMMAND [ARG...]\n"
         "\n"
         "Runs a pool of copies of COMMAND (no shell), replaces those that end, and\n"
         "stops them gracefully on TERM or INT (a second one kills at once).\n"
+        "With --tasks, runs COMMAND once per input line instead, {} replaced by the\n"
+        "line (appended when absent), as many at once as the machine allows.\n"
         "\n"
         "  -c, --config FILE          read the configuration from FILE\n"
         "      --min N                keep at least N workers (default 1)\n"
@@ -31,6 +35,16 @@ const char run_usage[] =
         "                             (default 100ms)\n"
         "      --crash-limit N        give up (exit 3) after more than N quick\n"
         "                             failures in a row (default 10)\n"
+        "      --tasks FILE|-         batch: one task per line of FILE (- for stdin)\n"
+        "      --keep-order           print task outputs in input order\n"
+        "      --joblog FILE          log every task attempt (GNU parallel format)\n"
+        "      --resume               skip the tasks the joblog has as done\n"
+        "      --resume-failed        ... and run the failed ones again\n"
+        "      --retries N            run a failed task up to N more times\n"
+        "      --timeout DURATION     kill a task running longer (it failed)\n"
+        "      --shard K/N            run only lines with (number-1) % N == K\n"
+        "      --bar                  draw a progress bar on the terminal even when\n"
+        "                             stderr is redirected\n"
         "  -v, --verbose              log more\n"
         "  -q, --quiet                log only warnings and errors\n"
         "  -h, --help                 show this help\n";
@@ -42,6 +56,16 @@ enum {
         ARG_STOP_TIMEOUT,
         ARG_RESTART_DELAY,
         ARG_CRASH_LIMIT,
+        ARG_TASKS,
+        ARG_STREAM,
+        ARG_KEEP_ORDER,
+        ARG_JOBLOG,
+        ARG_RESUME,
+        ARG_RESUME_FAILED,
+        ARG_RETRIES,
+        ARG_TIMEOUT,
+        ARG_SHARD,
+        ARG_BAR,
 };
 
 static const struct option run_options[] = {
@@ -52,6 +76,16 @@ static const struct option run_options[] = {
         { "stop-timeout",  required_argument, NULL, ARG_STOP_TIMEOUT },
         { "restart-delay", required_argument, NULL, ARG_RESTART_DELAY },
         { "crash-limit",   required_argument, NULL, ARG_CRASH_LIMIT },
+        { "tasks",         required_argument, NULL, ARG_TASKS },
+        { "stream",        no_argument,       NULL, ARG_STREAM },
+        { "keep-order",    no_argument,       NULL, ARG_KEEP_ORDER },
+        { "joblog",        required_argument, NULL, ARG_JOBLOG },
+        { "resume",        no_argument,       NULL, ARG_RESUME },
+        { "resume-failed", no_argument,       NULL, ARG_RESUME_FAILED },
+        { "retries",       required_argument, NULL, ARG_RETRIES },
+        { "timeout",       required_argument, NULL, ARG_TIMEOUT },
+        { "shard",         required_argument, NULL, ARG_SHARD },
+        { "bar",           no_argument,       NULL, ARG_BAR },
         { "verbose",       no_argument,       NULL, 'v' },
         { "quiet",         no_argument,       NULL, 'q' },
         { "help",          no_argument,       NULL, 'h' },
@@ -64,6 +98,7 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
         struct run_args a = {
                 .stop_timeout = USEC_INFINITY,
                 .restart_delay = USEC_INFINITY,
+                .timeout = USEC_INFINITY,
         };
         int c;
 
@@ -100,6 +135,44 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
                                 return fail("--crash-limit: '%s' is not a number", optarg);
                         a.crash_limit_set = true;
                         break;
+                case ARG_TASKS:
+                        if (!*optarg)
+                                return fail("--tasks needs a file, or - for stdin");
+                        a.tasks = optarg;
+                        break;
+                case ARG_STREAM:
+                        a.stream = true;
+                        break;
+                case ARG_KEEP_ORDER:
+                        a.keep_order = true;
+                        break;
+                case ARG_JOBLOG:
+                        if (!*optarg)
+                                return fail("--joblog needs a file");
+                        a.joblog = optarg;
+                        break;
+                case ARG_RESUME:
+                        a.resume = true;
+                        break;
+                case ARG_RESUME_FAILED:
+                        a.resume_failed = true;
+                        break;
+                case ARG_RETRIES:
+                        if (parse_unsigned(optarg, 1000000, &a.retries) < 0)
+                                return fail("--retries: '%s' is not a number (0-1000000)", optarg);
+                        a.retries_set = true;
+                        break;
+                case ARG_TIMEOUT:
+                        if (parse_duration(optarg, &a.timeout) < 0)
+                                return fail("--timeout: '%s' is not a duration (like 30s, 5m)", optarg);
+                        break;
+                case ARG_SHARD:
+                        if (parse_shard(optarg, &a.shard_index, &a.shard_count) < 0)
+                                return fail("--shard: '%s' is not a shard K/N with K < N, such as 0/4", optarg);
+                        break;
+                case ARG_BAR:
+                        a.bar = true;
+                        break;
                 case 'v':
                         a.verbosity = 1;
                         break;
@@ -122,6 +195,18 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
                 a.command = argv + optind;
         if (a.min_set && a.max_set && a.min > a.max)
                 return fail("--min %u is larger than --max %u", a.min, a.max);
+        if (!a.tasks && !a.config_path) {
+                /* Batch flags without a batch: a mistake worth naming. */
+                const char *batch_flag = a.keep_order ? "--keep-order" : a.joblog ? "--joblog" :
+                                         a.resume ? "--resume" : a.resume_failed ? "--resume-failed" :
+                                         a.retries_set ? "--retries" : a.stream ? "--stream" :
+                                         a.timeout != USEC_INFINITY ? "--timeout" :
+                                         a.shard_count ? "--shard" : a.bar ? "--bar" : NULL;
+                if (batch_flag && !a.help)
+                        return fail("%s needs --tasks FILE|-", batch_flag);
+        }
+        if (a.resume && a.resume_failed)
+                return fail("--resume and --resume-failed exclude each other");
         if (!a.help && !a.command && !a.config_path)
                 return fail("no COMMAND to run");
 

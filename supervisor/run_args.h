@@ -20,6 +20,18 @@ struct run_args {
         unsigned crash_limit;
         bool crash_limit_set;
         int verbosity;             /* -1 quiet, 0 normal, 1 verbose */
+        /* batch mode; each overrides its tasks: key when given */
+        const char *tasks;         /* --tasks FILE|- */
+        const char *joblog;        /* --joblog FILE */
+        bool stream;               /* --stream */
+        bool keep_order;           /* --keep-order */
+        unsigned retries;          /* --retries N */
+        bool retries_set;
+        usec_t timeout;            /* --timeout DURATION; USEC_INFINITY: not given */
+        unsigned shard_index, shard_count;   /* --shard K/N; count 0: not given */
+        bool resume;               /* --resume */
+        bool resume_failed;        /* --resume-failed */
+        bool bar;                  /* --bar */
         bool help;
         char **command;            /* points into argv; NULL: none given */
 };

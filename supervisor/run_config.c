@@ -27,7 +27,7 @@ static int load_file_or_default(const struct run_args *a, struct corral_config *
 
         if (!a->config_path) {
                 config_init(ret);
-                r = config_default_policy(ret, false);
+                r = config_default_policy(ret, a->tasks != NULL);
                 if (r < 0)
                         config_done(ret);
                 return r;
@@ -38,6 +38,46 @@ static int load_file_or_default(const struct run_args *a, struct corral_config *
                 log_full(diag.items[i].severity == CONF_ERROR ? LOG_ERR : LOG_WARNING, 0,
                          "%s", diag.items[i].message);
         return r == -ENOMEM ? r : r < 0 ? -EINVAL : 0;
+}
+
+static int replace_string(char **dst, const char *value) {
+        char *copy = strdup(value);
+        if (!copy)
+                return -ENOMEM;
+        free(*dst);
+        *dst = copy;
+        return 0;
+}
+
+static int apply_task_flags(const struct run_args *a, struct tasks_config *t) {
+        int r;
+
+        if (a->tasks && (r = replace_string(&t->from, a->tasks)) < 0)
+                return r;
+        if (a->joblog && (r = replace_string(&t->joblog, a->joblog)) < 0)
+                return r;
+        if (a->stream)
+                t->mode = TASK_MODE_STREAM;
+        if (a->keep_order)
+                t->keep_order = true;
+        if (a->retries_set)
+                t->retries = a->retries;
+        if (a->timeout != USEC_INFINITY)
+                t->timeout = a->timeout;
+        if (a->shard_count) {
+                t->shard_index = a->shard_index;
+                t->shard_count = a->shard_count;
+        }
+        if ((a->keep_order || a->joblog || a->resume || a->resume_failed || a->retries_set || a->stream ||
+             a->bar || a->shard_count || a->timeout != USEC_INFINITY) && !t->from) {
+                log_error("the batch flags need --tasks FILE|- (or tasks.from in the file)");
+                return -EINVAL;
+        }
+        if ((a->resume || a->resume_failed) && !t->joblog) {
+                log_error("%s needs a joblog: --joblog FILE or tasks.joblog", a->resume ? "--resume" : "--resume-failed");
+                return -EINVAL;
+        }
+        return 0;
 }
 
 static int apply_flags(const struct run_args *a, struct corral_config *c) {
@@ -72,7 +112,7 @@ static int apply_flags(const struct run_args *a, struct corral_config *c) {
                 w->backoff_initial = a->restart_delay;
         if (a->crash_limit_set)
                 w->crash_burst = a->crash_limit;
-        return 0;
+        return apply_task_flags(a, &c->tasks);
 }
 
 static int resolve_machine_defaults(struct corral_config *c) {
@@ -83,9 +123,25 @@ static int resolve_machine_defaults(struct corral_config *c) {
                 log_error("no COMMAND to run: give one after -- or as command: in the configuration file");
                 return -EINVAL;
         }
-        /* An unset max follows the machine, but never below an explicit min. */
+        if (c->tasks.from && c->tasks.mode == TASK_MODE_STREAM) {
+                log_error("tasks.mode stream (--stream) is not implemented yet; per-task mode is");
+                return -EINVAL;
+        }
+        if (c->tasks.from && c->tasks.output != TASK_OUTPUT_GROUP) {
+                log_error("tasks.output other than group is not implemented yet");
+                return -EINVAL;
+        }
+        if (c->tasks.from && c->tasks.batch > 1) {
+                log_error("tasks.batch above 1 is not implemented yet");
+                return -EINVAL;
+        }
+        /* An unset max follows the machine, but never below an explicit min.
+         * A batch may run 4 tasks per CPU: tasks that wait on I/O leave room
+         * for more, and the policy finds out how many pay. */
         if (w->max == 0) {
                 (void) cpu_capacity(&cpus);
+                if (c->tasks.from)
+                        cpus *= 4;
                 w->max = cpus > w->min ? cpus : w->min;
         }
         if (w->min > w->max) {

@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: MIT */
+/* Pure helpers of per-task batch mode: buffers, argv substitution, line splitting, ordering, the bar. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "supervisor/task.h"
+
+int strbuf_reserve(struct strbuf *b, size_t n) {
+        if (b->cap - b->len >= n)
+                return 0;
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap - b->len < n) {
+                if (cap > SIZE_MAX / 2)
+                        return -ENOMEM;
+                cap *= 2;
+        }
+        char *p = realloc(b->data, cap);
+        if (!p)
+                return -ENOMEM;
+        b->data = p;
+        b->cap = cap;
+        return 0;
+}
+
+int strbuf_append(struct strbuf *b, const char *s, size_t n) {
+        int r = strbuf_reserve(b, n + 1);
+        if (r < 0)
+                return r;
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return 0;
+}
+
+void strbuf_done(struct strbuf *b) {
+        free(b->data);
+        *b = (struct strbuf) {};
+}
+
+bool task_command_has_placeholder(char *const *command) {
+        for (size_t i = 0; command[i]; i++)
+                if (strstr(command[i], "{}"))
+                        return true;
+        return false;
+}
+
+static size_t count_placeholders(const char *s) {
+        size_t n = 0;
+        for (const char *p = s; (p = strstr(p, "{}")); p += 2)
+                n++;
+        return n;
+}
+
+int task_argv_build(struct task_argv *a, char *const *command, const char *line, size_t len) {
+        size_t n = 0, size = 0;
+        bool any = false;
+
+        /* First the sizes, then the strings: buf may move while it grows, so
+         * the pointers are taken only once it is big enough. */
+        for (; command[n]; n++) {
+                size_t k = count_placeholders(command[n]);
+                any = any || k > 0;
+                size += strlen(command[n]) - 2 * k + k * len + 1;
+        }
+        if (!any)
+                size += len + 1;
+        if (a->n_slots < n + 2) {
+                char **v = reallocarray(a->argv, n + 2, sizeof(char *));
+                if (!v)
+                        return -ENOMEM;
+                a->argv = v;
+                a->n_slots = n + 2;
+        }
+        a->buf.len = 0;
+        if (strbuf_reserve(&a->buf, size) < 0)
+                return -ENOMEM;
+
+        char *out = a->buf.data;
+        size_t i = 0;
+        for (; i < n; i++) {
+                a->argv[i] = out;
+                for (const char *p = command[i];;) {
+                        const char *ph = strstr(p, "{}");
+                        size_t lit = ph ? (size_t) (ph - p) : strlen(p);
+                        memcpy(out, p, lit);
+                        out += lit;
+                        if (!ph)
+                                break;
+                        memcpy(out, line, len);
+                        out += len;
+                        p = ph + 2;
+                }
+                *out++ = '\0';
+        }
+        if (!any) {
+                a->argv[i++] = out;
+                memcpy(out, line, len);
+                out += len;
+                *out++ = '\0';
+        }
+        a->argv[i] = NULL;
+        a->buf.len = (size_t) (out - a->buf.data);
+        return 0;
+}
+
+void task_argv_done(struct task_argv *a) {
+        free(a->argv);
+        strbuf_done(&a->buf);
+        *a = (struct task_argv) {};
+}
+
+static bool shell_safe(const char *s) {
+        if (!*s)
+                return false;
+        for (; *s; s++)
+                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./=:,+@%-", *s))
+                        return false;
+        return true;
+}
+
+int task_command_line(struct strbuf *b, char *const *argv) {
+        int r = strbuf_reserve(b, 1);
+        if (r < 0)
+                return r;
+        b->data[b->len] = '\0';
+        for (size_t i = 0; argv[i]; i++) {
+                if (i > 0 && (r = strbuf_append(b, " ", 1)) < 0)
+                        return r;
+                if (shell_safe(argv[i])) {
+                        r = strbuf_append(b, argv[i], strlen(argv[i]));
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if ((r = strbuf_append(b, "'", 1)) < 0)
+                        return r;
+                for (const char *p = argv[i]; *p; p++) {
+                        r = *p == '\'' ? strbuf_append(b, "'\\''", 4) : strbuf_append(b, p, 1);
+                        if (r < 0)
+                                return r;
+                }
+                if ((r = strbuf_append(b, "'", 1)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int line_reader_space(struct line_reader *r, size_t min, char **ret_ptr, size_t *ret_len) {
+        if (r->start > 0 && r->cap - r->end < min) {
+                memmove(r->buf, r->buf + r->start, r->end - r->start);
+                r->end -= r->start;
+                r->start = 0;
+        }
+        if (r->cap - r->end < min) {
+                size_t cap = r->cap ? r->cap : 64 * 1024;
+                while (cap - r->end < min)
+                        cap *= 2;
+                char *p = realloc(r->buf, cap);
+                if (!p)
+                        return -ENOMEM;
+                r->buf = p;
+                r->cap = cap;
+        }
+        *ret_ptr = r->buf + r->end;
+        *ret_len = r->cap - r->end;
+        return 0;
+}
+
+void line_reader_commit(struct line_reader *r, size_t n) {
+        if (n == 0)
+                r->eof = true;
+        r->end += n;
+}
+
+int line_reader_next(struct line_reader *r, char **ret_line, size_t *ret_len) {
+        size_t avail = r->end - r->start;
+        char *line = r->buf + r->start;
+        char *nl = avail ? memchr(line, '\n', avail) : NULL;
+        size_t len;
+
+        if (nl)
+                len = (size_t) (nl - line);
+        else if (r->eof && avail > 0)
+                len = avail;
+        else
+                return avail > TASK_LINE_MAX ? -E2BIG : 0;
+        if (len > TASK_LINE_MAX)
+                return -E2BIG;
+
+        if (nl) {
+                *nl = '\0';
+                r->start += len + 1;
+        } else {
+                /* The last line without '\n': there is room for the NUL only
+                 * if the caller left it, so make sure. */
+                char *p;
+                size_t n;
+                if (line_reader_space(r, 1, &p, &n) < 0)
+                        return -ENOMEM;
+                line = r->buf + r->start;
+                line[len] = '\0';
+                r->start += len;
+        }
+        if (r->start == r->end)
+                r->start = r->end = 0;   /* cheap: the next read starts at the front */
+        *ret_line = line;
+        *ret_len = len;
+        return 1;
+}
+
+void line_reader_done(struct line_reader *r) {
+        free(r->buf);
+        *r = (struct line_reader) {};
+}
+
+static int order_buffer_grow(struct order_buffer *o, size_t need) {
+        size_t cap = o->cap ? o->cap : 64;
+        while (cap < need)
+                cap *= 2;
+        if (cap == o->cap)
+                return 0;
+        struct order_entry *ring = calloc(cap, sizeof(*ring));
+        if (!ring)
+                return -ENOMEM;
+        /* Entries live at ord % cap: move the ones in flight to their new places. */
+        for (size_t i = 0; i < o->cap; i++) {
+                uint64_t ord = o->next + i;
+                ring[ord & (cap - 1)] = o->ring[ord & (o->cap - 1)];
+        }
+        free(o->ring);
+        o->ring = ring;
+        o->cap = cap;
+        return 0;
+}
+
+int order_buffer_put(struct order_buffer *o, uint64_t ord, char *data, size_t len) {
+        if (ord < o->next) {
+                free(data);
+                return -EINVAL;
+        }
+        if (ord - o->next >= o->cap && order_buffer_grow(o, (size_t) (ord - o->next) + 1) < 0) {
+                free(data);
+                return -ENOMEM;
+        }
+        struct order_entry *e = &o->ring[ord & (o->cap - 1)];
+        *e = (struct order_entry) { .data = data, .len = len, .ready = true };
+        return 0;
+}
+
+bool order_buffer_pop(struct order_buffer *o, char **ret_data, size_t *ret_len) {
+        if (o->cap == 0)
+                return false;
+        struct order_entry *e = &o->ring[o->next & (o->cap - 1)];
+        if (!e->ready)
+                return false;
+        *ret_data = e->data;
+        *ret_len = e->len;
+        *e = (struct order_entry) {};
+        o->next++;
+        return true;
+}
+
+void order_buffer_done(struct order_buffer *o) {
+        for (size_t i = 0; i < o->cap; i++)
+                free(o->ring[i].data);
+        free(o->ring);
+        *o = (struct order_buffer) {};
+}
+
+static void format_eta(char *buf, size_t size, double seconds) {
+        unsigned long s = (unsigned long) (seconds + 0.5);
+        if (s >= 3600)
+                snprintf(buf, size, "%lu:%02lu:%02lu", s / 3600, s / 60 % 60, s % 60);
+        else
+                snprintf(buf, size, "%lu:%02lu", s / 60, s % 60);
+}
+
+void task_bar_format(char *buf, size_t size, unsigned width, uint64_t done, uint64_t total,
+                     uint64_t failed, unsigned running, double rate) {
+        char tail[160], eta[32] = "?", rate_text[32] = "?";
+        int n;
+
+        if (rate >= 0)
+                snprintf(rate_text, sizeof(rate_text), "%.0f/s", rate);
+        if (total == 0) {
+                snprintf(buf, size, "%llu done, %llu failed, %u running, %s",
+                         (unsigned long long) done, (unsigned long long) failed, running, rate_text);
+                return;
+        }
+        if (rate > 0 && done <= total)
+                format_eta(eta, sizeof(eta), (double) (total - done) / rate);
+        else if (done >= total)
+                format_eta(eta, sizeof(eta), 0);
+        n = snprintf(tail, sizeof(tail), " %llu/%llu %3.0f%% %llu failed, %u running, %s, ETA %s",
+                     (unsigned long long) done, (unsigned long long) total,
+                     100.0 * (double) (done < total ? done : total) / (double) total,
+                     (unsigned long long) failed, running, rate_text, eta);
+        if (n < 0)
+                n = 0;
+
+        /* The bar takes what the text leaves of the width, at least 10 columns. */
+        unsigned bar = width > (unsigned) n + 2 + 10 ? width - (unsigned) n - 2 : 10;
+        if (bar > 60)
+                bar = 60;
+        unsigned fill = (unsigned) ((double) bar * (double) (done < total ? done : total) / (double) total);
+        size_t k = 0;
+        if (size < (size_t) bar + 3 + (size_t) n + 1) {
+                snprintf(buf, size, "%s", tail + 1);
+                return;
+        }
+        buf[k++] = '[';
+        for (unsigned i = 0; i < bar; i++)
+                buf[k++] = i < fill ? '#' : '-';
+        buf[k++] = ']';
+        memcpy(buf + k, tail, (size_t) n + 1);
+}

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The pure building blocks of per-task batch mode, kept apart from the
+ * process handling so they are unit-tested without forking: a growable byte
+ * buffer, the argv of one task (`{}` substitution, no shell), the command line
+ * as the joblog shows it, the line splitter of the task input, the buffer
+ * that puts outputs back in input order, and the progress bar's text.
+ * Nothing here logs or makes a system call.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Lines longer than this cannot be one argument of execve() (MAX_ARG_STRLEN). */
+#define TASK_LINE_MAX (128u * 1024u)
+
+struct strbuf {
+        char *data;
+        size_t len, cap;
+};
+
+/* Makes room for n more bytes. Returns 0 or -ENOMEM (the buffer is unchanged). */
+int strbuf_reserve(struct strbuf *b, size_t n);
+int strbuf_append(struct strbuf *b, const char *s, size_t n);
+/* Frees the data and zeroes the buffer. Accepts a zeroed buffer. */
+void strbuf_done(struct strbuf *b);
+
+/* argv of one task. Reused from task to task: the strings live in one buffer
+ * that only grows, so building an argv does not allocate once warm. */
+struct task_argv {
+        char **argv;             /* NULL-terminated, points into buf */
+        size_t n_slots;
+        struct strbuf buf;
+};
+
+/* True when some argument of command contains `{}`. */
+bool task_command_has_placeholder(char *const *command);
+
+/*
+ * Builds the argv of the task `line` (len bytes, no NUL needed): every `{}` in
+ * every argument of command is replaced by the line; when no argument has one
+ * the line is appended as the last argument. The result is in a->argv, valid
+ * until the next call or task_argv_done(). Returns 0 or -ENOMEM.
+ */
+int task_argv_build(struct task_argv *a, char *const *command, const char *line, size_t len);
+void task_argv_done(struct task_argv *a);
+
+/*
+ * Appends argv as one line a shell would read back into the same argv
+ * (arguments with anything but [A-Za-z0-9_./=:,+@%-] are single-quoted), as
+ * GNU parallel's joblog shows it. Returns 0 or -ENOMEM.
+ */
+int task_command_line(struct strbuf *b, char *const *argv);
+
+/*
+ * The task input, split into lines. The caller reads into the space it gets
+ * from line_reader_space() and commits what it read; lines come out of
+ * line_reader_next(). Only the unconsumed part is kept, so memory stays
+ * bounded by the longest line however long the input is.
+ */
+struct line_reader {
+        char *buf;
+        size_t cap, start, end;
+        bool eof;
+};
+
+/* Room for at least `min` bytes at the end of the data (compacting or growing).
+ * Returns 0 or -ENOMEM. */
+int line_reader_space(struct line_reader *r, size_t min, char **ret_ptr, size_t *ret_len);
+/* n bytes were read into the space; 0 means end of input. */
+void line_reader_commit(struct line_reader *r, size_t n);
+/*
+ * The next line without its '\n', NUL-terminated in place, valid until the
+ * next call that changes the reader; after end of input a last line without
+ * '\n' comes out too. Returns 1 with a line, 0 when more input is needed (or
+ * none is left after eof), -E2BIG when a line is longer than TASK_LINE_MAX.
+ */
+int line_reader_next(struct line_reader *r, char **ret_line, size_t *ret_len);
+void line_reader_done(struct line_reader *r);
+
+/*
+ * Outputs of tasks put back in input order (keep_order). Each task has an
+ * ordinal, 0, 1, 2, ... in input order; an output is put once its task ended
+ * for good, and comes out once every earlier one came out. Memory is bounded
+ * by the spread of ordinals in flight (the dispatcher keeps it bounded).
+ */
+struct order_buffer {
+        struct order_entry {
+                char *data;      /* owned; NULL for an empty output */
+                size_t len;
+                bool ready;
+        } *ring;
+        size_t cap;              /* a power of two; 0 until the first put */
+        uint64_t next;           /* the ordinal to come out next */
+};
+
+/* Takes ownership of data (malloc'd, may be NULL when len is 0). ord must be
+ * >= o->next and not put before. Returns 0 or -ENOMEM (data is then freed). */
+int order_buffer_put(struct order_buffer *o, uint64_t ord, char *data, size_t len);
+/* The next output in order, if it is ready: the caller owns *ret_data.
+ * Returns true with an output, false when the next one is not there yet. */
+bool order_buffer_pop(struct order_buffer *o, char **ret_data, size_t *ret_len);
+void order_buffer_done(struct order_buffer *o);
+
+/* The progress bar's one line (no "\r", no newline), fitted into width
+ * columns. total 0: unknown (stdin), then done and rate only. rate in tasks
+ * per second; < 0 when not known yet. */
+void task_bar_format(char *buf, size_t size, unsigned width, uint64_t done, uint64_t total,
+                     uint64_t failed, unsigned running, double rate);

@@ -1,0 +1,350 @@
+/* SPDX-License-Identifier: MIT */
+/* The pure parts of batch mode: argv substitution, command lines, line splitting,
+ * the order buffer, the bar, the joblog format and parser, and the resume sets. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "supervisor/joblog.h"
+#include "supervisor/run_args.h"
+#include "supervisor/task.h"
+
+#define CMD(...) ((char *[]) { __VA_ARGS__, NULL })
+
+static void assert_argv(char **got, char *const *want) {
+        size_t i = 0;
+        for (; want[i]; i++) {
+                assert_non_null(got[i]);
+                assert_string_equal(got[i], want[i]);
+        }
+        assert_null(got[i]);
+}
+
+static void test_argv_substitution(void **state) {
+        static const struct {
+                const char *name;
+                char *command[5];
+                const char *line;
+                char *want[6];
+        } cases[] = {
+                { "appended when absent", { "echo", "-n" }, "a b", { "echo", "-n", "a b" } },
+                { "replaced in place", { "cp", "{}", "/tmp" }, "x", { "cp", "x", "/tmp" } },
+                { "inside an argument", { "echo", "--in={}.txt" }, "f", { "echo", "--in=f.txt" } },
+                { "twice in one argument", { "echo", "{}-{}" }, "ab", { "echo", "ab-ab" } },
+                { "in two arguments", { "mv", "{}", "{}.bak" }, "k", { "mv", "k", "k.bak" } },
+                { "quotes stay literal", { "echo", "{}" }, "it's \"q\" $HOME `x`", { "echo", "it's \"q\" $HOME `x`" } },
+                { "an empty line", { "echo" }, "", { "echo", "" } },
+                { "argv[0] too", { "{}", "-v" }, "prog", { "prog", "-v" } },
+        };
+        struct task_argv a = {};
+        (void) state;
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                print_message("case: %s\n", cases[i].name);
+                assert_int_equal(task_argv_build(&a, cases[i].command, cases[i].line, strlen(cases[i].line)), 0);
+                assert_argv(a.argv, cases[i].want);
+        }
+        /* Reused: a long line after short ones, then a short one again. */
+        char big[5000];
+        memset(big, 'z', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        assert_int_equal(task_argv_build(&a, CMD("a", "{}", "b", "{}"), big, strlen(big)), 0);
+        assert_int_equal(strlen(a.argv[1]), sizeof(big) - 1);
+        assert_string_equal(a.argv[2], "b");
+        assert_int_equal(strlen(a.argv[3]), sizeof(big) - 1);
+        assert_int_equal(task_argv_build(&a, CMD("echo"), "s", 1), 0);
+        assert_argv(a.argv, CMD("echo", "s"));
+        /* The line need not be NUL-terminated. */
+        assert_int_equal(task_argv_build(&a, CMD("echo"), "abcdef", 3), 0);
+        assert_argv(a.argv, CMD("echo", "abc"));
+        task_argv_done(&a);
+
+        assert_true(task_command_has_placeholder(CMD("x", "a{}b")));
+        assert_false(task_command_has_placeholder(CMD("x", "{", "}")));
+}
+
+static void test_command_line_quotes_like_a_shell(void **state) {
+        struct strbuf b = {};
+        (void) state;
+
+        assert_int_equal(task_command_line(&b, CMD("echo", "plain-1.txt", "a b", "it's", "")), 0);
+        assert_string_equal(b.data, "echo plain-1.txt 'a b' 'it'\\''s' ''");
+        strbuf_done(&b);
+}
+
+static void test_line_reader_splits_across_reads(void **state) {
+        static const char *const chunks[] = { "one\ntw", "o\n", "", "\nthr", "ee" };
+        static const char *const want[] = { "one", "two", "", "three" };
+        struct line_reader r = {};
+        size_t k = 0;
+        (void) state;
+
+        for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+                char *p, *line;
+                size_t n, len;
+                assert_int_equal(line_reader_space(&r, 16, &p, &n), 0);
+                assert_true(n >= 16);
+                memcpy(p, chunks[i], strlen(chunks[i]));
+                /* An empty chunk in the middle is not the end: commit only data. */
+                if (strlen(chunks[i]) > 0)
+                        line_reader_commit(&r, strlen(chunks[i]));
+                while (line_reader_next(&r, &line, &len) == 1) {
+                        assert_true(k < 4);
+                        assert_string_equal(line, want[k]);
+                        assert_int_equal(len, strlen(want[k]));
+                        k++;
+                }
+        }
+        assert_int_equal(k, 3);    /* "three" has no newline yet */
+        line_reader_commit(&r, 0); /* end of input */
+        char *line;
+        size_t len;
+        assert_int_equal(line_reader_next(&r, &line, &len), 1);
+        assert_string_equal(line, "three");
+        assert_int_equal(line_reader_next(&r, &line, &len), 0);
+        line_reader_done(&r);
+}
+
+static void test_line_reader_refuses_a_line_too_long(void **state) {
+        struct line_reader r = {};
+        char *p, *line;
+        size_t n, len;
+        (void) state;
+
+        assert_int_equal(line_reader_space(&r, TASK_LINE_MAX + 2, &p, &n), 0);
+        memset(p, 'x', TASK_LINE_MAX + 1);
+        line_reader_commit(&r, TASK_LINE_MAX + 1);
+        assert_int_equal(line_reader_next(&r, &line, &len), -E2BIG);
+        line_reader_done(&r);
+}
+
+static char *dup_text(const char *s) {
+        return s ? strdup(s) : NULL;
+}
+
+static void test_order_buffer_puts_outputs_back_in_order(void **state) {
+        struct order_buffer o = {};
+        char *data;
+        size_t len;
+        (void) state;
+
+        assert_false(order_buffer_pop(&o, &data, &len));
+        assert_int_equal(order_buffer_put(&o, 2, dup_text("c"), 1), 0);
+        assert_int_equal(order_buffer_put(&o, 1, NULL, 0), 0);   /* an empty output */
+        assert_false(order_buffer_pop(&o, &data, &len));       /* 0 is still running */
+        assert_int_equal(order_buffer_put(&o, 0, dup_text("a"), 1), 0);
+        assert_true(order_buffer_pop(&o, &data, &len));
+        assert_string_equal(data, "a");
+        free(data);
+        assert_true(order_buffer_pop(&o, &data, &len));
+        assert_null(data);
+        assert_int_equal(len, 0);
+        assert_true(order_buffer_pop(&o, &data, &len));
+        assert_string_equal(data, "c");
+        free(data);
+        assert_false(order_buffer_pop(&o, &data, &len));
+
+        /* Far ahead of the next: the ring grows and keeps what it holds. */
+        assert_int_equal(order_buffer_put(&o, 4, dup_text("e"), 1), 0);
+        assert_int_equal(order_buffer_put(&o, 1000, dup_text("z"), 1), 0);
+        assert_int_equal(order_buffer_put(&o, 3, dup_text("d"), 1), 0);
+        assert_true(order_buffer_pop(&o, &data, &len));
+        assert_string_equal(data, "d");
+        free(data);
+        assert_true(order_buffer_pop(&o, &data, &len));
+        assert_string_equal(data, "e");
+        free(data);
+        assert_false(order_buffer_pop(&o, &data, &len));
+        /* An ordinal already out is refused. */
+        assert_int_equal(order_buffer_put(&o, 0, dup_text("x"), 1), -EINVAL);
+        order_buffer_done(&o);   /* frees "z" */
+}
+
+static void test_bar_text(void **state) {
+        char buf[256];
+        (void) state;
+
+        task_bar_format(buf, sizeof(buf), 100, 500, 1000, 3, 8, 250);
+        assert_non_null(strstr(buf, "500/1000"));
+        assert_non_null(strstr(buf, " 50%"));
+        assert_non_null(strstr(buf, "3 failed"));
+        assert_non_null(strstr(buf, "8 running"));
+        assert_non_null(strstr(buf, "250/s"));
+        assert_non_null(strstr(buf, "ETA 0:02"));
+        assert_true(buf[0] == '[');
+        assert_true(strlen(buf) <= 100);
+
+        task_bar_format(buf, sizeof(buf), 100, 42, 0, 0, 2, -1);
+        assert_string_equal(buf, "42 done, 0 failed, 2 running, ?");
+}
+
+static void test_joblog_line_round_trip(void **state) {
+        struct strbuf b = {};
+        struct joblog_entry e = {
+                .seq = 17, .start = 1700000000.25, .runtime = 1.5, .receive = 12,
+                .exitval = 3, .signal = 0, .command = "echo 'a\tb'",
+        }, back;
+        char err[256];
+        (void) state;
+
+        assert_int_equal(joblog_format_header(&b), 0);
+        assert_string_equal(b.data, "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n");
+        b.len = 0;
+        assert_int_equal(joblog_format(&b, &e), 0);
+        assert_string_equal(b.data, "17\t:\t1700000000.250\t     1.500\t0\t12\t3\t0\techo 'a\tb'\n");
+
+        b.data[b.len - 1] = '\0';
+        assert_int_equal(joblog_parse_line(b.data, &back, err, sizeof(err)), 0);
+        assert_int_equal(back.seq, 17);
+        assert_int_equal(back.exitval, 3);
+        assert_int_equal(back.receive, 12);
+        assert_string_equal(back.command, "echo 'a\tb'");   /* tabs in the command survive */
+        assert_false(joblog_entry_ok(&back));
+        strbuf_done(&b);
+}
+
+static void test_joblog_refusals(void **state) {
+        static const struct {
+                const char *line, *reason;
+        } cases[] = {
+                { "1\t:\t1.0\t0.1\t0\t0\t0", "7 fields where 9 are expected" },
+                { "x\t:\t1.0\t0.1\t0\t0\t0\t0\tcmd", "Seq 'x' is not a task number" },
+                { "0\t:\t1.0\t0.1\t0\t0\t0\t0\tcmd", "Seq '0' is not a task number" },
+                { "1\t:\tnow\t0.1\t0\t0\t0\t0\tcmd", "Starttime 'now' is not a time" },
+                { "1\t:\t1.0\t0.1\t0\t0\tok\t0\tcmd", "Exitval 'ok' is not an exit status" },
+                { "1\t:\t1.0\t0.1\t0\t0\t0\t-9\tcmd", "Signal '-9' is not a signal number" },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                char line[128], err[256] = "";
+                struct joblog_entry e;
+                snprintf(line, sizeof(line), "%s", cases[i].line);
+                assert_int_equal(joblog_parse_line(line, &e, err, sizeof(err)), -EINVAL);
+                print_message("%s -> %s\n", cases[i].line, err);
+                assert_non_null(strstr(err, cases[i].reason));
+        }
+}
+
+static void add(struct joblog_state *s, uint64_t seq, int exitval, int sig) {
+        struct joblog_entry e = { .seq = seq, .exitval = exitval, .signal = sig, .command = "" };
+        assert_int_equal(joblog_state_add(s, &e), 0);
+}
+
+static void test_resume_sets(void **state) {
+        struct joblog_state s = {};
+        (void) state;
+
+        add(&s, 1, 0, 0);           /* ok */
+        add(&s, 2, 1, 0);           /* failed once */
+        add(&s, 3, 1, 0);           /* failed, then ok */
+        add(&s, 3, 0, 0);
+        add(&s, 4, 0, 9);           /* killed: a failure */
+        add(&s, 4, 2, 0);           /* failed twice */
+        for (uint64_t i = 100; i < 5000; i++)   /* many: the table grows */
+                add(&s, i, 0, 0);
+
+        /* --resume, no retries: every Seq that ended is done. */
+        assert_true(joblog_state_done(&s, 1, false, 0));
+        assert_true(joblog_state_done(&s, 2, false, 0));
+        assert_true(joblog_state_done(&s, 3, false, 0));
+        assert_true(joblog_state_done(&s, 4, false, 0));
+        assert_false(joblog_state_done(&s, 5, false, 0));   /* never ran */
+        assert_true(joblog_state_done(&s, 4999, false, 0));
+        assert_false(joblog_state_done(&s, 5000, false, 0));
+        /* --resume with retries 1: a Seq that failed once still has a try left. */
+        assert_false(joblog_state_done(&s, 2, false, 1));
+        assert_true(joblog_state_done(&s, 4, false, 1));
+        /* --resume-failed: only the succeeded ones are done. */
+        assert_true(joblog_state_done(&s, 1, true, 0));
+        assert_false(joblog_state_done(&s, 2, true, 0));
+        assert_true(joblog_state_done(&s, 3, true, 0));
+        assert_false(joblog_state_done(&s, 4, true, 0));
+        joblog_state_free(&s);
+}
+
+static void test_joblog_read_names_file_and_line(void **state) {
+        char path[] = "/tmp/corral-test-joblog-XXXXXX", err[512] = "";
+        struct joblog_state s = {};
+        (void) state;
+
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        FILE *f = fdopen(fd, "w");
+        fprintf(f, "%s\n1\t:\t1.0\t 0.1\t0\t0\t0\t0\techo 1\n2\t:\t1.0\t0.1\t0\t0\tbad\t0\techo 2\n", JOBLOG_HEADER);
+        fclose(f);
+        assert_int_equal(joblog_read(path, &s, err, sizeof(err)), -EINVAL);
+        char want[600];
+        snprintf(want, sizeof(want), "%s:3: Exitval 'bad' is not an exit status", path);
+        assert_string_equal(err, want);
+
+        f = fopen(path, "w");
+        fprintf(f, "Seq Host\n");
+        fclose(f);
+        assert_int_equal(joblog_read(path, &s, err, sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, ":1: not a joblog"));
+
+        f = fopen(path, "w");
+        fprintf(f, "%s\n1\t:\t1.0\t0.1\t0\t0\t0\t0\techo 1\n3\t:\t1.0\t0.1\t0\t0\t1\t0\techo 3\n", JOBLOG_HEADER);
+        fclose(f);
+        assert_int_equal(joblog_read(path, &s, err, sizeof(err)), 0);
+        assert_true(joblog_state_done(&s, 1, true, 0));
+        assert_false(joblog_state_done(&s, 3, true, 0));
+        joblog_state_free(&s);
+
+        unlink(path);
+        assert_int_equal(joblog_read(path, &s, err, sizeof(err)), 0);   /* none yet: run everything */
+        assert_false(joblog_state_done(&s, 1, false, 0));
+        joblog_state_free(&s);
+}
+
+#define ARGV(...) ((char *[]) { "run", __VA_ARGS__, NULL })
+#define ARGC(...) ((int) (sizeof((char *[]) { "run", __VA_ARGS__ }) / sizeof(char *)))
+#define PARSE(a, err, ...) run_args_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), (a), (err), sizeof(err))
+
+static void test_run_args_batch_flags(void **state) {
+        struct run_args a;
+        char err[256] = "";
+        (void) state;
+
+        assert_int_equal(PARSE(&a, err, "--tasks", "-", "--keep-order", "--joblog", "j", "--resume-failed",
+                               "--retries", "3", "--timeout", "2s", "--shard", "1/4", "--bar", "--", "echo"), 0);
+        assert_string_equal(a.tasks, "-");
+        assert_true(a.keep_order && a.resume_failed && a.bar && a.retries_set);
+        assert_string_equal(a.joblog, "j");
+        assert_int_equal(a.retries, 3);
+        assert_int_equal(a.timeout, 2 * USEC_PER_SEC);
+        assert_int_equal(a.shard_index, 1);
+        assert_int_equal(a.shard_count, 4);
+
+        assert_int_equal(PARSE(&a, err, "--keep-order", "--", "echo"), -EINVAL);
+        assert_string_equal(err, "--keep-order needs --tasks FILE|-");
+        assert_int_equal(PARSE(&a, err, "--tasks", "f", "--resume", "--resume-failed", "--", "echo"), -EINVAL);
+        assert_string_equal(err, "--resume and --resume-failed exclude each other");
+        assert_int_equal(PARSE(&a, err, "--tasks", "f", "--retries", "x", "--", "echo"), -EINVAL);
+        assert_string_equal(err, "--retries: 'x' is not a number (0-1000000)");
+        assert_int_equal(PARSE(&a, err, "--tasks", "f", "--shard", "4/4", "--", "echo"), -EINVAL);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_argv_substitution),
+                cmocka_unit_test(test_command_line_quotes_like_a_shell),
+                cmocka_unit_test(test_line_reader_splits_across_reads),
+                cmocka_unit_test(test_line_reader_refuses_a_line_too_long),
+                cmocka_unit_test(test_order_buffer_puts_outputs_back_in_order),
+                cmocka_unit_test(test_bar_text),
+                cmocka_unit_test(test_joblog_line_round_trip),
+                cmocka_unit_test(test_joblog_refusals),
+                cmocka_unit_test(test_resume_sets),
+                cmocka_unit_test(test_joblog_read_names_file_and_line),
+                cmocka_unit_test(test_run_args_batch_flags),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
