@@ -197,8 +197,9 @@ static void describe_steady(const struct policy_config *cfg, const struct policy
                 }
 }
 
-static struct recommendation recommend(const struct policy_config *cfg, const struct policy_state *st,
-                                       const struct signals *s, unsigned current, usec_t now, struct text *why) {
+static struct recommendation recommend(const struct policy_config *cfg, unsigned min, unsigned max,
+                                       struct policy_state *st, const struct signals *s, unsigned current,
+                                       usec_t now, struct text *why) {
         for (size_t i = 0; i < cfg->n_rules; i++) {
                 const struct rule_config *rule = &cfg->rules[i];
                 if (st->held_since[i] == USEC_INFINITY)
@@ -215,9 +216,20 @@ static struct recommendation recommend(const struct policy_config *cfg, const st
                 return (struct recommendation) { DECISION_MANUAL, NULL, st->manual_size };
         }
 
-        /* The seam for `optimize` (the throughput seeker, a later issue): it will
-         * recommend here, in place of the target, when cfg->has_optimize. Until
-         * then an optimize section is treated as absent. */
+        /* The throughput seeker, in place of the target (the two are
+         * exclusive in a file). It is fed only the samples no rule or manual
+         * size took: those are the ones at the size it asked for. */
+        if (cfg->has_optimize) {
+                struct optimize_params p = { cfg->optimize_signal, cfg->optimize_bias, min, max };
+                struct optimize_advice adv;
+                if (optimize_step(&st->optimize, &p, s, current, now, &adv) == 0) {
+                        text_add(why, "%s", adv.why);
+                        return (struct recommendation) { DECISION_OPTIMIZE, NULL, adv.size };
+                }
+                text_add(why, "optimize: invalid signal or bias");
+                describe_steady(cfg, st, now, why);
+                return (struct recommendation) { DECISION_NONE, NULL, current };
+        }
 
         long long size;
         if (target_size(cfg, s, current, &size, why))
@@ -305,6 +317,17 @@ static bool settle(const struct policy_config *cfg, unsigned min, unsigned max, 
                 d->reason = size == rec->size ? DECISION_MANUAL : size == min ? DECISION_MIN : DECISION_MAX;
                 if (d->reason != DECISION_MANUAL)
                         text_add(why, "; limited to %s %u", d->reason == DECISION_MIN ? "min" : "max", size);
+                return false;
+        case DECISION_OPTIMIZE:
+                /* Paced by its own probe windows: no cooldown, no window, not
+                 * a flap (decide.h, "Optimize against the limits"). */
+                d->desired = size;
+                if (size != rec->size) {
+                        d->reason = size == min ? DECISION_MIN : DECISION_MAX;
+                        text_add(why, "; wants %lld, limited to %s %u", rec->size,
+                                 d->reason == DECISION_MIN ? "min" : "max", size);
+                } else
+                        d->reason = size == current ? DECISION_NONE : DECISION_OPTIMIZE;
                 return false;
         default:
                 break;
@@ -410,6 +433,7 @@ const char *decision_reason_to_string(enum decision_reason r) {
                 [DECISION_MAX] = "max",
                 [DECISION_COOLDOWN] = "cooldown",
                 [DECISION_STABILIZING] = "stabilizing",
+                [DECISION_OPTIMIZE] = "optimize",
         };
         if ((int) r < 0 || r >= _DECISION_REASON_MAX)
                 return NULL;
@@ -450,6 +474,7 @@ int policy_state_reload(struct policy_state *st, size_t n_rules) {
         free(st->held_since);
         st->held_since = a;
         st->n_rules = n_rules;
+        optimize_reset(&st->optimize);
         return 0;
 }
 
@@ -478,7 +503,7 @@ int policy_decide(const struct policy_config *cfg, unsigned min, unsigned max, s
                 window_push(st, now, clamp_size(current, min, max));
         }
         update_holds(cfg, st, sample, now);
-        struct recommendation rec = recommend(cfg, st, sample, current, now, &why);
+        struct recommendation rec = recommend(cfg, min, max, st, sample, current, now, &why);
         d.source = rec.source;
         d.rule = rec.rule ? rec.rule->name : NULL;
         if (rec.source == DECISION_RULE)

@@ -13,8 +13,9 @@
  *      `for`; a rule that keeps holding keeps firing (the cooldowns pace it).
  *   2. The recommendation: the first firing rule in file order (`scale: +N`,
  *      `-N`, `+P%`, `-P%` of the current size, percent rounded away from zero
- *      and at least one worker); else the manual size, while one is held; else
- *      the target, ceil(size * signal / value), or the current size while
+ *      and at least one worker); else the manual size, while one is held; else,
+ *      with policy.optimize, the throughput seeker's size (policy/optimize.h);
+ *      else the target, ceil(size * signal / value), or the current size while
  *      |signal / value - 1| <= tolerance; else nothing (steady).
  *   3. The recommendation is clamped to [min, max] and, when a rule or the
  *      target made it, remembered with its time for the stabilization window.
@@ -29,6 +30,21 @@
  *      last stabilization.down (HPA downscale stabilization: one quiet sample
  *      never empties the pool), and not within cooldown.down of the last change.
  *      The manual size is the operator's: it skips cooldowns and the window.
+ *      So does optimize's, which its own probe windows pace instead (below).
+ *
+ * Optimize against the limits. The seeker moves at most once per measured
+ * window (a warm-up sample and OPTIMIZE_WINDOW samples at least), and its
+ * method is to step up and down: cooldowns would hold its probes back,
+ * stabilization.down (30s by default) would hold every down-probe for the
+ * window and make a search of a few dozen samples take many minutes, and
+ * anti-flap would read every probe that returns as a flap. So its moves skip
+ * cooldowns and the window, are not kept in the window (a rule's scale-down,
+ * the neighbour's rule, must not be held up by the seeker's larger sizes),
+ * and are not flaps. They do count as changes for the rules' cooldowns. A
+ * firing rule overrides it, as it overrides the target; the seeker is not
+ * consulted on that sample, and once the rule stops it measures the size the
+ * rule left anew (OPTIMIZE_WARMUP + OPTIMIZE_WINDOW samples before it moves
+ * again), so it does not snatch a worker straight back from the neighbour.
  *
  * Anti-flap (uWSGI's busyness penalty, made visible): a scale-up made by a
  * rule or the target within policy_flap_window() of a scale-down made by a
@@ -49,6 +65,7 @@
 
 #include "common/util.h"
 #include "conf/config.h"
+#include "policy/optimize.h"
 #include "policy/signals.h"
 
 enum decision_reason {
@@ -60,11 +77,12 @@ enum decision_reason {
         DECISION_MAX,           /* clamping to max changed the outcome */
         DECISION_COOLDOWN,      /* a change was wanted; the cooldown holds it back */
         DECISION_STABILIZING,   /* a scale-down was wanted; a higher recent recommendation holds it */
+        DECISION_OPTIMIZE,      /* the throughput seeker (policy.optimize) */
         _DECISION_REASON_MAX,
 };
 
-/* "none", "rule", "target", "manual", "min", "max", "cooldown", "stabilizing";
- * NULL for an invalid value. */
+/* "none", "rule", "target", "manual", "min", "max", "cooldown", "stabilizing",
+ * "optimize"; NULL for an invalid value. */
 const char *decision_reason_to_string(enum decision_reason r);
 
 #define POLICY_WHY_MAX 192
@@ -72,7 +90,7 @@ const char *decision_reason_to_string(enum decision_reason r);
 struct decision {
         unsigned desired;
         enum decision_reason reason;    /* what settled the outcome */
-        enum decision_reason source;    /* who asked: RULE, TARGET, MANUAL or NONE */
+        enum decision_reason source;    /* who asked: RULE, TARGET, MANUAL, OPTIMIZE or NONE */
         const char *rule;               /* the firing rule's name (points into the config), or NULL */
         char why[POLICY_WHY_MAX];       /* one line for the log, e.g.
                                          * "rule saturated: pool.cpu 91%, cpu.busy 43% for 2s" */
@@ -122,6 +140,8 @@ struct policy_state {
 
         bool manual;                    /* a manual size is held until a rule fires */
         unsigned manual_size;
+
+        struct optimize_state optimize; /* the throughput seeker's, with policy.optimize */
 };
 
 /* Prepares st for a policy of n_rules rules. Returns 0 or -ENOMEM (st is then
@@ -134,13 +154,12 @@ void policy_state_done(struct policy_state *st);
 /* After a reload to a policy of n_rules rules: the rules' hold times start
  * over (the conditions may have changed), while the times of the last changes
  * (cooldowns), the stabilization window, the anti-flap penalty and a manual
- * size carry over. Returns 0 or -ENOMEM (st is then unchanged). */
+ * size carry over. The throughput seeker starts over (the bias or the signal
+ * may have changed). Returns 0 or -ENOMEM (st is then unchanged). */
 int policy_state_reload(struct policy_state *st, size_t n_rules);
 
 /*
- * Decides one sample. cfg is the policy (its optimize part is not used yet:
- * the throughput seeker is a later piece, see the seam in decide.c), min and
- * max the pool's resolved bounds, sample the snapshot or NULL when the
+ * Decides one sample. cfg is the policy, min and max the pool's resolved bounds, sample the snapshot or NULL when the
  * sampler failed, current the size the pool is heading for (workers starting,
  * running or waiting to restart; not those stopping), now a monotonic time.
  *

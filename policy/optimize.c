@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The throughput seeker (see optimize.h for how it searches): one entry
+ * point, optimize_step(), a small state machine over a running mean and
+ * variance, a biased two-sample test, and the choice of the next probe.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "policy/optimize.h"
+
+/* ---- measurements ---- */
+
+static void stats_add(struct optimize_stats *x, double v, const struct signals *s) {
+        double d = v - x->mean;
+
+        /* Welford: stable for the long settled windows, no array of samples. */
+        x->n++;
+        x->mean += d / x->n;
+        x->m2 += d * (v - x->mean);
+        if (signals_has(s, SIGNAL_CPU_BUSY) && isfinite(s->value[SIGNAL_CPU_BUSY])) {
+                x->cpu_sum += s->value[SIGNAL_CPU_BUSY];
+                x->cpu_n++;
+        }
+}
+
+/* Adds b's samples to a (Chan et al.'s pairwise update). */
+static void stats_merge(struct optimize_stats *a, const struct optimize_stats *b) {
+        unsigned n = a->n + b->n;
+        if (b->n == 0)
+                return;
+        double d = b->mean - a->mean;
+        a->mean += d * b->n / n;
+        a->m2 += b->m2 + d * d * a->n * b->n / n;
+        a->n = n;
+        a->cpu_sum += b->cpu_sum;
+        a->cpu_n += b->cpu_n;
+}
+
+/* The variance of the mean: s^2 / n (0 until two samples). */
+static double stats_var_mean(const struct optimize_stats *x) {
+        return x->n >= 2 ? x->m2 / (x->n - 1) / x->n : 0.0;
+}
+
+static bool stats_cpu_busy(const struct optimize_stats *x) {
+        return x->cpu_n > 0 && x->cpu_sum / x->cpu_n > OPTIMIZE_CPU_BUSY_MAX;
+}
+
+/* Is a - k * b beyond OPTIMIZE_Z standard errors? +1 above, -1 below, 0
+ * unclear. The error has a floor of 0.5% of the means: a synthetic or nearly
+ * constant rate would otherwise make a difference of a rounding error
+ * "significant". */
+static int significant(const struct optimize_stats *a, const struct optimize_stats *b, double k) {
+        double d = a->mean - k * b->mean;
+        double se = sqrt(stats_var_mean(a) + k * k * stats_var_mean(b));
+        double floor = 0.005 * (fabs(a->mean) + fabs(b->mean)) / 2.0;
+
+        if (se < floor)
+                se = floor;
+        if (d > OPTIMIZE_Z * se)
+                return +1;
+        if (d < -OPTIMIZE_Z * se)
+                return -1;
+        return 0;
+}
+
+/* Has the settled size's rate moved (+1 up, -1 down, 0 no)? Under "no",
+ * both are samples of one rate, so the spread is the reference's: many
+ * samples, where a window's own five would make its spread a guess, and a
+ * guess too small now and then is a false shift. */
+static int shifted(const struct optimize_stats *window, const struct optimize_stats *ref) {
+        double s2 = ref->n >= 2 ? ref->m2 / (ref->n - 1) : window->n >= 2 ? window->m2 / (window->n - 1) : 0.0;
+        double d = window->mean - ref->mean;
+        double se = window->n && ref->n ? sqrt(s2 / window->n + s2 / ref->n) : 0.0;
+        double floor = 0.005 * (fabs(window->mean) + fabs(ref->mean)) / 2.0;
+
+        if (se < floor)
+                se = floor;
+        return d > OPTIMIZE_Z * se ? +1 : d < -OPTIMIZE_Z * se ? -1 : 0;
+}
+
+/* ---- text ---- */
+
+static void say(struct optimize_advice *ret, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct optimize_advice *ret, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        vsnprintf(ret->why, sizeof(ret->why), format, ap);     /* a truncated log line is fine */
+        va_end(ap);
+}
+
+/* "41.2/s" for tasks.rate, "63.0%" for a percent signal, else the number. */
+static const char *fmt_rate(const struct optimize_params *p, double v, char buf[static 32]) {
+        const char *unit = p->signal == SIGNAL_TASKS_RATE ? "/s" : signal_is_percent(p->signal) ? "%" : "";
+        snprintf(buf, 32, "%.1f%s", v, unit);
+        return buf;
+}
+
+/* "by 37%": the larger's gain over the smaller. */
+static double gain_percent(double larger, double smaller) {
+        return smaller > 0 ? (larger / smaller - 1.0) * 100.0 : 0.0;
+}
+
+/* ---- the search ---- */
+
+static unsigned lower_bound(const struct optimize_params *p) {
+        return p->min > 1 ? p->min : 1;  /* no throughput to measure at 0 workers */
+}
+
+static unsigned distance(unsigned a, unsigned b) {
+        return a > b ? a - b : b - a;
+}
+
+/* Starts a search from base, whose measurement is *stats (NULL: measure it first). */
+static void search_begin(struct optimize_state *st, const struct optimize_params *p, unsigned base,
+                         const struct optimize_stats *stats, usec_t now) {
+        st->phase = OPTIMIZE_MEASURE;
+        st->base = base;
+        st->base_stats = stats ? *stats : (struct optimize_stats) {};
+        st->probe_stats = (struct optimize_stats) {};
+        st->dir = +1;
+        st->step = optimize_fine_step(base, p->bias);
+        st->up_lost = st->down_lost = false;
+        st->rising = false;
+        st->cautious = false;
+        st->since = now;
+        st->searches++;
+}
+
+/* Chooses the next probe from base: true with st->probe set, false when
+ * neither side is left to try (settled). */
+static bool pick_probe(struct optimize_state *st, const struct optimize_params *p) {
+        unsigned lo = lower_bound(p), fine = optimize_fine_step(st->base, p->bias);
+        bool up_ok = st->base < p->max && !st->up_lost && (!stats_cpu_busy(&st->base_stats) || st->rising);
+        bool down_ok = st->base > lo && !st->down_lost;
+
+        if (st->dir > 0 && !up_ok) {
+                st->dir = -1;
+                st->step = fine;
+        } else if (st->dir < 0 && !down_ok) {
+                st->dir = +1;
+                st->step = fine;
+        }
+        if (st->dir > 0 ? !up_ok : !down_ok)
+                return false;
+        if (st->step < fine)
+                st->step = fine;
+        if (st->dir > 0)
+                st->probe = st->step >= p->max - st->base ? p->max : st->base + st->step;
+        else
+                st->probe = st->step >= st->base - lo ? lo : st->base - st->step;
+        return true;
+}
+
+static void settle(struct optimize_state *st, usec_t now) {
+        st->phase = OPTIMIZE_SETTLED;
+        st->ref = st->base_stats;
+        st->watch = st->shifted = (struct optimize_stats) {};
+        st->shifts = 0;
+        st->windows = 0;
+        st->since = now;
+}
+
+/* After the base's or a winning probe's window: the next probe, or settled. */
+static unsigned next_move(struct optimize_state *st, const struct optimize_params *p, usec_t now,
+                          struct optimize_advice *ret) {
+        size_t len = 0;
+        while (len < sizeof(ret->why) && ret->why[len])
+                len++;
+        char *tail = ret->why + len;
+        size_t room = sizeof(ret->why) - len;
+        const char *sep = len ? "; " : "optimize: ";
+        char a[32];
+
+        if (pick_probe(st, p)) {
+                st->phase = OPTIMIZE_PROBE;
+                st->probe_stats = (struct optimize_stats) {};
+                st->since = now;
+                snprintf(tail, room, "%sprobing %u", sep, st->probe);
+                if (st->probe > st->base && stats_cpu_busy(&st->base_stats))
+                        snprintf(tail, room, "%sprobing %u (cpu.busy over %.0f%%, but throughput still rises)", sep,
+                                 st->probe, OPTIMIZE_CPU_BUSY_MAX);
+                return st->probe;
+        }
+        settle(st, now);
+        snprintf(tail, room, "%ssettled at %u workers, %s%s", sep, st->base, fmt_rate(p, st->base_stats.mean, a),
+                 st->base < p->max && !st->up_lost && stats_cpu_busy(&st->base_stats)
+                         ? " (cpu.busy high, not growing)" : "");
+        return st->base;
+}
+
+/* A probe's window is complete: who won? False while that is unclear (the
+ * probe is measured longer); else true with the size to head for in *size. */
+static bool judge(struct optimize_state *st, const struct optimize_params *p, usec_t now,
+                  struct optimize_advice *ret, unsigned *size) {
+        bool up = st->probe > st->base;
+        const struct optimize_stats *large = up ? &st->probe_stats : &st->base_stats;
+        const struct optimize_stats *small = up ? &st->base_stats : &st->probe_stats;
+        unsigned nl = up ? st->probe : st->base, ns = up ? st->base : st->probe;
+        int v = significant(large, small, 1.0 + p->bias / 100.0);
+        char a[32], b[32];
+
+        if (v == 0 && st->probe_stats.n < OPTIMIZE_WINDOW_MAX)
+                return false;
+
+        /* The larger size wins only by beating the bias clearly; an unclear
+         * outcome at the window's end goes to the smaller one. */
+        bool larger_wins = v > 0;
+        fmt_rate(p, large->mean, a);
+        fmt_rate(p, small->mean, b);
+        if (larger_wins)
+                say(ret, "optimize: %u workers %s beat %u workers %s by %.0f%%", nl, a, ns, b,
+                    gain_percent(large->mean, small->mean));
+        else
+                say(ret, "optimize: %u workers %s not %g%% better than %u workers %s", nl, a, p->bias, ns, b);
+
+        unsigned dist = distance(st->probe, st->base);
+        if (larger_wins == up) {
+                /* The probe won: it is the new base, already measured. Its
+                 * neighbour on the side we came from just lost to it. */
+                st->base = st->probe;
+                st->base_stats = st->probe_stats;
+                st->up_lost = !up && dist <= optimize_fine_step(st->base, p->bias);
+                st->down_lost = up && dist <= optimize_fine_step(st->base, p->bias);
+                st->rising = up;
+                /* Accelerate while it keeps winning; a look at the neighbours
+                 * of a settled size waits for a second win (the first may be
+                 * noise, and one step off the peak is all it may cost). */
+                st->step = st->cautious ? dist : dist * 2;
+                st->cautious = false;
+        } else {
+                /* The probe lost: look closer, or mark that side. The probe
+                 * that lost does not make base's measurement stale enough to
+                 * measure it again: a shift is caught once settled. */
+                if (up)
+                        st->rising = false;
+                if (dist <= optimize_fine_step(st->base, p->bias)) {
+                        if (up)
+                                st->up_lost = true;
+                        else
+                                st->down_lost = true;
+                } else
+                        st->step = dist / 2;
+        }
+        *size = next_move(st, p, now, ret);
+        return true;
+}
+
+/* Settled: one more sample of the settled size. */
+static unsigned watch(struct optimize_state *st, const struct optimize_params *p, usec_t now,
+                      struct optimize_advice *ret) {
+        char a[32], b[32];
+
+        if (st->watch.n < OPTIMIZE_WINDOW) {
+                say(ret, "optimize: settled at %u workers, %s (now %s)", st->base, fmt_rate(p, st->ref.mean, a),
+                    fmt_rate(p, st->watch.mean, b));
+                return st->base;
+        }
+        /* A shift: significant, and larger than the bias (smaller changes
+         * cannot change which size wins by much). */
+        double change = st->ref.mean != 0 ? fabs(st->watch.mean / st->ref.mean - 1.0) * 100.0 : 0.0;
+        bool moved = shifted(&st->watch, &st->ref) != 0 && change > p->bias;
+        struct optimize_stats fresh = st->watch;
+        st->watch = (struct optimize_stats) {};
+        st->windows++;
+        if (moved) {
+                st->shifts++;
+                stats_merge(&st->shifted, &fresh);
+        } else {
+                /* One more window of the same: the reference only gets more
+                 * precise, which makes the next look at the neighbours sharper. */
+                st->shifts = 0;
+                st->shifted = (struct optimize_stats) {};
+                stats_merge(&st->ref, &fresh);
+        }
+
+        if (st->shifts >= OPTIMIZE_SHIFT_WINDOWS) {
+                struct optimize_stats now_stats = st->shifted;
+                say(ret, "optimize: %u workers now %s, was %s: searching again", st->base,
+                    fmt_rate(p, now_stats.mean, a), fmt_rate(p, st->ref.mean, b));
+                search_begin(st, p, st->base, &now_stats, now);
+                return next_move(st, p, now, ret);
+        }
+        if (st->windows >= OPTIMIZE_REPROBE_WINDOWS) {
+                struct optimize_stats ref = st->ref;
+                say(ret, "optimize: settled at %u workers, %s: looking at the neighbours", st->base,
+                    fmt_rate(p, ref.mean, a));
+                search_begin(st, p, st->base, &ref, now);
+                st->cautious = true;
+                return next_move(st, p, now, ret);
+        }
+        say(ret, "optimize: settled at %u workers, %s (now %s%s)", st->base, fmt_rate(p, st->ref.mean, a),
+            fmt_rate(p, fresh.mean, b), moved ? ", shifted" : "");
+        return st->base;
+}
+
+/* The size the pool should be at, by the state. */
+static unsigned expected(const struct optimize_state *st) {
+        return st->phase == OPTIMIZE_PROBE ? st->probe : st->base;
+}
+
+/* One valid sample at the expected size: the dispatcher of the phases. */
+static unsigned take(struct optimize_state *st, const struct optimize_params *p, double v, const struct signals *s,
+                     usec_t now, struct optimize_advice *ret) {
+        char a[32], b[32];
+
+        switch (st->phase) {
+        case OPTIMIZE_MEASURE:
+                stats_add(&st->base_stats, v, s);
+                if (st->base_stats.n < OPTIMIZE_WINDOW) {
+                        say(ret, "optimize: measuring %u workers, %u of %u samples, %s", st->base,
+                            st->base_stats.n, OPTIMIZE_WINDOW, fmt_rate(p, st->base_stats.mean, a));
+                        return st->base;
+                }
+                say(ret, "optimize: %u workers %s", st->base, fmt_rate(p, st->base_stats.mean, a));
+                return next_move(st, p, now, ret);
+        case OPTIMIZE_PROBE:
+                stats_add(&st->probe_stats, v, s);
+                unsigned size;
+                if (st->probe_stats.n >= OPTIMIZE_WINDOW && judge(st, p, now, ret, &size))
+                        return size;
+                say(ret, "optimize: probing %u workers against %u (%s), %u samples, %s", st->probe, st->base,
+                    fmt_rate(p, st->base_stats.mean, a), st->probe_stats.n, fmt_rate(p, st->probe_stats.mean, b));
+                return st->probe;
+        case OPTIMIZE_SETTLED:
+                stats_add(&st->watch, v, s);
+                return watch(st, p, now, ret);
+        default:
+                return st->base;        /* IDLE is left before a sample is taken */
+        }
+}
+
+/* ---- the entry points ---- */
+
+void optimize_reset(struct optimize_state *st) {
+        *st = (struct optimize_state) {};
+}
+
+unsigned optimize_fine_step(unsigned size, double bias) {
+        /* The epsilon keeps 10 workers at 5% a step of 1, not 2 by rounding. */
+        double x = ceil((double) size * 2.0 * bias / 100.0 - 1e-9);
+        if (!(x > 1.0))
+                return 1;
+        return x < (double) size ? (unsigned) x : size;     /* never more than the size itself */
+}
+
+int optimize_step(struct optimize_state *st, const struct optimize_params *p, const struct signals *s,
+                  unsigned current, usec_t now, struct optimize_advice *ret) {
+        if (!st || !p || !s || !ret || p->min > p->max || p->max == 0 || !signal_name(p->signal) ||
+            !(p->bias >= 0))
+                return -EINVAL;
+
+        struct optimize_advice adv = { .size = current };
+        char a[32];
+
+        /* No backlog: the rate is the input's, not the pool's. */
+        if (!signals_has(s, SIGNAL_TASKS_BACKLOG) || !(s->value[SIGNAL_TASKS_BACKLOG] > 0)) {
+                if (st->phase != OPTIMIZE_IDLE) {
+                        unsigned searches = st->searches;
+                        optimize_reset(st);
+                        st->searches = searches;
+                        st->since = now;
+                }
+                say(&adv, "optimize: no backlog, holding %u workers", current);
+                *ret = adv;
+                return 0;
+        }
+        if (!signals_has(s, p->signal) || !isfinite(s->value[p->signal])) {
+                say(&adv, "optimize: %s unavailable, holding %u workers", signal_name(p->signal), current);
+                *ret = adv;
+                return 0;
+        }
+
+        /* Measurements are of the size the state expects; anything else (a
+         * rule, the operator or a bound moved the pool) starts over there. */
+        if (st->phase == OPTIMIZE_IDLE || current != expected(st)) {
+                search_begin(st, p, current, NULL, now);
+                st->warmup = OPTIMIZE_WARMUP;
+        }
+        if (st->warmup > 0) {
+                /* This sample straddles the change (workers were starting). */
+                st->warmup--;
+                say(&adv, "optimize: %u workers starting, %s %s set aside", current, signal_name(p->signal),
+                    fmt_rate(p, s->value[p->signal], a));
+                adv.size = current;
+                *ret = adv;
+                return 0;
+        }
+
+        adv.size = take(st, p, s->value[p->signal], s, now, &adv);
+        if (adv.size != current)
+                st->warmup = OPTIMIZE_WARMUP;
+        *ret = adv;
+        return 0;
+}
+
+const char *optimize_phase_to_string(enum optimize_phase phase) {
+        static const char *const names[_OPTIMIZE_PHASE_MAX] = {
+                [OPTIMIZE_IDLE] = "idle",
+                [OPTIMIZE_MEASURE] = "measure",
+                [OPTIMIZE_PROBE] = "probe",
+                [OPTIMIZE_SETTLED] = "settled",
+        };
+        if ((int) phase < 0 || phase >= _OPTIMIZE_PHASE_MAX)
+                return NULL;
+        return names[phase];
+}

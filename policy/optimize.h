@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * policy.optimize (DESIGN.md): a throughput-seeking pool size for batches, in
+ * the spirit of the .NET thread pool's hill climbing. While the batch has a
+ * backlog it measures the configured signal (tasks.rate: higher is better) at
+ * the current size, probes a neighbouring size, keeps whichever wins, and
+ * settles once neither neighbour wins. Nobody has to guess `-j`: CPU-bound,
+ * I/O-bound and contended tasks each find their own peak.
+ *
+ * How it searches (one sample per call; the pool follows its advice):
+ *   - Measuring: after a size change the first OPTIMIZE_WARMUP samples are
+ *     discarded (they straddle the change: workers were still starting), then
+ *     the mean and variance of OPTIMIZE_WINDOW samples describe the size.
+ *   - Comparing a smaller size S with a larger L: L wins only when its mean
+ *     beats (1 + bias) times S's by more than OPTIMIZE_Z standard errors (a
+ *     Welch test against the biased mean). When S clearly wins, or nothing is
+ *     clear after OPTIMIZE_WINDOW_MAX samples, the smaller size wins: the bias
+ *     and the noise both favour fewer workers.
+ *   - Moving: probes start one fine step away (optimize_fine_step: 1 worker for
+ *     small pools, about 2 x bias of the size for large ones, so that a gain of
+ *     one step stays measurable above the bias) and double after each win in
+ *     the same direction (a linear curve reaches max in log steps). A lost
+ *     probe halves the step; a lost probe of one fine step marks that side;
+ *     when both sides are marked (or blocked by a bound) the size is settled.
+ *   - cpu.busy above OPTIMIZE_CPU_BUSY_MAX (the mean over the size's window)
+ *     forbids probing up, unless the last move was up and won: throughput
+ *     still rises, so the CPU is being put to use.
+ *   - Settled, it keeps measuring the size in windows. When OPTIMIZE_SHIFT_WINDOWS
+ *     windows in a row differ from the settled measurement significantly and
+ *     by more than the bias (the task mix changed), it searches again. It also
+ *     re-probes its neighbours every OPTIMIZE_REPROBE_WINDOWS windows, which
+ *     finds a peak that moved while the rate at the settled size did not.
+ *     That look compares with everything measured at the settled size, and
+ *     steps on without accelerating after its first win, so that noise costs
+ *     one step at most.
+ *   - No backlog (tasks.backlog 0 or unavailable): nothing to measure, since
+ *     the rate is then bounded by the input, not the pool. It holds the size
+ *     and forgets its measurements; the search starts over with the backlog.
+ *   - A current size other than the one it asked for (a rule, the operator or
+ *     a bound moved the pool) starts a new measurement at that size.
+ *
+ * Pure: no system calls, no clock reads, no globals, no logging, no
+ * allocation. The state is a plain struct (struct policy_state holds one).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/util.h"
+#include "policy/signals.h"
+
+#define OPTIMIZE_WARMUP 1u              /* samples discarded after a size change */
+#define OPTIMIZE_WINDOW 5u              /* samples that measure a size */
+#define OPTIMIZE_WINDOW_MAX 15u         /* a probe measured this long without a clear winner: the smaller wins */
+#define OPTIMIZE_Z 2.5                  /* standard errors a difference must clear (several looks per probe) */
+#define OPTIMIZE_CPU_BUSY_MAX 95.0      /* %: above it, grow only while throughput still rises */
+#define OPTIMIZE_SHIFT_WINDOWS 3u       /* settled windows in a row that moved before a new search */
+#define OPTIMIZE_REPROBE_WINDOWS 24u    /* settled windows between two looks at the neighbours */
+
+#define OPTIMIZE_WHY_MAX 160
+
+enum optimize_phase {
+        OPTIMIZE_IDLE,          /* no backlog (or never ran): nothing measured */
+        OPTIMIZE_MEASURE,       /* measuring the base size */
+        OPTIMIZE_PROBE,         /* measuring a neighbour against the base */
+        OPTIMIZE_SETTLED,       /* at the best size found, watching for a shift */
+        _OPTIMIZE_PHASE_MAX,
+};
+
+/* Mean and variance of one size's samples (Welford), and its mean cpu.busy. */
+struct optimize_stats {
+        unsigned n;
+        double mean, m2;
+        double cpu_sum;
+        unsigned cpu_n;
+};
+
+/* What the controller remembers. Zeroed (optimize_reset) it is IDLE. Fields
+ * are read-only for callers (/status). */
+struct optimize_state {
+        enum optimize_phase phase;
+        unsigned base;                  /* the size that won so far */
+        unsigned probe;                 /* PROBE: the size measured against base */
+        struct optimize_stats base_stats, probe_stats;
+        struct optimize_stats ref;      /* SETTLED: base's measurement when it settled, and every
+                                         * window since that did not shift */
+        struct optimize_stats watch;    /* SETTLED: the window being measured now */
+        struct optimize_stats shifted;  /* SETTLED: the windows in a row that shifted */
+        unsigned step;                  /* workers between base and the next probe */
+        int dir;                        /* +1 probing up, -1 probing down */
+        bool up_lost, down_lost;        /* base beat its neighbour one fine step up / down */
+        bool rising;                    /* the last move was up and won */
+        bool cautious;                  /* a look at a settled size's neighbours: no acceleration yet */
+        unsigned warmup;                /* samples still to discard */
+        unsigned shifts;                /* SETTLED: windows in a row that moved */
+        unsigned windows;               /* SETTLED: windows since it settled or re-probed */
+        usec_t since;                   /* when the phase began */
+        unsigned searches;              /* searches begun since reset (a shift or a re-probe begins one) */
+};
+
+struct optimize_params {
+        enum signal_id signal;          /* what to maximise (tasks.rate) */
+        double bias;                    /* %: a larger pool must beat a smaller one by this much */
+        unsigned min, max;              /* the pool's bounds; it never recommends below 1 */
+};
+
+struct optimize_advice {
+        unsigned size;                  /* the recommended size, within the bounds */
+        char why[OPTIMIZE_WHY_MAX];     /* one line for the log and /status, e.g.
+                                         * "optimize: 3 workers 41.2/s beat 2 workers 30.1/s by 37%" */
+};
+
+/* Forgets everything: the next sample with a backlog starts a new search. Cannot fail. */
+void optimize_reset(struct optimize_state *st);
+
+/*
+ * Takes one sample (s) at the current size (the size the pool is heading for)
+ * and time now, and advises a size. Returns 0 and fills *ret, or -EINVAL for
+ * bad params (min > max, max 0, an invalid signal, a negative bias; st and
+ * *ret untouched). Does not allocate.
+ */
+int optimize_step(struct optimize_state *st, const struct optimize_params *p, const struct signals *s,
+                  unsigned current, usec_t now, struct optimize_advice *ret);
+
+/* The smallest move worth measuring at size: max(1, ceil(size * 2 * bias)),
+ * so that on a linear curve one step gains at least twice the bias (a step of
+ * one worker at 30 workers gains 3%, which a 5% bias would always refuse). */
+unsigned optimize_fine_step(unsigned size, double bias);
+
+/* "idle", "measure", "probe", "settled"; NULL for an invalid value. */
+const char *optimize_phase_to_string(enum optimize_phase phase);

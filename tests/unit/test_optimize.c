@@ -1,0 +1,553 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The throughput seeker (policy/optimize.h) on synthetic throughput curves:
+ * each case is a curve f(pool size), deterministic noise from a fixed seed,
+ * and the bounds the search must meet. A simulated pool follows the advice
+ * sample by sample, the rate of a sample being f of the size during its
+ * interval (the mean of the old and the new size's rate for the interval
+ * that straddles a change). Some cases go through policy_decide with the
+ * built-in batch policy, which also shows how the seeker meets the rules,
+ * cooldowns and the stabilization window. Time is an argument: nothing sleeps.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "common/util.h"
+#include "conf/conf.h"
+#include "policy/decide.h"
+#include "policy/optimize.h"
+
+#define BASE (1000 * USEC_PER_SEC)
+#define SAMPLES_MAX 1200
+
+enum curve_kind {
+        CURVE_TENT,     /* concave: R per worker up to k, then 10% of the peak less per extra worker */
+        CURVE_LINEAR,   /* R per worker, no peak below max */
+        CURVE_FLAT,     /* R whatever the size (one worker is enough) */
+};
+
+struct curve {
+        enum curve_kind kind;
+        unsigned k;
+        double r;
+};
+
+#define TENT(k_, r_) { CURVE_TENT, k_, r_ }
+#define LINEAR(r_)   { CURVE_LINEAR, 0, r_ }
+#define FLAT(r_)     { CURVE_FLAT, 0, r_ }
+
+static double curve_rate(const struct curve *c, unsigned n) {
+        if (n == 0)
+                return 0;
+        switch (c->kind) {
+        case CURVE_TENT:
+                if (n <= c->k)
+                        return c->r * n;
+                return c->r * c->k * fmax(1.0 - 0.1 * (n - c->k), 0.1);
+        case CURVE_LINEAR:
+                return c->r * n;
+        default:
+                return c->r;
+        }
+}
+
+/* One segment of a run: the curve, and where the search must end up. */
+struct segment {
+        struct curve curve;
+        unsigned lo, hi;        /* the settled size must be within [lo, hi] */
+        unsigned settle_by;     /* ... within this many samples of the segment's start */
+};
+
+struct opt_case {
+        const char *name;
+        unsigned min, max, start;
+        unsigned samples;
+        double noise;           /* multiplicative, uniform in [-noise, +noise] */
+        double cpu_busy;        /* %, every sample */
+        double backlog;         /* tasks.backlog, every sample */
+        bool decide;            /* through policy_decide with the built-in batch policy */
+        unsigned change_at;     /* the sample from which seg[1] applies; 0: seg[0] throughout */
+        struct segment seg[2];
+        unsigned never_above;   /* 0: no limit; else the size must never exceed it */
+        bool never_moves;       /* the size must stay at start */
+};
+
+/* Bounds common to the cases: WINDOW samples per size, WARMUP before each,
+ * about log2(max) probes up and as many to come back. */
+#define B_SMALL 80      /* peaks up to 8, linear to max, flat */
+#define B_LARGE 150     /* peaks beyond, starts far above the peak, noise */
+/* After a change of curve: the shift must first show in OPTIMIZE_SHIFT_WINDOWS windows. */
+#define B_SHIFT (OPTIMIZE_SHIFT_WINDOWS * OPTIMIZE_WINDOW + B_SMALL)
+
+static const struct opt_case cases[] = {
+        /* ---- concave with a peak at k ---- */
+        { "tent k=1", 1, 32, 1, 400, 0.02, 50, 100, false, 0, { { TENT(1, 10), 1, 2, B_SMALL } } },
+        { "tent k=2", 1, 32, 1, 400, 0.02, 50, 100, false, 0, { { TENT(2, 10), 1, 3, B_SMALL } } },
+        { "tent k=4", 1, 32, 1, 400, 0.02, 50, 100, false, 0, { { TENT(4, 10), 3, 5, B_SMALL } } },
+        { "tent k=8", 1, 32, 1, 400, 0.02, 50, 100, false, 0, { { TENT(8, 10), 7, 9, B_SMALL } } },
+        { "tent k=13", 1, 32, 1, 400, 0.02, 50, 100, false, 0, { { TENT(13, 10), 11, 15, B_LARGE } } },
+        { "tent k=4 from a large start", 1, 32, 24, 400, 0.02, 50, 100, false, 0, { { TENT(4, 10), 3, 5, B_LARGE } } },
+        { "tent k=13 from a large start", 1, 32, 30, 400, 0.02, 50, 100, false, 0, { { TENT(13, 10), 11, 15, B_LARGE } } },
+        /* ---- linear: must reach max ---- */
+        { "linear to max 8", 1, 8, 1, 400, 0.02, 50, 100, false, 0, { { LINEAR(10), 8, 8, B_SMALL } } },
+        { "linear to max 32", 1, 32, 1, 400, 0.02, 50, 100, false, 0, { { LINEAR(10), 32, 32, B_SMALL } } },
+        { "linear to max 64, min 2", 2, 64, 2, 400, 0.02, 50, 100, false, 0, { { LINEAR(10), 64, 64, B_SMALL } } },
+        /* ---- flat: bias toward fewer ---- */
+        { "flat from 1", 1, 32, 1, 400, 0.02, 50, 100, false, 0, { { FLAT(50), 1, 1, 20 } } },
+        { "flat from 8", 1, 32, 8, 400, 0.02, 50, 100, false, 0, { { FLAT(50), 1, 1, B_SMALL } } },
+        { "flat from 1, min 3", 3, 32, 3, 400, 0.02, 50, 100, false, 0, { { FLAT(50), 3, 3, 20 } } },
+        /* ---- noisy with a known peak ---- */
+        { "noisy 10% tent k=6", 1, 32, 1, 600, 0.10, 50, 100, false, 0, { { TENT(6, 10), 5, 7, B_LARGE } } },
+        { "noisy 20% tent k=4", 1, 16, 1, 600, 0.20, 50, 100, false, 0, { { TENT(4, 10), 3, 5, B_LARGE } } },
+        /* ---- the curve changes midway: re-find the moved peak ---- */
+        { "peak 4 -> 10 (tasks wait longer)", 1, 32, 1, 600, 0.02, 50, 100, false, 300,
+          { { TENT(4, 10), 3, 5, B_SMALL }, { TENT(10, 5), 9, 11, OPTIMIZE_SHIFT_WINDOWS * OPTIMIZE_WINDOW + B_LARGE } } },
+        { "peak 8 -> 2 (tasks contend)", 1, 32, 1, 600, 0.02, 50, 100, false, 300,
+          { { TENT(8, 10), 7, 9, B_SMALL }, { TENT(2, 10), 1, 3, B_SHIFT } } },
+        /* The rate at the settled size does not move: the periodic look at the
+         * neighbours finds it (OPTIMIZE_REPROBE_WINDOWS windows, then a climb). */
+        { "peak 4 -> 8, same rate at 4", 1, 32, 1, 700, 0.02, 50, 100, false, 320,
+          { { TENT(4, 10), 3, 5, B_SMALL }, { TENT(8, 10), 7, 9,
+            (OPTIMIZE_REPROBE_WINDOWS + 1) * (OPTIMIZE_WINDOW + OPTIMIZE_WARMUP) + B_SMALL } } },
+        /* ---- cpu.busy over 95% ---- */
+        { "cpu busy, flat: never grows", 1, 32, 1, 400, 0.02, 99, 100, false, 0, { { FLAT(50), 1, 1, 20 } }, 1 },
+        { "cpu busy, flat from 4: only shrinks", 1, 32, 4, 400, 0.02, 99, 100, false, 0, { { FLAT(50), 1, 1, B_SMALL } }, 4 },
+        /* ---- no backlog: nothing to measure ---- */
+        { "no backlog: holds", 1, 32, 3, 200, 0.02, 50, 0, false, 0, { { TENT(8, 10), 3, 3, 0 } }, 0, true },
+        /* ---- through policy_decide, the built-in batch policy ---- */
+        { "decide: tent k=4", 1, 32, 1, 400, 0.02, 50, 100, true, 0, { { TENT(4, 10), 3, 5, B_SMALL } } },
+        { "decide: tent k=13", 1, 32, 1, 400, 0.02, 50, 100, true, 0, { { TENT(13, 10), 11, 15, B_LARGE } } },
+        { "decide: linear to max 32", 1, 32, 1, 400, 0.02, 50, 100, true, 0, { { LINEAR(10), 32, 32, B_SMALL } } },
+        { "decide: flat from 16 shrinks, unheld by stabilization", 1, 32, 16, 400, 0.02, 50, 100, true, 0,
+          { { FLAT(50), 1, 1, B_SMALL } } },
+        { "decide: peak 8 -> 2", 1, 32, 1, 600, 0.02, 50, 100, true, 300,
+          { { TENT(8, 10), 7, 9, B_SMALL }, { TENT(2, 10), 1, 3, B_SHIFT } } },
+        { "decide: no backlog", 1, 32, 3, 200, 0.02, 50, 0, true, 0, { { TENT(8, 10), 3, 3, 0 } }, 0, true },
+};
+
+/* xorshift32: the same noise on every run and machine. */
+static double noise(uint32_t *seed, double amplitude) {
+        uint32_t x = *seed;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *seed = x;
+        return 1.0 + amplitude * (2.0 * ((double) x / (double) UINT32_MAX) - 1.0);
+}
+
+struct trace {
+        unsigned size[SAMPLES_MAX];     /* advised after sample i */
+        unsigned base[SAMPLES_MAX];
+        enum optimize_phase phase[SAMPLES_MAX];
+};
+
+struct runner {
+        struct corral_config config;
+        struct policy_state policy;     /* decide cases */
+        struct optimize_state opt;      /* direct cases */
+};
+
+/* Runs a case's samples; returns the number of failures (printed). */
+static unsigned simulate(const struct opt_case *tc, struct runner *r, struct trace *tr) {
+        struct optimize_params p = { SIGNAL_TASKS_RATE, 5, tc->min, tc->max };
+        unsigned size = tc->start, during = tc->start, failures = 0;
+        uint32_t seed = 0x2545f491u;
+
+        for (unsigned i = 0; i < tc->samples; i++) {
+                const struct curve *c = &tc->seg[tc->change_at && i >= tc->change_at ? 1 : 0].curve;
+                usec_t now = BASE + i * USEC_PER_SEC;
+                /* The interval that straddles a change saw both sizes. */
+                double rate = size != during ? (curve_rate(c, during) + curve_rate(c, size)) / 2 : curve_rate(c, size);
+                struct signals s = {};
+                during = size;
+
+                signals_set(&s, SIGNAL_TASKS_RATE, rate * noise(&seed, tc->noise));
+                signals_set(&s, SIGNAL_TASKS_BACKLOG, tc->backlog);
+                signals_set(&s, SIGNAL_CPU_BUSY, tc->cpu_busy);
+                signals_set(&s, SIGNAL_POOL_SIZE, size);
+                if (tc->decide) {
+                        struct decision d;
+                        assert_int_equal(policy_decide(&r->config.policy, tc->min, tc->max, &r->policy, &s, size, now,
+                                                       &d), 0);
+                        /* Every move is the seeker's, and says why with the rates. */
+                        if (d.desired != size && (d.reason != DECISION_OPTIMIZE ||
+                                                  strcmp(decision_label(&d), "optimize") != 0 ||
+                                                  strncmp(d.why, "optimize: ", 10) != 0)) {
+                                print_error("case '%s', sample %u: %u -> %u by %s: %s\n", tc->name, i, size,
+                                            d.desired, decision_label(&d), d.why);
+                                failures++;
+                        }
+                        size = d.desired;
+                        tr->phase[i] = r->policy.optimize.phase;
+                        tr->base[i] = r->policy.optimize.base;
+                } else {
+                        struct optimize_advice adv;
+                        assert_int_equal(optimize_step(&r->opt, &p, &s, size, now, &adv), 0);
+                        if (adv.why[0] == '\0' || strncmp(adv.why, "optimize: ", 10) != 0) {
+                                print_error("case '%s', sample %u: bad reason '%s'\n", tc->name, i, adv.why);
+                                failures++;
+                        }
+                        size = adv.size;
+                        tr->phase[i] = r->opt.phase;
+                        tr->base[i] = r->opt.base;
+                }
+                if (size < tc->min || size > tc->max || size == 0) {
+                        print_error("case '%s', sample %u: size %u outside [%u, %u]\n", tc->name, i, size,
+                                    tc->min, tc->max);
+                        failures++;
+                }
+                tr->size[i] = size;
+        }
+        return failures;
+}
+
+/* Within a segment: settled (phase SETTLED at a size in [lo, hi]) within
+ * settle_by samples; from then on settled only within [lo, hi] and never
+ * more than one fine step beyond it. With little noise (under 5%), also never
+ * more than one fine step from the size it first settled at. Noisier cases
+ * may settle one step short of the peak and later find the peak itself:
+ * their probes then go one step beyond the peak, which the band allows. */
+static unsigned check_segment(const struct opt_case *tc, const struct trace *tr, unsigned from, unsigned to,
+                              const struct segment *seg, unsigned *ret_settled) {
+        unsigned at = UINT_MAX;
+
+        for (unsigned i = from; i < to && at == UINT_MAX; i++)
+                if (tr->phase[i] == OPTIMIZE_SETTLED && tr->size[i] == tr->base[i] && tr->base[i] >= seg->lo &&
+                    tr->base[i] <= seg->hi)
+                        at = i;
+        if (at == UINT_MAX || at - from > seg->settle_by) {
+                print_error("case '%s', samples %u-%u: not settled in [%u, %u] within %u samples (%s %u)\n",
+                            tc->name, from, to, seg->lo, seg->hi, seg->settle_by,
+                            at == UINT_MAX ? "never; ends at" : "settled after", at == UINT_MAX ? tr->size[to - 1]
+                                                                                                : at - from);
+                return 1;
+        }
+        unsigned settled = tr->base[at], step = optimize_fine_step(settled, 5);
+        unsigned below = seg->lo - optimize_fine_step(seg->lo, 5), above = seg->hi + optimize_fine_step(seg->hi, 5);
+        for (unsigned i = at; i < to; i++) {
+                bool wandered = tr->size[i] < below || tr->size[i] > above ||
+                                (tc->noise < 0.05 && (tr->size[i] + step < settled || tr->size[i] > settled + step));
+                bool elsewhere = tr->phase[i] == OPTIMIZE_SETTLED && (tr->base[i] < seg->lo || tr->base[i] > seg->hi);
+                if (wandered || elsewhere) {
+                        print_error("case '%s', sample %u: size %u (%s at %u) after settling at %u in [%u, %u]\n",
+                                    tc->name, i, tr->size[i], optimize_phase_to_string(tr->phase[i]), tr->base[i],
+                                    settled, seg->lo, seg->hi);
+                        return 1;
+                }
+        }
+        *ret_settled = at - from;
+        return 0;
+}
+
+static unsigned run_case(const struct opt_case *tc) {
+        static struct trace tr;
+        struct runner r = {};
+        unsigned failures, worst = 0;
+
+        assert_true(tc->samples <= SAMPLES_MAX);
+        if (tc->decide) {
+                config_init(&r.config);
+                assert_int_equal(config_default_policy(&r.config, true), 0);
+                assert_true(r.config.policy.has_optimize);
+                assert_int_equal(policy_state_init(&r.policy, r.config.policy.n_rules), 0);
+        }
+        memset(&tr, 0, sizeof(tr));
+        failures = simulate(tc, &r, &tr);
+
+        if (tc->never_moves) {
+                for (unsigned i = 0; i < tc->samples; i++)
+                        if (tr.size[i] != tc->start || tr.phase[i] != OPTIMIZE_IDLE) {
+                                print_error("case '%s', sample %u: size %u, phase %s\n", tc->name, i, tr.size[i],
+                                            optimize_phase_to_string(tr.phase[i]));
+                                failures++;
+                                break;
+                        }
+        } else {
+                unsigned end = tc->change_at ? tc->change_at : tc->samples, n;
+                failures += check_segment(tc, &tr, 0, end, &tc->seg[0], &n);
+                worst = n;
+                if (tc->change_at) {
+                        failures += check_segment(tc, &tr, tc->change_at, tc->samples, &tc->seg[1], &n);
+                        print_message("%-56s settled after %3u samples, again after %3u\n", tc->name, worst, n);
+                } else
+                        print_message("%-56s settled after %3u samples\n", tc->name, worst);
+        }
+        for (unsigned i = 0; tc->never_above && i < tc->samples; i++)
+                if (tr.size[i] > tc->never_above) {
+                        print_error("case '%s', sample %u: grew to %u (limit %u)\n", tc->name, i, tr.size[i],
+                                    tc->never_above);
+                        failures++;
+                        break;
+                }
+        if (tc->decide) {
+                /* Probing up and down is the seeker's method, not a flap. */
+                if (r.policy.penalty != 0 || r.policy.flaps != 0) {
+                        print_error("case '%s': anti-flap penalty %u after %u flaps\n", tc->name, r.policy.penalty,
+                                    r.policy.flaps);
+                        failures++;
+                }
+                policy_state_done(&r.policy);
+                config_done(&r.config);
+        }
+        return failures;
+}
+
+static void test_curves(void **state) {
+        unsigned failures = 0;
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                failures += run_case(&cases[i]);
+        print_message("%zu cases, %u failures\n", ELEMENTSOF(cases), failures);
+        assert_int_equal(failures, 0);
+}
+
+/* One sample for the direct tests: a noise-free rate at a backlog. */
+static struct signals sample(double rate, double cpu_busy) {
+        struct signals s = {};
+        signals_set(&s, SIGNAL_TASKS_RATE, rate);
+        signals_set(&s, SIGNAL_TASKS_BACKLOG, 100);
+        signals_set(&s, SIGNAL_CPU_BUSY, cpu_busy);
+        return s;
+}
+
+static void test_fine_step(void **state) {
+        static const struct { unsigned size; double bias; unsigned step; } t[] = {
+                { 0, 5, 1 }, { 1, 5, 1 }, { 10, 5, 1 }, { 11, 5, 2 }, { 13, 5, 2 }, { 20, 5, 2 },
+                { 21, 5, 3 }, { 32, 5, 4 }, { 64, 5, 7 }, { 8, 0, 1 }, { 2, 100, 2 }, { 1, 100, 1 },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                unsigned got = optimize_fine_step(t[i].size, t[i].bias);
+                if (got != t[i].step)
+                        print_error("fine step of %u at %g%%: %u, expected %u\n", t[i].size, t[i].bias, got, t[i].step);
+                assert_int_equal(got, t[i].step);
+        }
+}
+
+static void test_invalid(void **state) {
+        struct optimize_state st = {};
+        struct optimize_advice adv = { .size = 77 };
+        struct signals s = sample(10, 50);
+        static const struct optimize_params bad[] = {
+                { SIGNAL_TASKS_RATE, 5, 3, 2 },         /* min > max */
+                { SIGNAL_TASKS_RATE, 5, 0, 0 },         /* max 0 */
+                { _SIGNAL_MAX, 5, 1, 8 },               /* no such signal */
+                { SIGNAL_TASKS_RATE, -1, 1, 8 },        /* negative bias */
+                { SIGNAL_TASKS_RATE, NAN, 1, 8 },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_int_equal(optimize_step(&st, &bad[i], &s, 2, BASE, &adv), -EINVAL);
+        assert_int_equal(adv.size, 77);
+        assert_int_equal(st.phase, OPTIMIZE_IDLE);
+
+        /* the rate unavailable: hold, keep what was measured */
+        struct optimize_params p = { SIGNAL_TASKS_RATE, 5, 1, 8 };
+        assert_int_equal(optimize_step(&st, &p, &s, 2, BASE, &adv), 0);
+        assert_int_equal(st.phase, OPTIMIZE_MEASURE);
+        struct signals none = {};
+        signals_set(&none, SIGNAL_TASKS_BACKLOG, 5);
+        assert_int_equal(optimize_step(&st, &p, &none, 2, BASE + USEC_PER_SEC, &adv), 0);
+        assert_int_equal(adv.size, 2);
+        assert_non_null(strstr(adv.why, "tasks.rate unavailable"));
+        assert_int_equal(st.phase, OPTIMIZE_MEASURE);
+
+        assert_string_equal(optimize_phase_to_string(OPTIMIZE_SETTLED), "settled");
+        assert_null(optimize_phase_to_string(_OPTIMIZE_PHASE_MAX));
+        assert_string_equal(decision_reason_to_string(DECISION_OPTIMIZE), "optimize");
+        struct decision d = { .reason = DECISION_OPTIMIZE };
+        assert_string_equal(decision_label(&d), "optimize");
+}
+
+/* The log line names both sizes, their rates and the gain; the first sample
+ * after a move is set aside; a probe is judged after OPTIMIZE_WINDOW samples. */
+static void test_reasons(void **state) {
+        struct optimize_params p = { SIGNAL_TASKS_RATE, 5, 1, 8 };
+        struct optimize_state st = {};
+        struct optimize_advice adv;
+        unsigned size = 2, i = 0;
+        (void) state;
+
+        /* 2 workers: 20/s, 3 workers: 30/s (linear, no noise) */
+        for (; i < OPTIMIZE_WARMUP + OPTIMIZE_WINDOW; i++) {
+                struct signals s = sample(10.0 * size, 50);
+                assert_int_equal(optimize_step(&st, &p, &s, size, BASE + i * USEC_PER_SEC, &adv), 0);
+                if (i == 0)
+                        assert_non_null(strstr(adv.why, "2 workers starting"));
+        }
+        assert_int_equal(adv.size, 3);
+        assert_non_null(strstr(adv.why, "probing 3"));
+        size = adv.size;
+        for (unsigned j = 0; j < OPTIMIZE_WARMUP + OPTIMIZE_WINDOW; j++, i++) {
+                struct signals s = sample(10.0 * size, 50);
+                assert_int_equal(optimize_step(&st, &p, &s, size, BASE + i * USEC_PER_SEC, &adv), 0);
+                if (j < OPTIMIZE_WARMUP + OPTIMIZE_WINDOW - 1)
+                        assert_int_equal(adv.size, 3);
+        }
+        assert_string_equal(adv.why, "optimize: 3 workers 30.0/s beat 2 workers 20.0/s by 50%; probing 5");
+        assert_int_equal(adv.size, 5);
+        assert_true(st.rising);
+
+        /* 5 workers bring nothing over 3 (30/s): back to 4, the step halved */
+        size = 5;
+        for (unsigned j = 0; j < OPTIMIZE_WARMUP + OPTIMIZE_WINDOW; j++, i++) {
+                struct signals s = sample(30, 50);
+                assert_int_equal(optimize_step(&st, &p, &s, size, BASE + i * USEC_PER_SEC, &adv), 0);
+        }
+        assert_string_equal(adv.why, "optimize: 5 workers 30.0/s not 5% better than 3 workers 30.0/s; probing 4");
+}
+
+/* cpu.busy over 95%: no probe up from a busy size, unless the last move up
+ * won (throughput still rises). */
+static void test_cpu_busy(void **state) {
+        struct optimize_params p = { SIGNAL_TASKS_RATE, 5, 1, 8 };
+        struct optimize_state st = {};
+        struct optimize_advice adv;
+        unsigned size = 2, i = 0;
+        (void) state;
+
+        /* Busy at 2 with no move behind it: probes down, not up. */
+        for (; i < OPTIMIZE_WARMUP + OPTIMIZE_WINDOW; i++) {
+                struct signals s = sample(10.0 * size, 99);
+                assert_int_equal(optimize_step(&st, &p, &s, size, BASE + i * USEC_PER_SEC, &adv), 0);
+        }
+        assert_int_equal(adv.size, 1);
+
+        /* Not busy at 1, busy at 2 and beyond, and linear: 1 -> 2 wins, and
+         * since throughput still rises the probe up from a busy 2 is allowed. */
+        optimize_reset(&st);
+        size = 1;
+        for (i = 0; i < 3 * (OPTIMIZE_WARMUP + OPTIMIZE_WINDOW); i++) {
+                struct signals s = sample(10.0 * size, size > 1 ? 99 : 50);
+                assert_int_equal(optimize_step(&st, &p, &s, size, BASE + i * USEC_PER_SEC, &adv), 0);
+                size = adv.size;
+        }
+        assert_true(size >= 4);
+        assert_non_null(strstr(adv.why, "throughput still rises"));
+}
+
+/* A rule overrides the seeker: the neighbour's rule takes a worker back at
+ * once (the seeker's sizes are not in the stabilization window), and the
+ * seeker measures the size the rule left before it moves again. */
+static void test_rule_overrides(void **state) {
+        struct corral_config c;
+        struct policy_state st;
+        struct decision d;
+        unsigned size = 1, i = 0;
+        (void) state;
+
+        config_init(&c);
+        assert_int_equal(config_default_policy(&c, true), 0);
+        c.policy.stabilization_down = 300 * USEC_PER_SEC;      /* would hold any window-bound scale-down */
+        assert_int_equal(policy_state_init(&st, c.policy.n_rules), 0);
+
+        /* linear: the seeker climbs to 8 and settles there */
+        for (; i < 60; i++) {
+                struct signals s = sample(10.0 * size, 50);
+                assert_int_equal(policy_decide(&c.policy, 1, 8, &st, &s, size, BASE + i * USEC_PER_SEC, &d), 0);
+                size = d.desired;
+        }
+        assert_int_equal(size, 8);
+        assert_int_equal(st.optimize.phase, OPTIMIZE_SETTLED);
+
+        /* A neighbour needs the CPU: after 5s the rule takes one back,
+         * despite stabilization.down and the seeker's 8. */
+        unsigned rule_at = 0;
+        for (unsigned j = 0; j < 10 && !rule_at; j++, i++) {
+                struct signals s = sample(10.0 * size, 99);
+                signals_set(&s, SIGNAL_PSI_CPU, 30);
+                assert_int_equal(policy_decide(&c.policy, 1, 8, &st, &s, size, BASE + i * USEC_PER_SEC, &d), 0);
+                if (d.desired != size) {
+                        assert_int_equal(d.desired, 7);
+                        assert_string_equal(decision_label(&d), "neighbour");
+                        rule_at = i;
+                }
+                size = d.desired;
+        }
+        assert_int_not_equal(rule_at, 0);
+
+        /* The neighbour's pressure is gone, the CPU is not busy: the seeker
+         * measures 7 (a warm-up and a window) before it probes again. */
+        i++;
+        for (unsigned j = 0; j < OPTIMIZE_WARMUP + OPTIMIZE_WINDOW - 1; j++, i++) {
+                struct signals s = sample(10.0 * size, 50);
+                assert_int_equal(policy_decide(&c.policy, 1, 8, &st, &s, size, BASE + i * USEC_PER_SEC, &d), 0);
+                assert_int_equal(d.desired, 7);
+                assert_int_equal(d.reason, DECISION_NONE);
+                assert_non_null(strstr(d.why, "optimize: "));
+        }
+        struct signals s = sample(10.0 * size, 50);
+        assert_int_equal(policy_decide(&c.policy, 1, 8, &st, &s, size, BASE + i * USEC_PER_SEC, &d), 0);
+        assert_int_equal(d.desired, 8);
+        assert_int_equal(d.reason, DECISION_OPTIMIZE);
+        assert_int_equal(st.penalty, 0);
+
+        /* A reload starts the seeker over. */
+        assert_int_equal(policy_state_reload(&st, c.policy.n_rules), 0);
+        assert_int_equal(st.optimize.phase, OPTIMIZE_IDLE);
+
+        policy_state_done(&st);
+        config_done(&c);
+}
+
+/* The seeker's moves skip cooldown.down and the stabilization window (its
+ * probe windows pace it): on a flat curve from 16 consecutive scale-downs
+ * come closer together than cooldown.down, and within stabilization.down. */
+static void test_limits_bypassed(void **state) {
+        struct corral_config c;
+        struct policy_state st;
+        struct decision d;
+        unsigned size = 16, downs = 0;
+        usec_t last_change = 0, closest = USEC_INFINITY;
+        (void) state;
+
+        config_init(&c);
+        assert_int_equal(config_default_policy(&c, true), 0);
+        assert_true(c.policy.cooldown_down > (OPTIMIZE_WARMUP + OPTIMIZE_WINDOW) * USEC_PER_SEC);
+        assert_int_equal(policy_state_init(&st, c.policy.n_rules), 0);
+        for (unsigned i = 0; i < 60; i++) {
+                usec_t now = BASE + i * USEC_PER_SEC;
+                struct signals s = sample(50, 50);
+                assert_int_equal(policy_decide(&c.policy, 1, 32, &st, &s, size, now, &d), 0);
+                if (d.desired != size) {
+                        if (d.desired < size && last_change && now - last_change < closest)
+                                closest = now - last_change;
+                        downs += d.desired < size;
+                        last_change = now;
+                }
+                size = d.desired;
+        }
+        assert_int_equal(size, 1);
+        assert_true(downs >= 3);
+        assert_true(closest < c.policy.cooldown_down);
+        assert_true(last_change - BASE < c.policy.stabilization_down + 20 * USEC_PER_SEC);
+        policy_state_done(&st);
+        config_done(&c);
+}
+
+int main(int argc, char **argv) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_curves),
+                cmocka_unit_test(test_fine_step),
+                cmocka_unit_test(test_invalid),
+                cmocka_unit_test(test_reasons),
+                cmocka_unit_test(test_cpu_busy),
+                cmocka_unit_test(test_rule_overrides),
+                cmocka_unit_test(test_limits_bypassed),
+        };
+        if (argc > 1)
+                cmocka_set_test_filter(argv[1]);
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
