@@ -303,15 +303,6 @@ static void controller_set_size(struct controller *c, unsigned n) {
                 (void) pool_set_desired(c->pool, n);
 }
 
-/* INTERIM batch sizing until the policy engine decides the size: all of
- * workers.max while tasks wait, workers.initial once the backlog is gone.
- * Replace the call in on_sample_timer() (and controller_run()) with the
- * policy's decision passed to controller_set_size(). */
-static void batch_interim_size(struct controller *c) {
-        const struct workers_config *w = &c->config->workers;
-        controller_set_size(c, batch_has_work(c->batch) ? w->max : w->initial);
-}
-
 static void count_scale_event(struct controller *c, const char *label, enum metrics_direction dir) {
         for (size_t i = 0; i < c->n_scale_events; i++)
                 if (c->scale_events[i].direction == dir && strcmp(c->scale_events[i].rule, label) == 0) {
@@ -371,12 +362,7 @@ static int on_sample_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct controller *c = userdata;
 
         take_sample(c);
-        /* INTERIM: until the throughput seeker (policy.optimize) exists, a batch
-         * sized by it runs at max while tasks wait. Rules of a file still apply. */
-        if (c->batch && c->config->policy.has_optimize)
-                batch_interim_size(c);
-        else
-                decide(c);
+        decide(c);
         publish(c);
         notify_status(c);
 
@@ -669,7 +655,6 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
                 log_info("batch from %s: up to %u tasks at once", c.config->tasks.from, w->max);
                 batch_set_concurrency(c.batch, w->initial);
                 (void) batch_start(c.batch);
-                batch_interim_size(&c);   /* INTERIM: the policy's first decision goes here */
         } else {
                 log_info("pool of %u-%u workers: starting %u", w->min, w->max, w->initial);
                 (void) pool_set_desired(c.pool, w->initial);

@@ -30,6 +30,11 @@ static int load_file_or_default(const struct run_args *a, struct corral_config *
                 r = config_default_policy(ret, a->tasks != NULL);
                 if (r < 0)
                         config_done(ret);
+                /* The throughput seeker measures each size over several
+                 * samples: sampling a batch 4 times a second lets it settle
+                 * within seconds, for a few hundred microseconds of CPU. */
+                if (a->tasks)
+                        ret->sample_interval = 250 * USEC_PER_MSEC;
                 return r;
         }
 
@@ -138,12 +143,15 @@ static int resolve_machine_defaults(struct corral_config *c) {
         /* An unset max follows the machine, but never below an explicit min.
          * A batch may run 4 tasks per CPU: tasks that wait on I/O leave room
          * for more, and the policy finds out how many pay. */
+        (void) cpu_capacity(&cpus);
         if (w->max == 0) {
-                (void) cpu_capacity(&cpus);
-                if (c->tasks.from)
-                        cpus *= 4;
-                w->max = cpus > w->min ? cpus : w->min;
+                unsigned max = c->tasks.from ? 4 * cpus : cpus;
+                w->max = max > w->min ? max : w->min;
         }
+        /* A batch starts where xargs -P$(nproc) would, and the policy moves
+         * it from there; a long-lived pool starts at min. */
+        if (w->initial == 0 && c->tasks.from)
+                w->initial = cpus;
         if (w->min > w->max) {
                 log_error("min %u is larger than max %u", w->min, w->max);
                 return -EINVAL;
