@@ -60,6 +60,15 @@ void conf_diagnostics_done(struct conf_diagnostics *d);
  */
 int conf_load(const char *path, struct corral_config *ret, struct conf_diagnostics *diag);
 
+/*
+ * conf_load() on size bytes of text already in memory (which need not end in
+ * a NUL), named path in every diagnostic. Same results and ownership as
+ * conf_load(), without the errors of reading a file; -EFBIG when size is over
+ * CONF_MAX_FILE_SIZE. For the fuzzer and for callers that hold the text.
+ */
+int conf_load_text(const char *path, const void *text, size_t size, struct corral_config *ret,
+                   struct conf_diagnostics *diag);
+
 /* The largest file conf_load reads. */
 #define CONF_MAX_FILE_SIZE (1024 * 1024)
 

@@ -367,7 +367,9 @@ static void parse_argv(struct loader *l, const yaml_node_t *n, char ***dst, cons
                                 ok = false;
                                 continue;
                         }
-                        if (!(argv[i] = strdup(scalar_text(item)))) {
+                        /* After a bad item, only check the rest: argv would have a
+                         * hole, and strv_free() stops at the first NULL. */
+                        if (ok && !(argv[i] = strdup(scalar_text(item)))) {
                                 l->oom = -ENOMEM;
                                 return;
                         }
@@ -1335,18 +1337,13 @@ finish:
         return ok;
 }
 
-int conf_load(const char *path, struct corral_config *ret, struct conf_diagnostics *diag) {
+/* The loader proper, on text that holds size bytes and a NUL after them. */
+static int load_text(const char *path, const char *text, size_t size, struct corral_config *ret,
+                     struct conf_diagnostics *diag) {
         _cleanup_(config_done) struct corral_config c;
-        _cleanup_free_ char *text = NULL;
-        size_t size = 0;
         bool have_doc = false;
-        int r;
 
         config_init(&c);
-        r = read_file(path, diag, &text, &size);
-        if (r < 0)
-                return r;
-
         struct loader l = {
                 .path = path, .text = text, .size = size, .diag = diag, .first_diag = diag->n_items, .c = &c,
         };
@@ -1375,6 +1372,36 @@ int conf_load(const char *path, struct corral_config *ret, struct conf_diagnosti
         *ret = c;
         c = (struct corral_config) {};
         return 0;
+}
+
+int conf_load(const char *path, struct corral_config *ret, struct conf_diagnostics *diag) {
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        int r;
+
+        r = read_file(path, diag, &text, &size);
+        if (r < 0)
+                return r;
+        return load_text(path, text, size, ret, diag);
+}
+
+int conf_load_text(const char *path, const void *text, size_t size, struct corral_config *ret,
+                   struct conf_diagnostics *diag) {
+        if (size > CONF_MAX_FILE_SIZE) {
+                if (conf_diagnostics_add(diag, CONF_ERROR, path, 0, 0,
+                                         "too large (more than %d KiB; a configuration is a few KiB)",
+                                         CONF_MAX_FILE_SIZE / 1024) < 0)
+                        return -ENOMEM;
+                return -EFBIG;
+        }
+        /* The loader wants a NUL after the text, as read_file leaves one. */
+        _cleanup_free_ char *copy = malloc(size + 1);
+        if (!copy)
+                return -ENOMEM;
+        if (size > 0)
+                memcpy(copy, text, size);
+        copy[size] = '\0';
+        return load_text(path, copy, size, ret, diag);
 }
 
 /* ------------------------------------------------------------------------ */

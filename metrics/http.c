@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <microhttpd.h>
 
@@ -20,9 +21,13 @@
 /*
  * Connections over the limit are not refused by libmicrohttpd: they wait in the
  * kernel backlog. A high limit with a short timeout keeps idle or slow clients
- * from starving a real scraper (PLATFORM.md).
+ * from starving a real scraper (PLATFORM.md). The limit is half of the fds
+ * corral may open (the other half is for workers' pidfds and /proc files),
+ * within these bounds: 1,000 idle clients must not be enough to lock a scraper
+ * out, as they were with a fixed limit of 1,000.
  */
-#define HTTP_CONNECTION_LIMIT 1000u
+#define HTTP_CONNECTION_LIMIT_MIN 64u
+#define HTTP_CONNECTION_LIMIT_MAX 16384u
 #define HTTP_CONNECTION_TIMEOUT_SEC 5u
 
 #define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
@@ -213,6 +218,17 @@ static int listen_socket(const struct sockaddr_storage *addr, socklen_t len) {
         return TAKE_FD(fd);
 }
 
+/* The connection limit for the current RLIMIT_NOFILE. Cannot fail. */
+static unsigned connection_limit(void) {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+                return HTTP_CONNECTION_LIMIT_MAX;
+        rlim_t half = rl.rlim_cur / 2;
+        if (half < HTTP_CONNECTION_LIMIT_MIN)
+                return HTTP_CONNECTION_LIMIT_MIN;
+        return half > HTTP_CONNECTION_LIMIT_MAX ? HTTP_CONNECTION_LIMIT_MAX : (unsigned) half;
+}
+
 int metrics_http_start_fd(int fd, struct metrics_http **ret) {
         _cleanup_(closep) int lfd = fd;
         struct sockaddr_storage addr;
@@ -232,7 +248,7 @@ int metrics_http_start_fd(int fd, struct metrics_http **ret) {
         h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handle, h,
                                      MHD_OPTION_EXTERNAL_LOGGER, discard_log, NULL,
                                      MHD_OPTION_LISTEN_SOCKET, lfd,
-                                     MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTION_LIMIT,
+                                     MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
                                      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) HTTP_CONNECTION_TIMEOUT_SEC,
                                      MHD_OPTION_END);
         if (!h->daemon) {

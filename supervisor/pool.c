@@ -170,7 +170,8 @@ static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* Sends stop_signal to the worker's process group; SIGKILL follows after stop_timeout. */
+/* Sends stop_signal, then SIGCONT, to the worker's process group; SIGKILL
+ * follows after stop_timeout. */
 static void worker_stop(struct worker *w) {
         struct pool *p = w->pool;
         int r;
@@ -179,6 +180,9 @@ static void worker_stop(struct worker *w) {
                 return;
         w->state = WORKER_STOPPING;
         (void) kill(-w->pid, p->config->workers.stop_signal);
+        /* A stopped (SIGSTOP'd) worker would sit on a signal it handles until
+         * SIGKILL: continue it so that it can stop gracefully, as systemd does. */
+        (void) kill(-w->pid, SIGCONT);
         r = sd_event_add_time_relative(p->event, &w->kill_timer, CLOCK_MONOTONIC,
                                        p->config->workers.stop_timeout, TIMER_ACCURACY_USEC,
                                        on_kill_timer, w);

@@ -9,6 +9,7 @@ import os
 import queue
 import re
 import select
+import shlex
 import signal
 import subprocess
 import sys
@@ -18,6 +19,9 @@ import time
 import pytest
 
 CORRAL = os.environ.get("CORRAL") or os.path.join(os.path.dirname(__file__), "..", "..", "build", "corral")
+# Runs every corral of the Corral class under this command, e.g. "valgrind ..."
+# (tests/valgrind/run). Tests that bring their own prefix keep it.
+WRAPPER = shlex.split(os.environ.get("CORRAL_WRAPPER", ""))
 PYTHON = sys.executable
 # Generous: CI machines are noisy and the sanitizer build is slow. Only a failing
 # test ever waits this long.
@@ -87,7 +91,7 @@ class Corral:
         # corral serves metrics on a free port (and says which in its log).
         if args[:1] == ["run"] and "--metrics" not in args:
             args = ["run", "--metrics", "127.0.0.1:0", *args[1:]]
-        self.proc = subprocess.Popen([*corral_prefix, CORRAL, *args], stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([*(corral_prefix or WRAPPER), CORRAL, *args], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, **kwargs)
         self.pid = self.proc.pid

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The built-in default policy and the value parsers conf_load adds (percent, size, shard). */
+/* The built-in default policy, the value parsers conf_load adds (percent, size,
+ * shard), and conf_load_text on inputs the fuzzer found. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -88,10 +89,69 @@ static void test_percent_size_shard(void **state) {
         assert_null(signal_suggest("XYZZY"));
 }
 
+/* Inputs found by tests/fuzz (fuzz-conf). Leaks show in the sanitizer pass. */
+static void test_load_text_regressions(void **state) {
+        static const struct {
+                const char *name, *text, *first_error;
+                int r;
+        } cases[] = {
+                /* Leaked the arguments after a bad one: argv had a hole, strv_free() stopped there. */
+                { "argv item after a bad one", "command: [python3, {a: b}, filters/x.py]\n",
+                  "t.yaml:1:20: command[1]: expected a string, got a mapping", -EINVAL },
+                { "argv two bad items", "command: [a, [b], c, {d: e}, f]\n",
+                  "t.yaml:1:14: command[1]: expected a string, got a list", -EINVAL },
+                { "shared command item after a bad one",
+                  "command: [w]\nshared: {ref: {command: [zcat, [x], /srv/ref.gz]}}\n",
+                  "t.yaml:2:32: shared.ref.command[1]: expected a string, got a list", -EINVAL },
+                { "valid", "command: [./worker, --fast]\n", NULL, 0 },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct conf_diagnostics d = {};
+                struct corral_config c;
+                print_message("case: %s\n", cases[i].name);
+                int r = conf_load_text("t.yaml", cases[i].text, strlen(cases[i].text), &c, &d);
+                assert_int_equal(r, cases[i].r);
+                if (cases[i].first_error) {
+                        assert_true(d.n_items > 0);
+                        assert_string_equal(d.items[0].message, cases[i].first_error);
+                } else {
+                        assert_int_equal(d.n_errors, 0);
+                        assert_string_equal(c.command[1], "--fast");
+                        config_done(&c);
+                }
+                conf_diagnostics_done(&d);
+        }
+}
+
+/* The text need not end in a NUL, and the size limit is conf_load's. */
+static void test_load_text_bounds(void **state) {
+        static const char text[] = "command: [w]\nworkers: {min: 2}XXXX";
+        struct conf_diagnostics d = {};
+        struct corral_config c;
+        (void) state;
+
+        assert_int_equal(conf_load_text("t.yaml", text, strlen(text) - 4, &c, &d), 0);
+        assert_int_equal(c.workers.min, 2);
+        assert_string_equal(c.path, "t.yaml");
+        config_done(&c);
+
+        char *big = malloc(CONF_MAX_FILE_SIZE + 1);
+        assert_non_null(big);
+        memset(big, '#', CONF_MAX_FILE_SIZE + 1);
+        assert_int_equal(conf_load_text("t.yaml", big, CONF_MAX_FILE_SIZE + 1, &c, &d), -EFBIG);
+        assert_int_equal(d.n_errors, 1);
+        free(big);
+        conf_diagnostics_done(&d);
+}
+
 int main(int argc, char **argv) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_default_policy),
                 cmocka_unit_test(test_percent_size_shard),
+                cmocka_unit_test(test_load_text_regressions),
+                cmocka_unit_test(test_load_text_bounds),
         };
         if (argc > 1)
                 cmocka_set_test_filter(argv[1]);
