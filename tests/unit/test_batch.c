@@ -69,6 +69,46 @@ static void test_argv_substitution(void **state) {
         assert_false(task_command_has_placeholder(CMD("x", "{", "}")));
 }
 
+/* tasks.batch: several lines joined by '\n' are several arguments, as GNU parallel -N. */
+static void test_argv_of_several_lines(void **state) {
+        static const struct {
+                const char *name;
+                char *command[5];
+                const char *lines;
+                char *want[10];
+        } cases[] = {
+                { "appended when absent", { "echo", "-n" }, "a b\nc\nd", { "echo", "-n", "a b", "c", "d" } },
+                { "{} stands for every line", { "cp", "{}", "/tmp" }, "x\ny", { "cp", "x", "y", "/tmp" } },
+                { "context replace", { "echo", "x{}y" }, "a\nb", { "echo", "xay", "xby" } },
+                { "twice in one argument", { "e", "{}={}" }, "a\nb", { "e", "a=a", "b=b" } },
+                { "in two arguments", { "e", "{}", "-", "{}" }, "1\n2", { "e", "1", "2", "-", "1", "2" } },
+                { "empty lines stay", { "e" }, "\n\n", { "e", "", "", "" } },
+                { "quotes and spaces", { "e", "{}" }, "it's\n\"q\" $x", { "e", "it's", "\"q\" $x" } },
+                { "argv[0] from the first line", { "{}" }, "prog\narg", { "prog", "arg" } },
+        };
+        struct task_argv a = {};
+        (void) state;
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                print_message("case: %s\n", cases[i].name);
+                assert_int_equal(task_argv_build(&a, cases[i].command, cases[i].lines, strlen(cases[i].lines)), 0);
+                assert_argv(a.argv, cases[i].want);
+        }
+        /* Grows the argv array, then shrinks back to one line. */
+        char many[200];
+        size_t n = 0;
+        for (int i = 0; i < 50; i++)
+                n += (size_t) snprintf(many + n, sizeof(many) - n, "%s%d", i ? "\n" : "", i);
+        assert_int_equal(task_argv_build(&a, CMD("e", "{}", "end"), many, n), 0);
+        assert_string_equal(a.argv[1], "0");
+        assert_string_equal(a.argv[50], "49");
+        assert_string_equal(a.argv[51], "end");
+        assert_null(a.argv[52]);
+        assert_int_equal(task_argv_build(&a, CMD("e"), "only\nnot", 4), 0);
+        assert_argv(a.argv, CMD("e", "only"));
+        task_argv_done(&a);
+}
+
 static void test_command_line_quotes_like_a_shell(void **state) {
         struct strbuf b = {};
         (void) state;
@@ -335,6 +375,7 @@ static void test_run_args_batch_flags(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_argv_substitution),
+                cmocka_unit_test(test_argv_of_several_lines),
                 cmocka_unit_test(test_command_line_quotes_like_a_shell),
                 cmocka_unit_test(test_line_reader_splits_across_reads),
                 cmocka_unit_test(test_line_reader_refuses_a_line_too_long),
