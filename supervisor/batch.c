@@ -1177,16 +1177,20 @@ static int check_resume_cuts(const struct batch *b) {
 
         if (t->batch <= 1)
                 return 0;
+        uint64_t first = 0;   /* the lowest, so the message does not depend on the hash */
         for (size_t i = 0; i < st->cap; i++) {
                 uint64_t seq = st->table[i].seq;
                 if (seq == 0 || !in_shard(t, seq) || ((seq - 1) / t->shard_count) % t->batch == 0)
                         continue;
-                log_error("%s: Seq %llu does not start an invocation of --batch %u%s: resume with the "
-                          "--batch and --shard of the run that wrote it", t->joblog, (unsigned long long) seq,
-                          t->batch, t->shard_count > 1 ? " in this shard" : "");
-                return -EINVAL;
+                if (first == 0 || seq < first)
+                        first = seq;
         }
-        return 0;
+        if (first == 0)
+                return 0;
+        log_error("%s: Seq %llu does not start an invocation of --batch %u%s: resume with the "
+                  "--batch and --shard of the run that wrote it", t->joblog, (unsigned long long) first,
+                  t->batch, t->shard_count > 1 ? " in this shard" : "");
+        return -EINVAL;
 }
 
 static int batch_open_joblog(struct batch *b) {

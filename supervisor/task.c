@@ -162,6 +162,16 @@ static bool shell_safe(const char *s) {
         return true;
 }
 
+/* $'...' with \\, \' and \n escaped. */
+static int append_ansi_c(struct strbuf *b, const char *s) {
+        int r = strbuf_append(b, "$'", 2);
+        for (; r >= 0 && *s; s++)
+                r = *s == '\n' ? strbuf_append(b, "\\n", 2) :
+                    *s == '\\' ? strbuf_append(b, "\\\\", 2) :
+                    *s == '\'' ? strbuf_append(b, "\\'", 2) : strbuf_append(b, s, 1);
+        return r < 0 ? r : strbuf_append(b, "'", 1);
+}
+
 int task_command_line(struct strbuf *b, char *const *argv) {
         int r = strbuf_reserve(b, 1);
         if (r < 0)
@@ -172,6 +182,13 @@ int task_command_line(struct strbuf *b, char *const *argv) {
                         return r;
                 if (shell_safe(argv[i])) {
                         r = strbuf_append(b, argv[i], strlen(argv[i]));
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (strchr(argv[i], '\n')) {
+                        /* A newline would split the joblog line: bash's $'...' keeps it on one. */
+                        r = append_ansi_c(b, argv[i]);
                         if (r < 0)
                                 return r;
                         continue;

@@ -53,7 +53,8 @@ void task_argv_done(struct task_argv *a);
 /*
  * Appends argv as one line a shell would read back into the same argv
  * (arguments with anything but [A-Za-z0-9_./=:,+@%-] are single-quoted), as
- * GNU parallel's joblog shows it. Returns 0 or -ENOMEM.
+ * GNU parallel's joblog shows it; one with a newline is written $'...' (as
+ * bash reads it) so that the line stays one line. Returns 0 or -ENOMEM.
  */
 int task_command_line(struct strbuf *b, char *const *argv);
 
