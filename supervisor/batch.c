@@ -43,13 +43,18 @@ extern char **environ;
 #define BAR_INTERVAL (200 * USEC_PER_MSEC)
 #define FIRST_FAILED_MAX 5
 #define READ_CHUNK (64u * 1024u)
+/* sd-event's default slack is 250ms, which would stretch a short timeout by
+ * most of itself. */
+#define TIMEOUT_ACCURACY (1 * USEC_PER_MSEC)
 
-/* A task waiting to run (or to run again). */
+/* A task waiting to run (or to run again): one invocation of COMMAND, over
+ * one line or, with tasks.batch N, up to N lines joined by '\n'. */
 struct pending {
-        uint64_t seq;            /* 1-based input line number */
+        uint64_t seq;            /* 1-based input line number of its first line */
         uint64_t ord;            /* 0-based among the tasks this run, for keep_order */
         unsigned attempts;       /* made so far */
-        char *line;              /* owned */
+        unsigned lines;          /* task lines in it, >= 1 */
+        char *line;              /* owned; the lines joined by '\n' */
         size_t len;
 };
 
@@ -70,6 +75,7 @@ struct slot {
         sd_event_source *child, *out, *timer;
         int out_fd;
         bool exited, eof, timed_out;
+        unsigned timeout_phase;  /* 0: running; 1: stop_signal sent; 2: SIGKILL sent */
         int how, status;         /* CLD_EXITED (status: exit status) or killed (status: signal) */
         struct strbuf output;
 };
@@ -79,6 +85,7 @@ struct batch {
         const struct corral_config *config;
         struct batch_options opts;
         unsigned concurrency, running, max;
+        uint64_t running_lines;  /* task lines in the running invocations */
         struct slot **slots;
         unsigned n_slots;
 
@@ -88,6 +95,15 @@ struct batch {
         sd_event_source *in_source;
         struct line_reader reader;
         uint64_t line_no, next_ord;
+        /* tasks.batch: the invocation being gathered from the input. The
+         * shard's lines are cut into invocations at fixed places (every
+         * batch-th line of the shard), so a joblog Seq names the same lines
+         * in every run with the same --batch and --shard: that is what makes
+         * --resume work per line. */
+        uint64_t shard_pos;      /* lines of the shard read so far */
+        struct pending gather;   /* .line unused: the text is in gather_text */
+        struct strbuf gather_text;
+        bool gather_done;        /* the joblog has it as done: its lines are skipped */
         struct queue queue;
         size_t queue_target;
         int null_fd;             /* tasks' stdin when the input is corral's stdin */
@@ -371,6 +387,57 @@ static bool in_shard(const struct tasks_config *t, uint64_t seq) {
         return t->shard_count <= 1 || (seq - 1) % t->shard_count == t->shard_index;
 }
 
+/* Queues the gathered invocation, unless the joblog has it as done. */
+static int batch_push_gathered(struct batch *b) {
+        struct pending p = b->gather;
+        bool done = b->gather_done;
+
+        b->gather = (struct pending) {};
+        b->gather_done = false;
+        if (p.lines == 0 || done)
+                return 0;
+        p.ord = b->next_ord;
+        p.len = b->gather_text.len;
+        p.line = malloc(p.len + 1);
+        if (!p.line)
+                return -ENOMEM;
+        memcpy(p.line, b->gather_text.data, p.len);
+        p.line[p.len] = '\0';
+        if (queue_push_back(&b->queue, &p) < 0) {
+                free(p.line);
+                return -ENOMEM;
+        }
+        b->next_ord++;
+        return 0;
+}
+
+/* Adds one line of the shard to the invocation being gathered; queues it
+ * once it has tasks.batch lines. */
+static int batch_gather(struct batch *b, uint64_t seq, const char *line, size_t len) {
+        const struct tasks_config *t = &b->config->tasks;
+        unsigned per = t->batch > 1 ? t->batch : 1;
+        int r;
+
+        if (b->shard_pos++ % per == 0) {
+                b->gather = (struct pending) { .seq = seq };
+                b->gather_text.len = 0;
+                b->gather_done = (b->opts.resume || b->opts.resume_failed) &&
+                                 joblog_state_done(&b->done_before, seq, b->opts.resume_failed, t->retries);
+        }
+        if (b->gather_done)
+                b->skipped++;
+        else {
+                if (b->gather.lines > 0 && (r = strbuf_append(&b->gather_text, "\n", 1)) < 0)
+                        return r;
+                if ((r = strbuf_append(&b->gather_text, line, len)) < 0)
+                        return r;
+                b->gather.lines++;
+        }
+        if (b->shard_pos % per == 0)
+                return batch_push_gathered(b);
+        return 0;
+}
+
 /* Moves whole lines from the reader into the queue, up to the target. */
 static int batch_take_lines(struct batch *b) {
         const struct tasks_config *t = &b->config->tasks;
@@ -392,22 +459,17 @@ static int batch_take_lines(struct batch *b) {
                 uint64_t seq = ++b->line_no;
                 if (!in_shard(t, seq))
                         continue;
-                if ((b->opts.resume || b->opts.resume_failed) &&
-                    joblog_state_done(&b->done_before, seq, b->opts.resume_failed, t->retries)) {
-                        b->skipped++;
-                        continue;
-                }
-                struct pending p = { .seq = seq, .ord = b->next_ord, .len = len };
-                p.line = malloc(len + 1);
-                if (p.line)
-                        memcpy(p.line, line, len + 1);
-                if (!p.line || queue_push_back(&b->queue, &p) < 0) {
-                        free(p.line);
-                        return -ENOMEM;
-                }
-                b->next_ord++;
+                r = batch_gather(b, seq, line, len);
+                if (r < 0)
+                        return r;
         }
         return 0;
+}
+
+/* The end of the input: a last, shorter invocation goes too (as xargs -n). */
+static int batch_input_ended(struct batch *b) {
+        b->in_eof = true;
+        return batch_push_gathered(b);
 }
 
 /* One read() of the input. Returns 0, or a negative errno after which the
@@ -452,8 +514,8 @@ static void batch_fill_queue(struct batch *b) {
                 r = batch_take_lines(b);   /* lines already read */
                 if (r < 0)
                         return batch_input_failed(b, r);
-                if (b->reader.eof && b->reader.start == b->reader.end)
-                        b->in_eof = true;
+                if (b->reader.eof && b->reader.start == b->reader.end && batch_input_ended(b) < 0)
+                        return batch_input_failed(b, -ENOMEM);
                 (void) sd_event_source_set_enabled(b->in_source, !b->in_eof && b->queue.len < b->queue_target
                                                                          ? SD_EVENT_ON : SD_EVENT_OFF);
                 return;
@@ -465,7 +527,8 @@ static void batch_fill_queue(struct batch *b) {
                 if (b->queue.len >= b->queue_target)
                         break;
                 if (b->reader.eof) {
-                        b->in_eof = true;
+                        if (batch_input_ended(b) < 0)
+                                return batch_input_failed(b, -ENOMEM);
                         break;
                 }
                 r = batch_read_input(b);
@@ -604,7 +667,16 @@ static void slot_finish(struct slot *s) {
         int sig = killed ? s->status : 0;
         bool ok = !killed && exitval == 0 && !s->timed_out;
         enum metrics_outcome outcome = killed ? METRICS_OUTCOME_SIGNAL :
-                                       exitval == 0 ? METRICS_OUTCOME_SUCCESS : METRICS_OUTCOME_FAILURE;
+                                       exitval == 0 && !s->timed_out ? METRICS_OUTCOME_SUCCESS :
+                                       METRICS_OUTCOME_FAILURE;
+
+        if (s->timed_out) {
+                /* As GNU parallel logs a job its --timeout killed: Exitval -1
+                 * and the signal, the one sent when the task exited on it. */
+                exitval = -1;
+                if (!killed)
+                        sig = b->config->workers.stop_signal;
+        }
 
         slot_release_io(s);
         write_joblog(b, &s->task, s->started_real, runtime, s->output.len, exitval, sig);
@@ -619,6 +691,7 @@ static void slot_finish(struct slot *s) {
         s->busy = false;
         s->pid = 0;
         b->running--;
+        b->running_lines -= s->task.lines;
 
         if (!ok && !b->stopping && s->task.attempts <= b->config->tasks.retries) {
                 /* Another attempt, first in line; this attempt's output is dropped. */
@@ -631,12 +704,15 @@ static void slot_finish(struct slot *s) {
                                   (unsigned long long) s->task.seq);
         }
 
-        b->interval_done++;
+        /* Results, the rate and the bar count task lines, not invocations:
+         * a batch of N lines that failed is N failed lines. */
+        b->interval_done += s->task.lines;
         if (ok)
-                b->ok++;
+                b->ok += s->task.lines;
         else {
-                b->failed++;
-                note_failed(b, s->task.seq);
+                b->failed += s->task.lines;
+                for (unsigned i = 0; i < s->task.lines && i < FIRST_FAILED_MAX; i++)
+                        note_failed(b, s->task.seq + (uint64_t) i * b->config->tasks.shard_count);
         }
         if (b->config->tasks.keep_order) {
                 /* The buffer goes to the order buffer; the slot starts a new one. */
@@ -726,14 +802,49 @@ static int on_task_exit(sd_event_source *src, const siginfo_t *si, void *userdat
         return 0;
 }
 
+/* Stops waiting for the output of a task that ended: something it started
+ * outside its process group still holds the pipe open. */
+static void slot_abandon_output(struct slot *s) {
+        log_warning("task %llu ended, but a process it left behind keeps its output open; not waiting for it",
+                    (unsigned long long) s->task.seq);
+        s->out = sd_event_source_disable_unref(s->out);
+        s->out_fd = safe_close(s->out_fd);
+        s->eof = true;
+        slot_finish(s);
+        batch_progress(s->batch);
+}
+
+/* tasks.timeout, in phases so that a hung task can never hang the batch:
+ * stop_signal to the task's process group, SIGKILL stop_timeout later, and
+ * if it ended but a descendant still holds its output, stop waiting. */
 static int on_task_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
         struct slot *s = userdata;
-        (void) src;
+        const struct workers_config *w = &s->batch->config->workers;
+        char t[32];
         (void) usec;
+
+        if (s->exited) {
+                /* Reaped, so its pid may be another process's now: no kill. */
+                slot_abandon_output(s);
+                return 0;
+        }
         s->timed_out = true;
-        log_warning("task %llu (pid %d) ran longer than its timeout, killing", (unsigned long long) s->task.seq,
-                    s->pid);
-        (void) kill(-s->pid, SIGKILL);
+        if (s->timeout_phase == 0 && w->stop_signal != SIGKILL) {
+                log_warning("task %llu (pid %d) ran longer than its timeout %s, sending signal %d (%s)",
+                            (unsigned long long) s->task.seq, s->pid,
+                            format_duration(s->batch->config->tasks.timeout, t), w->stop_signal,
+                            strsignal(w->stop_signal));
+                (void) kill(-s->pid, w->stop_signal);
+                s->timeout_phase = 1;
+        } else {
+                log_warning("task %llu (pid %d) %s, killing", (unsigned long long) s->task.seq, s->pid,
+                            s->timeout_phase == 0 ? "ran longer than its timeout" : "is still running");
+                (void) kill(-s->pid, SIGKILL);
+                s->timeout_phase = 2;
+        }
+        /* Again after stop_timeout: to kill, or to stop waiting for the output. */
+        if (sd_event_source_set_time_relative(src, w->stop_timeout) >= 0)
+                (void) sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
         return 0;
 }
 
@@ -796,8 +907,10 @@ static int slot_start(struct batch *b, struct slot *s) {
         s->pid = pid;
         s->busy = true;
         s->exited = s->eof = s->timed_out = false;
+        s->timeout_phase = 0;
         s->output.len = 0;
         b->running++;
+        b->running_lines += t->lines;
 
         r = sd_event_add_child(b->event, &s->child, pid, WEXITED, on_task_exit, s);
         if (r >= 0)
@@ -806,7 +919,7 @@ static int slot_start(struct batch *b, struct slot *s) {
                 r = sd_event_add_io(b->event, &s->out, out_read, EPOLLIN, on_task_output, s);
         if (r >= 0 && b->config->tasks.timeout > 0)
                 r = sd_event_add_time_relative(b->event, &s->timer, CLOCK_MONOTONIC, b->config->tasks.timeout,
-                                               0, on_task_timeout, s);
+                                               TIMEOUT_ACCURACY, on_task_timeout, s);
         if (r < 0) {
                 /* Cannot watch it: take it back, the task waits for another try. */
                 (void) kill(-pid, SIGKILL);
@@ -817,6 +930,7 @@ static int slot_start(struct batch *b, struct slot *s) {
                 s->busy = false;
                 s->pid = 0;
                 b->running--;
+                b->running_lines -= t->lines;
                 return r;
         }
         s->out_fd = TAKE_FD(out_read);
@@ -887,7 +1001,9 @@ static void batch_dispatch(struct batch *b) {
                          * fails as a shell's would, with 127. */
                         s->busy = true;
                         b->running++;
+                        b->running_lines += s->task.lines;
                         s->exited = s->eof = true;
+                        s->timed_out = false;
                         s->how = CLD_EXITED;
                         s->status = 127;
                         log_warning_errno(r, "task %llu: cannot run '%s': %m", (unsigned long long) s->task.seq,
@@ -1050,6 +1166,33 @@ static int batch_open_input(struct batch *b) {
         return 0;
 }
 
+/* With tasks.batch, a joblog Seq stands for the invocation that starts at
+ * that line, so resuming needs the cuts of the run that wrote it: the same
+ * --batch and --shard. A Seq of this shard that starts no invocation here
+ * shows they differ; the run is refused rather than redoing or skipping lines.
+ * Seqs of other shards are fine (the joblogs of all shards concatenated). */
+static int check_resume_cuts(const struct batch *b) {
+        const struct tasks_config *t = &b->config->tasks;
+        const struct joblog_state *st = &b->done_before;
+
+        if (t->batch <= 1)
+                return 0;
+        uint64_t first = 0;   /* the lowest, so the message does not depend on the hash */
+        for (size_t i = 0; i < st->cap; i++) {
+                uint64_t seq = st->table[i].seq;
+                if (seq == 0 || !in_shard(t, seq) || ((seq - 1) / t->shard_count) % t->batch == 0)
+                        continue;
+                if (first == 0 || seq < first)
+                        first = seq;
+        }
+        if (first == 0)
+                return 0;
+        log_error("%s: Seq %llu does not start an invocation of --batch %u%s: resume with the "
+                  "--batch and --shard of the run that wrote it", t->joblog, (unsigned long long) first,
+                  t->batch, t->shard_count > 1 ? " in this shard" : "");
+        return -EINVAL;
+}
+
 static int batch_open_joblog(struct batch *b) {
         const char *path = b->config->tasks.joblog;
         bool resuming = b->opts.resume || b->opts.resume_failed;
@@ -1070,6 +1213,9 @@ static int batch_open_joblog(struct batch *b) {
                         log_error("%s", error);
                         return r == -ENOMEM ? r : -EINVAL;
                 }
+                r = check_resume_cuts(b);
+                if (r < 0)
+                        return r;
         }
         /* As GNU parallel: a new run starts a new joblog, a resumed one appends. */
         b->joblog_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (resuming ? 0 : O_TRUNC), 0644);
@@ -1172,6 +1318,7 @@ struct batch *batch_free(struct batch *b) {
         task_argv_done(&b->joblog_argv);
         task_argv_done(&b->argv);
         strbuf_done(&b->task_var);
+        strbuf_done(&b->gather_text);
         free(b->envp);
         free(b->exe);
         if (b->stack)
@@ -1231,7 +1378,7 @@ static uint64_t batch_backlog(const struct batch *b) {
         if (b->stopping)
                 return 0;
         /* A file's total is known: what is left of it, read or not. */
-        uint64_t done = b->ok + b->failed + b->skipped + b->running;
+        uint64_t done = b->ok + b->failed + b->skipped + b->running_lines;
         if (b->total > 0)
                 return b->total > done ? b->total - done : 0;
         return b->queue.len;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "conf/units.h"
@@ -10,6 +11,9 @@
 
 /* Large enough for any machine, small enough that slot arrays stay cheap. */
 #define WORKERS_LIMIT 65536u
+/* As tasks.batch and tasks.shard in the file. */
+#define BATCH_LIMIT 100000u
+#define SHARD_LIMIT 1000000u
 
 const char run_usage[] =
         "Usage: corral run [-c FILE] [--min N] [--max N] [--metrics HOST:PORT|none]\n"
@@ -17,7 +21,8 @@ const char run_usage[] =
         "                  [--restart-delay DURATION] [--crash-limit N]\n"
         "                  [--tasks FILE|-] [--keep-order] [--joblog FILE] [--resume]\n"
         "                  [--resume-failed] [--retries N] [--timeout DURATION]\n"
-        "                  [--shard K/N] [--bar] [-v|-q] [--] COMMAND [ARG...]\n"
+        "                  [--batch N] [--shard K/N|env] [--bar] [-v|-q]\n"
+        "                  [--] COMMAND [ARG...]\n"
         "\n"
         "Runs a pool of copies of COMMAND (no shell), replaces those that end, and\n"
         "stops them gracefully on TERM or INT (a second one kills at once).\n"
@@ -41,8 +46,13 @@ const char run_usage[] =
         "      --resume               skip the tasks the joblog has as done\n"
         "      --resume-failed        ... and run the failed ones again\n"
         "      --retries N            run a failed task up to N more times\n"
-        "      --timeout DURATION     kill a task running longer (it failed)\n"
+        "      --timeout DURATION     stop a task running longer (stop signal, then\n"
+        "                             SIGKILL after the stop timeout); it failed\n"
+        "      --batch N              up to N lines per invocation, {} standing once\n"
+        "                             per line (or the lines appended)\n"
         "      --shard K/N            run only lines with (number-1) % N == K\n"
+        "      --shard env            K from JOB_COMPLETION_INDEX, N from CORRAL_SHARDS\n"
+        "                             (a Kubernetes Indexed Job)\n"
         "      --bar                  draw a progress bar on the terminal even when\n"
         "                             stderr is redirected\n"
         "  -v, --verbose              log more\n"
@@ -64,6 +74,7 @@ enum {
         ARG_RESUME_FAILED,
         ARG_RETRIES,
         ARG_TIMEOUT,
+        ARG_BATCH,
         ARG_SHARD,
         ARG_BAR,
 };
@@ -84,6 +95,7 @@ static const struct option run_options[] = {
         { "resume-failed", no_argument,       NULL, ARG_RESUME_FAILED },
         { "retries",       required_argument, NULL, ARG_RETRIES },
         { "timeout",       required_argument, NULL, ARG_TIMEOUT },
+        { "batch",         required_argument, NULL, ARG_BATCH },
         { "shard",         required_argument, NULL, ARG_SHARD },
         { "bar",           no_argument,       NULL, ARG_BAR },
         { "verbose",       no_argument,       NULL, 'v' },
@@ -94,13 +106,32 @@ static const struct option run_options[] = {
 
 #define fail(...) (snprintf(error, error_size, __VA_ARGS__), -EINVAL)
 
+int shard_from_env(const char *index, const char *count, unsigned *ret_index, unsigned *ret_count,
+                   char *error, size_t error_size) {
+        unsigned k, n;
+
+        if (!index || !*index)
+                return fail("--shard env: JOB_COMPLETION_INDEX is not set (a Kubernetes Indexed Job sets it)");
+        if (!count || !*count)
+                return fail("--shard env: CORRAL_SHARDS is not set (set it to the Job's completions)");
+        if (parse_unsigned(index, SHARD_LIMIT, &k) < 0)
+                return fail("--shard env: JOB_COMPLETION_INDEX='%s' is not a shard index (0, 1, ...)", index);
+        if (parse_unsigned(count, SHARD_LIMIT, &n) < 0 || n == 0)
+                return fail("--shard env: CORRAL_SHARDS='%s' is not a number of shards (1, 2, ...)", count);
+        if (k >= n)
+                return fail("--shard env: JOB_COMPLETION_INDEX=%u is not below CORRAL_SHARDS=%u", k, n);
+        *ret_index = k;
+        *ret_count = n;
+        return 0;
+}
+
 int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, size_t error_size) {
         struct run_args a = {
                 .stop_timeout = USEC_INFINITY,
                 .restart_delay = USEC_INFINITY,
                 .timeout = USEC_INFINITY,
         };
-        int c;
+        int c, r;
 
         optind = 0;   /* glibc: reinitialise, so the parser can run more than once */
         opterr = 0;
@@ -166,9 +197,25 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
                         if (parse_duration(optarg, &a.timeout) < 0)
                                 return fail("--timeout: '%s' is not a duration (like 30s, 5m)", optarg);
                         break;
+                case ARG_BATCH:
+                        if (parse_unsigned(optarg, BATCH_LIMIT, &a.batch) < 0 || a.batch == 0)
+                                return fail("--batch: '%s' is not a number of lines per invocation (1-%u)",
+                                            optarg, BATCH_LIMIT);
+                        break;
                 case ARG_SHARD:
-                        if (parse_shard(optarg, &a.shard_index, &a.shard_count) < 0)
-                                return fail("--shard: '%s' is not a shard K/N with K < N, such as 0/4", optarg);
+                        if (strcmp(optarg, "env") == 0) {
+                                r = shard_from_env(getenv("JOB_COMPLETION_INDEX"), getenv("CORRAL_SHARDS"),
+                                                   &a.shard_index, &a.shard_count, error, error_size);
+                                if (r < 0)
+                                        return r;
+                                break;
+                        }
+                        r = parse_shard(optarg, &a.shard_index, &a.shard_count);
+                        if (r == -ERANGE)
+                                return fail("--shard: shard %s does not exist: K/N needs N >= 1 and K < N "
+                                            "(K counts from 0)", optarg);
+                        if (r < 0)
+                                return fail("--shard: '%s' is not K/N (such as 0/4) or env", optarg);
                         break;
                 case ARG_BAR:
                         a.bar = true;
@@ -200,7 +247,7 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
                 const char *batch_flag = a.keep_order ? "--keep-order" : a.joblog ? "--joblog" :
                                          a.resume ? "--resume" : a.resume_failed ? "--resume-failed" :
                                          a.retries_set ? "--retries" : a.stream ? "--stream" :
-                                         a.timeout != USEC_INFINITY ? "--timeout" :
+                                         a.timeout != USEC_INFINITY ? "--timeout" : a.batch ? "--batch" :
                                          a.shard_count ? "--shard" : a.bar ? "--bar" : NULL;
                 if (batch_flag && !a.help)
                         return fail("%s needs --tasks FILE|-", batch_flag);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The command line of `corral run`, parsed into what it overrides in the
- * configuration. Pure apart from getopt's own state, so it is unit-tested.
+ * configuration. Pure apart from getopt's own state and, for `--shard env`,
+ * two environment variables, so it is unit-tested.
  */
 #pragma once
 
@@ -28,7 +29,8 @@ struct run_args {
         unsigned retries;          /* --retries N */
         bool retries_set;
         usec_t timeout;            /* --timeout DURATION; USEC_INFINITY: not given */
-        unsigned shard_index, shard_count;   /* --shard K/N; count 0: not given */
+        unsigned batch;            /* --batch N; 0: not given */
+        unsigned shard_index, shard_count;   /* --shard K/N or env; count 0: not given */
         bool resume;               /* --resume */
         bool resume_failed;        /* --resume-failed */
         bool bar;                  /* --bar */
@@ -39,5 +41,10 @@ struct run_args {
 /* Parses argv (argv[0] is "run"). On a user error returns -EINVAL with a
  * one-line reason in `error`. */
 int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, size_t error_size);
+
+/* --shard env: K and N from the values of JOB_COMPLETION_INDEX and
+ * CORRAL_SHARDS (NULL: unset). Returns 0, or -EINVAL with the reason. */
+int shard_from_env(const char *index, const char *count, unsigned *ret_index, unsigned *ret_count,
+                   char *error, size_t error_size);
 
 extern const char run_usage[];

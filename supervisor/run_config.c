@@ -69,12 +69,14 @@ static int apply_task_flags(const struct run_args *a, struct tasks_config *t) {
                 t->retries = a->retries;
         if (a->timeout != USEC_INFINITY)
                 t->timeout = a->timeout;
+        if (a->batch)
+                t->batch = a->batch;
         if (a->shard_count) {
                 t->shard_index = a->shard_index;
                 t->shard_count = a->shard_count;
         }
         if ((a->keep_order || a->joblog || a->resume || a->resume_failed || a->retries_set || a->stream ||
-             a->bar || a->shard_count || a->timeout != USEC_INFINITY) && !t->from) {
+             a->bar || a->shard_count || a->batch || a->timeout != USEC_INFINITY) && !t->from) {
                 log_error("the batch flags need --tasks FILE|- (or tasks.from in the file)");
                 return -EINVAL;
         }
@@ -134,10 +136,6 @@ static int resolve_machine_defaults(struct corral_config *c) {
         }
         if (c->tasks.from && c->tasks.output != TASK_OUTPUT_GROUP) {
                 log_error("tasks.output other than group is not implemented yet");
-                return -EINVAL;
-        }
-        if (c->tasks.from && c->tasks.batch > 1) {
-                log_error("tasks.batch above 1 is not implemented yet");
                 return -EINVAL;
         }
         /* An unset max follows the machine, but never below an explicit min.

@@ -53,25 +53,66 @@ static size_t count_placeholders(const char *s) {
         return n;
 }
 
-int task_argv_build(struct task_argv *a, char *const *command, const char *line, size_t len) {
-        size_t n = 0, size = 0;
+/* Writes template with every `{}` replaced by line, and a NUL; returns the end. */
+static char *put_arg(char *out, const char *template, const char *line, size_t len) {
+        for (const char *p = template;;) {
+                const char *ph = strstr(p, "{}");
+                size_t lit = ph ? (size_t) (ph - p) : strlen(p);
+                memcpy(out, p, lit);
+                out += lit;
+                if (!ph)
+                        break;
+                memcpy(out, line, len);
+                out += len;
+                p = ph + 2;
+        }
+        *out++ = '\0';
+        return out;
+}
+
+/* The next line of a task, from *p up to '\n' or end; advances *p past it. */
+static size_t next_line(const char **p, const char *end) {
+        const char *line = *p;
+        const char *nl = memchr(line, '\n', (size_t) (end - line));
+        size_t len = nl ? (size_t) (nl - line) : (size_t) (end - line);
+        *p = nl ? nl + 1 : end + 1;   /* past end: no more lines */
+        return len;
+}
+
+int task_argv_build(struct task_argv *a, char *const *command, const char *lines, size_t len) {
+        const char *end = lines + len;
+        size_t n_lines = 1, n_args = 0, size = 0;
         bool any = false;
 
+        for (const char *p = lines; (p = memchr(p, '\n', (size_t) (end - p))); p++)
+                n_lines++;
+        /* The bytes of the lines alone, without their separators. */
+        size_t text = len - (n_lines - 1);
+
         /* First the sizes, then the strings: buf may move while it grows, so
-         * the pointers are taken only once it is big enough. */
-        for (; command[n]; n++) {
-                size_t k = count_placeholders(command[n]);
-                any = any || k > 0;
-                size += strlen(command[n]) - 2 * k + k * len + 1;
+         * the pointers are taken only once it is big enough. An argument
+         * with `{}` stands once per line. */
+        for (size_t i = 0; command[i]; i++) {
+                size_t k = count_placeholders(command[i]);
+                if (k == 0) {
+                        n_args++;
+                        size += strlen(command[i]) + 1;
+                        continue;
+                }
+                any = true;
+                n_args += n_lines;
+                size += n_lines * (strlen(command[i]) - 2 * k + 1) + k * text;
         }
-        if (!any)
-                size += len + 1;
-        if (a->n_slots < n + 2) {
-                char **v = reallocarray(a->argv, n + 2, sizeof(char *));
+        if (!any) {
+                n_args += n_lines;
+                size += text + n_lines;
+        }
+        if (a->n_slots < n_args + 1) {
+                char **v = reallocarray(a->argv, n_args + 1, sizeof(char *));
                 if (!v)
                         return -ENOMEM;
                 a->argv = v;
-                a->n_slots = n + 2;
+                a->n_slots = n_args + 1;
         }
         a->buf.len = 0;
         if (strbuf_reserve(&a->buf, size) < 0)
@@ -79,27 +120,28 @@ int task_argv_build(struct task_argv *a, char *const *command, const char *line,
 
         char *out = a->buf.data;
         size_t i = 0;
-        for (; i < n; i++) {
-                a->argv[i] = out;
-                for (const char *p = command[i];;) {
-                        const char *ph = strstr(p, "{}");
-                        size_t lit = ph ? (size_t) (ph - p) : strlen(p);
-                        memcpy(out, p, lit);
-                        out += lit;
-                        if (!ph)
-                                break;
-                        memcpy(out, line, len);
-                        out += len;
-                        p = ph + 2;
+        for (size_t c = 0; command[c]; c++) {
+                if (!strstr(command[c], "{}")) {
+                        a->argv[i++] = out;
+                        out = put_arg(out, command[c], "", 0);
+                        continue;
                 }
-                *out++ = '\0';
+                for (const char *p = lines; p <= end; ) {
+                        const char *line = p;
+                        size_t l = next_line(&p, end);
+                        a->argv[i++] = out;
+                        out = put_arg(out, command[c], line, l);
+                }
         }
-        if (!any) {
-                a->argv[i++] = out;
-                memcpy(out, line, len);
-                out += len;
-                *out++ = '\0';
-        }
+        if (!any)
+                for (const char *p = lines; p <= end; ) {
+                        const char *line = p;
+                        size_t l = next_line(&p, end);
+                        a->argv[i++] = out;
+                        memcpy(out, line, l);
+                        out += l;
+                        *out++ = '\0';
+                }
         a->argv[i] = NULL;
         a->buf.len = (size_t) (out - a->buf.data);
         return 0;
@@ -120,6 +162,16 @@ static bool shell_safe(const char *s) {
         return true;
 }
 
+/* $'...' with \\, \' and \n escaped. */
+static int append_ansi_c(struct strbuf *b, const char *s) {
+        int r = strbuf_append(b, "$'", 2);
+        for (; r >= 0 && *s; s++)
+                r = *s == '\n' ? strbuf_append(b, "\\n", 2) :
+                    *s == '\\' ? strbuf_append(b, "\\\\", 2) :
+                    *s == '\'' ? strbuf_append(b, "\\'", 2) : strbuf_append(b, s, 1);
+        return r < 0 ? r : strbuf_append(b, "'", 1);
+}
+
 int task_command_line(struct strbuf *b, char *const *argv) {
         int r = strbuf_reserve(b, 1);
         if (r < 0)
@@ -130,6 +182,13 @@ int task_command_line(struct strbuf *b, char *const *argv) {
                         return r;
                 if (shell_safe(argv[i])) {
                         r = strbuf_append(b, argv[i], strlen(argv[i]));
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (strchr(argv[i], '\n')) {
+                        /* A newline would split the joblog line: bash's $'...' keeps it on one. */
+                        r = append_ansi_c(b, argv[i]);
                         if (r < 0)
                                 return r;
                         continue;

@@ -39,18 +39,22 @@ struct task_argv {
 bool task_command_has_placeholder(char *const *command);
 
 /*
- * Builds the argv of the task `line` (len bytes, no NUL needed): every `{}` in
- * every argument of command is replaced by the line; when no argument has one
- * the line is appended as the last argument. The result is in a->argv, valid
- * until the next call or task_argv_done(). Returns 0 or -ENOMEM.
+ * Builds the argv of the task `lines` (len bytes, no NUL needed): one line,
+ * or with tasks.batch several joined by '\n' (a line never holds one). Every
+ * argument of command that contains `{}` stands once per line, each `{}` in
+ * it replaced by that line (GNU parallel -N's context replace: "x{}y" over
+ * a, b gives "xay" "xby"); when no argument has one, the lines are appended
+ * as the last arguments. The result is in a->argv, valid until the next call
+ * or task_argv_done(). Returns 0 or -ENOMEM.
  */
-int task_argv_build(struct task_argv *a, char *const *command, const char *line, size_t len);
+int task_argv_build(struct task_argv *a, char *const *command, const char *lines, size_t len);
 void task_argv_done(struct task_argv *a);
 
 /*
  * Appends argv as one line a shell would read back into the same argv
  * (arguments with anything but [A-Za-z0-9_./=:,+@%-] are single-quoted), as
- * GNU parallel's joblog shows it. Returns 0 or -ENOMEM.
+ * GNU parallel's joblog shows it; one with a newline is written $'...' (as
+ * bash reads it) so that the line stays one line. Returns 0 or -ENOMEM.
  */
 int task_command_line(struct strbuf *b, char *const *argv);
 

@@ -470,6 +470,59 @@ def test_kubernetes_manifests(kube, tmp_path):
     assert "every second" in readme and "HPA" in readme
 
 
+def test_kubernetes_indexed_job_runs_one_shard_per_pod(kube, tmp_path):
+    yaml, docs = kube
+    (_, job), = docs["Job"]
+    assert job["apiVersion"] == "batch/v1"
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed"
+    assert spec["completions"] == spec["parallelism"] >= 2
+    assert spec["backoffLimitPerIndex"] >= 1
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"   # backoffLimitPerIndex needs it
+    container, = pod["containers"]
+    (_, deploy), = docs["Deployment"]
+    image = deploy["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert container["image"].split("/")[0] == image.split("/")[0], "the same (placeholder) registry"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["CORRAL_SHARDS"]["value"] == str(spec["completions"])
+    assert "job-completion-index" in env["JOB_COMPLETION_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"]
+    argv = container["command"] + container["args"]
+    assert argv[:2] == ["corral", "run"]
+    i = argv.index("--shard")
+    assert argv[i + 1] == "env"
+    # Every flag it passes is one `corral run` has.
+    ours = argv[2:argv.index("--")]
+    unknown = {a for a in ours if a.startswith("-")} - help_flags("run")
+    assert not unknown, unknown
+    joblog = argv[argv.index("--joblog") + 1]
+    assert "$(JOB_COMPLETION_INDEX)" in joblog, "one joblog per shard"
+    # The task file comes from the ConfigMap in the same file.
+    tasks = pathlib.PurePosixPath(argv[argv.index("--tasks") + 1])
+    mount = next(m for m in container["volumeMounts"] if tasks.parent == pathlib.PurePosixPath(m["mountPath"]))
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    cm = next(d for _, d in docs["ConfigMap"] if d["metadata"]["name"] == volume["configMap"]["name"])
+    lines = cm["data"][tasks.name].splitlines()
+    assert len(lines) >= spec["completions"]
+
+    # What the pods would run, here: the shards' joblogs concatenate into a whole.
+    f = tmp_path / "tasks.txt"
+    f.write_text(cm["data"][tasks.name])
+    seqs = []
+    for k in range(spec["completions"]):
+        args = [a.replace("$(JOB_COMPLETION_INDEX)", str(k)).replace("/out/", f"{tmp_path}/")
+                .replace(str(tasks), str(f)) for a in ours]
+        e = {**os.environ, "JOB_COMPLETION_INDEX": str(k), "CORRAL_SHARDS": env["CORRAL_SHARDS"]["value"]}
+        out = run(CORRAL, "run", *args, "--", "true", env=e)
+        assert out.returncode == 0, out.stderr
+        rows = (tmp_path / f"joblog.{k}").read_text().splitlines()[1:]
+        seqs += [int(r.split("\t")[0]) for r in rows]
+    assert sorted(seqs) == list(range(1, len(lines) + 1))
+
+    readme = (PACKAGING / "kubernetes" / "README.md").read_text()
+    assert "batch-job.yaml" in readme and "--shard env" in readme
+
+
 def grafana_exprs():
     dash = json.loads((PACKAGING / "grafana" / "corral.json").read_text())
     exprs = []

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -69,12 +70,56 @@ static void test_argv_substitution(void **state) {
         assert_false(task_command_has_placeholder(CMD("x", "{", "}")));
 }
 
+/* tasks.batch: several lines joined by '\n' are several arguments, as GNU parallel -N. */
+static void test_argv_of_several_lines(void **state) {
+        static const struct {
+                const char *name;
+                char *command[5];
+                const char *lines;
+                char *want[10];
+        } cases[] = {
+                { "appended when absent", { "echo", "-n" }, "a b\nc\nd", { "echo", "-n", "a b", "c", "d" } },
+                { "{} stands for every line", { "cp", "{}", "/tmp" }, "x\ny", { "cp", "x", "y", "/tmp" } },
+                { "context replace", { "echo", "x{}y" }, "a\nb", { "echo", "xay", "xby" } },
+                { "twice in one argument", { "e", "{}={}" }, "a\nb", { "e", "a=a", "b=b" } },
+                { "in two arguments", { "e", "{}", "-", "{}" }, "1\n2", { "e", "1", "2", "-", "1", "2" } },
+                { "empty lines stay", { "e" }, "\n\n", { "e", "", "", "" } },
+                { "quotes and spaces", { "e", "{}" }, "it's\n\"q\" $x", { "e", "it's", "\"q\" $x" } },
+                { "argv[0] from the first line", { "{}" }, "prog\narg", { "prog", "arg" } },
+        };
+        struct task_argv a = {};
+        (void) state;
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                print_message("case: %s\n", cases[i].name);
+                assert_int_equal(task_argv_build(&a, cases[i].command, cases[i].lines, strlen(cases[i].lines)), 0);
+                assert_argv(a.argv, cases[i].want);
+        }
+        /* Grows the argv array, then shrinks back to one line. */
+        char many[200];
+        size_t n = 0;
+        for (int i = 0; i < 50; i++)
+                n += (size_t) snprintf(many + n, sizeof(many) - n, "%s%d", i ? "\n" : "", i);
+        assert_int_equal(task_argv_build(&a, CMD("e", "{}", "end"), many, n), 0);
+        assert_string_equal(a.argv[1], "0");
+        assert_string_equal(a.argv[50], "49");
+        assert_string_equal(a.argv[51], "end");
+        assert_null(a.argv[52]);
+        assert_int_equal(task_argv_build(&a, CMD("e"), "only\nnot", 4), 0);
+        assert_argv(a.argv, CMD("e", "only"));
+        task_argv_done(&a);
+}
+
 static void test_command_line_quotes_like_a_shell(void **state) {
         struct strbuf b = {};
         (void) state;
 
         assert_int_equal(task_command_line(&b, CMD("echo", "plain-1.txt", "a b", "it's", "")), 0);
         assert_string_equal(b.data, "echo plain-1.txt 'a b' 'it'\\''s' ''");
+        /* A newline would cut the joblog line in two: bash's $'...' instead. */
+        b.len = 0;
+        assert_int_equal(task_command_line(&b, CMD("sh", "-c", "a\nb 'c' \\")), 0);
+        assert_string_equal(b.data, "sh -c $'a\\nb \\'c\\' \\\\'");
         strbuf_done(&b);
 }
 
@@ -330,11 +375,75 @@ static void test_run_args_batch_flags(void **state) {
         assert_int_equal(PARSE(&a, err, "--tasks", "f", "--retries", "x", "--", "echo"), -EINVAL);
         assert_string_equal(err, "--retries: 'x' is not a number (0-1000000)");
         assert_int_equal(PARSE(&a, err, "--tasks", "f", "--shard", "4/4", "--", "echo"), -EINVAL);
+        assert_non_null(strstr(err, "shard 4/4 does not exist"));
+        assert_int_equal(PARSE(&a, err, "--tasks", "f", "--shard", "1/0", "--", "echo"), -EINVAL);
+        assert_non_null(strstr(err, "shard 1/0 does not exist"));
+        assert_int_equal(PARSE(&a, err, "--tasks", "f", "--shard", "x/y", "--", "echo"), -EINVAL);
+        assert_string_equal(err, "--shard: 'x/y' is not K/N (such as 0/4) or env");
+
+        assert_int_equal(PARSE(&a, err, "--tasks", "f", "--batch", "20", "--", "echo"), 0);
+        assert_int_equal(a.batch, 20);
+        assert_int_equal(PARSE(&a, err, "--tasks", "f", "--", "echo"), 0);
+        assert_int_equal(a.batch, 0);
+        assert_int_equal(PARSE(&a, err, "--tasks", "f", "--batch", "0", "--", "echo"), -EINVAL);
+        assert_string_equal(err, "--batch: '0' is not a number of lines per invocation (1-100000)");
+        assert_int_equal(PARSE(&a, err, "--batch", "2", "--", "echo"), -EINVAL);
+        assert_string_equal(err, "--batch needs --tasks FILE|-");
+}
+
+/* --shard env: what a Kubernetes Indexed Job gives a pod, and what it may lack. */
+static void test_shard_from_env(void **state) {
+        static const struct {
+                const char *index, *count;
+                unsigned k, n;
+                const char *error;   /* NULL: accepted */
+        } cases[] = {
+                { "0", "1", 0, 1, NULL },
+                { "3", "4", 3, 4, NULL },
+                { NULL, "4", 0, 0, "JOB_COMPLETION_INDEX is not set" },
+                { "", "4", 0, 0, "JOB_COMPLETION_INDEX is not set" },
+                { "1", NULL, 0, 0, "CORRAL_SHARDS is not set" },
+                { "x", "4", 0, 0, "JOB_COMPLETION_INDEX='x' is not a shard index" },
+                { "-1", "4", 0, 0, "JOB_COMPLETION_INDEX='-1' is not a shard index" },
+                { "1", "0", 0, 0, "CORRAL_SHARDS='0' is not a number of shards" },
+                { "1", "y", 0, 0, "CORRAL_SHARDS='y' is not a number of shards" },
+                { "4", "4", 0, 0, "JOB_COMPLETION_INDEX=4 is not below CORRAL_SHARDS=4" },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                unsigned k = 99, n = 99;
+                char err[256] = "";
+                print_message("case: %s %s\n", cases[i].index ?: "(unset)", cases[i].count ?: "(unset)");
+                int r = shard_from_env(cases[i].index, cases[i].count, &k, &n, err, sizeof(err));
+                if (!cases[i].error) {
+                        assert_int_equal(r, 0);
+                        assert_int_equal(k, cases[i].k);
+                        assert_int_equal(n, cases[i].n);
+                        continue;
+                }
+                assert_int_equal(r, -EINVAL);
+                assert_non_null(strstr(err, cases[i].error));
+                assert_int_equal(k, 99);   /* untouched on failure */
+        }
+
+        struct run_args a;
+        char err[256] = "";
+        assert_int_equal(setenv("JOB_COMPLETION_INDEX", "2", 1), 0);
+        assert_int_equal(setenv("CORRAL_SHARDS", "5", 1), 0);
+        assert_int_equal(PARSE(&a, err, "--tasks", "f", "--shard", "env", "--", "echo"), 0);
+        assert_int_equal(a.shard_index, 2);
+        assert_int_equal(a.shard_count, 5);
+        assert_int_equal(unsetenv("CORRAL_SHARDS"), 0);
+        assert_int_equal(PARSE(&a, err, "--tasks", "f", "--shard", "env", "--", "echo"), -EINVAL);
+        assert_non_null(strstr(err, "CORRAL_SHARDS is not set"));
+        assert_int_equal(unsetenv("JOB_COMPLETION_INDEX"), 0);
 }
 
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_argv_substitution),
+                cmocka_unit_test(test_argv_of_several_lines),
                 cmocka_unit_test(test_command_line_quotes_like_a_shell),
                 cmocka_unit_test(test_line_reader_splits_across_reads),
                 cmocka_unit_test(test_line_reader_refuses_a_line_too_long),
@@ -345,6 +454,7 @@ int main(void) {
                 cmocka_unit_test(test_resume_sets),
                 cmocka_unit_test(test_joblog_read_names_file_and_line),
                 cmocka_unit_test(test_run_args_batch_flags),
+                cmocka_unit_test(test_shard_from_env),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
