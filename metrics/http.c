@@ -8,6 +8,8 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,9 +46,17 @@ struct pages {
 
 struct metrics_http {
         struct MHD_Daemon *daemon;
-        pthread_mutex_t lock;    /* guards `pages` (the pointer, not what it points to) */
+        pthread_mutex_t lock;    /* guards what follows (`pages` the pointer, not what it points to) */
         struct pages *pages;     /* NULL until the first publish */
+        pthread_cond_t published;     /* signalled by each publish */
+        uint64_t generation;     /* of `pages`, bumped by each publish */
+        bool stale;              /* the loop has a newer sample than `pages` */
+        int render_fd;           /* eventfd: a client wants fresh pages */
 };
+
+/* How long a request waits for the loop to render fresher pages before it is
+ * answered with the ones it has (the loop may be busy, e.g. reloading). */
+#define HTTP_RENDER_WAIT_USEC (500 * USEC_PER_MSEC)
 
 static struct pages *pages_free(struct pages *p) {
         if (!p)
@@ -115,6 +125,19 @@ static enum MHD_Result serve(struct metrics_http *h, struct MHD_Connection *c, e
         enum MHD_Result ret;
 
         pthread_mutex_lock(&h->lock);
+        if (h->stale && h->pages) {
+                /* Pages are rendered on demand: ask the loop, and wait a little. */
+                uint64_t seen = h->generation;
+                struct timespec deadline;
+                clock_gettime(CLOCK_MONOTONIC, &deadline);
+                deadline.tv_nsec += (long) (HTTP_RENDER_WAIT_USEC * 1000);
+                deadline.tv_sec += deadline.tv_nsec / 1000000000L;
+                deadline.tv_nsec %= 1000000000L;
+                (void) eventfd_write(h->render_fd, 1);
+                while (h->generation == seen)
+                        if (pthread_cond_timedwait(&h->published, &h->lock, &deadline) == ETIMEDOUT)
+                                break;
+        }
         const struct pages *p = h->pages;
         if (!p)
                 ret = reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "starting: no sample yet\n");
@@ -240,6 +263,19 @@ int metrics_http_start_fd(int fd, struct metrics_http **ret) {
         if (!h)
                 return -ENOMEM;
         pthread_mutex_init(&h->lock, NULL);
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&h->published, &attr);
+        pthread_condattr_destroy(&attr);
+        h->render_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (h->render_fd < 0) {
+                int r = -errno;
+                pthread_cond_destroy(&h->published);
+                pthread_mutex_destroy(&h->lock);
+                free(h);
+                return r;
+        }
 
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
         if (addr.ss_family == AF_INET6)
@@ -253,6 +289,8 @@ int metrics_http_start_fd(int fd, struct metrics_http **ret) {
                                      MHD_OPTION_END);
         if (!h->daemon) {
                 int r = errno > 0 ? -errno : -EIO;
+                safe_close(h->render_fd);
+                pthread_cond_destroy(&h->published);
                 pthread_mutex_destroy(&h->lock);
                 free(h);
                 return r;
@@ -308,16 +346,31 @@ int metrics_http_publish(struct metrics_http *h, const char *metrics_text, const
         pthread_mutex_lock(&h->lock);
         struct pages *old = h->pages;
         h->pages = TAKE_PTR(p);
+        h->generation++;
+        h->stale = false;
+        pthread_cond_broadcast(&h->published);
         pthread_mutex_unlock(&h->lock);
 
         pages_free(old);
         return 0;
 }
 
+void metrics_http_mark_stale(struct metrics_http *h) {
+        pthread_mutex_lock(&h->lock);
+        h->stale = true;
+        pthread_mutex_unlock(&h->lock);
+}
+
+int metrics_http_render_fd(const struct metrics_http *h) {
+        return h->render_fd;
+}
+
 struct metrics_http *metrics_http_stop(struct metrics_http *h) {
         if (!h)
                 return NULL;
         MHD_stop_daemon(h->daemon);
+        safe_close(h->render_fd);
+        pthread_cond_destroy(&h->published);
         pthread_mutex_destroy(&h->lock);
         pages_free(h->pages);
         free(h);

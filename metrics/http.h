@@ -47,6 +47,17 @@ int metrics_http_start_fd(int fd, struct metrics_http **ret);
 int metrics_http_publish(struct metrics_http *h, const char *metrics_text, const char *status_json,
                          bool healthy, const char *health_reason);
 
+/*
+ * Rendering on demand: instead of rendering every sample, the loop may say that
+ * it has a newer sample than the published pages. A request then signals the
+ * eventfd of metrics_http_render_fd() and waits (up to half a second) for the
+ * loop to render and publish; without one, nothing is rendered. Cannot fail.
+ */
+void metrics_http_mark_stale(struct metrics_http *h);
+
+/* The eventfd the loop watches for render requests (readable: read it, render, publish). */
+int metrics_http_render_fd(const struct metrics_http *h);
+
 /* Stops the thread (waiting for it), closes the socket and frees. Accepts NULL; returns NULL. */
 struct metrics_http *metrics_http_stop(struct metrics_http *h);
 

@@ -3,8 +3,10 @@
  * `corral status`: asks a running corral for its /status JSON (libcurl) and
  * prints it as a table, or passes the JSON through with --json.
  */
+#include <dlfcn.h>
 #include <getopt.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,6 +32,52 @@ static const char help[] =
         "  -h, --help  show this help\n"
         "\n"
         "Exit status: 0 ok; 2 usage error, corral unreachable, or not a corral answer.\n";
+
+/* libcurl is opened only by `corral status`. Linked into the binary, it would
+ * map libcurl, libssl, libcrypto and their kin (about 5 MiB of resident
+ * memory) into every long-running supervisor, none of which ever uses them. */
+static struct {
+        void *handle;
+        CURLcode (*global_init)(long flags);
+        void (*global_cleanup)(void);
+        CURL *(*easy_init)(void);
+        CURLcode (*easy_setopt)(CURL *c, CURLoption option, ...);
+        CURLcode (*easy_perform)(CURL *c);
+        CURLcode (*easy_getinfo)(CURL *c, CURLINFO info, ...);
+        void (*easy_cleanup)(CURL *c);
+        const char *(*easy_strerror)(CURLcode code);
+} curl;
+
+static int curl_open(void) {
+        static const struct {
+                const char *name;
+                size_t offset;
+        } symbols[] = {
+                { "curl_global_init",    offsetof(__typeof__(curl), global_init) },
+                { "curl_global_cleanup", offsetof(__typeof__(curl), global_cleanup) },
+                { "curl_easy_init",      offsetof(__typeof__(curl), easy_init) },
+                { "curl_easy_setopt",    offsetof(__typeof__(curl), easy_setopt) },
+                { "curl_easy_perform",   offsetof(__typeof__(curl), easy_perform) },
+                { "curl_easy_getinfo",   offsetof(__typeof__(curl), easy_getinfo) },
+                { "curl_easy_cleanup",   offsetof(__typeof__(curl), easy_cleanup) },
+                { "curl_easy_strerror",  offsetof(__typeof__(curl), easy_strerror) },
+        };
+
+        curl.handle = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+        if (!curl.handle) {
+                fprintf(stderr, "corral status: cannot load libcurl: %s\n", dlerror());
+                return -ENOENT;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(symbols); i++) {
+                void *f = dlsym(curl.handle, symbols[i].name);
+                if (!f) {
+                        fprintf(stderr, "corral status: libcurl lacks %s\n", symbols[i].name);
+                        return -ENOENT;
+                }
+                memcpy((char *) &curl + symbols[i].offset, &f, sizeof(f));
+        }
+        return 0;
+}
 
 struct buffer {
         char *data;
@@ -57,12 +105,12 @@ static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata) {
 
 static void curl_easy_cleanupp(CURL **c) {
         if (*c)
-                curl_easy_cleanup(*c);
+                curl.easy_cleanup(*c);
 }
 
 /* GETs url into *ret (NUL-terminated); prints the reason and returns -EIO on failure. */
 static int fetch(const char *url, char **ret, size_t *ret_len) {
-        _cleanup_(curl_easy_cleanupp) CURL *c = curl_easy_init();
+        _cleanup_(curl_easy_cleanupp) CURL *c = curl.easy_init();
         char error[CURL_ERROR_SIZE] = "";
         struct buffer b = {};
         long code = 0;
@@ -71,23 +119,23 @@ static int fetch(const char *url, char **ret, size_t *ret_len) {
                 fprintf(stderr, "corral status: cannot initialise libcurl\n");
                 return -ENOMEM;
         }
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, STATUS_TIMEOUT_MS);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(c, CURLOPT_USERAGENT, "corral/" CORRAL_VERSION);
+        curl.easy_setopt(c, CURLOPT_URL, url);
+        curl.easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+        curl.easy_setopt(c, CURLOPT_WRITEDATA, &b);
+        curl.easy_setopt(c, CURLOPT_ERRORBUFFER, error);
+        curl.easy_setopt(c, CURLOPT_TIMEOUT_MS, STATUS_TIMEOUT_MS);
+        curl.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl.easy_setopt(c, CURLOPT_USERAGENT, "corral/" CORRAL_VERSION);
 
-        CURLcode cr = curl_easy_perform(c);
+        CURLcode cr = curl.easy_perform(c);
         if (cr != CURLE_OK) {
                 fprintf(stderr, "corral status: cannot reach %s: %s\n", url,
-                        b.too_big ? "answer too large" : (*error ? error : curl_easy_strerror(cr)));
+                        b.too_big ? "answer too large" : (*error ? error : curl.easy_strerror(cr)));
                 free(b.data);
                 return -EIO;
         }
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+        curl.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
         if (code != 200) {
                 fprintf(stderr, "corral status: %s answered HTTP %ld\n", url, code);
                 free(b.data);
@@ -249,12 +297,15 @@ int cmd_status(int argc, char **argv) {
         if (asprintf(&url, "%.*s/status", (int) n, base) < 0)
                 return EXIT_USAGE;
 
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        if (curl_open() < 0)
+                return EXIT_USAGE;
+        if (curl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
                 fprintf(stderr, "corral status: cannot initialise libcurl\n");
                 return EXIT_USAGE;
         }
         int r = fetch(url, &body, &len);
-        curl_global_cleanup();
+        curl.global_cleanup();
+        dlclose(curl.handle);
         if (r < 0)
                 return EXIT_USAGE;
 

@@ -11,6 +11,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
@@ -363,7 +365,12 @@ static int on_sample_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
         take_sample(c);
         decide(c);
-        publish(c);
+        /* Rendering the pages costs more than sampling: render for the textfile,
+         * else only when a client asks (on_render_request). */
+        if (c->config->metrics.textfile || !c->http)
+                publish(c);
+        else
+                metrics_http_mark_stale(c->http);
         notify_status(c);
 
         /* Re-armed from its own deadline, so samples do not drift; the interval
@@ -553,6 +560,15 @@ static int add_signal_handlers(struct controller *c) {
         return 0;
 }
 
+static int on_render_request(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        eventfd_t n;
+        (void) s;
+        (void) revents;
+        (void) eventfd_read(fd, &n);
+        publish(userdata);
+        return 0;
+}
+
 static int start_metrics(struct controller *c) {
         const char *listen = run_config_metrics_listen(c->config);
         uint16_t port;
@@ -562,6 +578,9 @@ static int start_metrics(struct controller *c) {
         int r = metrics_http_start(listen, &c->http, &port);
         if (r < 0)
                 return log_error_errno(r, "cannot listen on %s: %m", listen);
+        r = sd_event_add_io(c->event, NULL, metrics_http_render_fd(c->http), EPOLLIN, on_render_request, c);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the metrics endpoint: %m");
         log_info("metrics on port %u (%s)", port, listen);
         return 0;
 }
