@@ -128,10 +128,6 @@ static int resolve_machine_defaults(struct corral_config *c) {
                 log_error("no COMMAND to run: give one after -- or as command: in the configuration file");
                 return -EINVAL;
         }
-        if (c->tasks.from && c->tasks.mode == TASK_MODE_STREAM) {
-                log_error("tasks.mode stream (--stream) is not implemented yet; per-task mode is");
-                return -EINVAL;
-        }
         if (c->tasks.from && c->tasks.output != TASK_OUTPUT_GROUP) {
                 log_error("tasks.output other than group is not implemented yet");
                 return -EINVAL;
