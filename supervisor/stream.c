@@ -41,12 +41,21 @@
 #define CHUNK_MIN_READ (16u * 1024u)     /* less room than this: start a new chunk */
 #define SPAN_BYTES_MAX (64u * 1024u)
 #define SPAN_LINES_MAX 16384u
-#define WORKER_SPANS 8u                  /* queued per worker; a power of two */
-#define WORKER_BYTES_MAX (256u * 1024u)  /* input outstanding per worker */
+/* Input outstanding per worker. Bytes, not lines or spans: a worker whose
+ * stdout is block-buffered (sed, awk, python) answers only once it has
+ * filled its buffer, so a worker must be able to hold several of them. */
+#define WORKER_BYTES_MAX (256u * 1024u)
+#define IOV_BATCH 64
+/* Spans queued on a worker beyond which new ones get as big as all it holds:
+ * a buffering worker then gets its bytes in a few large spans, not in
+ * thousands of one-line ones while the span size is still learning. */
+#define WORKER_SPANS_SOFT 16u
 #define RESULT_READ (256u * 1024u)
 #define OUT_FLUSH (256u * 1024u)
 #define PIPE_SIZE (1024 * 1024)          /* the unprivileged maximum by default */
 #define RING_MIN 256u
+#define SPANS_MAX 65536u                 /* in flight: bounds memory with keep_order */
+#define IN_FLIGHT_BYTES_MAX (32u * 1024u * 1024u)
 #define FIRST_GIVEN_UP_MAX 5
 
 struct chunk {
@@ -76,8 +85,8 @@ struct sworker {
         unsigned id;
         int in_fd, out_fd;       /* its stdin's write end, its stdout's read end */
         sd_event_source *in_src, *out_src;
-        struct span *q[WORKER_SPANS];   /* assigned, oldest first */
-        unsigned q_head, q_len;
+        struct span **q;         /* assigned, oldest first: a ring of q_cap, a power of two */
+        unsigned q_cap, q_head, q_len;
         unsigned q_sent;         /* queue entries written whole */
         size_t sent_off;         /* bytes of entry q_sent written */
         size_t lines, bytes;     /* outstanding */
@@ -108,7 +117,7 @@ struct stream {
         struct span **ring;      /* keep_order: spans in input order */
         size_t ring_cap, ring_head, ring_len;
         size_t n_spans;          /* in flight, either way */
-        size_t spans_max;
+        size_t bytes_in_flight;  /* input bytes of those */
 
         struct span **retry;     /* spans whose worker went away, oldest first */
         size_t n_retry, retry_cap;
@@ -215,6 +224,7 @@ static void emit_in_order(struct stream *s) {
                 s->ring_head = (s->ring_head + 1) & (s->ring_cap - 1);
                 s->ring_len--;
                 s->n_spans--;
+                s->bytes_in_flight -= span->len;
                 free(span);
         }
 }
@@ -227,6 +237,7 @@ static void span_complete(struct stream *s, struct span *span) {
                 emit_in_order(s);
         else {
                 s->n_spans--;
+                s->bytes_in_flight -= span->len;
                 free(span);
         }
 }
@@ -298,13 +309,34 @@ static void sworker_close(struct sworker *sw) {
         sw->rbuf.len = 0;
 }
 
+static struct span **sworker_at(const struct sworker *sw, unsigned i) {
+        return &sw->q[(sw->q_head + i) & (sw->q_cap - 1)];
+}
+
 static struct span *sworker_head(const struct sworker *sw) {
-        return sw->q_len ? sw->q[sw->q_head] : NULL;
+        return sw->q_len ? *sworker_at(sw, 0) : NULL;
+}
+
+/* Room for one more span in the queue. Returns 0 or -ENOMEM. */
+static int sworker_reserve(struct sworker *sw) {
+        if (sw->q_len < sw->q_cap)
+                return 0;
+        unsigned cap = sw->q_cap ? 2 * sw->q_cap : 16;
+        struct span **a = calloc(cap, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        for (unsigned i = 0; i < sw->q_len; i++)
+                a[i] = *sworker_at(sw, i);
+        free(sw->q);
+        sw->q = a;
+        sw->q_cap = cap;
+        sw->q_head = 0;
+        return 0;
 }
 
 static struct span *sworker_pop(struct sworker *sw) {
-        struct span *span = sw->q[sw->q_head];
-        sw->q_head = (sw->q_head + 1) & (WORKER_SPANS - 1);
+        struct span *span = *sworker_at(sw, 0);
+        sw->q_head = (sw->q_head + 1) & (sw->q_cap - 1);
         sw->q_len--;
         if (sw->q_sent > 0)
                 sw->q_sent--;
@@ -347,10 +379,10 @@ static int on_worker_stdin(sd_event_source *src, int fd, uint32_t revents, void 
 /* Writes as much of the queued spans as the pipe takes, many spans per writev. */
 static void sworker_write(struct sworker *sw) {
         while (sw->in_fd >= 0 && sw->q_sent < sw->q_len) {
-                struct iovec iov[WORKER_SPANS];
+                struct iovec iov[IOV_BATCH];
                 int n = 0;
-                for (unsigned i = sw->q_sent; i < sw->q_len; i++) {
-                        struct span *span = sw->q[(sw->q_head + i) & (WORKER_SPANS - 1)];
+                for (unsigned i = sw->q_sent; i < sw->q_len && n < IOV_BATCH; i++) {
+                        struct span *span = *sworker_at(sw, i);
                         size_t off = span->from + (i == sw->q_sent ? sw->sent_off : 0);
                         iov[n++] = (struct iovec) { .iov_base = (char *) span->in + off, .iov_len = span->len - off };
                 }
@@ -374,7 +406,7 @@ static void sworker_write(struct sworker *sw) {
                         return;
                 }
                 for (size_t left = (size_t) k; left > 0;) {
-                        struct span *span = sw->q[(sw->q_head + sw->q_sent) & (WORKER_SPANS - 1)];
+                        struct span *span = *sworker_at(sw, sw->q_sent);
                         size_t rest = span->len - span->from - sw->sent_off;
                         if (left < rest) {
                                 sw->sent_off += left;
@@ -557,15 +589,19 @@ static int ring_push(struct stream *s, struct span *span) {
         return 0;
 }
 
+static bool stream_may_cut(const struct stream *s) {
+        return s->n_spans < SPANS_MAX && s->bytes_in_flight < IN_FLIGHT_BYTES_MAX;
+}
+
 /* The next span of fresh input, or NULL when none can be cut now. */
-static struct span *stream_cut(struct stream *s) {
-        if (s->n_spans >= s->spans_max)
+static struct span *stream_cut(struct stream *s, size_t max_lines) {
+        if (!stream_may_cut(s))
                 return NULL;
         for (;;) {
                 struct chunk *c = s->chunk;
                 size_t lines = 0, take = 0;
                 if (c)
-                        take = stream_take_lines(c->data + s->cut, c->len - s->cut, s->span_lines, SPAN_BYTES_MAX,
+                        take = stream_take_lines(c->data + s->cut, c->len - s->cut, max_lines, SPAN_BYTES_MAX,
                                                  &lines);
                 if (take > 0) {
                         struct span *span = malloc(sizeof(*span));
@@ -583,6 +619,7 @@ static struct span *stream_cut(struct stream *s) {
                         s->cut += take;
                         s->next_seq += lines;
                         s->n_spans++;
+                        s->bytes_in_flight += take;
                         return span;
                 }
                 /* A pipe is read when epoll says so; a file or /dev/null at once. */
@@ -598,13 +635,16 @@ static struct span *stream_cut(struct stream *s) {
         }
 }
 
-static struct span *stream_next_span(struct stream *s) {
+static struct span *stream_next_span(struct stream *s, const struct sworker *sw) {
         if (s->n_retry > 0) {
                 struct span *span = s->retry[0];
                 memmove(s->retry, s->retry + 1, --s->n_retry * sizeof(*s->retry));
                 return span;
         }
-        return stream_cut(s);
+        size_t lines = s->span_lines;
+        if (sw->q_len >= WORKER_SPANS_SOFT && sw->lines > lines)
+                lines = sw->lines < SPAN_LINES_MAX ? sw->lines : SPAN_LINES_MAX;
+        return stream_cut(s, lines);
 }
 
 static int stream_requeue(struct stream *s, struct span *span) {
@@ -631,7 +671,7 @@ static struct sworker *stream_pick(struct stream *s) {
         struct sworker *best = NULL;
         for (unsigned i = 0; i < s->n_workers; i++) {
                 struct sworker *sw = s->workers[i];
-                if (!sw || !sworker_usable(sw) || sw->q_len == WORKER_SPANS || sw->bytes >= WORKER_BYTES_MAX)
+                if (!sw || !sworker_usable(sw) || sw->bytes >= WORKER_BYTES_MAX || sworker_reserve(sw) < 0)
                         continue;
                 if (!best || sw->lines < best->lines)
                         best = sw;
@@ -644,7 +684,7 @@ static void sworker_assign(struct sworker *sw, struct span *span, usec_t now) {
                 sw->progress = now;
                 span->head_since = now;
         }
-        sw->q[(sw->q_head + sw->q_len++) & (WORKER_SPANS - 1)] = span;
+        *sworker_at(sw, sw->q_len++) = span;
         sw->lines += span->n_lines - span->n_done;
         sw->bytes += span->len - span->from;
 }
@@ -663,9 +703,9 @@ static void stream_dispatch(struct stream *s) {
                                 s->stalled = s->n_retry > 0 || input_has_line(s);
                                 break;
                         }
-                        struct span *span = stream_next_span(s);
+                        struct span *span = stream_next_span(s, sw);
                         if (!span) {
-                                want_input = !s->eof && s->n_spans < s->spans_max;
+                                want_input = !s->eof && stream_may_cut(s);
                                 break;
                         }
                         sworker_assign(sw, span, now);
@@ -738,14 +778,15 @@ static void sworker_requeue(struct sworker *sw, bool charge) {
 
 static int on_timeout_timer(sd_event_source *src, uint64_t usec, void *userdata) {
         struct stream *s = userdata;
-        usec_t timeout = s->config->tasks.timeout, next = usec + timeout;
+        usec_t timeout = s->config->tasks.timeout, now = stream_now(s), next = now + timeout;
         char t[32];
+        (void) usec;   /* the scheduled time: progress may be later than it, now is not */
 
         for (unsigned i = 0; timeout > 0 && i < s->n_workers; i++) {
                 struct sworker *sw = s->workers[i];
                 if (!sw || !sw->w || sw->killed || sw->lines == 0)
                         continue;
-                if (usec - sw->progress >= timeout) {
+                if (now - sw->progress >= timeout) {
                         struct span *head = sworker_head(sw);
                         log_warning("worker %u has had line %" PRIu64 " for over %s, replacing it", sw->id,
                                     head->seq + head->n_done, format_duration(timeout, t));
@@ -754,7 +795,7 @@ static int on_timeout_timer(sd_event_source *src, uint64_t usec, void *userdata)
                         next = sw->progress + timeout;
         }
         if (timeout == 0)
-                next = usec + USEC_PER_SEC;   /* turned off by a reload: look again later */
+                next = now + USEC_PER_SEC;   /* turned off by a reload: look again later */
         (void) sd_event_source_set_time(src, next);
         (void) sd_event_source_set_enabled(src, SD_EVENT_ON);
         return 0;
@@ -1010,11 +1051,6 @@ int stream_new(sd_event *e, const struct corral_config *config, struct pool *poo
                 .hooks = { .open_stdio = hook_open_stdio, .started = hook_started, .ended = hook_ended },
         };
         s->hooks.userdata = s;
-        /* In flight: every worker's queue, and as much again for keep_order's
-         * finished spans waiting behind a slow one. */
-        s->spans_max = 2u * WORKER_SPANS * (config->workers.max > 0 ? config->workers.max : 1);
-        if (s->spans_max < RING_MIN)
-                s->spans_max = RING_MIN;
         s->interval_start = stream_now(s);
 
         r = stream_open_input(s);
@@ -1064,6 +1100,7 @@ struct stream *stream_free(struct stream *s) {
                 if (s->workers[i]) {
                         sworker_close(s->workers[i]);
                         strbuf_done(&s->workers[i]->rbuf);
+                        free(s->workers[i]->q);
                         free(s->workers[i]);
                 }
         free(s->workers);
