@@ -655,8 +655,10 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
                 c.pool->userdata = &c;
                 if (stream) {
                         r = stream_new(c.event, c.config, c.pool, &c.stream);
+                        if (r < 0 && r != -EINVAL)   /* -EINVAL: logged */
+                                log_error_errno(r, "Failed to start the stream: %m");
                         if (r < 0)
-                                return r == -EINVAL ? EXIT_USAGE : (log_error_errno(r, "Failed to start the stream: %m"), EXIT_USAGE);
+                                return EXIT_USAGE;
                         stream_set_on_stopping(c.stream, on_stopping, &c);
                 }
         }

@@ -110,7 +110,7 @@ struct stream {
         sd_event_source *in_src;
         struct chunk *chunk;     /* being read into and cut */
         size_t cut;              /* bytes of chunk already cut into spans */
-        bool eof, input_failed;
+        bool eof, input_failed, out_failed;
         uint64_t next_seq;
         size_t span_lines;
 
@@ -196,8 +196,11 @@ static void stream_flush(struct stream *s) {
                         continue;
                 }
                 if (n < 0) {
-                        /* Nobody reads the results (EPIPE): nothing left to do well. */
-                        log_error_errno(errno, "Failed to write results: %m");
+                        /* Nobody reads the results (EPIPE): the stream stops, see
+                         * stream_dispatch(); what is left is dropped. */
+                        if (!s->out_failed)
+                                log_error_errno(errno, "Failed to write results, stopping: %m");
+                        s->out_failed = true;
                         break;
                 }
                 off += (size_t) n;
@@ -276,7 +279,7 @@ static void stream_finish(struct stream *s) {
         stream_flush(s);
 
         bool unread = s->stopping && !s->eof;
-        status = s->given_up || s->undone || unread || s->input_failed ? 1 : 0;
+        status = s->given_up || s->undone || unread || s->input_failed || s->out_failed ? 1 : 0;
         if (s->given_up) {
                 char seqs[128] = "";
                 size_t n = 0;
@@ -695,6 +698,10 @@ static void stream_dispatch(struct stream *s) {
 
         if (s->finished)
                 return;
+        if (s->out_failed && !s->stopping) {
+                stream_stop(s);   /* comes back here once, stopping */
+                return;
+        }
         s->stalled = false;
         if (!s->stopping)
                 for (;;) {

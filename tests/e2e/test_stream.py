@@ -4,6 +4,7 @@ at-least-once across a killed worker, a poison line, a hung line under
 --timeout, a protocol error, endless input in bounded memory, and TERM."""
 import io
 import os
+import random
 import resource
 import signal
 import subprocess
@@ -225,3 +226,40 @@ def test_term_mid_stream_exits_1_with_lines_left_undone():
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_chaos_workers_killed_every_20ms_lose_and_repeat_no_line():
+    """20,000 lines while a helper SIGKILLs a random worker every 20 ms: with
+    retries, exactly one result per line, in order."""
+    n = 20000
+    c = Live("--min", "3", "--max", "3", "--keep-order", "--retries", "100", "--restart-delay", "5ms",
+             "--crash-limit", "1000", "--", PYTHON, "-c", ECHO)
+    stop = threading.Event()
+    kills = []
+
+    def killer():
+        while not stop.wait(0.02):
+            with open(f"/proc/{c.proc.pid}/task/{c.proc.pid}/children") as f:
+                workers = f.read().split()
+            if workers:
+                try:
+                    os.kill(int(random.choice(workers)), signal.SIGKILL)
+                    kills.append(1)
+                except ProcessLookupError:
+                    pass
+
+    try:
+        c.log.wait(r"worker 2 started")
+        t = threading.Thread(target=killer, daemon=True)
+        t.start()
+        c.send(range(1, n + 1))
+        c.out.wait(rf"^out-{n}$", timeout=STREAM_TIMEOUT)
+        stop.set()
+        t.join(TIMEOUT)
+        rc, out, log = c.finish()
+        assert rc == 0, log
+        assert out == [f"out-{i}" for i in range(1, n + 1)]
+        assert len(kills) >= 3 and log.count("was killed by signal KILL") >= 3, log
+    finally:
+        stop.set()
+        c.close()
