@@ -36,8 +36,9 @@ const char run_usage[] =
         "      --crash-limit N        give up (exit 3) after more than N quick\n"
         "                             failures in a row (default 10)\n"
         "      --tasks FILE|-         batch: one task per line of FILE (- for stdin)\n"
-        "      --stream               batch: long-lived workers read the lines on stdin\n"
-        "                             and write one result line per line\n"
+        "      --stream               batch: long-lived workers read the lines (of\n"
+        "                             --tasks, default stdin) and write one result\n"
+        "                             line per line\n"
         "      --keep-order           print task outputs in input order\n"
         "      --joblog FILE          log every task attempt (GNU parallel format)\n"
         "      --resume               skip the tasks the joblog has as done\n"
@@ -198,11 +199,12 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
                 a.command = argv + optind;
         if (a.min_set && a.max_set && a.min > a.max)
                 return fail("--min %u is larger than --max %u", a.min, a.max);
-        if (!a.tasks && !a.config_path) {
-                /* Batch flags without a batch: a mistake worth naming. */
+        if (!a.tasks && !a.config_path && !a.stream) {
+                /* Batch flags without a batch: a mistake worth naming. --stream
+                 * is a batch of its own, on stdin unless --tasks says otherwise. */
                 const char *batch_flag = a.keep_order ? "--keep-order" : a.joblog ? "--joblog" :
                                          a.resume ? "--resume" : a.resume_failed ? "--resume-failed" :
-                                         a.retries_set ? "--retries" : a.stream ? "--stream" :
+                                         a.retries_set ? "--retries" :
                                          a.timeout != USEC_INFINITY ? "--timeout" :
                                          a.shard_count ? "--shard" : a.bar ? "--bar" : NULL;
                 if (batch_flag && !a.help)

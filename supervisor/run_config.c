@@ -63,6 +63,9 @@ static int apply_task_flags(const struct run_args *a, struct tasks_config *t) {
                 return r;
         if (a->stream)
                 t->mode = TASK_MODE_STREAM;
+        /* A filter reads stdin unless told otherwise: `corral run --stream -- cmd < in`. */
+        if (t->mode == TASK_MODE_STREAM && !t->from && (r = replace_string(&t->from, "-")) < 0)
+                return r;
         if (a->keep_order)
                 t->keep_order = true;
         if (a->retries_set)
@@ -73,7 +76,7 @@ static int apply_task_flags(const struct run_args *a, struct tasks_config *t) {
                 t->shard_index = a->shard_index;
                 t->shard_count = a->shard_count;
         }
-        if ((a->keep_order || a->joblog || a->resume || a->resume_failed || a->retries_set || a->stream ||
+        if ((a->keep_order || a->joblog || a->resume || a->resume_failed || a->retries_set ||
              a->bar || a->shard_count || a->timeout != USEC_INFINITY) && !t->from) {
                 log_error("the batch flags need --tasks FILE|- (or tasks.from in the file)");
                 return -EINVAL;
