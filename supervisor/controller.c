@@ -30,6 +30,7 @@
 #include "supervisor/run_config.h"
 #include "supervisor/sampler.h"
 #include "supervisor/shm.h"
+#include "supervisor/stream.h"
 
 struct controller {
         sd_event *event;
@@ -37,6 +38,7 @@ struct controller {
         struct corral_config *config;    /* owned; replaced on reload */
         struct pool *pool;               /* long-lived workers; NULL in batch mode */
         struct batch *batch;             /* per-task batch (--tasks); NULL otherwise */
+        struct stream *stream;           /* stream mode (--stream): feeds the pool's workers */
         struct sampler *sampler;
         struct metrics_http *http;
         sd_event_source *sample_timer;
@@ -161,6 +163,8 @@ static void fill_snapshot(struct controller *c, struct metrics_snapshot *s) {
                 batch_fill_snapshot(c->batch, s);
         else
                 fill_pool_snapshot(c, s);
+        if (c->stream)
+                stream_fill_snapshot(c->stream, s);
 
         if (c->have_sample) {
                 s->signals = c->sample.signals;
@@ -170,7 +174,7 @@ static void fill_snapshot(struct controller *c, struct metrics_snapshot *s) {
                 s->cores = c->cores;
                 s->n_cores = c->sample.n_cores;
                 /* In batch mode utilization is the share of task places busy. */
-                if (!c->batch && signals_has(&s->signals, SIGNAL_POOL_CPU))
+                if (!c->batch && !c->stream && signals_has(&s->signals, SIGNAL_POOL_CPU))
                         s->utilization = fmin(fmax(s->signals.value[SIGNAL_POOL_CPU] / 100.0, 0), 1);
         }
         if (shm) {
@@ -280,6 +284,8 @@ static void take_sample(struct controller *c) {
         c->have_sample = true;
         if (c->batch)
                 batch_fill_signals(c->batch, &c->sample.signals);
+        if (c->stream)
+                stream_fill_signals(c->stream, &c->sample.signals);
 }
 
 /* The one place the pool size is applied, whoever decided it (the policy, a
@@ -295,6 +301,8 @@ static unsigned controller_max(const struct controller *c) {
 }
 
 static bool controller_stopping(const struct controller *c) {
+        if (c->stream && stream_stopping(c->stream))
+                return true;
         return c->batch ? batch_stopping(c->batch) : c->pool->stopping;
 }
 
@@ -441,6 +449,8 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         log_info("received SIG%s", signal_to_string((int) si->ssi_signo, name));
         if (c->batch)
                 batch_stop(c->batch);
+        else if (c->stream)
+                stream_stop(c->stream);
         else
                 pool_stop(c->pool, EXIT_OK);
         return 0;
@@ -508,6 +518,8 @@ static void reload(struct controller *c) {
 
         if (c->pool)
                 pool_set_shm(c->pool, shm);
+        if (c->stream)
+                stream_reconfigure(c->stream, next);
 
         old_listen = run_config_metrics_listen(c->config);
         new_listen = run_config_metrics_listen(next);
@@ -587,6 +599,7 @@ static int start_metrics(struct controller *c) {
 
 static void controller_done(struct controller *c) {
         c->sample_timer = sd_event_source_disable_unref(c->sample_timer);
+        c->stream = stream_free(c->stream);   /* first: it writes its last results, leaves the pool */
         c->pool = pool_free(c->pool);
         c->batch = batch_free(c->batch);
         c->http = metrics_http_stop(c->http);
@@ -628,7 +641,8 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
         r = sampler_new(&c.sampler);
         if (r < 0)
                 return log_error_errno(r, "Failed to read the machine's CPU statistics: %m"), EXIT_USAGE;
-        if (c.config->tasks.from) {
+        bool stream = c.config->tasks.from && c.config->tasks.mode == TASK_MODE_STREAM;
+        if (c.config->tasks.from && !stream) {
                 r = batch_new(c.event, c.config, &(struct batch_options) {
                                       .resume = args->resume,
                                       .resume_failed = args->resume_failed,
@@ -658,6 +672,14 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
                 c.pool->on_stopping = on_pool_stopping;
                 c.pool->place = place_worker;
                 c.pool->userdata = &c;
+                if (stream) {
+                        r = stream_new(c.event, c.config, c.pool, &c.stream);
+                        if (r < 0 && r != -EINVAL)   /* -EINVAL: logged */
+                                log_error_errno(r, "Failed to start the stream: %m");
+                        if (r < 0)
+                                return EXIT_USAGE;
+                        stream_set_on_stopping(c.stream, on_stopping, &c);
+                }
         }
 
         if (add_signal_handlers(&c) < 0 || start_metrics(&c) < 0)
@@ -675,6 +697,9 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
                 batch_set_concurrency(c.batch, w->initial);
                 (void) batch_start(c.batch);
         } else {
+                if (c.stream)
+                        log_info("stream from %s%s: %u-%u workers", c.config->tasks.from,
+                                 c.config->tasks.keep_order ? ", in order" : "", w->min, w->max);
                 log_info("pool of %u-%u workers: starting %u", w->min, w->max, w->initial);
                 (void) pool_set_desired(c.pool, w->initial);
         }

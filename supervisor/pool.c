@@ -127,6 +127,13 @@ static int worker_start(struct pool *p, struct worker *w) {
                 .keep_fds = p->shm ? p->shm->fds : NULL,
                 .n_keep_fds = p->shm ? p->shm->n_segments : 0,
         };
+        int stdio[2] = { -EBADF, -EBADF };
+        if (p->hooks) {
+                int r = p->hooks->open_stdio(p, w, stdio, p->hooks->userdata);
+                if (r < 0)
+                        return r;
+                req.stdio = stdio;
+        }
         cpu_set_t cpus;
         int cpu = p->place ? p->place(p, w->id, p->userdata) : -1;
         if (cpu >= 0) {
@@ -135,13 +142,16 @@ static int worker_start(struct pool *p, struct worker *w) {
                 req.affinity = &cpus;
         }
         pid_t pid = spawn_worker(&req);
-        if (pid < 0)
-                return (int) pid;
-
-        int r = sd_event_add_child(p->event, &w->child, pid, WEXITED, on_worker_exit, w);
-        if (r < 0) {
+        safe_close(stdio[0]);
+        safe_close(stdio[1]);
+        int r = pid < 0 ? (int) pid : sd_event_add_child(p->event, &w->child, pid, WEXITED, on_worker_exit, w);
+        if (r < 0 && pid > 0) {
                 (void) kill(pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);
+        }
+        if (r < 0) {
+                if (p->hooks)
+                        p->hooks->started(p, w, r, p->hooks->userdata);
                 return r;
         }
         /* Should the pool be freed with the worker alive, sd-event kills and reaps it. */
@@ -156,6 +166,8 @@ static int worker_start(struct pool *p, struct worker *w) {
                 log_info("worker %u started (pid %d) on CPU %d", w->id, pid, cpu);
         else
                 log_info("worker %u started (pid %d)", w->id, pid);
+        if (p->hooks)
+                p->hooks->started(p, w, 0, p->hooks->userdata);
         return 0;
 }
 
@@ -190,6 +202,10 @@ static void worker_stop(struct worker *w) {
                 log_error_errno(r, "Failed to arm the stop timer of worker %u, killing it now: %m", w->id);
                 (void) kill(-w->pid, SIGKILL);
         }
+}
+
+void pool_worker_stop(struct worker *w) {
+        worker_stop(w);
 }
 
 static void worker_released(struct worker *w) {
@@ -337,7 +353,10 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
         snprintf(p->last_exit, sizeof(p->last_exit), "%s", how);
         log_full(outcome == OUTCOME_SUCCESS || asked_to_stop ? LOG_INFO : LOG_WARNING, 0,
                  "worker %u (pid %d) %s after %s", w->id, w->pid, how, format_duration(uptime, up));
+        bool expected = p->hooks && p->hooks->ended(p, w, asked_to_stop, p->hooks->userdata);
         worker_released(w);
+        if (expected && !p->stopping)
+                return 0;
 
         if (p->stopping) {
                 pool_maybe_finish(p);
@@ -350,7 +369,7 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
         }
 
         bool failed = outcome != OUTCOME_SUCCESS;
-        bool replace = wc->restart == RESTART_ALWAYS || (wc->restart == RESTART_ON_FAILURE && failed);
+        bool replace = p->hooks || wc->restart == RESTART_ALWAYS || (wc->restart == RESTART_ON_FAILURE && failed);
         if (!replace) {
                 p->done++;
                 pool_maybe_finish(p);

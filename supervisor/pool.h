@@ -47,6 +47,22 @@ struct worker {
         sd_event_source *kill_timer;   /* SIGKILL once stop_timeout has passed */
 };
 
+/* Stream mode's view of the workers' lives (NULL for a plain pool). */
+struct pool_hooks {
+        /* Before a worker starts: its stdin and stdout, {read end, write end}
+         * of two pipes, whose other ends the hook keeps. The pool closes these
+         * after the spawn. 0 or a negative errno (the start fails). */
+        int (*open_stdio)(struct pool *p, struct worker *w, int ret_stdio[2], void *userdata);
+        /* After the spawn: error 0 when the worker runs, else why it did not. */
+        void (*started)(struct pool *p, struct worker *w, int error, void *userdata);
+        /* The worker ended (still described by w). Returns true when that was
+         * expected: it is neither replaced nor counted as a failure. Otherwise
+         * it is replaced after the backoff whatever workers.restart says: a
+         * stream worker is never "done". */
+        bool (*ended)(struct pool *p, struct worker *w, bool asked_to_stop, void *userdata);
+        void *userdata;
+};
+
 struct pool {
         sd_event *event;
         const struct corral_config *config;
@@ -74,6 +90,8 @@ struct pool {
          * owner can say so at once (/healthz, sd_notify). */
         void (*on_stopping)(struct pool *p, void *userdata);
         void *userdata;
+
+        const struct pool_hooks *hooks;
 };
 
 /* A pool on loop `e` with the slots of config->workers.max; the config must
@@ -102,6 +120,11 @@ void pool_set_shm(struct pool *p, struct shm_set *shm);
  * SIGKILL after stop_timeout; the loop then exits with `status`. A second call
  * kills at once (the user pressed Ctrl-C twice). */
 void pool_stop(struct pool *p, int status);
+
+/* Replaces one running worker: stop_signal to its group, SIGKILL after
+ * stop_timeout, and a new one in its slot once it is gone (no backoff: the
+ * owner decided, not the worker). Cannot fail. */
+void pool_worker_stop(struct worker *w);
 
 unsigned pool_count(const struct pool *p, enum worker_state state);
 

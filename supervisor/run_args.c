@@ -19,7 +19,7 @@ const char run_usage[] =
         "Usage: corral run [-c FILE] [--min N] [--max N] [--metrics HOST:PORT|none]\n"
         "                  [--stop-timeout DURATION]\n"
         "                  [--restart-delay DURATION] [--crash-limit N]\n"
-        "                  [--tasks FILE|-] [--keep-order] [--joblog FILE] [--resume]\n"
+        "                  [--tasks FILE|-] [--stream] [--keep-order] [--joblog FILE] [--resume]\n"
         "                  [--resume-failed] [--retries N] [--timeout DURATION]\n"
         "                  [--batch N] [--shard K/N|env] [--bar] [-v|-q]\n"
         "                  [--] COMMAND [ARG...]\n"
@@ -41,13 +41,17 @@ const char run_usage[] =
         "      --crash-limit N        give up (exit 3) after more than N quick\n"
         "                             failures in a row (default 10)\n"
         "      --tasks FILE|-         batch: one task per line of FILE (- for stdin)\n"
+        "      --stream               batch: long-lived workers read the lines (of\n"
+        "                             --tasks, default stdin) and write one result\n"
+        "                             line per line\n"
         "      --keep-order           print task outputs in input order\n"
         "      --joblog FILE          log every task attempt (GNU parallel format)\n"
         "      --resume               skip the tasks the joblog has as done\n"
         "      --resume-failed        ... and run the failed ones again\n"
         "      --retries N            run a failed task up to N more times\n"
         "      --timeout DURATION     stop a task running longer (stop signal, then\n"
-        "                             SIGKILL after the stop timeout); it failed\n"
+        "                             SIGKILL after the stop timeout); it failed.\n"
+        "                             stream: replace a worker that holds a line longer\n"
         "      --batch N              up to N lines per invocation, {} standing once\n"
         "                             per line (or the lines appended)\n"
         "      --shard K/N            run only lines with (number-1) % N == K\n"
@@ -242,11 +246,12 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
                 a.command = argv + optind;
         if (a.min_set && a.max_set && a.min > a.max)
                 return fail("--min %u is larger than --max %u", a.min, a.max);
-        if (!a.tasks && !a.config_path) {
-                /* Batch flags without a batch: a mistake worth naming. */
+        if (!a.tasks && !a.config_path && !a.stream) {
+                /* Batch flags without a batch: a mistake worth naming. --stream
+                 * is a batch of its own, on stdin unless --tasks says otherwise. */
                 const char *batch_flag = a.keep_order ? "--keep-order" : a.joblog ? "--joblog" :
                                          a.resume ? "--resume" : a.resume_failed ? "--resume-failed" :
-                                         a.retries_set ? "--retries" : a.stream ? "--stream" :
+                                         a.retries_set ? "--retries" :
                                          a.timeout != USEC_INFINITY ? "--timeout" : a.batch ? "--batch" :
                                          a.shard_count ? "--shard" : a.bar ? "--bar" : NULL;
                 if (batch_flag && !a.help)

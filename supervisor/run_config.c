@@ -63,6 +63,9 @@ static int apply_task_flags(const struct run_args *a, struct tasks_config *t) {
                 return r;
         if (a->stream)
                 t->mode = TASK_MODE_STREAM;
+        /* A filter reads stdin unless told otherwise: `corral run --stream -- cmd < in`. */
+        if (t->mode == TASK_MODE_STREAM && !t->from && (r = replace_string(&t->from, "-")) < 0)
+                return r;
         if (a->keep_order)
                 t->keep_order = true;
         if (a->retries_set)
@@ -75,7 +78,7 @@ static int apply_task_flags(const struct run_args *a, struct tasks_config *t) {
                 t->shard_index = a->shard_index;
                 t->shard_count = a->shard_count;
         }
-        if ((a->keep_order || a->joblog || a->resume || a->resume_failed || a->retries_set || a->stream ||
+        if ((a->keep_order || a->joblog || a->resume || a->resume_failed || a->retries_set ||
              a->bar || a->shard_count || a->batch || a->timeout != USEC_INFINITY) && !t->from) {
                 log_error("the batch flags need --tasks FILE|- (or tasks.from in the file)");
                 return -EINVAL;
@@ -128,10 +131,6 @@ static int resolve_machine_defaults(struct corral_config *c) {
 
         if (!c->command || !c->command[0]) {
                 log_error("no COMMAND to run: give one after -- or as command: in the configuration file");
-                return -EINVAL;
-        }
-        if (c->tasks.from && c->tasks.mode == TASK_MODE_STREAM) {
-                log_error("tasks.mode stream (--stream) is not implemented yet; per-task mode is");
                 return -EINVAL;
         }
         if (c->tasks.from && c->tasks.output != TASK_OUTPUT_GROUP) {

@@ -44,6 +44,10 @@ static _Noreturn void child_exec(const struct spawn_request *req, pid_t parent, 
         if (req->cwd && chdir(req->cwd) < 0)
                 goto fail;
 
+        /* dup2() clears close-on-exec on the copy; the originals close at exec. */
+        if (req->stdio && (dup2(req->stdio[0], STDIN_FILENO) < 0 || dup2(req->stdio[1], STDOUT_FILENO) < 0))
+                goto fail;
+
         /* Every fd of corral's is close-on-exec; these few are meant for the
          * worker. Clearing the flag here, after fork, leaves corral's own fds
          * untouched, so a concurrent spawn never leaks them elsewhere. */

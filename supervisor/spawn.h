@@ -17,6 +17,8 @@ struct spawn_request {
                                   * numbers (shared segments); the parent's stay as they are */
         size_t n_keep_fds;
         const cpu_set_t *affinity;   /* workers.placement; NULL: the scheduler decides */
+        const int *stdio;        /* stream mode: {stdin, stdout} of the worker (fds above 2,
+                                  * close-on-exec); NULL: it inherits corral's */
 };
 
 /* Starts the worker. Returns its pid (a process group leader), or a negative
