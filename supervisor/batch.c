@@ -5,23 +5,19 @@
  * collected through a pipe and written whole when it ends, a joblog line per
  * attempt, retries, keep_order, the stop, and the progress bar.
  *
- * Spawning is the hot path (DESIGN.md: dispatch at xargs speed): a task is
- * started with clone(CLONE_VM|CLONE_VFORK) on a stack allocated once, as
- * posix_spawn does, which copies no page tables and lets the child report a
- * failed exec through shared memory; the argv and environment are built in
- * buffers reused from task to task; nothing is logged per task unless -v.
+ * Spawning is the hot path (DESIGN.md: dispatch at xargs speed): tasks start
+ * through spawn_worker() (vfork-style, no page tables copied), the program is
+ * looked up in PATH once, the argv and environment are built in buffers reused
+ * from task to task, and nothing is logged per task unless -v.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,7 +35,6 @@ extern char **environ;
  * places ahead of the next one to print: a stuck task holds up the output
  * anyway, and this bounds what is buffered behind it. */
 #define ORDER_WINDOW 4096u
-#define SPAWN_STACK_SIZE (256u * 1024u)
 #define BAR_INTERVAL (200 * USEC_PER_MSEC)
 #define FIRST_FAILED_MAX 5
 #define READ_CHUNK (64u * 1024u)
@@ -121,7 +116,6 @@ struct batch {
         char id_var[48], max_var[48], seq_var[48];
         struct strbuf task_var;
         char *exe;               /* command[0] resolved once; NULL: looked up per task */
-        void *stack;
 
         /* output */
         struct order_buffer order;
@@ -553,66 +547,6 @@ static int on_input(sd_event_source *s, int fd, uint32_t revents, void *userdata
 
 /* ---- one task ----------------------------------------------------------- */
 
-struct spawn_args {
-        const char *path;        /* for execve; NULL: execvpe(argv[0]) */
-        char *const *argv;
-        char *const *envp;
-        const char *cwd;
-        int stdin_fd;            /* < 0: inherit */
-        int stdout_fd;
-        pid_t parent;
-        volatile int error;      /* the child's errno when exec failed; shared memory */
-};
-
-/* Runs in the child on the batch's stack, sharing corral's memory until exec
- * (CLONE_VM|CLONE_VFORK): it only makes system calls and writes `error`. */
-static int task_child(void *userdata) {
-        struct spawn_args *a = userdata;
-        sigset_t none;
-
-        sigemptyset(&none);
-        (void) sigprocmask(SIG_SETMASK, &none, NULL);
-        (void) signal(SIGPIPE, SIG_DFL);   /* no CLONE_SIGHAND: this is the child's own table */
-        if (setpgid(0, 0) < 0)
-                goto fail;
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-                goto fail;
-        if (getppid() != a->parent)
-                _exit(127);
-        if (a->stdin_fd >= 0 && dup2(a->stdin_fd, STDIN_FILENO) < 0)
-                goto fail;
-        if (a->stdout_fd == STDOUT_FILENO ? fcntl(STDOUT_FILENO, F_SETFD, 0) < 0
-                                          : dup2(a->stdout_fd, STDOUT_FILENO) < 0)
-                goto fail;
-        if (a->cwd && chdir(a->cwd) < 0)
-                goto fail;
-        if (a->path)
-                execve(a->path, a->argv, a->envp);
-        else
-                execvpe(a->argv[0], a->argv, a->envp);
-fail:
-        a->error = errno ? errno : EIO;
-        _exit(127);
-}
-
-/* Starts a process; returns its pid or a negative errno (the exec's included:
- * the child is then already reaped). */
-static pid_t task_spawn(struct batch *b, struct spawn_args *a) {
-        a->parent = getpid();
-        a->error = 0;
-        pid_t pid = clone(task_child, (char *) b->stack + SPAWN_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, a);
-        if (pid < 0)
-                return -errno;
-        /* CLONE_VFORK: the child has exec'd or exited by now. */
-        if (a->error != 0) {
-                int error = a->error;
-                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-                        ;
-                return -error;
-        }
-        return pid;
-}
-
 static void slot_release_io(struct slot *s) {
         s->child = sd_event_source_unref(s->child);
         s->out = sd_event_source_disable_unref(s->out);
@@ -885,13 +819,13 @@ static int slot_start(struct batch *b, struct slot *s) {
         if (fcntl(out_read, F_SETFL, O_NONBLOCK) < 0)
                 return -errno;
 
-        struct spawn_args a = {
+        int stdio[2] = { b->null_fd, out_write };
+        struct spawn_request req = {
                 .path = b->exe,
                 .argv = b->argv.argv,
                 .envp = b->envp,
                 .cwd = b->config->workers.cwd,
-                .stdin_fd = b->null_fd,
-                .stdout_fd = out_write,
+                .stdio = stdio,
         };
         s->started = batch_now(b);
         {
@@ -899,7 +833,7 @@ static int slot_start(struct batch *b, struct slot *s) {
                 (void) sd_event_now(b->event, CLOCK_REALTIME, &real);
                 s->started_real = (double) real / (double) USEC_PER_SEC;
         }
-        pid_t pid = task_spawn(b, &a);
+        pid_t pid = spawn_worker(&req);
         if (pid < 0)
                 return (int) pid;
         out_write = safe_close(out_write);
@@ -1250,14 +1184,6 @@ int batch_new(sd_event *e, const struct corral_config *config, const struct batc
                 .concurrency = 1,
         };
         r = batch_apply_config(b, config);
-        if (r >= 0) {
-                b->stack = mmap(NULL, SPAWN_STACK_SIZE, PROT_READ | PROT_WRITE,
-                                MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-                if (b->stack == MAP_FAILED) {
-                        b->stack = NULL;
-                        r = -errno;
-                }
-        }
         if (r < 0) {
                 batch_free(b);
                 return log_error_errno(r, "Failed to set up the batch: %m");
@@ -1321,8 +1247,6 @@ struct batch *batch_free(struct batch *b) {
         strbuf_done(&b->gather_text);
         free(b->envp);
         free(b->exe);
-        if (b->stack)
-                munmap(b->stack, SPAWN_STACK_SIZE);
         order_buffer_done(&b->order);
         sd_event_unref(b->event);
         free(b);

@@ -1,15 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fork + exec of a worker. The child reports a failed exec through a
- * close-on-exec pipe, so the parent knows at once whether the command could
- * be executed, and tells the user the OS's reason instead of restarting a
- * command that can never run.
+ * Creating a worker or a task. clone(CLONE_VM|CLONE_VFORK), as posix_spawn()
+ * does: no page tables are copied, so a spawn costs the same whatever corral's
+ * size, and the parent resumes only once the child has exec'd or failed. A
+ * failed exec writes its errno into a close-on-exec pipe, so the parent knows
+ * at once whether the command could be executed and tells the user the OS's
+ * reason instead of restarting a command that can never run. (A pipe rather
+ * than shared memory: valgrind runs CLONE_VFORK children as forks. glibc's
+ * posix_spawn cannot set PR_SET_PDEATHSIG, hence the hand-made version.)
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,13 +23,24 @@
 #include "common/util.h"
 #include "supervisor/spawn.h"
 
-/* Only async-signal-safe calls from here on: the child only execs or _exit()s. */
-static _Noreturn void child_exec(const struct spawn_request *req, pid_t parent, int report_fd) {
+#define SPAWN_STACK_SIZE (256u * 1024u)
+
+struct spawn_child {
+        const struct spawn_request *req;
+        pid_t parent;
+        int report_fd;           /* where the child writes its errno when it cannot exec */
+};
+
+/* Runs in the child, on its own stack but in corral's memory until exec: only
+ * system calls. */
+static int child_main(void *userdata) {
+        struct spawn_child *a = userdata;
+        const struct spawn_request *req = a->req;
         sigset_t none;
-        int error;
 
         /* corral blocks the signals its event loop handles; the mask and ignored
-         * dispositions survive exec, and the worker must start clean. */
+         * dispositions survive exec, and the worker must start clean. Without
+         * CLONE_SIGHAND the child has its own table: this changes only its own. */
         sigemptyset(&none);
         (void) sigprocmask(SIG_SETMASK, &none, NULL);
         (void) signal(SIGPIPE, SIG_DFL);
@@ -35,7 +52,7 @@ static _Noreturn void child_exec(const struct spawn_request *req, pid_t parent, 
          * have died before this line: then our parent is already someone else. */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
                 goto fail;
-        if (getppid() != parent)
+        if (getppid() != a->parent)
                 _exit(127);
 
         if (req->affinity && sched_setaffinity(0, sizeof(cpu_set_t), req->affinity) < 0)
@@ -44,53 +61,66 @@ static _Noreturn void child_exec(const struct spawn_request *req, pid_t parent, 
         if (req->cwd && chdir(req->cwd) < 0)
                 goto fail;
 
-        /* dup2() clears close-on-exec on the copy; the originals close at exec. */
-        if (req->stdio && (dup2(req->stdio[0], STDIN_FILENO) < 0 || dup2(req->stdio[1], STDOUT_FILENO) < 0))
-                goto fail;
+        /* dup2() clears close-on-exec on the copy; the originals close at exec.
+         * An fd that already has its place (corral's stdout closed, say) only
+         * needs the flag cleared. */
+        for (int i = 0; req->stdio && i < 2; i++) {
+                int fd = req->stdio[i];
+                if (fd >= 0 && (fd == i ? fcntl(fd, F_SETFD, 0) : dup2(fd, i)) < 0)
+                        goto fail;
+        }
 
         /* Every fd of corral's is close-on-exec; these few are meant for the
-         * worker. Clearing the flag here, after fork, leaves corral's own fds
-         * untouched, so a concurrent spawn never leaks them elsewhere. */
+         * worker. Clearing the flag here, in the child, leaves corral's own fds
+         * untouched. */
         for (size_t i = 0; i < req->n_keep_fds; i++)
                 if (fcntl(req->keep_fds[i], F_SETFD, 0) < 0)
                         goto fail;
 
-        execvpe(req->argv[0], req->argv, req->envp);
-fail:
-        error = errno;
-        (void) !write(report_fd, &error, sizeof(error));
+        if (req->path)
+                execve(req->path, req->argv, req->envp);
+        else
+                execvpe(req->argv[0], req->argv, req->envp);
+fail: {
+        int error = errno ? errno : EIO;
+        (void) !write(a->report_fd, &error, sizeof(error));
         _exit(127);
+}
 }
 
 pid_t spawn_worker(const struct spawn_request *req) {
+        /* One stack serves every spawn: they happen one at a time, on the main
+         * thread, and the child leaves it when it execs. */
+        static void *stack;
+        if (!stack) {
+                void *p = mmap(NULL, SPAWN_STACK_SIZE, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+                if (p == MAP_FAILED)
+                        return -errno;
+                stack = p;
+        }
+
         _cleanup_(closep) int report_read = -EBADF, report_write = -EBADF;
         int fds[2];
-
         if (pipe2(fds, O_CLOEXEC) < 0)
                 return -errno;
         report_read = fds[0];
         report_write = fds[1];
 
-        pid_t parent = getpid();
-        pid_t pid = fork();
+        struct spawn_child a = { .req = req, .parent = getpid(), .report_fd = report_write };
+        pid_t pid = clone(child_main, (char *) stack + SPAWN_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
         if (pid < 0)
                 return -errno;
-        if (pid == 0)
-                child_exec(req, parent, report_write);
-
-        /* Also from the parent, so that signalling the group works from the
-         * first instant; EACCES means the child already exec'd, and set it. */
-        (void) setpgid(pid, pid);
-
         report_write = safe_close(report_write);
+
+        /* EOF once the child's copy closed at exec (at once, but for valgrind). */
         int error = 0;
         ssize_t n;
         do
                 n = read(report_read, &error, sizeof(error));
         while (n < 0 && errno == EINTR);
-
         if (n == (ssize_t) sizeof(error)) {
-                /* The child has exited or is about to: reap it here, it never ran. */
+                /* It never ran: reap it here. */
                 while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
                         ;
                 return -(error > 0 ? error : EIO);

@@ -102,8 +102,14 @@ def test_fd_count_is_stable_after_restarts_and_reloads(corral, tmp_path):
     port = c.metrics_port()
     c.started(4)
     sleepers = settled(c, "sleep", 4)
-    # One scrape, so that the HTTP thread has served a connection before the baseline.
+    # One scrape, so that the HTTP thread has served a connection before the
+    # baseline; the baseline waits until the server has closed its side of it.
+    sockets = sum(t.startswith("socket:") for t in fds(c.pid).values())
     scrape(port)
+    deadline = time.monotonic() + TIMEOUT
+    while sum(t.startswith("socket:") for t in fds(c.pid).values()) > sockets:
+        assert time.monotonic() < deadline, "the server never closed the scrape's connection"
+        time.sleep(0.05)
     before = await_stat_fds(c.pid, sleepers)
 
     # Workers that exit 0 at once: quick exits, not failures, restarted at once.
