@@ -112,6 +112,7 @@ struct batch {
         /* spawning: reused from task to task */
         struct task_argv argv;
         char **envp;             /* environment; the last four entries are per task */
+        struct shm_set *shm;     /* shared segments every task gets (a reference) */
         size_t env_task;         /* index of the first per-task entry */
         char id_var[48], max_var[48], seq_var[48];
         struct strbuf task_var;
@@ -826,6 +827,8 @@ static int slot_start(struct batch *b, struct slot *s) {
                 .envp = b->envp,
                 .cwd = b->config->workers.cwd,
                 .stdio = stdio,
+                .keep_fds = b->shm ? b->shm->fds : NULL,
+                .n_keep_fds = b->shm ? b->shm->n_segments : 0,
         };
         s->started = batch_now(b);
         {
@@ -990,14 +993,16 @@ static int batch_build_env(struct batch *b) {
         const struct workers_config *wc = &b->config->workers;
         static const char *const ours[] = { "CORRAL_WORKER_ID=", "CORRAL_WORKERS_MAX=", "CORRAL_TASK_SEQ=",
                                             "CORRAL_TASK=" };
-        size_t n_user = strv_length(wc->env);
-        _cleanup_free_ char **extra = calloc(n_user + ELEMENTSOF(ours) + 1, sizeof(char *));
+        size_t n_user = strv_length(wc->env), n_shm = b->shm ? strv_length(b->shm->env) : 0, n = 0;
+        _cleanup_free_ char **extra = calloc(n_user + n_shm + ELEMENTSOF(ours) + 1, sizeof(char *));
         if (!extra)
                 return -ENOMEM;
         for (size_t i = 0; i < n_user; i++)
-                extra[i] = wc->env[i];
+                extra[n++] = wc->env[i];
+        for (size_t i = 0; i < n_shm; i++)
+                extra[n++] = b->shm->env[i];
         for (size_t i = 0; i < ELEMENTSOF(ours); i++)
-                extra[n_user + i] = (char *) ours[i];
+                extra[n++] = (char *) ours[i];
         char **envp = env_merge(environ, extra);
         if (!envp)
                 return -ENOMEM;
@@ -1246,6 +1251,7 @@ struct batch *batch_free(struct batch *b) {
         strbuf_done(&b->task_var);
         strbuf_done(&b->gather_text);
         free(b->envp);
+        shm_set_unref(b->shm);
         free(b->exe);
         order_buffer_done(&b->order);
         sd_event_unref(b->event);
@@ -1264,6 +1270,14 @@ void batch_set_concurrency(struct batch *b, unsigned n) {
         b->concurrency = n;
         if (b->start_time)
                 batch_progress(b);
+}
+
+int batch_set_shm(struct batch *b, struct shm_set *shm) {
+        /* A task keeps the segments it was started with: its copies of the fds
+         * hold them. New tasks get these. */
+        shm_set_unref(b->shm);
+        b->shm = shm_set_ref(shm);
+        return batch_build_env(b);
 }
 
 int batch_reconfigure(struct batch *b, const struct corral_config *config) {

@@ -15,6 +15,8 @@
  */
 #pragma once
 
+#include "supervisor/shm.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -61,6 +63,10 @@ void batch_set_concurrency(struct batch *b, unsigned n);
 
 /* Switches to a new configuration (bounds, command, env: for tasks started
  * from now on). The old config may be freed after this returns. */
+/* Tasks started from now on get these shared segments (fds and
+ * CORRAL_SHM_* variables); the batch takes a reference. Returns 0 or -ENOMEM. */
+int batch_set_shm(struct batch *b, struct shm_set *shm);
+
 int batch_reconfigure(struct batch *b, const struct corral_config *config);
 
 /* TERM/INT: no more tasks start; running ones may finish within stop_timeout,

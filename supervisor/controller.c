@@ -40,6 +40,7 @@ struct controller {
         struct batch *batch;             /* per-task batch (--tasks); NULL otherwise */
         struct stream *stream;           /* stream mode (--stream): feeds the pool's workers */
         struct sampler *sampler;
+        struct shm_set *shm;             /* the shared segments new workers get (a reference) */
         struct metrics_http *http;
         sd_event_source *sample_timer;
 
@@ -88,8 +89,8 @@ static int ensure_buffers(struct controller *c) {
         size_t n = c->batch ? batch_max(c->batch) : c->pool->n_alloc;
         if (c->sample.n_cores > n)
                 n = c->sample.n_cores;
-        if (c->pool && c->pool->shm && c->pool->shm->n_segments > n)
-                n = c->pool->shm->n_segments;
+        if (c->shm && c->shm->n_segments > n)
+                n = c->shm->n_segments;
         if (n <= c->n_buffers)
                 return 0;
         struct metrics_worker *rows = reallocarray(c->rows, n, sizeof(*rows));
@@ -150,7 +151,7 @@ static void fill_pool_snapshot(struct controller *c, struct metrics_snapshot *s)
 }
 
 static void fill_snapshot(struct controller *c, struct metrics_snapshot *s) {
-        const struct shm_set *shm = c->pool ? c->pool->shm : NULL;
+        const struct shm_set *shm = c->shm;
         usec_t now = now_monotonic(c);
 
         *s = (struct metrics_snapshot) {
@@ -495,15 +496,12 @@ static void reload(struct controller *c) {
                 log_error("reload refused: %s has errors; the running configuration stays", c->args->config_path);
                 goto done;
         }
-        if (c->pool) {
-                r = shm_set_reload(c->pool->shm, next->shared, next->n_shared, &shm, &shm_error);
-                if (r < 0) {
-                        c->reloads_failed++;
-                        log_error("%s; reload refused, the running configuration and segments stay",
-                                  shm_error.message);
-                        config_done(next);
-                        goto done;
-                }
+        r = shm_set_reload(c->shm, next->shared, next->n_shared, &shm, &shm_error);
+        if (r < 0) {
+                c->reloads_failed++;
+                log_error("%s; reload refused, the running configuration and segments stay", shm_error.message);
+                config_done(next);
+                goto done;
         }
 
         r = policy_state_reload(&c->policy, next->policy.n_rules);
@@ -516,8 +514,14 @@ static void reload(struct controller *c) {
                 goto done;
         }
 
-        if (c->pool)
-                pool_set_shm(c->pool, shm);
+        if (shm != c->shm) {
+                if (c->batch)
+                        (void) batch_set_shm(c->batch, shm);
+                else
+                        pool_set_shm(c->pool, shm);
+                shm_set_unref(c->shm);
+                c->shm = TAKE_PTR(shm);
+        }
         if (c->stream)
                 stream_reconfigure(c->stream, next);
 
@@ -604,6 +608,7 @@ static void controller_done(struct controller *c) {
         c->batch = batch_free(c->batch);
         c->http = metrics_http_stop(c->http);
         c->sampler = sampler_free(c->sampler);
+        c->shm = shm_set_unref(c->shm);
         if (c->config) {
                 config_done(c->config);
                 free(c->config);
@@ -641,6 +646,17 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
         r = sampler_new(&c.sampler);
         if (r < 0)
                 return log_error_errno(r, "Failed to read the machine's CPU statistics: %m"), EXIT_USAGE;
+        /* Shared data is loaded and sealed before any worker exists. */
+        struct shm_error shm_error;
+        r = shm_set_load(c.config->shared, c.config->n_shared, &c.shm, &shm_error);
+        if (r < 0)
+                return log_error("%s", shm_error.message), EXIT_USAGE;
+        for (size_t i = 0; i < c.shm->n_segments; i++) {
+                char t[32];
+                log_info("shared segment '%s': %" PRIu64 " bytes, loaded in %s", c.shm->segments[i]->name,
+                         c.shm->segments[i]->size, format_duration(c.shm->segments[i]->load_usec, t));
+        }
+
         bool stream = c.config->tasks.from && c.config->tasks.mode == TASK_MODE_STREAM;
         if (c.config->tasks.from && !stream) {
                 r = batch_new(c.event, c.config, &(struct batch_options) {
@@ -651,24 +667,15 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
                               }, &c.batch);
                 if (r < 0)
                         return EXIT_USAGE;   /* logged */
+                r = batch_set_shm(c.batch, c.shm);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to start: %m"), EXIT_USAGE;
                 batch_set_on_stopping(c.batch, on_stopping, &c);
         } else {
-                /* Shared data is loaded and sealed before any worker exists. */
-                struct shm_error shm_error;
-                _cleanup_(shm_set_unrefp) struct shm_set *shm = NULL;
-                r = shm_set_load(c.config->shared, c.config->n_shared, &shm, &shm_error);
-                if (r < 0)
-                        return log_error("%s", shm_error.message), EXIT_USAGE;
-                for (size_t i = 0; i < shm->n_segments; i++) {
-                        char t[32];
-                        log_info("shared segment '%s': %" PRIu64 " bytes, loaded in %s", shm->segments[i]->name,
-                                 shm->segments[i]->size, format_duration(shm->segments[i]->load_usec, t));
-                }
-
                 r = pool_new(c.event, c.config, &c.pool);
                 if (r < 0)
                         return log_error_errno(r, "Failed to create the pool: %m"), EXIT_USAGE;
-                pool_set_shm(c.pool, shm);
+                pool_set_shm(c.pool, c.shm);
                 c.pool->on_stopping = on_pool_stopping;
                 c.pool->place = place_worker;
                 c.pool->userdata = &c;

@@ -131,3 +131,23 @@ def test_reload_with_a_broken_source_keeps_the_old_segment(tmp_path, corral):
     assert all(os.path.exists(f"/proc/{pid}") for pid in workers.values())
     c.signal(signal.SIGTERM)
     assert c.wait() == 0
+
+
+def test_per_task_batch_tasks_get_the_segment(tmp_path):
+    import subprocess
+    from conftest import CORRAL, PYTHON
+    content = os.urandom(1024 * 1024)
+    path = data_file(tmp_path, content)
+    conf = tmp_path / "batch.yaml"
+    conf.write_text(f"shared:\n  data: {{path: {path}}}\nmetrics: {{listen: none}}\n")
+    tasks = tmp_path / "tasks"
+    tasks.write_text("".join(f"{i}\n" for i in range(1, 21)))
+    task = ("import hashlib, mmap, os, sys\n"
+            "fd = int(os.environ['CORRAL_SHM_DATA']); size = int(os.environ['CORRAL_SHM_DATA_SIZE'])\n"
+            "print(sys.argv[1], hashlib.sha256(mmap.mmap(fd, size, prot=mmap.PROT_READ)).hexdigest())\n")
+    r = subprocess.run([CORRAL, "run", "-q", "-c", str(conf), "--tasks", str(tasks), "--", PYTHON, "-c", task],
+                       capture_output=True, text=True, timeout=TIMEOUT * 3)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split()
+    assert sorted(int(x) for x in lines[0::2]) == list(range(1, 21))
+    assert set(lines[1::2]) == {sha(content)}
