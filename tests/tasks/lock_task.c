@@ -9,8 +9,9 @@
  * So: 1 at once leaves the lock idle half the time; 2 at once keep it busy
  * (the best throughput: the lock is the bottleneck at k = 2); every further
  * task only adds a spinner, which on a machine with few cores slows the
- * holder, and throughput falls. The peak is at k = 2 (the smallest size that
- * saturates the lock), whatever the machine.
+ * holder, and throughput falls. On an otherwise idle machine the peak is at
+ * k = 2 (the smallest size that saturates the lock); other jobs taking CPU
+ * move it around (bench/optimize measured k = 4 best once), but it stays small.
  *
  * Usage: lock-task LOCKFILE LINE
  * environment: LOCK_TASK_ITERS (work in the lock, default 6000000),
