@@ -343,7 +343,10 @@ static void resize(struct controller *c, unsigned size, const char *label, const
         controller_set_size(c, size);
 }
 
-static void decide(struct controller *c) {
+/* `now` is the sample timer's deadline, not the wake-up time: rules' `for` is
+ * then measured in whole intervals, and a condition that held `for` exactly
+ * fires on that sample, not one interval later for a wake-up 1 ms early. */
+static void decide(struct controller *c, usec_t now) {
         const struct corral_config *cfg = c->config;
         struct decision d;
         int r;
@@ -354,7 +357,7 @@ static void decide(struct controller *c) {
          * workers count, stopping ones do not. */
         r = policy_decide(&cfg->policy, cfg->workers.min, controller_max(c), &c->policy,
                           c->have_sample ? &c->sample.signals : NULL, controller_size(c),
-                          now_monotonic(c), &d);
+                          now, &d);
         if (r < 0) {
                 log_warning_errno(r, "Failed to decide the pool size: %m");
                 return;
@@ -373,7 +376,7 @@ static int on_sample_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct controller *c = userdata;
 
         take_sample(c);
-        decide(c);
+        decide(c, usec);
         /* Rendering the pages costs more than sampling: render for the textfile,
          * else only when a client asks (on_render_request). */
         if (c->config->metrics.textfile || !c->http)
