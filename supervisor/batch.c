@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -67,8 +68,10 @@ struct slot {
         pid_t pid;
         usec_t started;          /* CLOCK_MONOTONIC */
         double started_real;     /* seconds since the epoch, for the joblog */
-        sd_event_source *child, *out, *timer;
+        sd_event_source *child, *out, *timer, *err;
         int out_fd;
+        int err_fd;              /* the task's stderr, when corral prefixes its lines */
+        struct strbuf err_line;  /* a partial stderr line */
         bool exited, eof, timed_out;
         unsigned timeout_phase;  /* 0: running; 1: stop_signal sent; 2: SIGKILL sent */
         int how, status;         /* CLD_EXITED (status: exit status) or killed (status: signal) */
@@ -79,6 +82,7 @@ struct batch {
         sd_event *event;
         const struct corral_config *config;
         struct batch_options opts;
+        bool prefix_stderr;      /* stderr is a terminal: tasks' lines get their number */
         unsigned concurrency, running, max;
         uint64_t running_lines;  /* task lines in the running invocations */
         struct slot **slots;
@@ -548,11 +552,70 @@ static int on_input(sd_event_source *s, int fd, uint32_t revents, void *userdata
 
 /* ---- one task ----------------------------------------------------------- */
 
+/* Passes on a task's stderr line by line, each prefixed with the task's
+ * number, so that the lines of concurrent tasks can be told apart on a
+ * terminal. final: the task has ended; what is left is flushed. */
+static void slot_read_stderr(struct slot *s, bool final) {
+        struct strbuf *l = &s->err_line;
+        for (;;) {
+                if (s->err_fd < 0 || strbuf_reserve(l, READ_CHUNK) < 0)
+                        break;
+                ssize_t n = read(s->err_fd, l->data + l->len, l->cap - l->len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        if (n == 0 || errno != EAGAIN) {
+                                s->err = sd_event_source_disable_unref(s->err);
+                                s->err_fd = safe_close(s->err_fd);
+                                final = true;
+                        }
+                        break;
+                }
+                l->len += (size_t) n;
+                if (!final)
+                        break;
+        }
+
+        /* Complete lines go out now, one write() each; a partial one waits for
+         * its end, unless the task is gone. */
+        char prefix[32];
+        int np = snprintf(prefix, sizeof(prefix), "[%llu] ", (unsigned long long) s->task.seq);
+        size_t start = 0;
+        while (start < l->len) {
+                char *nl = memchr(l->data + start, '\n', l->len - start);
+                if (!nl && !final)
+                        break;
+                size_t end = nl ? (size_t) (nl - l->data) + 1 : l->len;
+                struct iovec iov[3] = {
+                        { prefix, (size_t) np },
+                        { l->data + start, end - start },
+                        { (char *) "\n", nl ? 0 : 1 },
+                };
+                (void) !writev(STDERR_FILENO, iov, 3);
+                start = end;
+        }
+        memmove(l->data, l->data + start, l->len - start);
+        l->len -= start;
+}
+
+static int on_task_stderr(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        (void) src;
+        (void) fd;
+        (void) revents;
+        slot_read_stderr(userdata, false);
+        return 0;
+}
+
 static void slot_release_io(struct slot *s) {
         s->child = sd_event_source_unref(s->child);
         s->out = sd_event_source_disable_unref(s->out);
         s->timer = sd_event_source_disable_unref(s->timer);
         s->out_fd = safe_close(s->out_fd);
+        if (s->err_fd >= 0)
+                slot_read_stderr(s, true);
+        s->err = sd_event_source_disable_unref(s->err);
+        s->err_fd = safe_close(s->err_fd);
+        s->err_line.len = 0;
 }
 
 /* Keeps the lowest failed Seqs, sorted, for the summary. */
@@ -820,7 +883,16 @@ static int slot_start(struct batch *b, struct slot *s) {
         if (fcntl(out_read, F_SETFL, O_NONBLOCK) < 0)
                 return -errno;
 
-        int stdio[2] = { b->null_fd, out_write };
+        _cleanup_(closep) int err_read = -EBADF, err_write = -EBADF;
+        if (b->prefix_stderr) {
+                if (pipe2(fds, O_CLOEXEC) < 0)
+                        return -errno;
+                err_read = fds[0];
+                err_write = fds[1];
+                if (fcntl(err_read, F_SETFL, O_NONBLOCK) < 0)
+                        return -errno;
+        }
+        int stdio[3] = { b->null_fd, out_write, err_write };
         struct spawn_request req = {
                 .path = b->exe,
                 .argv = b->argv.argv,
@@ -840,6 +912,7 @@ static int slot_start(struct batch *b, struct slot *s) {
         if (pid < 0)
                 return (int) pid;
         out_write = safe_close(out_write);
+        err_write = safe_close(err_write);
 
         s->pid = pid;
         s->busy = true;
@@ -854,6 +927,8 @@ static int slot_start(struct batch *b, struct slot *s) {
                 r = sd_event_source_set_child_process_own(s->child, true);
         if (r >= 0)
                 r = sd_event_add_io(b->event, &s->out, out_read, EPOLLIN, on_task_output, s);
+        if (r >= 0 && err_read >= 0)
+                r = sd_event_add_io(b->event, &s->err, err_read, EPOLLIN, on_task_stderr, s);
         if (r >= 0 && b->config->tasks.timeout > 0)
                 r = sd_event_add_time_relative(b->event, &s->timer, CLOCK_MONOTONIC, b->config->tasks.timeout,
                                                TIMEOUT_ACCURACY, on_task_timeout, s);
@@ -871,6 +946,7 @@ static int slot_start(struct batch *b, struct slot *s) {
                 return r;
         }
         s->out_fd = TAKE_FD(out_read);
+        s->err_fd = TAKE_FD(err_read);
         log_debug("task %llu started in slot %u (pid %d)", (unsigned long long) t->seq, s->id, pid);
         return 0;
 }
@@ -1024,7 +1100,7 @@ static int batch_grow_slots(struct batch *b, unsigned n) {
                 struct slot *s = calloc(1, sizeof(*s));
                 if (!s)
                         return -ENOMEM;
-                *s = (struct slot) { .batch = b, .id = b->n_slots, .out_fd = -EBADF };
+                *s = (struct slot) { .batch = b, .id = b->n_slots, .out_fd = -EBADF, .err_fd = -EBADF };
                 b->slots[b->n_slots] = s;
         }
         return 0;
@@ -1187,6 +1263,9 @@ int batch_new(sd_event *e, const struct corral_config *config, const struct batc
                 .joblog_fd = -EBADF,
                 .bar_fd = -EBADF,
                 .concurrency = 1,
+                /* On a terminal the lines of concurrent tasks would be a jumble;
+                 * in a pipe or the journal they pass through untouched. */
+                .prefix_stderr = isatty(STDERR_FILENO),
         };
         r = batch_apply_config(b, config);
         if (r < 0) {
@@ -1227,6 +1306,7 @@ struct batch *batch_free(struct batch *b) {
                 slot_release_io(s);
                 free(s->task.line);
                 strbuf_done(&s->output);
+                strbuf_done(&s->err_line);
                 free(s);
         }
         free(b->slots);

@@ -127,7 +127,7 @@ static int worker_start(struct pool *p, struct worker *w) {
                 .keep_fds = p->shm ? p->shm->fds : NULL,
                 .n_keep_fds = p->shm ? p->shm->n_segments : 0,
         };
-        int stdio[2] = { -EBADF, -EBADF };
+        int stdio[3] = { -EBADF, -EBADF, -EBADF };   /* the hook sets stdin and stdout */
         if (p->hooks) {
                 int r = p->hooks->open_stdio(p, w, stdio, p->hooks->userdata);
                 if (r < 0)

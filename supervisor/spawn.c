@@ -64,7 +64,7 @@ static int child_main(void *userdata) {
         /* dup2() clears close-on-exec on the copy; the originals close at exec.
          * An fd that already has its place (corral's stdout closed, say) only
          * needs the flag cleared. */
-        for (int i = 0; req->stdio && i < 2; i++) {
+        for (int i = 0; req->stdio && i < 3; i++) {
                 int fd = req->stdio[i];
                 if (fd >= 0 && (fd == i ? fcntl(fd, F_SETFD, 0) : dup2(fd, i)) < 0)
                         goto fail;

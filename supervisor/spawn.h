@@ -18,8 +18,8 @@ struct spawn_request {
                                   * numbers (shared segments); the parent's stay as they are */
         size_t n_keep_fds;
         const cpu_set_t *affinity;   /* workers.placement; NULL: the scheduler decides */
-        const int *stdio;        /* {stdin, stdout} of the worker (close-on-exec fds; a
-                                  * negative one: corral's); NULL: it inherits corral's */
+        const int *stdio;        /* {stdin, stdout, stderr} of the worker (close-on-exec
+                                  * fds; a negative one: corral's); NULL: it inherits corral's */
 };
 
 /* Starts the process. Returns its pid (a process group leader), or a negative

@@ -314,6 +314,25 @@ def test_the_bar_appears_on_a_terminal(tmp_path):
     assert b"50/50" not in tty
 
 
+STDERR_TASK = ("import os, sys\n"
+               "sys.stderr.write(f'warn {sys.argv[1]}\\npartial {sys.argv[1]}')\n")
+
+
+def test_task_stderr_lines_carry_their_task_number_on_a_terminal(tmp_path):
+    from conftest import PYTHON
+    tasks = write_lines(tmp_path / "tasks", range(1, 21))
+    rc, tty, out = spawn_on_pty(["-q", "--tasks", tasks, "--", PYTHON, "-c", STDERR_TASK])
+    assert rc == 0
+    lines = tty.replace(b"\r\n", b"\n").decode().splitlines()
+    for n in range(1, 21):
+        assert f"[{n}] warn {n}" in lines, tty
+        assert f"[{n}] partial {n}" in lines, "a last line without newline is ended"
+    # In a pipe, stderr passes through untouched.
+    p = run_batch("--tasks", tasks, "--", PYTHON, "-c", STDERR_TASK)
+    assert p.returncode == 0
+    assert b"warn 7\npartial 7" in p.stderr and b"[7]" not in p.stderr
+
+
 def test_the_bar_is_never_drawn_into_a_pipe(tmp_path):
     tasks = write_lines(tmp_path / "tasks", range(1, 51))
     # A new session has no controlling terminal: --bar has nowhere to draw but the pipe, and does not.
