@@ -632,6 +632,24 @@ static void note_failed(struct batch *b, uint64_t seq) {
         b->first_failed[i] = seq;
 }
 
+/*
+ * A joblog line could not be written (a full disk, most often). The joblog is
+ * what --resume trusts, so the batch stops as on TERM (no new task; running
+ * ones finish, unrecorded) rather than run tasks whose end nobody records and
+ * a resume would run again: exit status 1, tasks left undone. A part of the
+ * line that did get written is cut off, so that the joblog still reads.
+ */
+static void joblog_failed(struct batch *b, uint64_t seq, ssize_t written, off_t end, int error) {
+        if (written > 0 && end >= 0 && ftruncate(b->joblog_fd, end) < 0)
+                log_warning_errno(errno, "Failed to cut the partial line off the joblog, ignoring: %m");
+        log_error_errno(error, "Failed to write the joblog line of task %llu: %m; stopping the batch "
+                        "(make room, then run again with --resume)", (unsigned long long) seq);
+        b->joblog_fd = safe_close(b->joblog_fd);
+        if (!b->stopping)
+                batch_stop(b);
+        b->undone = true;
+}
+
 static void write_joblog(struct batch *b, const struct pending *t, double start, double runtime,
                          uint64_t received, int exitval, int sig) {
         if (b->joblog_fd < 0)
@@ -650,8 +668,12 @@ static void write_joblog(struct batch *b, const struct pending *t, double start,
                 return;
         /* One write per line (O_APPEND): a SIGKILL of corral loses no line and
          * never leaves half of one. */
-        if (write(b->joblog_fd, b->joblog_line.data, b->joblog_line.len) != (ssize_t) b->joblog_line.len)
-                log_warning_errno(errno ? errno : EIO, "Failed to write the joblog, ignoring: %m");
+        off_t end = lseek(b->joblog_fd, 0, SEEK_END);
+        errno = 0;
+        ssize_t n = write(b->joblog_fd, b->joblog_line.data, b->joblog_line.len);
+        if (n == (ssize_t) b->joblog_line.len)
+                return;
+        joblog_failed(b, t->seq, n, end, n < 0 ? errno : ENOSPC);
 }
 
 /* Accounts for one ended attempt: joblog, retry or result, output. The slot

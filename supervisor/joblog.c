@@ -13,17 +13,23 @@ int joblog_format_header(struct strbuf *b) {
 }
 
 int joblog_format(struct strbuf *b, const struct joblog_entry *e) {
+#define FIELDS "%llu\t:\t%.3f\t%10.3f\t%llu\t%llu\t%d\t%d\t"
+#define FIELD_ARGS (unsigned long long) e->seq, e->start, e->runtime, (unsigned long long) e->send, \
+                   (unsigned long long) e->receive, e->exitval, e->signal
+        /* GNU parallel: Host is ":" for the local machine, the runtime is
+         * right-aligned in 10 columns. Measured first: a time read back from
+         * a joblog may be as large as 1e308, 309 digits. */
         size_t cmd = strlen(e->command);
-        int r = strbuf_reserve(b, cmd + 160);
+        int n = snprintf(NULL, 0, FIELDS, FIELD_ARGS);
+        if (n < 0)
+                return -EINVAL;
+        int r = strbuf_reserve(b, (size_t) n + cmd + 2);
         if (r < 0)
                 return r;
-        /* GNU parallel: Host is ":" for the local machine, the runtime is
-         * right-aligned in 10 columns. */
-        int n = snprintf(b->data + b->len, b->cap - b->len, "%llu\t:\t%.3f\t%10.3f\t%llu\t%llu\t%d\t%d\t",
-                         (unsigned long long) e->seq, e->start, e->runtime, (unsigned long long) e->send,
-                         (unsigned long long) e->receive, e->exitval, e->signal);
-        if (n < 0 || (size_t) n >= b->cap - b->len)
+        if (snprintf(b->data + b->len, b->cap - b->len, FIELDS, FIELD_ARGS) != n)
                 return -EINVAL;
+#undef FIELDS
+#undef FIELD_ARGS
         b->len += (size_t) n;
         memcpy(b->data + b->len, e->command, cmd);
         b->len += cmd;

@@ -18,8 +18,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -125,6 +127,8 @@ struct sink {
         uint64_t page;           /* huge page size */
         uint8_t *window;         /* COPY_HUGE: mapping of [window_off, window_off + window_len) */
         uint64_t window_off, window_len;
+        int stop_fd;             /* a signalfd for TERM and INT, or -EBADF: a command's
+                                  * output is awaited until it is readable */
 };
 
 static void sink_unmap(struct sink *k) {
@@ -232,9 +236,33 @@ static ssize_t sink_step(struct sink *k, int in, struct shm_error *err, int *ret
 /* Copies `in` to its end into the memfd. Returns 0, -EFBIG past the limit
  * (err not filled: the caller knows what the input was), or a negative errno
  * with err filled. */
+/* Waits until `in` is readable, or returns -EINTR once TERM or INT is
+ * pending. The signal is left pending (a signalfd that is only polled does
+ * not take it), so that the event loop, or the exit at startup, still sees it. */
+static int sink_wait(const struct sink *k, int in) {
+        if (k->stop_fd < 0)
+                return 0;
+        struct pollfd p[2] = { { .fd = in, .events = POLLIN }, { .fd = k->stop_fd, .events = POLLIN } };
+        for (;;) {
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (p[1].revents & POLLIN)
+                        return -EINTR;
+                return 0;
+        }
+}
+
 static int sink_fill(struct sink *k, int in, const char *what, struct shm_error *err) {
         for (;;) {
                 int window_error = 0;
+                int w = sink_wait(k, in);
+                if (w == -EINTR)
+                        return fail(err, w, k->name, "stopped while loading %s: TERM or INT arrived", what);
+                if (w < 0)
+                        return fail(err, w, k->name, "cannot wait for %s: %s", what, strerror(-w));
                 ssize_t n = sink_step(k, in, err, &window_error);
                 if (n < 0 && window_error < 0)
                         return window_error;
@@ -372,6 +400,17 @@ static int command_spawn(const struct shared_config *sc, int out, pid_t *ret_pid
         return 0;
 }
 
+/* A signalfd for TERM and INT, or -EBADF if none can be made (then a hanging
+ * command is waited for, as before). */
+static int stop_signalfd(void) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+        return fd < 0 ? -EBADF : fd;
+}
+
 static int command_reap(pid_t pid, siginfo_t *ret) {
         siginfo_t si = {};
         while (waitid(P_PID, (id_t) pid, &si, WEXITED) < 0)
@@ -402,7 +441,12 @@ static int load_command(const struct shared_config *sc, struct sink *k, struct s
 
         if (k->mode != COPY_HUGE)
                 k->mode = COPY_SPLICE;
+        /* A command may hang: corral stays stoppable by TERM and INT meanwhile
+         * (they are blocked for sd-event, so a signalfd sees them). */
+        _cleanup_(closep) int stop_fd = stop_signalfd();
+        k->stop_fd = stop_fd;
         r = sink_fill(k, out_read, "the command's output", err);
+        k->stop_fd = -EBADF;
         if (r < 0) {
                 /* Over the limit or unreadable: stop it now rather than read on. */
                 (void) kill(pid, SIGKILL);
@@ -457,7 +501,7 @@ static int reopen_read_only(int fd) {
 int shm_segment_load(const struct shared_config *sc, uint64_t generation, struct shm_segment **ret,
                      struct shm_error *err) {
         struct shm_source source = {};
-        struct sink k = { .name = sc->name, .fd = -EBADF, .limit = sc->max_size };
+        struct sink k = { .name = sc->name, .fd = -EBADF, .limit = sc->max_size, .stop_fd = -EBADF };
         usec_t start = now_usec();
         int r;
 

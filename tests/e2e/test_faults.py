@@ -9,6 +9,8 @@ import socket
 import subprocess
 import time
 
+import pytest
+
 from conftest import CORRAL, TIMEOUT, WRAPPER, Stream, py, wait_gone
 
 STOP_MARGIN = 3.0   # seconds a stop may take beyond stop_timeout (slow CI, sanitizers)
@@ -225,3 +227,74 @@ def test_stopped_worker_ignoring_term_is_killed_within_stop_timeout(corral):
     assert f"worker 0 (pid {workers[0]}) still running 1s after the stop signal, killing" in log
     assert f"worker 0 (pid {workers[0]}) was killed by signal KILL" in log
     assert f"worker 1 (pid {workers[1]}) exited with status 0" in log
+
+
+def mount_tmpfs(path, size):
+    """Mounts a tmpfs of `size` on path, or skips the test if mounting is refused."""
+    path.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs for the full-disk test (needs root): {r.stdout.strip()}")
+
+
+def joblog_rows(path):
+    """[(seq, ok)] of a joblog, checking that every line is whole."""
+    with open(path) as f:
+        lines = f.read().split("\n")
+    assert lines[0].startswith("Seq\tHost\t")
+    assert lines[-1] == "", "the joblog ends with a whole line"
+    rows = []
+    for line in lines[1:-1]:
+        f = line.split("\t", 8)
+        assert len(f) == 9, line
+        rows.append((int(f[0]), f[6] == "0" and f[7] == "0"))
+    return rows
+
+
+def test_a_full_disk_for_the_joblog_stops_the_batch_and_resume_finishes_it(tmp_path):
+    # Lines of ~560 bytes: a 64 KiB tmpfs is full after about a hundred of 400.
+    small = tmp_path / "small"
+    mount_tmpfs(small, "64k")
+    try:
+        n = 400
+        tasks = tmp_path / "tasks"
+        tasks.write_text("".join(f"{i:04d}{'x' * 500}\n" for i in range(n)))
+        joblog = small / "joblog"
+        cmd = [CORRAL, "run", "--metrics", "none", "--tasks", str(tasks), "--joblog", str(joblog),
+               "--max", "4", "--", "true", "{}"]
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           text=True, timeout=120)
+        assert p.returncode == 1, p.stderr
+        assert re.search(r"Failed to write the joblog line of task \d+: No space left on device; "
+                         r"stopping the batch \(make room, then run again with --resume\)", p.stderr), p.stderr
+        assert "tasks left undone" in p.stderr
+        first = joblog_rows(joblog)   # still reads: no half line at the end
+        assert 0 < len(first) < n
+        assert all(ok for _, ok in first)
+
+        # With room again, --resume runs exactly the tasks the joblog does not have.
+        subprocess.run(["mount", "-o", "remount,size=4m", str(small)], check=True)
+        p = subprocess.run([*cmd[:-3], "--resume", "--", "true", "{}"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        rows = joblog_rows(joblog)
+        assert sorted(seq for seq, ok in rows if ok) == list(range(1, n + 1))
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
+
+
+def test_term_while_a_shared_command_hangs_at_startup_exits_2_promptly(tmp_path, corral):
+    conf = tmp_path / "corral.yaml"
+    conf.write_text("command: [sleep, '3600']\n"
+                    "workers: {min: 1, max: 1}\n"
+                    "shared:\n"
+                    "  data: {command: [sh, -c, 'echo loader $$ >&2; exec sleep 3600']}\n")
+    c = corral("run", "-c", str(conf))
+    loader = int(c.log.wait(r"^loader (\d+)")[1])
+    rc, took = timed_stop(c)
+    assert rc == 2
+    assert took < STOP_MARGIN, took
+    assert "shared segment 'data': stopped while loading the command's output: TERM or INT arrived" in c.log.text()
+    assert "started" not in c.log.text()
+    assert wait_gone(loader, TIMEOUT), "the hanging command is killed"

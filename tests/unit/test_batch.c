@@ -254,6 +254,23 @@ static void test_joblog_line_round_trip(void **state) {
         strbuf_done(&b);
 }
 
+/* A time read back from a joblog may have 309 digits before the point: it
+ * still formats (it once overran the fixed room for the numbers). */
+static void test_joblog_huge_times_format(void **state) {
+        struct strbuf b = {};
+        char line[] = "3\t:\t1e308\t1e300\t0\t0\t0\t0\tcmd";
+        struct joblog_entry e;
+        char err[256];
+        (void) state;
+
+        assert_int_equal(joblog_parse_line(line, &e, err, sizeof(err)), 0);
+        assert_int_equal(joblog_format(&b, &e), 0);
+        assert_true(b.len > 600);
+        assert_int_equal(strncmp(b.data, "3\t:\t1000000000000000", 20), 0);
+        assert_string_equal(b.data + b.len - 5, "\tcmd\n");
+        strbuf_done(&b);
+}
+
 static void test_joblog_refusals(void **state) {
         static const struct {
                 const char *line, *reason;
@@ -450,6 +467,7 @@ int main(void) {
                 cmocka_unit_test(test_order_buffer_puts_outputs_back_in_order),
                 cmocka_unit_test(test_bar_text),
                 cmocka_unit_test(test_joblog_line_round_trip),
+                cmocka_unit_test(test_joblog_huge_times_format),
                 cmocka_unit_test(test_joblog_refusals),
                 cmocka_unit_test(test_resume_sets),
                 cmocka_unit_test(test_joblog_read_names_file_and_line),
