@@ -298,3 +298,20 @@ def test_term_while_a_shared_command_hangs_at_startup_exits_2_promptly(tmp_path,
     assert "shared segment 'data': stopped while loading the command's output: TERM or INT arrived" in c.log.text()
     assert "started" not in c.log.text()
     assert wait_gone(loader, TIMEOUT), "the hanging command is killed"
+
+
+def test_term_while_a_shared_command_hangs_in_a_reload_stops_corral(tmp_path, corral):
+    conf = tmp_path / "corral.yaml"
+    head = "command: [sleep, '3600']\nworkers: {min: 1, max: 1, stop_timeout: 1s}\nshared:\n"
+    conf.write_text(head + "  data: {command: [echo, one]}\n")
+    c = corral("run", "-c", str(conf))
+    c.started(1)
+    conf.write_text(head + "  data: {command: [sh, -c, 'echo loader $$ >&2; exec sleep 3600']}\n")
+    c.signal(signal.SIGHUP)
+    loader = int(c.log.wait(r"^loader (\d+)")[1])
+    rc, took = timed_stop(c)
+    assert rc == 0
+    assert took < 1.0 + STOP_MARGIN, took
+    assert "stopped while loading the command's output: TERM or INT arrived" in c.log.text()
+    assert "reload refused, the running configuration and segments stay" in c.log.text()
+    assert wait_gone(loader, TIMEOUT), "the hanging command is killed"
