@@ -197,6 +197,20 @@ def await_metric(port, name, labels, value, timeout=TIMEOUT):
         time.sleep(0.05)
 
 
+def running_counts(lines):
+    """How many workers ran after each start/exit line of corral's log lines."""
+    running, counts = 0, []
+    for line in lines:
+        if re.search(r"worker \d+ started", line):
+            running += 1
+        elif re.search(r"worker \d+ \(pid \d+\) (exited|was killed)", line):
+            running -= 1
+        else:
+            continue
+        counts.append(running)
+    return counts
+
+
 def send(pid, sig):
     os.kill(pid, sig)
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import CORRAL, PYTHON, TIMEOUT, await_metric, metric
+from conftest import CORRAL, PYTHON, TIMEOUT, await_metric, metric, running_counts
 from conftest import http_get as get
 
 SLEEPER_CODE = r"""
@@ -30,20 +30,6 @@ def config(path, version="v1", min=2, max=3, extra=""):
         f"policy: {{rules: []}}\n"
         + extra)
     return str(path)
-
-
-def running_counts(log):
-    """How many workers ran after each start/exit line of the log."""
-    running, counts = 0, []
-    for line in log.splitlines():
-        if re.search(r"worker \d+ started", line):
-            running += 1
-        elif re.search(r"worker \d+ \(pid \d+\) (exited|was killed)", line):
-            running -= 1
-        else:
-            continue
-        counts.append(running)
-    return counts
 
 
 def test_config_file_sets_the_pool(corral, tmp_path):
@@ -118,11 +104,11 @@ def test_reload_with_a_new_command_rolls_workers_without_going_below_min(corral,
         c.log.wait(r"worker \d+ \(pid \d+\) was killed by signal TERM")
     c.signal(signal.SIGTERM)
     assert c.wait() == 0
-    counts = running_counts(c.log.text())
-    stop = c.log.text().count("\n", 0, c.log.text().index("received SIGTERM"))
-    during = running_counts("\n".join(c.log.lines[:stop]))
+    lines = c.log.lines
+    stop = next(i for i, line in enumerate(lines) if "received SIGTERM" in line)
+    during = running_counts(lines[:stop])
     assert min(during[1:]) >= 2, during
-    assert counts[-1] == 0
+    assert running_counts(lines)[-1] == 0
 
 
 def test_metrics_of_a_running_pool(corral, tmp_path):

@@ -6,9 +6,8 @@ import os
 import re
 import signal
 import time
-import http.client
 
-from conftest import TIMEOUT
+from conftest import TIMEOUT, http_get
 
 RESTARTS = 1000
 RELOADS = 100
@@ -30,16 +29,6 @@ def kinds(table):
     workers' pids: what it holds, as a sorted list."""
     return sorted(re.sub(r"^/proc/\d+/", "/proc/PID/", t.split(":[")[0] if t.startswith(("socket:", "pipe:")) else t)
                   for t in table.values())
-
-
-def scrape(port):
-    """One GET /metrics on its own connection, whatever the status (503 before the first sample)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", "/metrics")
-        conn.getresponse().read()
-    finally:
-        conn.close()
 
 
 def write_config(path, command, stop_timeout="5s", broken=False):
@@ -105,7 +94,7 @@ def test_fd_count_is_stable_after_restarts_and_reloads(corral, tmp_path):
     # One scrape, so that the HTTP thread has served a connection before the
     # baseline; the baseline waits until the server has closed its side of it.
     sockets = sum(t.startswith("socket:") for t in fds(c.pid).values())
-    scrape(port)
+    http_get(port, "/metrics")
     deadline = time.monotonic() + TIMEOUT
     while sum(t.startswith("socket:") for t in fds(c.pid).values()) > sockets:
         assert time.monotonic() < deadline, "the server never closed the scrape's connection"
@@ -129,7 +118,7 @@ def test_fd_count_is_stable_after_restarts_and_reloads(corral, tmp_path):
             c.log.wait(r"reload refused" if broken else r"reloaded: 4-4 workers")
             reloads += 1
             if reloads % 10 == 0:
-                scrape(port)
+                http_get(port, "/metrics")
 
     write_config(path, "[sleep, 1h]")
     c.signal(signal.SIGHUP)

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import time
 
-from conftest import CORRAL, TIMEOUT, Stream
+from conftest import CORRAL, TIMEOUT, Stream, running_counts
 from test_fds import await_fds, fds
 
 RELOADS = int(os.environ.get("CORRAL_SOAK_RELOADS") or 1000)
@@ -114,18 +114,12 @@ def test_reloads_never_take_a_pool_below_min(tmp_path, corral):
     assert c.wait() == 0
 
     # Replay the log: between the third start and the stop, never under 3.
-    running, lowest, starts, exits, stopping = set(), None, 0, 0, False
-    for line in c.log.lines:
-        if re.search(r"stopping|received SIGTERM", line):
-            stopping = True
-        if m := re.search(r"worker \d+ started \(pid (\d+)\)", line):
-            running.add(int(m[1]))
-            starts += 1
-        elif m := re.search(r"worker \d+ \(pid (\d+)\) (exited|was killed)", line):
-            running.discard(int(m[1]))
-            exits += 1
-            if not stopping and starts >= 3:
-                lowest = len(running) if lowest is None else min(lowest, len(running))
+    lines = c.log.lines
+    stop = next(i for i, line in enumerate(lines) if re.search(r"stopping|received SIGTERM", line))
+    counts = running_counts(lines[:stop])
+    starts = sum(1 for line in lines if re.search(r"worker \d+ started", line))
+    exits = sum(1 for line in lines if re.search(r"worker \d+ \(pid \d+\) (exited|was killed)", line))
+    lowest = min(counts[counts.index(3):]) if 3 in counts else None
     print(f"{starts} workers started, {exits} exited over {RELOADS} reloads; fewest running: {lowest}")
     assert starts > 3, "the good files replaced workers"
     assert lowest is None or lowest >= 3, f"the pool went down to {lowest} workers"
