@@ -48,20 +48,45 @@ static bool stats_cpu_busy(const struct optimize_stats *x) {
         return x->cpu_n > 0 && x->cpu_sum / x->cpu_n > OPTIMIZE_CPU_BUSY_MAX;
 }
 
-/* Is a - k * b beyond OPTIMIZE_Z standard errors? +1 above, -1 below, 0
- * unclear. The error has a floor of 0.5% of the means: a synthetic or nearly
- * constant rate would otherwise make a difference of a rounding error
- * "significant". */
-static int significant(const struct optimize_stats *a, const struct optimize_stats *b, double k) {
-        double d = a->mean - k * b->mean;
-        double se = sqrt(stats_var_mean(a) + k * k * stats_var_mean(b));
-        double floor = 0.005 * (fabs(a->mean) + fabs(b->mean)) / 2.0;
+/* The one-sided 99% quantile of Student's t with df degrees of freedom: a
+ * window of three samples knows its spread poorly, and is asked for a much
+ * larger difference than one of twenty. */
+static double t_quantile(double df) {
+        static const struct { double df, t; } table[] = {
+                { 1, 31.821 }, { 2, 6.965 }, { 3, 4.541 }, { 4, 3.747 }, { 5, 3.365 }, { 6, 3.143 },
+                { 8, 2.896 }, { 10, 2.764 }, { 15, 2.602 }, { 20, 2.528 }, { 30, 2.457 }, { 60, 2.390 },
+        };
+        if (!(df > table[0].df))
+                return table[0].t;
+        for (size_t i = 1; i < sizeof(table) / sizeof(table[0]); i++)
+                if (df <= table[i].df) {
+                        /* linear between the rows: close enough for a threshold */
+                        double f = (df - table[i - 1].df) / (table[i].df - table[i - 1].df);
+                        return table[i - 1].t + f * (table[i].t - table[i - 1].t);
+                }
+        return 2.326;
+}
 
+/* Is a - k * b beyond the t quantile of its standard error (Welch's test)?
+ * +1 above, -1 below, 0 unclear. The error has a floor of 0.5% of the means:
+ * a synthetic or nearly constant rate would otherwise make a difference of a
+ * rounding error "significant". */
+static int significant(const struct optimize_stats *a, const struct optimize_stats *b, double k) {
+        double va = stats_var_mean(a), vb = k * k * stats_var_mean(b);
+        double d = a->mean - k * b->mean;
+        double se = sqrt(va + vb);
+        double floor = 0.005 * (fabs(a->mean) + fabs(b->mean)) / 2.0;
+        double df = a->n + b->n - 2.0;
+
+        /* Welch-Satterthwaite; with no spread at all the floor decides. */
+        if (a->n >= 2 && b->n >= 2 && va + vb > 0)
+                df = (va + vb) * (va + vb) / (va * va / (a->n - 1) + vb * vb / (b->n - 1));
         if (se < floor)
                 se = floor;
-        if (d > OPTIMIZE_Z * se)
+        double t = t_quantile(df);
+        if (d > t * se)
                 return +1;
-        if (d < -OPTIMIZE_Z * se)
+        if (d < -t * se)
                 return -1;
         return 0;
 }
@@ -126,8 +151,23 @@ static void search_begin(struct optimize_state *st, const struct optimize_params
         st->up_lost = st->down_lost = false;
         st->rising = false;
         st->cautious = false;
+        st->leap = true;
         st->since = now;
         st->searches++;
+}
+
+/* The step of a leap up from the base: as far as the idle CPU allows, if the
+ * base's cpu.busy is known: a pool using a quarter of the CPUs could be four
+ * times as large before the CPU limits it. */
+static unsigned leap_step(const struct optimize_state *st) {
+        const struct optimize_stats *b = &st->base_stats;
+        if (b->cpu_n == 0)
+                return 0;
+        double busy = b->cpu_sum / b->cpu_n;
+        double factor = busy > 0 ? OPTIMIZE_CPU_BUSY_MAX / busy : OPTIMIZE_LEAP_MAX;
+        if (factor > OPTIMIZE_LEAP_MAX)
+                factor = OPTIMIZE_LEAP_MAX;
+        return factor > 1.0 ? (unsigned) ceil(st->base * (factor - 1.0) - 1e-9) : 0;
 }
 
 /* Chooses the next probe from base: true with st->probe set, false when
@@ -148,6 +188,8 @@ static bool pick_probe(struct optimize_state *st, const struct optimize_params *
                 return false;
         if (st->step < fine)
                 st->step = fine;
+        if (st->dir > 0 && st->leap && leap_step(st) > st->step)
+                st->step = leap_step(st);
         if (st->dir > 0)
                 st->probe = st->step >= p->max - st->base ? p->max : st->base + st->step;
         else
@@ -164,7 +206,18 @@ static void settle(struct optimize_state *st, usec_t now) {
         st->since = now;
 }
 
-/* After the base's or a winning probe's window: the next probe, or settled. */
+/* Samples of the base before the chosen probe. A fine probe's difference is
+ * near the bias: it needs a precise base. A leap's gain, if any, is large:
+ * the base is only its yardstick. */
+static unsigned base_samples_needed(const struct optimize_state *st, const struct optimize_params *p) {
+        unsigned d = distance(st->probe, st->base);
+        if (d <= optimize_fine_step(st->base, p->bias))
+                return OPTIMIZE_WINDOW;
+        return st->leap && st->probe > st->base ? OPTIMIZE_LEAP_WINDOW : OPTIMIZE_WINDOW_MIN;
+}
+
+/* After a sample of the base or a winning probe's window: the next probe, or
+ * more samples of the base first, or settled. */
 static unsigned next_move(struct optimize_state *st, const struct optimize_params *p, usec_t now,
                           struct optimize_advice *ret) {
         size_t len = 0;
@@ -176,7 +229,15 @@ static unsigned next_move(struct optimize_state *st, const struct optimize_param
         char a[32];
 
         if (pick_probe(st, p)) {
+                unsigned need = base_samples_needed(st, p);
+                if (st->base_stats.n < need) {
+                        st->phase = OPTIMIZE_MEASURE;
+                        snprintf(tail, room, "%s%u of %u samples before probing %u", sep, st->base_stats.n, need,
+                                 st->probe);
+                        return st->base;
+                }
                 st->phase = OPTIMIZE_PROBE;
+                st->leap = false;
                 st->probe_stats = (struct optimize_stats) {};
                 st->since = now;
                 snprintf(tail, room, "%sprobing %u", sep, st->probe);
@@ -290,6 +351,7 @@ static unsigned watch(struct optimize_state *st, const struct optimize_params *p
                     fmt_rate(p, ref.mean, a));
                 search_begin(st, p, st->base, &ref, now);
                 st->cautious = true;
+                st->leap = false;
                 return next_move(st, p, now, ret);
         }
         say(ret, "optimize: settled at %u workers, %s (now %s%s)", st->base, fmt_rate(p, st->ref.mean, a),
@@ -310,17 +372,12 @@ static unsigned take(struct optimize_state *st, const struct optimize_params *p,
         switch (st->phase) {
         case OPTIMIZE_MEASURE:
                 stats_add(&st->base_stats, v, s);
-                if (st->base_stats.n < OPTIMIZE_WINDOW) {
-                        say(ret, "optimize: measuring %u workers, %u of %u samples, %s", st->base,
-                            st->base_stats.n, OPTIMIZE_WINDOW, fmt_rate(p, st->base_stats.mean, a));
-                        return st->base;
-                }
                 say(ret, "optimize: %u workers %s", st->base, fmt_rate(p, st->base_stats.mean, a));
                 return next_move(st, p, now, ret);
         case OPTIMIZE_PROBE:
                 stats_add(&st->probe_stats, v, s);
                 unsigned size;
-                if (st->probe_stats.n >= OPTIMIZE_WINDOW && judge(st, p, now, ret, &size))
+                if (st->probe_stats.n >= OPTIMIZE_WINDOW_MIN && judge(st, p, now, ret, &size))
                         return size;
                 say(ret, "optimize: probing %u workers against %u (%s), %u samples, %s", st->probe, st->base,
                     fmt_rate(p, st->base_stats.mean, a), st->probe_stats.n, fmt_rate(p, st->probe_stats.mean, b));
@@ -354,14 +411,24 @@ int optimize_step(struct optimize_state *st, const struct optimize_params *p, co
                 return -EINVAL;
 
         struct optimize_advice adv = { .size = current };
+        usec_t prev = st->last;
         char a[32];
+
+        st->last = now;
+        if (signals_has(s, SIGNAL_TASKS_LATENCY) && s->value[SIGNAL_TASKS_LATENCY] >= 0 &&
+            isfinite(s->value[SIGNAL_TASKS_LATENCY])) {
+                double v = s->value[SIGNAL_TASKS_LATENCY];
+                st->latency = st->latency > 0 ? (st->latency + v) / 2 : v;
+        }
 
         /* No backlog: the rate is the input's, not the pool's. */
         if (!signals_has(s, SIGNAL_TASKS_BACKLOG) || !(s->value[SIGNAL_TASKS_BACKLOG] > 0)) {
                 if (st->phase != OPTIMIZE_IDLE) {
-                        unsigned searches = st->searches;
+                        struct optimize_state keep = *st;
                         optimize_reset(st);
-                        st->searches = searches;
+                        st->searches = keep.searches;
+                        st->last = keep.last;
+                        st->latency = keep.latency;
                         st->since = now;
                 }
                 say(&adv, "optimize: no backlog, holding %u workers", current);
@@ -375,24 +442,28 @@ int optimize_step(struct optimize_state *st, const struct optimize_params *p, co
         }
 
         /* Measurements are of the size the state expects; anything else (a
-         * rule, the operator or a bound moved the pool) starts over there. */
-        if (st->phase == OPTIMIZE_IDLE || current != expected(st)) {
+         * rule, the operator or a bound moved the pool) starts over there.
+         * This sample straddles that change; the next one counts. */
+        bool begun = st->phase == OPTIMIZE_IDLE || current != expected(st);
+        if (begun) {
                 search_begin(st, p, current, NULL, now);
-                st->warmup = OPTIMIZE_WARMUP;
+                st->clean_after = now;
         }
-        if (st->warmup > 0) {
-                /* This sample straddles the change (workers were starting). */
-                st->warmup--;
+        if (begun || prev < st->clean_after) {
                 say(&adv, "optimize: %u workers starting, %s %s set aside", current, signal_name(p->signal),
                     fmt_rate(p, s->value[p->signal], a));
-                adv.size = current;
                 *ret = adv;
                 return 0;
         }
 
         adv.size = take(st, p, s->value[p->signal], s, now, &adv);
-        if (adv.size != current)
-                st->warmup = OPTIMIZE_WARMUP;
+        if (adv.size != current) {
+                /* The new size shows once the tasks running at the change
+                 * have had a task's duration to end (at least the next
+                 * sample, whose interval begins now, is set aside). */
+                usec_t settle = (usec_t) (st->latency * USEC_PER_SEC);
+                st->clean_after = now + (settle > 0 ? settle : 1);
+        }
         *ret = adv;
         return 0;
 }

@@ -8,20 +8,30 @@
  * I/O-bound and contended tasks each find their own peak.
  *
  * How it searches (one sample per call; the pool follows its advice):
- *   - Measuring: after a size change the first OPTIMIZE_WARMUP samples are
- *     discarded (they straddle the change: workers were still starting), then
- *     the mean and variance of OPTIMIZE_WINDOW samples describe the size.
- *   - Comparing a smaller size S with a larger L: L wins only when its mean
- *     beats (1 + bias) times S's by more than OPTIMIZE_Z standard errors (a
- *     Welch test against the biased mean). When S clearly wins, or nothing is
- *     clear after OPTIMIZE_WINDOW_MAX samples, the smaller size wins: the bias
- *     and the noise both favour fewer workers.
- *   - Moving: probes start one fine step away (optimize_fine_step: 1 worker for
- *     small pools, about 2 x bias of the size for large ones, so that a gain of
- *     one step stays measurable above the bias) and double after each win in
- *     the same direction (a linear curve reaches max in log steps). A lost
- *     probe halves the step; a lost probe of one fine step marks that side;
- *     when both sides are marked (or blocked by a bound) the size is settled.
+ *   - Measuring: after a size change, samples are set aside until one whose
+ *     interval began a task duration (tasks.latency) after the change: before
+ *     that, tasks of the old size were still ending or the new ones not yet.
+ *     Then the mean and variance of the samples describe the size: at least
+ *     OPTIMIZE_WINDOW_MIN of them, OPTIMIZE_WINDOW before a fine probe
+ *     (whose difference is near the bias, so it needs a precise base), and
+ *     OPTIMIZE_LEAP_WINDOW before a leap (below: its gain, if any, is large).
+ *   - Comparing a smaller size S with a larger L, after each probe sample:
+ *     L wins only when its mean beats (1 + bias) times S's by more than the
+ *     one-sided 99% quantile of Student's t (Welch's test against the biased
+ *     mean: strict while few samples are in, so a probe can be judged early
+ *     when the difference is large). When S clearly wins, or nothing is clear
+ *     after OPTIMIZE_WINDOW_MAX samples, the smaller size wins: the bias and
+ *     the noise both favour fewer workers.
+ *   - Moving: a search's first probe up leaps as far as the idle CPU allows
+ *     (workers using a tenth of the CPUs could be ten times as many; at most
+ *     OPTIMIZE_LEAP_MAX times): tasks that wait reach their size in one move,
+ *     and a leap that overshoots is halved back like any lost probe. Other
+ *     probes start one fine step away (optimize_fine_step: 1 worker for small
+ *     pools, a share of the size for large ones, so that a gain of one step
+ *     stays measurable above the bias) and double after each win in the same
+ *     direction. A lost probe halves the step; a lost probe of one fine step
+ *     marks that side; when both sides are marked (or blocked by a bound) the
+ *     size is settled.
  *   - cpu.busy above OPTIMIZE_CPU_BUSY_MAX (the mean over the size's window)
  *     forbids probing up, unless the last move was up and won: throughput
  *     still rises, so the CPU is being put to use.
@@ -50,13 +60,16 @@
 #include "common/util.h"
 #include "policy/signals.h"
 
-#define OPTIMIZE_WARMUP 1u              /* samples discarded after a size change */
-#define OPTIMIZE_WINDOW 5u              /* samples that measure a size */
-#define OPTIMIZE_WINDOW_MAX 15u         /* a probe measured this long without a clear winner: the smaller wins */
-#define OPTIMIZE_Z 2.5                  /* standard errors a difference must clear (several looks per probe) */
+#define OPTIMIZE_WARMUP 1u              /* samples set aside after a size change, at least */
+#define OPTIMIZE_LEAP_WINDOW 2u         /* samples of a base before a leap */
+#define OPTIMIZE_WINDOW_MIN 3u          /* samples before a size is compared */
+#define OPTIMIZE_WINDOW 5u              /* samples of a base before a fine probe; a settled window */
+#define OPTIMIZE_WINDOW_MAX 20u         /* a probe measured this long without a clear winner: the smaller wins */
+#define OPTIMIZE_Z 2.5                  /* standard errors a settled size's shift must clear */
+#define OPTIMIZE_LEAP_MAX 8u            /* a search's first probe up multiplies the size by at most this */
 #define OPTIMIZE_CPU_BUSY_MAX 95.0      /* %: above it, grow only while throughput still rises */
 #define OPTIMIZE_SHIFT_WINDOWS 3u       /* settled windows in a row that moved before a new search */
-#define OPTIMIZE_REPROBE_WINDOWS 24u    /* settled windows between two looks at the neighbours */
+#define OPTIMIZE_REPROBE_WINDOWS 40u    /* settled windows between two looks at the neighbours */
 
 #define OPTIMIZE_WHY_MAX 160
 
@@ -92,7 +105,10 @@ struct optimize_state {
         bool up_lost, down_lost;        /* base beat its neighbour one fine step up / down */
         bool rising;                    /* the last move was up and won */
         bool cautious;                  /* a look at a settled size's neighbours: no acceleration yet */
-        unsigned warmup;                /* samples still to discard */
+        bool leap;                      /* the next probe up may leap by the idle CPU */
+        usec_t clean_after;             /* samples whose interval began before this are set aside */
+        usec_t last;                    /* the previous sample's time */
+        double latency;                 /* recent mean task duration, seconds (0: unknown) */
         unsigned shifts;                /* SETTLED: windows in a row that moved */
         unsigned windows;               /* SETTLED: windows since it settled or re-probed */
         usec_t since;                   /* when the phase began */

@@ -38,8 +38,9 @@ from conftest import await_metric, http_get
 
 TASKS_DIR = os.environ.get("CORRAL_TASKS_DIR") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "tests", "tasks")
-# Time to settle, generous: each size is measured over 6 to 16 samples of
-# 250 ms, and the io climb (2 -> 3 -> 5 -> 8 -> 7 -> 8 on 2 CPUs) has the most.
+# Time to settle, generous: each size is measured over 3 to 20 samples of
+# 100 ms after a task's duration set aside, and a search visits a few sizes
+# (io on 2 CPUs: a leap 2 -> 8, then 7 and back).
 SETTLE_TIMEOUT = 30.0
 
 
@@ -85,12 +86,12 @@ def settle(corral, tmp_path, kind):
     tasks.write_text("".join(f"{i}\n" for i in range(1, 100001)))
     b0, t0 = machine_ticks()
     # The default batch policy's seeker, as `corral run --tasks` without -c has
-    # it (250 ms samples, max 4 x CPUs, start at the CPUs), without its
+    # it (100 ms samples, max 4 x CPUs, start at the CPUs), without its
     # neighbour rule: that rule answers to the machine, not to the tasks (a
     # CPU-bound pool on 2 CPUs makes CPU pressure of its own, and the rule then
     # steps it down; test_scaling.py and the decide unit tests cover it).
     conf = tmp_path / "optimize.yaml"
-    conf.write_text(f"sample: {{interval: 250ms}}\nworkers: {{max: {4 * usable_cpus()}}}\n"
+    conf.write_text(f"sample: {{interval: 100ms}}\nworkers: {{max: {4 * usable_cpus()}}}\n"
                     "policy:\n  optimize: {signal: tasks.rate}\n  rules: []\n")
     c = corral("run", "-c", str(conf), "--tasks", str(tasks), "--", *command(kind, tmp_path))
     port = c.metrics_port()

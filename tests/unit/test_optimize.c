@@ -79,6 +79,7 @@ struct opt_case {
         struct segment seg[2];
         unsigned never_above;   /* 0: no limit; else the size must never exceed it */
         bool never_moves;       /* the size must stay at start */
+        double cpu_per_worker;  /* %: if set, cpu.busy is this times the size (capped at 100), not cpu_busy */
 };
 
 /* Bounds common to the cases: WINDOW samples per size, WARMUP before each,
@@ -118,6 +119,13 @@ static const struct opt_case cases[] = {
         { "peak 4 -> 8, same rate at 4", 1, 32, 1, 700, 0.02, 50, 100, false, 320,
           { { TENT(4, 10), 3, 5, B_SMALL }, { TENT(8, 10), 7, 9,
             (OPTIMIZE_REPROBE_WINDOWS + 1) * (OPTIMIZE_WINDOW + OPTIMIZE_WARMUP) + B_SMALL } } },
+        /* ---- the first probe up leaps by the idle CPU ---- */
+        { "tasks that wait: linear, 1% CPU each, leaps to max", 1, 16, 2, 200, 0.02, 0, 100, false, 0,
+          { { LINEAR(20), 16, 16, 12 } }, 0, false, 1 },
+        { "tasks that wait: peak 6, the leap overshoots", 1, 32, 2, 400, 0.02, 0, 100, false, 0,
+          { { TENT(6, 20), 5, 7, B_SMALL } }, 0, false, 1 },
+        { "half a CPU each: leaps to the CPUs' limit", 1, 32, 1, 400, 0.02, 0, 100, false, 0,
+          { { TENT(4, 20), 3, 5, B_SMALL } }, 0, false, 25 },
         /* ---- cpu.busy over 95% ---- */
         { "cpu busy, flat: never grows", 1, 32, 1, 400, 0.02, 99, 100, false, 0, { { FLAT(50), 1, 1, 20 } }, 1 },
         { "cpu busy, flat from 4: only shrinks", 1, 32, 4, 400, 0.02, 99, 100, false, 0, { { FLAT(50), 1, 1, B_SMALL } }, 4 },
@@ -172,7 +180,8 @@ static unsigned simulate(const struct opt_case *tc, struct runner *r, struct tra
 
                 signals_set(&s, SIGNAL_TASKS_RATE, rate * noise(&seed, tc->noise));
                 signals_set(&s, SIGNAL_TASKS_BACKLOG, tc->backlog);
-                signals_set(&s, SIGNAL_CPU_BUSY, tc->cpu_busy);
+                signals_set(&s, SIGNAL_CPU_BUSY, tc->cpu_per_worker ? fmin(100.0, tc->cpu_per_worker * size)
+                                                                    : tc->cpu_busy);
                 signals_set(&s, SIGNAL_POOL_SIZE, size);
                 if (tc->decide) {
                         struct decision d;
@@ -371,8 +380,24 @@ static void test_invalid(void **state) {
         assert_string_equal(decision_label(&d), "optimize");
 }
 
-/* The log line names both sizes, their rates and the gain; the first sample
- * after a move is set aside; a probe is judged after OPTIMIZE_WINDOW samples. */
+/* Feeds samples of a linear curve (10/s per worker) at a cpu.busy, one a
+ * second from *i, following the advice; returns the last advice. */
+static struct optimize_advice feed(struct optimize_state *st, const struct optimize_params *p, unsigned *size,
+                                   unsigned *i, unsigned n, double cpu_busy) {
+        struct optimize_advice adv = {};
+        for (unsigned j = 0; j < n; j++, (*i)++) {
+                struct signals s = sample(10.0 * *size, cpu_busy);
+                assert_int_equal(optimize_step(st, p, &s, *size, BASE + *i * USEC_PER_SEC, &adv), 0);
+                *size = adv.size;
+        }
+        return adv;
+}
+
+/* The log line names both sizes, their rates and the gain. The first sample
+ * after a move is set aside; a search's first probe up leaps by the idle CPU
+ * after OPTIMIZE_LEAP_WINDOW samples; a clear difference is judged after
+ * OPTIMIZE_WINDOW_MIN samples of the probe; a fine probe waits for a base of
+ * OPTIMIZE_WINDOW samples. */
 static void test_reasons(void **state) {
         struct optimize_params p = { SIGNAL_TASKS_RATE, 5, 1, 8 };
         struct optimize_state st = {};
@@ -380,33 +405,62 @@ static void test_reasons(void **state) {
         unsigned size = 2, i = 0;
         (void) state;
 
-        /* 2 workers: 20/s, 3 workers: 30/s (linear, no noise) */
-        for (; i < OPTIMIZE_WARMUP + OPTIMIZE_WINDOW; i++) {
-                struct signals s = sample(10.0 * size, 50);
-                assert_int_equal(optimize_step(&st, &p, &s, size, BASE + i * USEC_PER_SEC, &adv), 0);
-                if (i == 0)
-                        assert_non_null(strstr(adv.why, "2 workers starting"));
-        }
-        assert_int_equal(adv.size, 3);
-        assert_non_null(strstr(adv.why, "probing 3"));
-        size = adv.size;
-        for (unsigned j = 0; j < OPTIMIZE_WARMUP + OPTIMIZE_WINDOW; j++, i++) {
-                struct signals s = sample(10.0 * size, 50);
-                assert_int_equal(optimize_step(&st, &p, &s, size, BASE + i * USEC_PER_SEC, &adv), 0);
-                if (j < OPTIMIZE_WARMUP + OPTIMIZE_WINDOW - 1)
-                        assert_int_equal(adv.size, 3);
-        }
-        assert_string_equal(adv.why, "optimize: 3 workers 30.0/s beat 2 workers 20.0/s by 50%; probing 5");
-        assert_int_equal(adv.size, 5);
+        adv = feed(&st, &p, &size, &i, 1, 50);
+        assert_string_equal(adv.why, "optimize: 2 workers starting, tasks.rate 20.0/s set aside");
+        adv = feed(&st, &p, &size, &i, 1, 50);
+        assert_string_equal(adv.why, "optimize: 2 workers 20.0/s; 1 of 2 samples before probing 4");
+        /* cpu.busy 50%: the pool could be 95/50 times as large, so 2 leap to 4 */
+        adv = feed(&st, &p, &size, &i, 1, 50);
+        assert_string_equal(adv.why, "optimize: 2 workers 20.0/s; probing 4");
+        assert_int_equal(size, 4);
+        adv = feed(&st, &p, &size, &i, OPTIMIZE_WARMUP + OPTIMIZE_WINDOW_MIN - 1, 50);
+        assert_int_equal(size, 4);
+        adv = feed(&st, &p, &size, &i, 1, 50);
+        assert_string_equal(adv.why, "optimize: 4 workers 40.0/s beat 2 workers 20.0/s by 100%; probing 8");
+        assert_int_equal(size, 8);
         assert_true(st.rising);
 
-        /* 5 workers bring nothing over 3 (30/s): back to 4, the step halved */
-        size = 5;
-        for (unsigned j = 0; j < OPTIMIZE_WARMUP + OPTIMIZE_WINDOW; j++, i++) {
-                struct signals s = sample(30, 50);
+        /* 8 workers bring nothing over 4 (40/s): the step halves, to 6 */
+        size = 8;
+        for (unsigned j = 0; j < OPTIMIZE_WARMUP + OPTIMIZE_WINDOW_MIN; j++, i++) {
+                struct signals s = sample(40, 50);
                 assert_int_equal(optimize_step(&st, &p, &s, size, BASE + i * USEC_PER_SEC, &adv), 0);
         }
-        assert_string_equal(adv.why, "optimize: 5 workers 30.0/s not 5% better than 3 workers 30.0/s; probing 4");
+        assert_string_equal(adv.why, "optimize: 8 workers 40.0/s not 5% better than 4 workers 40.0/s; probing 6");
+
+        /* From a settled-looking start at cpu.busy 99%: no leap, a fine probe
+         * down, which waits for OPTIMIZE_WINDOW samples of the base. */
+        optimize_reset(&st);
+        size = 3;
+        adv = feed(&st, &p, &size, &i, OPTIMIZE_WARMUP + OPTIMIZE_WINDOW - 1, 99);
+        assert_string_equal(adv.why, "optimize: 3 workers 30.0/s; 4 of 5 samples before probing 2");
+        adv = feed(&st, &p, &size, &i, 1, 99);
+        assert_string_equal(adv.why, "optimize: 3 workers 30.0/s; probing 2");
+}
+
+/* After a move, samples are set aside until one whose interval began a task
+ * duration (tasks.latency) after the move: tasks of 0.35 s and samples every
+ * 100 ms set four aside. */
+static void test_latency_set_aside(void **state) {
+        struct optimize_params p = { SIGNAL_TASKS_RATE, 5, 1, 8 };
+        struct optimize_state st = {};
+        struct optimize_advice adv;
+        unsigned size = 2, moved_at = 0;
+        (void) state;
+
+        for (unsigned i = 0; i < 40; i++) {
+                struct signals s = sample(10.0 * size, 10);
+                signals_set(&s, SIGNAL_TASKS_LATENCY, 0.35);
+                assert_int_equal(optimize_step(&st, &p, &s, size, BASE + i * 100 * USEC_PER_MSEC, &adv), 0);
+                if (moved_at && strstr(adv.why, "set aside") == NULL) {
+                        assert_int_equal(i - moved_at, 5);
+                        return;
+                }
+                if (adv.size != size)
+                        moved_at = i;
+                size = adv.size;
+        }
+        fail_msg("no sample counted after the move: %s", adv.why);
 }
 
 /* cpu.busy over 95%: no probe up from a busy size, unless the last move up
@@ -429,13 +483,16 @@ static void test_cpu_busy(void **state) {
          * since throughput still rises the probe up from a busy 2 is allowed. */
         optimize_reset(&st);
         size = 1;
+        bool rises = false;
         for (i = 0; i < 3 * (OPTIMIZE_WARMUP + OPTIMIZE_WINDOW); i++) {
                 struct signals s = sample(10.0 * size, size > 1 ? 99 : 50);
                 assert_int_equal(optimize_step(&st, &p, &s, size, BASE + i * USEC_PER_SEC, &adv), 0);
+                if (adv.size > size && size > 1)
+                        rises |= strstr(adv.why, "throughput still rises") != NULL;
                 size = adv.size;
         }
         assert_true(size >= 4);
-        assert_non_null(strstr(adv.why, "throughput still rises"));
+        assert_true(rises);
 }
 
 /* A rule overrides the seeker: the neighbour's rule takes a worker back at
@@ -543,6 +600,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_fine_step),
                 cmocka_unit_test(test_invalid),
                 cmocka_unit_test(test_reasons),
+                cmocka_unit_test(test_latency_set_aside),
                 cmocka_unit_test(test_cpu_busy),
                 cmocka_unit_test(test_rule_overrides),
                 cmocka_unit_test(test_limits_bypassed),
