@@ -109,6 +109,18 @@ const char *format_duration(usec_t t, char buf[static 32]) {
         return buf;
 }
 
+const char *format_size(uint64_t bytes, char buf[static 32]) {
+        static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+        double v = (double) bytes;
+        size_t u = 0;
+        while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+                v /= 1024;
+                u++;
+        }
+        snprintf(buf, 32, "%.4g %s", v, units[u]);
+        return buf;
+}
+
 int parse_percent(const char *s, double *ret) {
         if (!s || !(isdigit((unsigned char) s[0]) || s[0] == '.'))
                 return -EINVAL;

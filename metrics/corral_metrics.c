@@ -30,6 +30,12 @@ static const char *const outcome_names[_METRICS_OUTCOME_MAX] = {
         [METRICS_OUTCOME_SIGNAL]  = "signal",
 };
 
+static const char *const recycle_names[_METRICS_RECYCLE_MAX] = {
+        [METRICS_RECYCLE_TASKS] = "tasks",
+        [METRICS_RECYCLE_RSS]   = "rss",
+        [METRICS_RECYCLE_AGE]   = "age",
+};
+
 static const char *const direction_names[_METRICS_DIRECTION_MAX] = {
         [METRICS_SCALE_UP]   = "up",
         [METRICS_SCALE_DOWN] = "down",
@@ -134,6 +140,14 @@ static int add_pool(struct metrics_registry *reg, const struct metrics_snapshot 
                 return r;
         r = add_single(reg, "corral_crash_loop", "1 once the pool gave up in a crash loop",
                        METRIC_GAUGE, s->crash_loop);
+        if (r < 0)
+                return r;
+        double recycles[_METRICS_RECYCLE_MAX];
+        for (size_t i = 0; i < _METRICS_RECYCLE_MAX; i++)
+                recycles[i] = s->recycles[i];
+        r = add_by_label(reg, "corral_worker_recycles_total",
+                         "Workers replaced for reaching a workers.recycle limit, by which one",
+                         METRIC_COUNTER, "reason", recycle_names, recycles, _METRICS_RECYCLE_MAX);
         if (r < 0)
                 return r;
         double exits[_METRICS_OUTCOME_MAX];
@@ -375,6 +389,13 @@ static int status_pool(const struct metrics_snapshot *s, struct json_object *roo
                 return -ENOMEM;
         for (size_t i = 0; i < _METRICS_OUTCOME_MAX; i++)
                 ADD(exits, outcome_names[i], json_object_new_uint64(s->exits[i]));
+
+        struct json_object *recycles = json_object_new_object();
+        ADD(pool, "recycles", recycles);
+        if (!recycles)
+                return -ENOMEM;
+        for (size_t i = 0; i < _METRICS_RECYCLE_MAX; i++)
+                ADD(recycles, recycle_names[i], json_object_new_uint64(s->recycles[i]));
 
         ADD(root, "pool", TAKE_PTR(pool));
         return 0;

@@ -33,6 +33,13 @@ enum metrics_outcome {           /* same order as the pool's enum worker_outcome
         _METRICS_OUTCOME_MAX,
 };
 
+enum metrics_recycle_reason {   /* same order as supervisor/recycle.h's enum recycle_reason */
+        METRICS_RECYCLE_TASKS,
+        METRICS_RECYCLE_RSS,
+        METRICS_RECYCLE_AGE,
+        _METRICS_RECYCLE_MAX,
+};
+
 enum metrics_direction {
         METRICS_SCALE_UP,
         METRICS_SCALE_DOWN,
@@ -117,6 +124,7 @@ struct metrics_snapshot {
         const struct metrics_scale_count *scale_events;
         size_t n_scale_events;
         uint64_t exits[_METRICS_OUTCOME_MAX];
+        uint64_t recycles[_METRICS_RECYCLE_MAX];   /* workers replaced at a workers.recycle limit */
         uint64_t restarts;
         uint64_t tasks_ok, tasks_failed, tasks_pending;
         double utilization;      /* share of worker time busy, 0-1 */

@@ -71,6 +71,18 @@ static int warn_unavailable(const struct corral_config *c, struct conf_diagnosti
         return 0;
 }
 
+/* workers.recycle.tasks counts the lines of stream mode; elsewhere nothing
+ * counts them. A warning, not an error: `run --stream` may still supply the mode. */
+static int warn_recycle_tasks(const struct corral_config *c, struct conf_diagnostics *diag) {
+        if (c->workers.recycle_tasks == 0 || (c->tasks.from && c->tasks.mode == TASK_MODE_STREAM))
+                return 0;
+        return conf_diagnostics_add(diag, CONF_WARNING, c->path, 0, 0,
+                                    "workers.recycle.tasks counts stream-mode lines only: %s, so it is "
+                                    "never reached unless corral runs with --stream",
+                                    c->tasks.from ? "tasks.mode is per-task (each task is its own process)"
+                                                  : "a pool without tasks has none to count");
+}
+
 static void print_summary(const struct corral_config *c) {
         const struct workers_config *w = &c->workers;
         char max[16] = "auto", command[256] = "none (give one after --)";
@@ -131,6 +143,8 @@ int cmd_check(int argc, char **argv) {
         r = conf_load(path, &config, &diag);
         if (r >= 0)
                 r = warn_unavailable(&config, &diag);
+        if (r >= 0)
+                r = warn_recycle_tasks(&config, &diag);
         for (size_t i = 0; i < diag.n_items; i++)
                 fprintf(stderr, "%s\n", diag.items[i].message);
         if (r == -ENOMEM) {

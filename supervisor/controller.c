@@ -127,6 +127,8 @@ static void fill_pool_snapshot(struct controller *c, struct metrics_snapshot *s)
         s->workers[METRICS_WORKER_STOPPING] = pool_count(p, WORKER_STOPPING);
         for (int i = 0; i < _OUTCOME_MAX; i++)
                 s->exits[i] = p->exits[i];
+        for (int i = 0; i < _RECYCLE_MAX; i++)
+                s->recycles[i] = p->recycles[i];
 
         for (unsigned i = 0; i < p->n_alloc; i++) {
                 const struct worker *w = p->workers[i];
@@ -259,6 +261,26 @@ static void notify_status(struct controller *c) {
         (void) sd_notifyf(false, "STATUS=workers %u/%u, %s", pool_count(p, WORKER_RUNNING), p->max, cpu);
 }
 
+/* workers.recycle.rss: a worker whose resident memory is over its own limit
+ * at this sample is replaced. */
+static void recycle_by_rss(struct controller *c) {
+        struct pool *p = c->pool;
+        char why[96], rss_text[32], limit_text[32];
+
+        for (unsigned i = 0; p && i < p->n_alloc; i++) {
+                struct worker *w = p->workers[i];
+                double cpu;
+                uint64_t rss = 0;
+                if (w->state != WORKER_RUNNING || w->recycle.rss == 0 || w->recycle_due)
+                        continue;
+                if (sampler_worker(c->sampler, w->pid, &cpu, &rss) < 0 || rss <= w->recycle.rss)
+                        continue;
+                snprintf(why, sizeof(why), "rss %s over %s", format_size(rss, rss_text),
+                         format_size(w->recycle.rss, limit_text));
+                pool_worker_recycle(w, RECYCLE_RSS, why);
+        }
+}
+
 static void take_sample(struct controller *c) {
         size_t n;
         int r;
@@ -287,6 +309,7 @@ static void take_sample(struct controller *c) {
                 batch_fill_signals(c->batch, &c->sample.signals);
         if (c->stream)
                 stream_fill_signals(c->stream, &c->sample.signals);
+        recycle_by_rss(c);
 }
 
 /* The one place the pool size is applied, whoever decided it (the policy, a
@@ -691,6 +714,11 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
                         stream_set_on_stopping(c.stream, on_stopping, &c);
                 }
         }
+
+        if (w->recycle_tasks > 0 && !stream)
+                log_warning("workers.recycle.tasks counts stream-mode lines only: %s; ignoring it",
+                            c.batch ? "in per-task mode each task is its own process"
+                                    : "a pool without tasks has none to count");
 
         if (add_signal_handlers(&c) < 0 || start_metrics(&c) < 0)
                 return EXIT_USAGE;

@@ -11,7 +11,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "conf/units.h"
@@ -22,6 +24,7 @@
 extern char **environ;
 
 static int on_restart_timer(sd_event_source *s, uint64_t usec, void *userdata);
+static int on_age_timer(sd_event_source *s, uint64_t usec, void *userdata);
 static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdata);
 static int pool_reconcile(struct pool *p);
 
@@ -162,6 +165,13 @@ static int worker_start(struct pool *p, struct worker *w) {
         w->started = pool_now(p);
         w->generation = p->generation;
         w->shm = p->shm ? shm_set_ref(p->shm) : NULL;
+        recycle_draw(wc, &p->rng, &w->recycle);
+        if (w->recycle.age > 0) {
+                r = sd_event_add_time(p->event, &w->age_timer, CLOCK_MONOTONIC, w->started + w->recycle.age,
+                                      TIMER_ACCURACY_USEC, on_age_timer, w);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to arm the age limit of worker %u, ignoring: %m", w->id);
+        }
         if (cpu >= 0)
                 log_info("worker %u started (pid %d) on CPU %d", w->id, pid, cpu);
         else
@@ -211,22 +221,29 @@ void pool_worker_stop(struct worker *w) {
 static void worker_released(struct worker *w) {
         w->child = sd_event_source_unref(w->child);
         w->kill_timer = sd_event_source_disable_unref(w->kill_timer);
+        w->age_timer = sd_event_source_disable_unref(w->age_timer);
+        w->recycle_due = w->recycle_ready = false;
         w->pid = 0;
         w->state = WORKER_EMPTY;
         /* The last worker of an old generation frees its segments. */
         w->shm = shm_set_unref(w->shm);
 }
 
-/* Which running worker to stop when there are too many: one still on an old
- * command first, else the newest, which has the least work invested in it. */
+/* A worker to replace: on an old command, or recycled and free to go. */
+static bool worker_is_stale(const struct pool *p, const struct worker *w) {
+        return w->generation != p->generation || (w->recycle_due && w->recycle_ready);
+}
+
+/* Which running worker to stop when there are too many: a stale one first,
+ * else the newest, which has the least work invested in it. */
 static struct worker *pool_pick_surplus(struct pool *p) {
         struct worker *pick = NULL;
         for (unsigned i = 0; i < p->n_alloc; i++) {
                 struct worker *w = p->workers[i];
                 if (w->state != WORKER_RUNNING)
                         continue;
-                bool stale = w->generation != p->generation;
-                bool pick_stale = pick && pick->generation != p->generation;
+                bool stale = worker_is_stale(p, w);
+                bool pick_stale = pick && worker_is_stale(p, pick);
                 if (!pick || (stale && !pick_stale) ||
                     (stale == pick_stale && w->started >= pick->started))
                         pick = w;
@@ -237,7 +254,7 @@ static struct worker *pool_pick_surplus(struct pool *p) {
 static unsigned pool_count_stale(const struct pool *p) {
         unsigned n = 0;
         for (unsigned i = 0; i < p->n_alloc; i++)
-                n += p->workers[i]->state == WORKER_RUNNING && p->workers[i]->generation != p->generation;
+                n += p->workers[i]->state == WORKER_RUNNING && worker_is_stale(p, p->workers[i]);
         return n;
 }
 
@@ -290,15 +307,52 @@ static int pool_reconcile(struct pool *p) {
                         return r;
         }
 
-        /* A rolling restart: one step at a time, the next when this one's old
-         * worker has gone. Start the new worker first where a slot is free, so
-         * the pool never drops below what it had. */
+        /* A rolling restart (or a recycle): one step at a time, the next when
+         * this one's old worker has gone. Start the new worker first where a
+         * slot is free, so the pool never drops below what it had. */
         if (pool_count_stale(p) > 0 && pool_count(p, WORKER_STOPPING) == 0 && want > 0) {
+                struct worker *old = pool_pick_surplus(p);
                 r = pool_start_one(p);
                 if (r < 0 && r != -ENOSPC)
                         return r;
-                worker_stop(pool_pick_surplus(p));
+                if (old->recycle_due && old->recycle_ready) {
+                        log_info("recycling worker %u (pid %d): %s", old->id, old->pid, old->recycle_why);
+                        p->recycles[old->recycle_reason]++;
+                }
+                worker_stop(old);
         }
+        return 0;
+}
+
+void pool_worker_recycle(struct worker *w, enum recycle_reason reason, const char *why) {
+        struct pool *p = w->pool;
+
+        if (w->state != WORKER_RUNNING || w->recycle_due || p->stopping)
+                return;
+        w->recycle_due = true;
+        w->recycle_reason = reason;
+        snprintf(w->recycle_why, sizeof(w->recycle_why), "%s", why);
+        if (p->hooks && p->hooks->recycle) {
+                p->hooks->recycle(p, w, p->hooks->userdata);
+                return;
+        }
+        pool_worker_recycle_ready(w);
+}
+
+void pool_worker_recycle_ready(struct worker *w) {
+        if (w->state != WORKER_RUNNING || !w->recycle_due || w->recycle_ready)
+                return;
+        w->recycle_ready = true;
+        (void) pool_reconcile(w->pool);
+}
+
+static int on_age_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct worker *w = userdata;
+        char why[96], age[32];
+        (void) s;
+        (void) usec;
+        snprintf(why, sizeof(why), "age %s reached", format_duration(w->recycle.age, age));
+        pool_worker_recycle(w, RECYCLE_AGE, why);
         return 0;
 }
 
@@ -511,6 +565,9 @@ int pool_new(sd_event *e, const struct corral_config *config, struct pool **ret)
         }
         pool_set_limits(p, &config->workers);
         restart_state_init(&p->restart, &p->limits);
+        /* Jitter needs no strong randomness, only different draws per run. */
+        if (getrandom(&p->rng, sizeof(p->rng), GRND_NONBLOCK) != sizeof(p->rng))
+                p->rng = (uint64_t) pool_now(p) ^ ((uint64_t) getpid() << 32);
         *ret = p;
         return 0;
 }

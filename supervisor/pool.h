@@ -15,6 +15,7 @@
 #include <systemd/sd-event.h>
 
 #include "conf/config.h"
+#include "supervisor/recycle.h"
 #include "supervisor/restart.h"
 #include "supervisor/shm.h"
 
@@ -45,6 +46,14 @@ struct worker {
         struct shm_set *shm;     /* the shared segments it was given (a reference) */
         sd_event_source *child;
         sd_event_source *kill_timer;   /* SIGKILL once stop_timeout has passed */
+
+        /* workers.recycle: its own limits, drawn when it started. */
+        struct recycle_limits recycle;
+        sd_event_source *age_timer;
+        bool recycle_due;        /* past a limit: to be replaced */
+        bool recycle_ready;      /* ... and free to go now (stream mode: no lines left) */
+        enum recycle_reason recycle_reason;
+        char recycle_why[96];    /* "rss 612 MiB over 512 MiB" */
 };
 
 /* Stream mode's view of the workers' lives (NULL for a plain pool). */
@@ -60,6 +69,9 @@ struct pool_hooks {
          * it is replaced after the backoff whatever workers.restart says: a
          * stream worker is never "done". */
         bool (*ended)(struct pool *p, struct worker *w, bool asked_to_stop, void *userdata);
+        /* The worker went past a recycle limit. The owner gives no more work
+         * to it and calls pool_worker_recycle_ready() once it holds none. */
+        void (*recycle)(struct pool *p, struct worker *w, void *userdata);
         void *userdata;
 };
 
@@ -82,6 +94,8 @@ struct pool {
         char last_exit[96];      /* "exited with status 1", for the crash-loop report */
         uint64_t restarts;
         uint64_t exits[_OUTCOME_MAX];
+        uint64_t recycles[_RECYCLE_MAX];
+        uint64_t rng;            /* recycle_random()'s state, for the jitter */
 
         /* workers.placement: the CPU a new worker is pinned to, or -1 for none. */
         int (*place)(struct pool *p, unsigned worker_id, void *userdata);
@@ -125,6 +139,18 @@ void pool_stop(struct pool *p, int status);
  * stop_timeout, and a new one in its slot once it is gone (no backoff: the
  * owner decided, not the worker). Cannot fail. */
 void pool_worker_stop(struct worker *w);
+
+/* workers.recycle: the worker went past one of its limits (`why` says which,
+ * for the log). It is replaced the way a rolling restart replaces workers:
+ * a new one first where a slot is free, then the old one stopped, one at a
+ * time; its exit is not a failure. With hooks the owner first takes its
+ * work away (pool_worker_recycle_ready). A worker already due or not running
+ * is left as it is. Cannot fail. */
+void pool_worker_recycle(struct worker *w, enum recycle_reason reason, const char *why);
+
+/* The owner (stream mode) holds nothing more of the recycled worker w: it
+ * may be replaced now. Cannot fail. */
+void pool_worker_recycle_ready(struct worker *w);
 
 unsigned pool_count(const struct pool *p, enum worker_state state);
 

@@ -92,6 +92,8 @@ struct sworker {
         size_t lines, bytes;     /* outstanding */
         usec_t progress;         /* its last answer, or when it got work while idle */
         struct strbuf rbuf;      /* result bytes not yet a whole line */
+        uint64_t answered;       /* lines, since it started: workers.recycle.tasks */
+        bool draining;           /* to be recycled: no new lines, replaced once it holds none */
         bool blocked;            /* its stdin pipe is full: waiting for EPOLLOUT */
         bool killed;             /* replaced by the stream: timeout or protocol error */
         bool charge;             /* ... and its oldest line is to blame (timeout) */
@@ -427,6 +429,24 @@ static void sworker_write(struct sworker *sw) {
                 sworker_close_input(sw);
 }
 
+/* Lines the worker may still be given under workers.recycle.tasks. */
+static uint64_t sworker_budget(const struct sworker *sw) {
+        uint64_t limit = sw->w ? sw->w->recycle.tasks : 0, used = sw->answered + sw->lines;
+        if (limit == 0)
+                return UINT64_MAX;
+        return used < limit ? limit - used : 0;
+}
+
+/* A worker that answered its workers.recycle.tasks lines is recycled. */
+static void sworker_check_tasks(struct sworker *sw) {
+        char why[96];
+        if (!sw->w || sw->killed || sw->w->recycle.tasks == 0 || sw->answered < sw->w->recycle.tasks)
+                return;
+        snprintf(why, sizeof(why), "%" PRIu64 " lines answered, its limit %" PRIu64, sw->answered,
+                 sw->w->recycle.tasks);
+        pool_worker_recycle(sw->w, RECYCLE_TASKS, why);
+}
+
 static void deliver(struct stream *s, struct span *span, const char *p, size_t len) {
         struct strbuf *b = span_is_head(s, span) ? &s->out : &span->out;
         if (strbuf_append(b, p, len) < 0)
@@ -452,6 +472,7 @@ static bool sworker_route(struct sworker *sw, const char *p, size_t len) {
                 deliver(s, span, p, take);
                 span->n_done += m;
                 sw->lines -= m;
+                sw->answered += m;
                 s->ok += m;
                 s->interval_done += m;
                 sw->progress = now;
@@ -466,6 +487,7 @@ static bool sworker_route(struct sworker *sw, const char *p, size_t len) {
                 if ((span = sworker_head(sw)))
                         span->head_since = now;
         }
+        sworker_check_tasks(sw);
         return true;
 }
 
@@ -647,6 +669,10 @@ static struct span *stream_next_span(struct stream *s, const struct sworker *sw)
         size_t lines = s->span_lines;
         if (sw->q_len >= WORKER_SPANS_SOFT && sw->lines > lines)
                 lines = sw->lines < SPAN_LINES_MAX ? sw->lines : SPAN_LINES_MAX;
+        /* No more than it may answer before it is recycled. */
+        uint64_t budget = sworker_budget(sw);
+        if (budget < lines)
+                lines = (size_t) budget;
         return stream_cut(s, lines);
 }
 
@@ -674,7 +700,8 @@ static struct sworker *stream_pick(struct stream *s) {
         struct sworker *best = NULL;
         for (unsigned i = 0; i < s->n_workers; i++) {
                 struct sworker *sw = s->workers[i];
-                if (!sw || !sworker_usable(sw) || sw->bytes >= WORKER_BYTES_MAX || sworker_reserve(sw) < 0)
+                if (!sw || !sworker_usable(sw) || sw->draining || sworker_budget(sw) == 0 ||
+                    sw->bytes >= WORKER_BYTES_MAX || sworker_reserve(sw) < 0)
                         continue;
                 if (!best || sw->lines < best->lines)
                         best = sw;
@@ -724,6 +751,13 @@ static void stream_dispatch(struct stream *s) {
         }
         if (s->in_src)
                 (void) sd_event_source_set_enabled(s->in_src, want_input ? SD_EVENT_ON : SD_EVENT_OFF);
+        /* A recycled worker that answered all it had is replaced, unless the
+         * input is over: then its stdin has just closed and it ends anyway. */
+        for (unsigned i = 0; !nothing_to_send(s) && i < s->n_workers; i++) {
+                struct sworker *sw = s->workers[i];
+                if (sw && sw->w && sw->draining && !sw->killed && sw->lines == 0)
+                        pool_worker_recycle_ready(sw->w);
+        }
         stream_maybe_finish(s);
 }
 
@@ -874,7 +908,8 @@ static void hook_started(struct pool *p, struct worker *w, int error, void *user
                 return;
         }
         sw->w = w;
-        sw->killed = sw->charge = sw->closed_in = false;
+        sw->killed = sw->charge = sw->closed_in = sw->draining = false;
+        sw->answered = 0;
         int r = sd_event_add_io(s->event, &sw->out_src, sw->out_fd, EPOLLIN, on_worker_stdout, sw);
         if (r < 0) {
                 log_error_errno(r, "Failed to watch worker %u's output, replacing it: %m", w->id);
@@ -907,6 +942,18 @@ static bool hook_ended(struct pool *p, struct worker *w, bool asked_to_stop, voi
                 emit_in_order(s);
         stream_kick(s);
         return expected || s->finished;
+}
+
+static void hook_recycle(struct pool *p, struct worker *w, void *userdata) {
+        struct stream *s = userdata;
+        struct sworker *sw = w->id < s->n_workers ? s->workers[w->id] : NULL;
+        (void) p;
+
+        if (!sw || sw->w != w)
+                return;
+        /* Its lines are answered first: it gets no more, and goes once it holds none. */
+        sw->draining = true;
+        stream_kick(s);
 }
 
 /* ---- the public side ---- */
@@ -1055,7 +1102,8 @@ int stream_new(sd_event *e, const struct corral_config *config, struct pool *poo
                 .in_fd = -EBADF,
                 .next_seq = 1,
                 .span_lines = 1,
-                .hooks = { .open_stdio = hook_open_stdio, .started = hook_started, .ended = hook_ended },
+                .hooks = { .open_stdio = hook_open_stdio, .started = hook_started, .ended = hook_ended,
+                           .recycle = hook_recycle },
         };
         s->hooks.userdata = s;
         s->interval_start = stream_now(s);

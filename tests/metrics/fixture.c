@@ -46,6 +46,7 @@ void fixture_snapshot(struct metrics_snapshot *s, bool crash_loop) {
                 .cores = cores, .n_cores = sizeof(cores) / sizeof(cores[0]),
                 .scale_events = scale_events, .n_scale_events = sizeof(scale_events) / sizeof(scale_events[0]),
                 .exits = { 5, 2, 1 },
+                .recycles = { 4, 1, 0 },
                 .restarts = 3,
                 .tasks_ok = 14, .tasks_failed = 1, .tasks_pending = 7,
                 .utilization = 0.675,

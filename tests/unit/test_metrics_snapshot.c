@@ -51,6 +51,7 @@ static void test_every_design_name(void **state) {
                 { "corral_workers_min", "gauge" },
                 { "corral_workers_max", "gauge" },
                 { "corral_rule_condition_held_seconds", "gauge" },
+                { "corral_worker_recycles_total", "counter" },
         };
         struct metrics_snapshot s;
         char line[128];
@@ -89,6 +90,9 @@ static void test_values_and_units(void **state) {
                 "corral_worker_exits_total{outcome=\"success\"} 5\n",
                 "corral_worker_exits_total{outcome=\"failure\"} 2\n",
                 "corral_worker_exits_total{outcome=\"signal\"} 1\n",
+                "corral_worker_recycles_total{reason=\"tasks\"} 4\n",
+                "corral_worker_recycles_total{reason=\"rss\"} 1\n",
+                "corral_worker_recycles_total{reason=\"age\"} 0\n",
                 "corral_tasks_total{result=\"ok\"} 14\n",
                 "corral_tasks_total{result=\"failed\"} 1\n",
                 "corral_tasks_pending 7\n",

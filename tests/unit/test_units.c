@@ -72,6 +72,18 @@ static void test_signals(void **state) {
         assert_string_equal(signal_to_string(SIGKILL, buf), "KILL");
 }
 
+static void test_format_size(void **state) {
+        char buf[32];
+        (void) state;
+
+        assert_string_equal(format_size(0, buf), "0 B");
+        assert_string_equal(format_size(1023, buf), "1023 B");
+        assert_string_equal(format_size(1024, buf), "1 KiB");
+        assert_string_equal(format_size(512ULL << 20, buf), "512 MiB");
+        assert_string_equal(format_size(3ULL << 29, buf), "1.5 GiB");
+        assert_string_equal(format_size(UINT64_MAX, buf), "16 EiB");
+}
+
 static void test_format_duration(void **state) {
         char buf[32];
         (void) state;
@@ -88,6 +100,7 @@ int main(void) {
                 cmocka_unit_test(test_unsigned),
                 cmocka_unit_test(test_signals),
                 cmocka_unit_test(test_format_duration),
+                cmocka_unit_test(test_format_size),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
