@@ -1115,6 +1115,22 @@ static void check_missing(struct loader *l, const bool *present, const char *pat
                 error_at(l, n, "%s: missing '%s'", path, key);
 }
 
+/* tasks.output is about per-task mode's output; ungroup has no order to keep. */
+static void check_output(struct loader *l) {
+        const struct tasks_config *t = &l->c->tasks;
+        const yaml_node_t *out = seen_node(l, &t->output), *order = seen_node(l, &t->keep_order);
+
+        if (!out || t->output == TASK_OUTPUT_GROUP)
+                return;
+        if (t->mode == TASK_MODE_STREAM)
+                error_at(l, out, "tasks.output: %s applies to tasks.mode per-task only; stream mode writes "
+                         "one result line per input line (leave tasks.output out)", output_names[t->output]);
+        else if (t->output == TASK_OUTPUT_UNGROUP && t->keep_order)
+                error_at(l, order && order->start_mark.index > out->start_mark.index ? order : out,
+                         "tasks.output: ungroup passes output on as it comes, so tasks.keep_order cannot "
+                         "hold it in input order; give only one of them");
+}
+
 static void validate(struct loader *l) {
         struct corral_config *c = l->c;
         struct workers_config *w = &c->workers;
@@ -1149,6 +1165,7 @@ static void validate(struct loader *l) {
         if (n && l->target_percent && seen_node(l, &p->target_signal) && !signal_is_percent(p->target_signal))
                 error_at(l, n, "policy.target.value: '%%' does not apply to %s, which is not a percentage",
                          signal_name(p->target_signal));
+        check_output(l);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -2,8 +2,10 @@
 /*
  * Per-task batch mode: a queue of input lines, a set of running-task slots
  * (CORRAL_WORKER_ID is the slot), one process per task attempt, its stdout
- * collected through a pipe and written whole when it ends, a joblog line per
- * attempt, retries, keep_order, the stop, and the progress bar.
+ * (tasks.output) collected through a pipe and written whole when it ends
+ * (group), passed on in whole lines as it comes (line-buffer), or corral's own
+ * stdout (ungroup), a joblog line per attempt, retries, keep_order, the stop,
+ * and the progress bar.
  *
  * Spawning is the hot path (DESIGN.md: dispatch at xargs speed): tasks start
  * through spawn_worker() (vfork-style, no page tables copied), the program is
@@ -75,7 +77,9 @@ struct slot {
         bool exited, eof, timed_out;
         unsigned timeout_phase;  /* 0: running; 1: stop_signal sent; 2: SIGKILL sent */
         int how, status;         /* CLD_EXITED (status: exit status) or killed (status: signal) */
-        struct strbuf output;
+        struct strbuf output;    /* group: all of it; live: what may not go out yet */
+        bool live;               /* its output is passed on as it comes */
+        uint64_t received;       /* bytes it wrote to stdout (the joblog's Receive) */
 };
 
 struct batch {
@@ -122,7 +126,12 @@ struct batch {
         struct strbuf task_var;
         char *exe;               /* command[0] resolved once; NULL: looked up per task */
 
-        /* output */
+        /* output: fixed for the run (a reload cannot switch modes halfway) */
+        enum task_output output;
+        bool keep_order;
+        bool direct_output;      /* ungroup: tasks write to corral's stdout itself */
+        bool bar_over_output;    /* the bar shares a terminal with the output */
+        bool bar_drawn;          /* a bar line is on the terminal now */
         struct order_buffer order;
         size_t order_held;
         bool stdout_broken;
@@ -205,8 +214,21 @@ static void queue_clear(struct queue *q) {
 
 /* ---- output ------------------------------------------------------------- */
 
+static void bar_draw(struct batch *b, bool last);
+
+/* Output lines would land on the bar's line: wipe it first (the caller draws
+ * it again after writing). Returns whether it did. */
+static bool bar_step_aside(struct batch *b, bool output_on_stdout) {
+        if (!b->bar_drawn || (output_on_stdout && !b->bar_over_output))
+                return false;
+        (void) !write(b->bar_fd, "\r\033[K", 4);
+        b->bar_drawn = false;
+        return true;
+}
+
 /* Writes a task's output whole, in one go where the pipe allows. */
 static void emit(struct batch *b, const char *data, size_t len) {
+        bool redraw = len > 0 && bar_step_aside(b, true);
         while (len > 0 && !b->stdout_broken) {
                 ssize_t n = write(STDOUT_FILENO, data, len);
                 if (n < 0 && errno == EINTR)
@@ -224,6 +246,8 @@ static void emit(struct batch *b, const char *data, size_t len) {
                 data += n;
                 len -= (size_t) n;
         }
+        if (redraw)
+                bar_draw(b, false);
 }
 
 static void emit_in_order(struct batch *b) {
@@ -263,6 +287,7 @@ static void bar_draw(struct batch *b, bool last) {
         int n = snprintf(out, sizeof(out), "\r%s\033[K%s", line, last ? "\n" : "");
         if (n > 0)
                 (void) !write(b->bar_fd, out, (size_t) n < sizeof(out) ? (size_t) n : sizeof(out) - 1);
+        b->bar_drawn = !last;
 }
 
 static int on_bar_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -286,6 +311,14 @@ static int bar_open(const struct batch_options *o) {
                         return fd;
         }
         return -EBADF;
+}
+
+/* True when the bar and corral's stdout are the same terminal, so that output
+ * written while the bar shows would be glued to it. */
+static bool bar_shares_stdout(int bar_fd) {
+        struct stat a, o;
+        return bar_fd >= 0 && isatty(STDOUT_FILENO) && fstat(bar_fd, &a) >= 0 && fstat(STDOUT_FILENO, &o) >= 0 &&
+               a.st_rdev == o.st_rdev;
 }
 
 /* ---- the end ------------------------------------------------------------ */
@@ -581,6 +614,7 @@ static void slot_read_stderr(struct slot *s, bool final) {
         char prefix[32];
         int np = snprintf(prefix, sizeof(prefix), "[%llu] ", (unsigned long long) s->task.seq);
         size_t start = 0;
+        bool redraw = false;
         while (start < l->len) {
                 char *nl = memchr(l->data + start, '\n', l->len - start);
                 if (!nl && !final)
@@ -591,11 +625,15 @@ static void slot_read_stderr(struct slot *s, bool final) {
                         { l->data + start, end - start },
                         { (char *) "\n", nl ? 0 : 1 },
                 };
+                if (!redraw && s->batch->bar_fd == STDERR_FILENO)
+                        redraw = bar_step_aside(s->batch, false);
                 (void) !writev(STDERR_FILENO, iov, 3);
                 start = end;
         }
         memmove(l->data, l->data + start, l->len - start);
         l->len -= start;
+        if (redraw)
+                bar_draw(s->batch, false);
 }
 
 static int on_task_stderr(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
@@ -676,6 +714,35 @@ static void write_joblog(struct batch *b, const struct pending *t, double start,
         joblog_failed(b, t->seq, n, end, n < 0 ? errno : ENOSPC);
 }
 
+/* Writes what a live task's output holds that may go now: whole lines
+ * (line-buffer) or everything (ungroup); final: the task ended, the rest goes. */
+static void slot_pass_on(struct slot *s, bool final) {
+        struct strbuf *o = &s->output;
+        size_t n = s->batch->output == TASK_OUTPUT_LINE ?
+                   task_output_cut(o->data, o->len, TASK_LINE_BUFFER_MAX, final) : o->len;
+        if (n == 0)
+                return;
+        emit(s->batch, o->data, n);
+        memmove(o->data, o->data + n, o->len - n);
+        o->len -= n;
+}
+
+/* keep_order with line-buffer, as GNU parallel: the oldest task still to be
+ * printed is live, the others are collected. Once the order moved on, the
+ * task now first goes live with what it wrote so far, if it is running. */
+static void order_head_goes_live(struct batch *b) {
+        if (b->output != TASK_OUTPUT_LINE)
+                return;
+        for (unsigned i = 0; i < b->n_slots; i++) {
+                struct slot *s = b->slots[i];
+                if (s->busy && !s->live && s->task.ord == b->order.next) {
+                        s->live = true;
+                        slot_pass_on(s, false);
+                        return;
+                }
+        }
+}
+
 /* Accounts for one ended attempt: joblog, retry or result, output. The slot
  * is free afterwards. The caller calls batch_progress(). */
 static void slot_finish(struct slot *s) {
@@ -699,7 +766,11 @@ static void slot_finish(struct slot *s) {
         }
 
         slot_release_io(s);
-        write_joblog(b, &s->task, s->started_real, runtime, s->output.len, exitval, sig);
+        /* Live output is out already, retried or not: what is written cannot
+         * be taken back, so a last line without a newline goes too. */
+        if (s->live)
+                slot_pass_on(s, true);
+        write_joblog(b, &s->task, s->started_real, runtime, s->received, exitval, sig);
         b->exits[outcome]++;
         metrics_histogram_observe(&b->durations, runtime);
         b->interval_attempts++;
@@ -714,7 +785,8 @@ static void slot_finish(struct slot *s) {
         b->running_lines -= s->task.lines;
 
         if (!ok && !b->stopping && s->task.attempts <= b->config->tasks.retries) {
-                /* Another attempt, first in line; this attempt's output is dropped. */
+                /* Another attempt, first in line; this attempt's output, unless
+                 * it went out live, is dropped. */
                 s->output.len = 0;
                 if (queue_push_front(&b->queue, &s->task) >= 0) {
                         s->task = (struct pending) {};
@@ -734,7 +806,7 @@ static void slot_finish(struct slot *s) {
                 for (unsigned i = 0; i < s->task.lines && i < FIRST_FAILED_MAX; i++)
                         note_failed(b, s->task.seq + (uint64_t) i * b->config->tasks.shard_count);
         }
-        if (b->config->tasks.keep_order) {
+        if (b->keep_order) {
                 /* The buffer goes to the order buffer; the slot starts a new one. */
                 char *data = NULL;
                 size_t len = s->output.len;
@@ -748,6 +820,7 @@ static void slot_finish(struct slot *s) {
                         log_warning_errno(ENOMEM, "Failed to keep the output of task %llu: %m",
                                           (unsigned long long) s->task.seq);
                 emit_in_order(b);
+                order_head_goes_live(b);
         } else {
                 emit(b, s->output.data, s->output.len);
                 s->output.len = 0;
@@ -759,6 +832,7 @@ static void slot_finish(struct slot *s) {
 /* Reads what the task wrote. until_empty: drain (at exit) rather than one
  * read (from the event loop, which calls again while there is more). */
 static void slot_read(struct slot *s, bool until_empty) {
+        const struct batch *b = s->batch;
         for (;;) {
                 if (strbuf_reserve(&s->output, READ_CHUNK) < 0) {
                         log_warning_errno(ENOMEM, "Failed to keep the output of task %llu, dropping it: %m",
@@ -780,6 +854,10 @@ static void slot_read(struct slot *s, bool until_empty) {
                         return;
                 }
                 s->output.len += (size_t) n;
+                if (b->output != TASK_OUTPUT_UNGROUP)
+                        s->received += (uint64_t) n;
+                if (s->live)
+                        slot_pass_on(s, false);
                 if (!until_empty)
                         return;
         }
@@ -884,6 +962,7 @@ static int slot_start(struct batch *b, struct slot *s) {
         int fds[2], r;
 
         s->output.len = 0;
+        s->received = 0;
         r = task_argv_build(&b->argv, b->config->command, t->line, t->len);
         if (r < 0)
                 return r;
@@ -898,12 +977,14 @@ static int slot_start(struct batch *b, struct slot *s) {
         b->envp[b->env_task + 2] = b->seq_var;
         b->envp[b->env_task + 3] = b->task_var.data;
 
-        if (pipe2(fds, O_CLOEXEC) < 0)
-                return -errno;
-        out_read = fds[0];
-        out_write = fds[1];
-        if (fcntl(out_read, F_SETFL, O_NONBLOCK) < 0)
-                return -errno;
+        if (!b->direct_output) {
+                if (pipe2(fds, O_CLOEXEC) < 0)
+                        return -errno;
+                out_read = fds[0];
+                out_write = fds[1];
+                if (fcntl(out_read, F_SETFL, O_NONBLOCK) < 0)
+                        return -errno;
+        }
 
         _cleanup_(closep) int err_read = -EBADF, err_write = -EBADF;
         if (b->prefix_stderr) {
@@ -938,7 +1019,10 @@ static int slot_start(struct batch *b, struct slot *s) {
 
         s->pid = pid;
         s->busy = true;
-        s->exited = s->eof = s->timed_out = false;
+        s->exited = s->timed_out = false;
+        s->eof = b->direct_output;   /* nothing to read: it writes to our stdout */
+        s->live = b->output == TASK_OUTPUT_UNGROUP ||
+                  (b->output == TASK_OUTPUT_LINE && (!b->keep_order || t->ord == b->order.next));
         s->timeout_phase = 0;
         s->output.len = 0;
         b->running++;
@@ -947,7 +1031,7 @@ static int slot_start(struct batch *b, struct slot *s) {
         r = sd_event_add_child(b->event, &s->child, pid, WEXITED, on_task_exit, s);
         if (r >= 0)
                 r = sd_event_source_set_child_process_own(s->child, true);
-        if (r >= 0)
+        if (r >= 0 && out_read >= 0)
                 r = sd_event_add_io(b->event, &s->out, out_read, EPOLLIN, on_task_output, s);
         if (r >= 0 && err_read >= 0)
                 r = sd_event_add_io(b->event, &s->err, err_read, EPOLLIN, on_task_stderr, s);
@@ -1016,7 +1100,7 @@ static void batch_dispatch(struct batch *b) {
                 if (b->queue.len == 0 || b->stopping)
                         break;
                 const struct pending *head = &b->queue.ring[b->queue.head];
-                if (b->config->tasks.keep_order && head->attempts == 0 && head->ord >= b->order.next + ORDER_WINDOW)
+                if (b->keep_order && head->attempts == 0 && head->ord >= b->order.next + ORDER_WINDOW)
                         break;
                 struct slot *s = batch_free_slot(b);
                 if (!s)
@@ -1288,6 +1372,8 @@ int batch_new(sd_event *e, const struct corral_config *config, const struct batc
                 /* On a terminal the lines of concurrent tasks would be a jumble;
                  * in a pipe or the journal they pass through untouched. */
                 .prefix_stderr = isatty(STDERR_FILENO),
+                .output = config->tasks.output,
+                .keep_order = config->tasks.keep_order,
         };
         r = batch_apply_config(b, config);
         if (r < 0) {
@@ -1302,6 +1388,11 @@ int batch_new(sd_event *e, const struct corral_config *config, const struct batc
                 return r;
         }
         b->bar_fd = bar_open(opts);
+        b->bar_over_output = bar_shares_stdout(b->bar_fd);
+        /* ungroup's "as it comes" is the task writing to our stdout itself,
+         * unless the bar shares its terminal: then the output passes through
+         * corral, which wipes the bar before each piece. */
+        b->direct_output = b->output == TASK_OUTPUT_UNGROUP && !b->bar_over_output;
         *ret = b;
         return 0;
 }
@@ -1383,6 +1474,8 @@ int batch_set_shm(struct batch *b, struct shm_set *shm) {
 }
 
 int batch_reconfigure(struct batch *b, const struct corral_config *config) {
+        if (config->tasks.output != b->output || config->tasks.keep_order != b->keep_order)
+                log_warning("tasks.output and tasks.keep_order changed: they take effect when corral restarts");
         return batch_apply_config(b, config);
 }
 

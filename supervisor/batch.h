@@ -2,8 +2,9 @@
 /*
  * Per-task batch mode (`corral run --tasks FILE|-`): each input line runs
  * COMMAND once, `{}` replaced by the line, with retries, a GNU parallel
- * joblog, --resume, output grouped per task (in completion order or input
- * order), a progress bar, and the tasks.* signals for the policy. The number
+ * joblog, --resume, output per tasks.output (grouped per task, in whole
+ * lines as it comes, or passed through; in completion or input order), a
+ * progress bar, and the tasks.* signals for the policy. The number
  * of tasks running at once is the batch's "pool size"; the controller sets it
  * (batch_set_concurrency) as the policy decides. Input is read only as far as
  * the dispatcher needs, so an endless stdin runs in bounded memory.

@@ -19,7 +19,8 @@ const char run_usage[] =
         "Usage: corral run [-c FILE] [--min N] [--max N] [--metrics HOST:PORT|none]\n"
         "                  [--stop-timeout DURATION]\n"
         "                  [--restart-delay DURATION] [--crash-limit N]\n"
-        "                  [--tasks FILE|-] [--stream] [--keep-order] [--joblog FILE] [--resume]\n"
+        "                  [--tasks FILE|-] [--stream] [--keep-order] [--line-buffer|--ungroup]\n"
+        "                  [--joblog FILE] [--resume]\n"
         "                  [--resume-failed] [--retries N] [--timeout DURATION]\n"
         "                  [--batch N] [--shard K/N|env] [--bar] [-v|-q]\n"
         "                  [--] COMMAND [ARG...]\n"
@@ -45,6 +46,10 @@ const char run_usage[] =
         "                             --tasks, default stdin) and write one result\n"
         "                             line per line\n"
         "      --keep-order           print task outputs in input order\n"
+        "      --line-buffer          print a task's output as it comes, in whole\n"
+        "                             lines (default: whole when the task ends)\n"
+        "      --ungroup              let tasks write to corral's stdout directly\n"
+        "                             (fastest; lines of tasks may mix)\n"
         "      --joblog FILE          log every task attempt (GNU parallel format)\n"
         "      --resume               skip the tasks the joblog has as done\n"
         "      --resume-failed        ... and run the failed ones again\n"
@@ -73,6 +78,8 @@ enum {
         ARG_TASKS,
         ARG_STREAM,
         ARG_KEEP_ORDER,
+        ARG_LINE_BUFFER,
+        ARG_UNGROUP,
         ARG_JOBLOG,
         ARG_RESUME,
         ARG_RESUME_FAILED,
@@ -94,6 +101,8 @@ static const struct option run_options[] = {
         { "tasks",         required_argument, NULL, ARG_TASKS },
         { "stream",        no_argument,       NULL, ARG_STREAM },
         { "keep-order",    no_argument,       NULL, ARG_KEEP_ORDER },
+        { "line-buffer",   no_argument,       NULL, ARG_LINE_BUFFER },
+        { "ungroup",       no_argument,       NULL, ARG_UNGROUP },
         { "joblog",        required_argument, NULL, ARG_JOBLOG },
         { "resume",        no_argument,       NULL, ARG_RESUME },
         { "resume-failed", no_argument,       NULL, ARG_RESUME_FAILED },
@@ -181,6 +190,12 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
                 case ARG_KEEP_ORDER:
                         a.keep_order = true;
                         break;
+                case ARG_LINE_BUFFER:
+                        a.line_buffer = true;
+                        break;
+                case ARG_UNGROUP:
+                        a.ungroup = true;
+                        break;
                 case ARG_JOBLOG:
                         if (!*optarg)
                                 return fail("--joblog needs a file");
@@ -249,7 +264,8 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
         if (!a.tasks && !a.config_path && !a.stream) {
                 /* Batch flags without a batch: a mistake worth naming. --stream
                  * is a batch of its own, on stdin unless --tasks says otherwise. */
-                const char *batch_flag = a.keep_order ? "--keep-order" : a.joblog ? "--joblog" :
+                const char *batch_flag = a.keep_order ? "--keep-order" : a.line_buffer ? "--line-buffer" :
+                                         a.ungroup ? "--ungroup" : a.joblog ? "--joblog" :
                                          a.resume ? "--resume" : a.resume_failed ? "--resume-failed" :
                                          a.retries_set ? "--retries" :
                                          a.timeout != USEC_INFINITY ? "--timeout" : a.batch ? "--batch" :
@@ -259,6 +275,11 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
         }
         if (a.resume && a.resume_failed)
                 return fail("--resume and --resume-failed exclude each other");
+        if (a.line_buffer && a.ungroup)
+                return fail("--line-buffer and --ungroup exclude each other");
+        if (a.ungroup && a.keep_order)
+                return fail("--ungroup and --keep-order exclude each other: ungroup passes output on as it "
+                            "comes, in no order");
         if (!a.help && !a.command && !a.config_path)
                 return fail("no COMMAND to run");
 

@@ -26,6 +26,8 @@ struct run_args {
         const char *joblog;        /* --joblog FILE */
         bool stream;               /* --stream */
         bool keep_order;           /* --keep-order */
+        bool line_buffer;          /* --line-buffer */
+        bool ungroup;              /* --ungroup */
         unsigned retries;          /* --retries N */
         bool retries_set;
         usec_t timeout;            /* --timeout DURATION; USEC_INFINITY: not given */

@@ -69,6 +69,10 @@ static int apply_task_flags(const struct run_args *a, struct tasks_config *t) {
                 return r;
         if (a->keep_order)
                 t->keep_order = true;
+        if (a->line_buffer)
+                t->output = TASK_OUTPUT_LINE;
+        if (a->ungroup)
+                t->output = TASK_OUTPUT_UNGROUP;
         if (a->retries_set)
                 t->retries = a->retries;
         if (a->timeout != USEC_INFINITY)
@@ -79,9 +83,22 @@ static int apply_task_flags(const struct run_args *a, struct tasks_config *t) {
                 t->shard_index = a->shard_index;
                 t->shard_count = a->shard_count;
         }
-        if ((a->keep_order || a->joblog || a->resume || a->resume_failed || a->retries_set ||
+        if ((a->keep_order || a->line_buffer || a->ungroup || a->joblog || a->resume || a->resume_failed || a->retries_set ||
              a->bar || a->shard_count || a->batch || a->timeout != USEC_INFINITY) && !t->from) {
                 log_error("the batch flags need --tasks FILE|- (or tasks.from in the file)");
+                return -EINVAL;
+        }
+        /* The file alone was checked by conf_load(); these come from a flag. */
+        if (t->output != TASK_OUTPUT_GROUP && t->mode == TASK_MODE_STREAM) {
+                log_error("tasks.output: %s (--%s) applies to per-task mode only: stream mode (--stream, "
+                          "tasks.mode: stream) writes one result line per input line",
+                          t->output == TASK_OUTPUT_LINE ? "line-buffer" : "ungroup",
+                          t->output == TASK_OUTPUT_LINE ? "line-buffer" : "ungroup");
+                return -EINVAL;
+        }
+        if (t->output == TASK_OUTPUT_UNGROUP && t->keep_order) {
+                log_error("--ungroup (tasks.output: ungroup) and --keep-order (tasks.keep_order) exclude each "
+                          "other: ungroup passes output on as it comes, in no order");
                 return -EINVAL;
         }
         if ((a->resume || a->resume_failed) && !t->joblog) {
@@ -132,10 +149,6 @@ static int resolve_machine_defaults(struct corral_config *c) {
 
         if (!c->command || !c->command[0]) {
                 log_error("no COMMAND to run: give one after -- or as command: in the configuration file");
-                return -EINVAL;
-        }
-        if (c->tasks.from && c->tasks.output != TASK_OUTPUT_GROUP) {
-                log_error("tasks.output other than group is not implemented yet");
                 return -EINVAL;
         }
         /* An unset max follows the machine, but never below an explicit min.

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Pure helpers of per-task batch mode: buffers, argv substitution, line splitting, ordering, the bar. */
+/* Pure helpers of per-task batch mode: buffers, argv substitution, line splitting, output cuts, ordering, the bar. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,6 +272,14 @@ int line_reader_next(struct line_reader *r, char **ret_line, size_t *ret_len) {
 void line_reader_done(struct line_reader *r) {
         free(r->buf);
         *r = (struct line_reader) {};
+}
+
+size_t task_output_cut(const char *data, size_t len, size_t cap, bool final) {
+        if (final || len == 0)
+                return len;
+        const char *nl = memrchr(data, '\n', len);
+        size_t whole = nl ? (size_t) (nl - data) + 1 : 0;
+        return len - whole >= cap ? len : whole;
 }
 
 static int order_buffer_grow(struct order_buffer *o, size_t need) {

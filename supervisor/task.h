@@ -3,8 +3,9 @@
  * The pure building blocks of per-task batch mode, kept apart from the
  * process handling so they are unit-tested without forking: a growable byte
  * buffer, the argv of one task (`{}` substitution, no shell), the command line
- * as the joblog shows it, the line splitter of the task input, the buffer
- * that puts outputs back in input order, and the progress bar's text.
+ * as the joblog shows it, the line splitter of the task input, where live
+ * output may be cut (tasks.output: line-buffer), the buffer that puts outputs
+ * back in input order, and the progress bar's text.
  * Nothing here logs or makes a system call.
  */
 #pragma once
@@ -83,6 +84,19 @@ void line_reader_commit(struct line_reader *r, size_t n);
  */
 int line_reader_next(struct line_reader *r, char **ret_line, size_t *ret_len);
 void line_reader_done(struct line_reader *r);
+
+/* tasks.output: line-buffer holds at most this much of a line that has no
+ * newline yet; past it the part goes out, so a task that never writes a
+ * newline cannot grow corral's memory. */
+#define TASK_LINE_BUFFER_MAX (64u * 1024u)
+
+/*
+ * How much of a task's pending output (len bytes) may be written now in
+ * line-buffer mode: up to and including its last newline; all of it when the
+ * task has ended (final) or when what follows the last newline is at least
+ * cap bytes. Returns 0 when nothing may go yet. Cannot fail.
+ */
+size_t task_output_cut(const char *data, size_t len, size_t cap, bool final);
 
 /*
  * Outputs of tasks put back in input order (keep_order). Each task has an

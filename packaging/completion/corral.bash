@@ -56,7 +56,7 @@ _corral() {
                     return 0 ;;
             esac
             COMPREPLY=($(compgen -W '-c --config --min --max --metrics --tasks --stream
-                --keep-order --joblog --resume --resume-failed --retries --timeout
+                --keep-order --line-buffer --ungroup --joblog --resume --resume-failed --retries --timeout
                 --batch --shard --bar --stop-timeout --restart-delay --crash-limit
                 -v --verbose -q --quiet -h --help --' -- "$cur"))
             ;;

@@ -211,6 +211,33 @@ static void test_order_buffer_puts_outputs_back_in_order(void **state) {
         order_buffer_done(&o);   /* frees "z" */
 }
 
+/* line-buffer: whole lines go, a partial one waits until the task ends or it reaches the cap. */
+static void test_output_cut_keeps_lines_whole(void **state) {
+        static const struct {
+                const char *name, *data;
+                size_t cap;
+                bool final;
+                size_t expected;
+        } cases[] = {
+                { "nothing",                     "",             8, false, 0 },
+                { "a partial line waits",        "abc",          8, false, 0 },
+                { "one whole line",              "abc\n",        8, false, 4 },
+                { "up to the last newline",      "a\nb\nc",      8, false, 4 },
+                { "the rest at the end",         "a\nb\nc",      8, true,  5 },
+                { "a partial line just under",   "a\n1234567",    8, false, 2 },
+                { "a partial line at the cap",   "a\n12345678",   8, false, 10 },
+                { "a long line with no newline", "123456789",    8, false, 9 },
+                { "an empty line",               "\n",           8, false, 1 },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                size_t got = task_output_cut(cases[i].data, strlen(cases[i].data), cases[i].cap, cases[i].final);
+                if (got != cases[i].expected)
+                        fail_msg("%s: cut at %zu, expected %zu", cases[i].name, got, cases[i].expected);
+        }
+}
+
 static void test_bar_text(void **state) {
         char buf[256];
         (void) state;
@@ -406,6 +433,19 @@ static void test_run_args_batch_flags(void **state) {
         assert_string_equal(err, "--batch: '0' is not a number of lines per invocation (1-100000)");
         assert_int_equal(PARSE(&a, err, "--batch", "2", "--", "echo"), -EINVAL);
         assert_string_equal(err, "--batch needs --tasks FILE|-");
+
+        assert_int_equal(PARSE(&a, err, "--tasks", "f", "--line-buffer", "--keep-order", "--", "echo"), 0);
+        assert_true(a.line_buffer && a.keep_order && !a.ungroup);
+        assert_int_equal(PARSE(&a, err, "--tasks", "f", "--ungroup", "--", "echo"), 0);
+        assert_true(a.ungroup && !a.line_buffer);
+        assert_int_equal(PARSE(&a, err, "--tasks", "f", "--ungroup", "--line-buffer", "--", "echo"), -EINVAL);
+        assert_string_equal(err, "--line-buffer and --ungroup exclude each other");
+        assert_int_equal(PARSE(&a, err, "--tasks", "f", "--ungroup", "--keep-order", "--", "echo"), -EINVAL);
+        assert_non_null(strstr(err, "--ungroup and --keep-order exclude each other"));
+        assert_int_equal(PARSE(&a, err, "--line-buffer", "--", "echo"), -EINVAL);
+        assert_string_equal(err, "--line-buffer needs --tasks FILE|-");
+        assert_int_equal(PARSE(&a, err, "--ungroup", "--", "echo"), -EINVAL);
+        assert_string_equal(err, "--ungroup needs --tasks FILE|-");
 }
 
 /* --shard env: what a Kubernetes Indexed Job gives a pod, and what it may lack. */
@@ -465,6 +505,7 @@ int main(void) {
                 cmocka_unit_test(test_line_reader_splits_across_reads),
                 cmocka_unit_test(test_line_reader_refuses_a_line_too_long),
                 cmocka_unit_test(test_order_buffer_puts_outputs_back_in_order),
+                cmocka_unit_test(test_output_cut_keeps_lines_whole),
                 cmocka_unit_test(test_bar_text),
                 cmocka_unit_test(test_joblog_line_round_trip),
                 cmocka_unit_test(test_joblog_huge_times_format),
