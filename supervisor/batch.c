@@ -980,9 +980,9 @@ static int slot_start(struct batch *b, struct slot *s) {
 static bool is_exec_error(int r) {
         switch (-r) {
         case ENOENT: case EACCES: case ENOEXEC: case ENOTDIR: case ELOOP:
-        case ENAMETOOLONG: case EISDIR: case ETXTBSY: case EPERM: case E2BIG: case EINVAL:
-                return true;   /* E2BIG: this task's line, not the command; EPERM,
-                                * EINVAL: also the ids of workers.user/group */
+        case ENAMETOOLONG: case EISDIR: case ETXTBSY: case EPERM: case E2BIG:
+                return true;   /* E2BIG: this task's line, not the command; EPERM:
+                                * also corral may not become workers.user/group */
         default:
                 return false;
         }

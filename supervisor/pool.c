@@ -89,11 +89,11 @@ static char *command_line(char *const *argv, char *buf, size_t size) {
 }
 
 static bool is_exec_error(int r) {
-        /* Errors of execve() that no retry can cure, and of changing ids
-         * (EPERM; EINVAL: an id the user namespace does not map). */
+        /* Errors of execve() that no retry can cure (EPERM: also corral
+         * lacking the privilege to become workers.user/group). */
         switch (-r) {
         case ENOENT: case EACCES: case ENOEXEC: case ENOTDIR: case ELOOP:
-        case ENAMETOOLONG: case EISDIR: case ETXTBSY: case EPERM: case EINVAL:
+        case ENAMETOOLONG: case EISDIR: case ETXTBSY: case EPERM:
                 return true;
         default:
                 return false;
@@ -262,7 +262,9 @@ static int pool_start_one(struct pool *p) {
         }
         if (r < 0) {
                 /* fork() failed (out of processes or memory): retry after the backoff. */
-                log_warning_errno(r, "Failed to start worker %u: %m", w->id);
+                char as[256];
+                log_warning_errno(r, "Failed to start worker %u%s: %m", w->id,
+                                  identity_describe(&p->config->workers, as, sizeof(as)));
                 return r;
         }
         return 0;

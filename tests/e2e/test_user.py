@@ -160,6 +160,17 @@ def test_a_command_the_user_may_not_run_names_the_user(tmp_path):
 
 
 @needs_nobody
+@pytest.mark.skipif(not shutil.which("setpriv"), reason="setpriv (util-linux) is not installed")
+def test_root_without_the_capabilities_says_so_and_exits_2(tmp_path):
+    # uid 0 passes the startup check; the kernel refuses the change in the child.
+    path = write_config(tmp_path / "c.yaml", ["user: nobody"])
+    p = subprocess.run(["setpriv", "--inh-caps=-all", "--bounding-set=-setuid,-setgid", CORRAL, "run", "-c", path],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2, p.stderr
+    assert f"cannot run '{PYTHON}' as user nobody: Operation not permitted" in p.stderr
+
+
+@needs_nobody
 def test_reload_with_a_new_user_rolls_the_workers(corral, tmp_path):
     path = tmp_path / "c.yaml"
     c = corral("run", "-c", write_config(path, []))
