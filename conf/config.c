@@ -44,6 +44,7 @@ void config_done(struct corral_config *c) {
         strv_free(c->command);
         free(c->workers.user);
         free(c->workers.group);
+        free(c->workers.identity.groups);
         strv_free(c->workers.env);
         free(c->workers.cwd);
         for (size_t i = 0; i < c->policy.n_rules; i++) {

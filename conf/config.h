@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/util.h"
 #include "policy/signals.h"
@@ -44,6 +45,19 @@ enum task_output {
         _TASK_OUTPUT_MAX,
 };
 
+/* Who workers run as, in numbers: workers.user and workers.group resolved by
+ * `corral run` at start and on every reload, so that a spawn never reads the
+ * user database. All false: as corral itself. */
+struct worker_identity {
+        bool set_groups;         /* setgroups(groups): only with a user */
+        bool set_gid;
+        bool set_uid;
+        uid_t uid;
+        gid_t gid;
+        gid_t *groups;           /* the user's supplementary groups, gid among them */
+        size_t n_groups;
+};
+
 struct workers_config {
         unsigned min;
         unsigned max;            /* 0 until resolved: usable CPUs (4x in batch mode) */
@@ -60,8 +74,11 @@ struct workers_config {
         uint64_t recycle_rss;    /* bytes, 0 = never */
         usec_t recycle_age;      /* 0 = never */
         double recycle_jitter;   /* % */
-        char *user;
-        char *group;
+        char *user;              /* a name or a number; NULL: corral's */
+        char *group;             /* NULL: the user's primary group (or corral's) */
+        unsigned user_line, user_column;     /* where they are in the file, 0 if not there */
+        unsigned group_line, group_column;
+        struct worker_identity identity;     /* resolved from user and group by `corral run` */
         char **env;              /* "KEY=VALUE", added to the inherited environment */
         char *cwd;
 };

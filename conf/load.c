@@ -1151,6 +1151,16 @@ static void validate(struct loader *l) {
                                format_duration(w->backoff_initial, a), &w->backoff_max,
                                "workers.restart_backoff.max", format_duration(w->backoff_max, b));
         }
+        /* Whether the names exist is the machine's business, looked up by
+         * `corral run` (and `corral check`): they need their positions. */
+        if ((n = seen_node(l, &w->user))) {
+                w->user_line = (unsigned) n->start_mark.line + 1;
+                w->user_column = (unsigned) n->start_mark.column + 1;
+        }
+        if ((n = seen_node(l, &w->group))) {
+                w->group_line = (unsigned) n->start_mark.line + 1;
+                w->group_column = (unsigned) n->start_mark.column + 1;
+        }
         n = seen_node(l, &c->sample_interval);
         if (n && c->sample_interval < 10 * USEC_PER_MSEC)
                 error_at(l, n, "sample.interval: %s is too short (at least 10ms)", scalar_text(n));

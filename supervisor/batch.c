@@ -27,6 +27,7 @@
 
 #include "conf/units.h"
 #include "supervisor/batch.h"
+#include "supervisor/identity.h"
 #include "supervisor/joblog.h"
 #include "supervisor/log.h"
 #include "supervisor/spawn.h"
@@ -408,7 +409,9 @@ void batch_stop(struct batch *b) {
 
 /* The command cannot run at all: say so once, end with exit 2. */
 static void batch_fatal(struct batch *b, int error) {
-        log_error_errno(error, "cannot run '%s': %m", b->config->command[0]);
+        char as[256];
+        log_error_errno(error, "cannot run '%s'%s: %m", b->config->command[0],
+                        identity_describe(&b->config->workers, as, sizeof(as)));
         b->fatal_status = 2;
         batch_stop(b);
 }
@@ -1001,6 +1004,7 @@ static int slot_start(struct batch *b, struct slot *s) {
                 .argv = b->argv.argv,
                 .envp = b->envp,
                 .cwd = b->config->workers.cwd,
+                .identity = &b->config->workers.identity,
                 .stdio = stdio,
                 .keep_fds = b->shm ? b->shm->fds : NULL,
                 .n_keep_fds = b->shm ? b->shm->n_segments : 0,
@@ -1061,7 +1065,8 @@ static bool is_exec_error(int r) {
         switch (-r) {
         case ENOENT: case EACCES: case ENOEXEC: case ENOTDIR: case ELOOP:
         case ENAMETOOLONG: case EISDIR: case ETXTBSY: case EPERM: case E2BIG:
-                return true;   /* E2BIG: this task's line, not the command */
+                return true;   /* E2BIG: this task's line, not the command; EPERM:
+                                * also corral may not become workers.user/group */
         default:
                 return false;
         }
@@ -1125,8 +1130,9 @@ static void batch_dispatch(struct batch *b) {
                         s->timed_out = false;
                         s->how = CLD_EXITED;
                         s->status = 127;
-                        log_warning_errno(r, "task %llu: cannot run '%s': %m", (unsigned long long) s->task.seq,
-                                          b->argv.argv[0]);
+                        char as[256];
+                        log_warning_errno(r, "task %llu: cannot run '%s'%s: %m", (unsigned long long) s->task.seq,
+                                          b->argv.argv[0], identity_describe(&b->config->workers, as, sizeof(as)));
                         slot_finish(s);
                         continue;
                 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * `corral check -c FILE`: validates a configuration file the way `run` and a
- * reload would, prints every problem as FILE:LINE:COL: message, and warns
- * about signals this machine cannot provide (a rule reading them never fires).
+ * reload would, prints every problem as FILE:LINE:COL: message (unknown
+ * workers.user/group included), and warns about signals this machine cannot
+ * provide (a rule reading them never fires).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -14,6 +15,7 @@
 #include "conf/units.h"
 #include "policy/condition.h"
 #include "supervisor/commands.h"
+#include "supervisor/identity.h"
 
 static const char check_usage[] =
         "Usage: corral check -c FILE\n"
@@ -141,6 +143,10 @@ int cmd_check(int argc, char **argv) {
         _cleanup_(config_done) struct corral_config config = {};
         _cleanup_(conf_diagnostics_done) struct conf_diagnostics diag = {};
         r = conf_load(path, &config, &diag);
+        /* Whether the names exist here, not whether this user may use them:
+         * a file checked by its author may be meant for a root service. */
+        if (r >= 0)
+                r = identity_resolve(&config.workers, config.path, NULL, &diag);
         if (r >= 0)
                 r = warn_unavailable(&config, &diag);
         if (r >= 0)

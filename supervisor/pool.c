@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "conf/units.h"
+#include "supervisor/identity.h"
 #include "supervisor/log.h"
 #include "supervisor/pool.h"
 #include "supervisor/spawn.h"
@@ -91,7 +92,8 @@ static char *command_line(char *const *argv, char *buf, size_t size) {
 }
 
 static bool is_exec_error(int r) {
-        /* Errors of execve() that no retry can cure. */
+        /* Errors of execve() that no retry can cure (EPERM: also corral
+         * lacking the privilege to become workers.user/group). */
         switch (-r) {
         case ENOENT: case EACCES: case ENOEXEC: case ENOTDIR: case ELOOP:
         case ENAMETOOLONG: case EISDIR: case ETXTBSY: case EPERM:
@@ -127,6 +129,7 @@ static int worker_start(struct pool *p, struct worker *w) {
                 .argv = p->config->command,
                 .envp = envp,
                 .cwd = wc->cwd,
+                .identity = &wc->identity,
                 .keep_fds = p->shm ? p->shm->fds : NULL,
                 .n_keep_fds = p->shm ? p->shm->n_segments : 0,
         };
@@ -268,13 +271,17 @@ static int pool_start_one(struct pool *p) {
         int r = worker_start(p, w);
         if (r < 0 && is_exec_error(r)) {
                 /* The command cannot run and never will: say so once. */
-                log_error_errno(r, "cannot run '%s': %m", p->config->command[0]);
+                char as[256];
+                log_error_errno(r, "cannot run '%s'%s: %m", p->config->command[0],
+                                identity_describe(&p->config->workers, as, sizeof(as)));
                 pool_stop(p, 2);
                 return r;
         }
         if (r < 0) {
                 /* fork() failed (out of processes or memory): retry after the backoff. */
-                log_warning_errno(r, "Failed to start worker %u: %m", w->id);
+                char as[256];
+                log_warning_errno(r, "Failed to start worker %u%s: %m", w->id,
+                                  identity_describe(&p->config->workers, as, sizeof(as)));
                 return r;
         }
         return 0;
@@ -539,9 +546,10 @@ int pool_reconfigure(struct pool *p, const struct corral_config *config) {
                 return r;
 
         if (!strv_equal(old->command, config->command) || !strv_equal(old->workers.env, config->workers.env) ||
-            !streq_null(old->workers.cwd, config->workers.cwd)) {
+            !streq_null(old->workers.cwd, config->workers.cwd) ||
+            !identity_equal(&old->workers.identity, &config->workers.identity)) {
                 p->generation++;
-                log_info("the command or its environment changed: replacing workers one at a time");
+                log_info("the command, its environment or its user changed: replacing workers one at a time");
         }
         p->config = config;
         p->max = config->workers.max;

@@ -83,7 +83,7 @@ struct pool {
         unsigned max;
         unsigned desired;
         unsigned done;           /* workers that ended for good (restart: on-failure, never) */
-        unsigned generation;     /* bumped when the command, env, cwd or segments change */
+        unsigned generation;     /* bumped when the command, env, cwd, user or segments change */
         struct shm_set *shm;     /* the segments new workers get (a reference) */
         struct restart_limits limits;
         struct restart_state restart;
@@ -120,7 +120,7 @@ struct pool *pool_free(struct pool *p);
 int pool_set_desired(struct pool *p, unsigned n);
 
 /* Switches to a new configuration: new bounds and restart limits at once;
- * when the command, environment or directory changed, workers are replaced
+ * when the command, environment, directory or user changed, workers are replaced
  * one at a time, a new one started before an old one is stopped where a slot
  * is free. The old config may be freed after this returns. */
 int pool_reconfigure(struct pool *p, const struct corral_config *config);

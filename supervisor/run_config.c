@@ -5,6 +5,7 @@
 
 #include "conf/conf.h"
 #include "metrics/http.h"
+#include "supervisor/identity.h"
 #include "supervisor/log.h"
 #include "supervisor/run_config.h"
 #include "supervisor/sampler.h"
@@ -176,6 +177,18 @@ static int resolve_machine_defaults(struct corral_config *c) {
         return 0;
 }
 
+/* workers.user/group into ids, here in corral: a spawn must not read the user
+ * database, and a reload re-reads it (a user added since counts). */
+static int resolve_identity(struct corral_config *c) {
+        _cleanup_(conf_diagnostics_done) struct conf_diagnostics diag = {};
+        struct identity_self self = identity_self();
+
+        int r = identity_resolve(&c->workers, c->path, &self, &diag);
+        for (size_t i = 0; i < diag.n_items; i++)
+                log_error("%s", diag.items[i].message);
+        return r;
+}
+
 int run_config_build(const struct run_args *args, struct corral_config *ret) {
         struct corral_config c;
         int r;
@@ -186,6 +199,8 @@ int run_config_build(const struct run_args *args, struct corral_config *ret) {
         r = apply_flags(args, &c);
         if (r >= 0)
                 r = resolve_machine_defaults(&c);
+        if (r >= 0)
+                r = resolve_identity(&c);
         if (r < 0) {
                 config_done(&c);
                 return r;

@@ -8,6 +8,8 @@
  * reason instead of restarting a command that can never run. (A pipe rather
  * than shared memory: valgrind runs CLONE_VFORK children as forks. glibc's
  * posix_spawn cannot set PR_SET_PDEATHSIG, hence the hand-made version.)
+ * The child also becomes workers.user/group, from ids corral resolved
+ * beforehand: the user database is no place for a child in corral's memory.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +27,32 @@
 #include "supervisor/spawn.h"
 
 #define SPAWN_STACK_SIZE (256u * 1024u)
+
+/* The raw system calls, not glibc's setuid() & co.: those make every thread of
+ * the process change ids with it (POSIX), signalling corral's threads from a
+ * child that merely shares their memory and taking locks they may hold. This
+ * is what glibc's own posix_spawn does. 32-bit ABIs have 32-bit-id variants. */
+#ifdef SYS_setresuid32
+#  define SYS_SETGROUPS SYS_setgroups32
+#  define SYS_SETRESGID SYS_setresgid32
+#  define SYS_SETRESUID SYS_setresuid32
+#else
+#  define SYS_SETGROUPS SYS_setgroups
+#  define SYS_SETRESGID SYS_setresgid
+#  define SYS_SETRESUID SYS_setresuid
+#endif
+
+/* Groups first, then the gid, then the uid: each needs the privilege the next
+ * one gives up. */
+static int become(const struct worker_identity *id) {
+        if (id->set_groups && syscall(SYS_SETGROUPS, id->n_groups, id->groups) < 0)
+                return -1;
+        if (id->set_gid && syscall(SYS_SETRESGID, id->gid, id->gid, id->gid) < 0)
+                return -1;
+        if (id->set_uid && syscall(SYS_SETRESUID, id->uid, id->uid, id->uid) < 0)
+                return -1;
+        return 0;
+}
 
 struct spawn_child {
         const struct spawn_request *req;
@@ -46,6 +75,10 @@ static int child_main(void *userdata) {
         (void) signal(SIGPIPE, SIG_DFL);
 
         if (setpgid(0, 0) < 0)
+                goto fail;
+
+        /* Before PR_SET_PDEATHSIG: a change of ids clears it. */
+        if (req->identity && become(req->identity) < 0)
                 goto fail;
 
         /* Die with corral. PDEATHSIG follows the creating thread, and corral may

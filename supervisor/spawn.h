@@ -9,6 +9,8 @@
 #include <sched.h>
 #include <sys/types.h>
 
+#include "conf/config.h"
+
 struct spawn_request {
         const char *path;        /* the program, already looked up; NULL: argv[0] in PATH */
         char *const *argv;
@@ -20,12 +22,14 @@ struct spawn_request {
         const cpu_set_t *affinity;   /* workers.placement; NULL: the scheduler decides */
         const int *stdio;        /* {stdin, stdout, stderr} of the worker (close-on-exec
                                   * fds; a negative one: corral's); NULL: it inherits corral's */
+        const struct worker_identity *identity;  /* workers.user/group, resolved; NULL: corral's */
 };
 
 /* Starts the process. Returns its pid (a process group leader), or a negative
- * errno: clone()'s, or the reason exec failed in the child (-ENOENT for a
- * missing command; the child is then already reaped). Call from the main
- * thread: PR_SET_PDEATHSIG follows the thread that created the child. */
+ * errno: clone()'s, or the reason the child could not become the identity or
+ * exec (-ENOENT for a missing command, -EPERM when corral may not change ids;
+ * the child is then already reaped). Call from the main thread:
+ * PR_SET_PDEATHSIG follows the thread that created the child. */
 pid_t spawn_worker(const struct spawn_request *req);
 
 /* A copy of `base` with `extra` ("KEY=VALUE", replacing keys of base) added.

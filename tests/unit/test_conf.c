@@ -146,12 +146,31 @@ static void test_load_text_bounds(void **state) {
         conf_diagnostics_done(&d);
 }
 
+/* workers.user/group are looked up later, by `corral run`: their errors need the positions. */
+static void test_user_and_group_keep_their_positions(void **state) {
+        static const char text[] = "command: [w]\nworkers:\n  min: 1\n  user: nobody\n  group:   web\n";
+        struct conf_diagnostics d = {};
+        struct corral_config c;
+        (void) state;
+
+        assert_int_equal(conf_load_text("t.yaml", text, strlen(text), &c, &d), 0);
+        assert_string_equal(c.workers.user, "nobody");
+        assert_int_equal(c.workers.user_line, 4);
+        assert_int_equal(c.workers.user_column, 9);
+        assert_string_equal(c.workers.group, "web");
+        assert_int_equal(c.workers.group_line, 5);
+        assert_int_equal(c.workers.group_column, 12);
+        config_done(&c);
+        conf_diagnostics_done(&d);
+}
+
 int main(int argc, char **argv) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_default_policy),
                 cmocka_unit_test(test_percent_size_shard),
                 cmocka_unit_test(test_load_text_regressions),
                 cmocka_unit_test(test_load_text_bounds),
+                cmocka_unit_test(test_user_and_group_keep_their_positions),
         };
         if (argc > 1)
                 cmocka_set_test_filter(argv[1]);
