@@ -273,6 +273,26 @@ static int add_tasks(struct metrics_registry *reg, const struct metrics_snapshot
                 if (r < 0)
                         return r;
         }
+        r = metrics_family_add(reg, "corral_shared_load_seconds", "How long loading each shared segment took",
+                               METRIC_GAUGE, (const char *const[]) { "segment", NULL }, &f);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < s->n_segments; i++) {
+                r = metrics_set(f, (const char *const[]) { s->segments[i].name }, s->segments[i].load_seconds);
+                if (r < 0)
+                        return r;
+        }
+        /* A reload that found the source changed loads a new generation:
+         * a dashboard sees when the data workers use was replaced. */
+        r = metrics_family_add(reg, "corral_shared_generation", "Generation that loaded each shared segment "
+                               "(grows when a reload loads it anew)", METRIC_GAUGE, (const char *const[]) { "segment", NULL }, &f);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < s->n_segments; i++) {
+                r = metrics_set(f, (const char *const[]) { s->segments[i].name }, (double) s->segments[i].generation);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 
@@ -510,6 +530,8 @@ static int status_tasks(const struct metrics_snapshot *s, struct json_object *ro
                 }
                 ADD(o, "segment", json_string_or_null(s->segments[i].name));
                 ADD(o, "bytes", json_object_new_uint64(s->segments[i].bytes));
+                ADD(o, "load_seconds", json_number(s->segments[i].load_seconds));
+                ADD(o, "generation", json_object_new_uint64(s->segments[i].generation));
         }
 
         reloads = json_object_new_object();

@@ -73,6 +73,8 @@ struct metrics_scale_count {
 struct metrics_segment {
         const char *name;        /* shared: key */
         uint64_t bytes;
+        double load_seconds;     /* how long loading it took */
+        uint64_t generation;     /* 1 at start, +1 for each reload that loaded it anew */
 };
 
 struct metrics_worker {

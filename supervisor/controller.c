@@ -182,8 +182,12 @@ static void fill_snapshot(struct controller *c, struct metrics_snapshot *s) {
         }
         if (shm) {
                 for (size_t i = 0; i < shm->n_segments; i++)
-                        c->segments[i] = (struct metrics_segment) { .name = shm->segments[i]->name,
-                                                                    .bytes = shm->segments[i]->size };
+                        c->segments[i] = (struct metrics_segment) {
+                                .name = shm->segments[i]->name,
+                                .bytes = shm->segments[i]->size,
+                                .load_seconds = (double) shm->segments[i]->load_usec / USEC_PER_SEC,
+                                .generation = shm->segments[i]->generation,
+                        };
                 s->segments = c->segments;
                 s->n_segments = shm->n_segments;
         }

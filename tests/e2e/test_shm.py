@@ -12,7 +12,7 @@ import signal
 
 import pytest
 
-from conftest import TIMEOUT, py
+from conftest import TIMEOUT, await_metric, metric, py
 
 
 # Maps the segment as DESIGN.md tells workers to, and reports its checksum;
@@ -104,6 +104,9 @@ def test_reload_gives_new_workers_the_new_file_and_never_a_mix(tmp_path, corral)
     c.started(2)
     for _ in range(2):
         assert c.out.wait(r"^sum \d+ \d+ (\w+)")[1] == sha(old)
+    port = c.metrics_port()
+    text = await_metric(port, "corral_shared_generation", '{segment="data"}', 1)
+    assert metric(text, "corral_shared_load_seconds", '{segment="data"}') >= 0
 
     # Replaced the way deployments do it: a new file renamed over the old.
     data_file(tmp_path, new, "data.next")
@@ -113,6 +116,8 @@ def test_reload_gives_new_workers_the_new_file_and_never_a_mix(tmp_path, corral)
     for _ in range(2):
         assert c.out.wait(r"^sum \d+ \d+ (\w+)", timeout=TIMEOUT)[1] == sha(new)
     assert {line.split()[3] for line in c.out.lines if line.startswith("sum")} == {sha(old), sha(new)}
+    # A dashboard sees that the data was replaced.
+    await_metric(port, "corral_shared_generation", '{segment="data"}', 2)
     c.signal(signal.SIGTERM)
     assert c.wait() == 0
 

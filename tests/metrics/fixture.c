@@ -17,7 +17,7 @@ static const struct metrics_scale_count scale_events[] = {
 };
 
 static const struct metrics_segment segments[] = {
-        { .name = "refdata", .bytes = 268435456 },
+        { .name = "refdata", .bytes = 268435456, .load_seconds = 0.25, .generation = 3 },
 };
 
 static const struct metrics_worker workers[] = {
