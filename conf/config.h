@@ -114,6 +114,7 @@ struct shared_config {
         char **command;
         bool huge;
         uint64_t max_size;       /* 0 = half of MemAvailable */
+        usec_t timeout;          /* command: how long it may take; 0 = no limit */
 };
 
 #define METRICS_LISTEN_DEFAULT "127.0.0.1:9311"

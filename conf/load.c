@@ -912,6 +912,7 @@ static const struct field shared_fields[] = {
         { "command",  F_ARGV,   offsetof(struct shared_config, command) },
         { "huge",     F_BOOL,   offsetof(struct shared_config, huge) },
         { "max_size", F_SIZE,   offsetof(struct shared_config, max_size) },
+        { "timeout",  F_DURATION, offsetof(struct shared_config, timeout) },
         {}
 };
 
@@ -964,6 +965,8 @@ static void parse_shared(struct loader *l, const yaml_node_t *n, void *base, con
                         error_at(l, value, "%s: give one of 'path' and 'command', not both", p);
                 else if (!has_path && !has_command && l->n_errors == 0)
                         error_at(l, value, "%s: missing 'path' or 'command'", p);
+                else if (has_path && seen_node(l, &seg->timeout))
+                        error_at(l, seen_node(l, &seg->timeout), "%s.timeout: limits a 'command' only", p);
         }
 }
 

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/pidfd.h>
 #include <sys/sendfile.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -129,6 +130,7 @@ struct sink {
         uint64_t window_off, window_len;
         int stop_fd;             /* a signalfd for TERM and INT, or -EBADF: a command's
                                   * output is awaited until it is readable */
+        usec_t deadline;         /* CLOCK_MONOTONIC; 0: a command may take as long as it takes */
 };
 
 static void sink_unmap(struct sink *k) {
@@ -236,20 +238,31 @@ static ssize_t sink_step(struct sink *k, int in, struct shm_error *err, int *ret
 /* Copies `in` to its end into the memfd. Returns 0, -EFBIG past the limit
  * (err not filled: the caller knows what the input was), or a negative errno
  * with err filled. */
-/* Waits until `in` is readable, or returns -EINTR once TERM or INT is
- * pending. The signal is left pending (a signalfd that is only polled does
+/* Waits until `fd` is readable (a command's output, or its pidfd once it
+ * exited). Returns -EINTR once TERM or INT is pending, -ETIME past the
+ * deadline. The signal is left pending (a signalfd that is only polled does
  * not take it), so that the event loop, or the exit at startup, still sees it. */
-static int sink_wait(const struct sink *k, int in) {
-        if (k->stop_fd < 0)
+static int sink_wait(const struct sink *k, int fd) {
+        if (k->stop_fd < 0 && k->deadline == 0)
                 return 0;
-        struct pollfd p[2] = { { .fd = in, .events = POLLIN }, { .fd = k->stop_fd, .events = POLLIN } };
+        struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = k->stop_fd, .events = POLLIN } };
         for (;;) {
-                if (poll(p, 2, -1) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
+                int timeout = -1;
+                if (k->deadline) {
+                        usec_t now = now_usec();
+                        if (now >= k->deadline)
+                                return -ETIME;
+                        usec_t ms = (k->deadline - now + 999) / 1000;
+                        timeout = ms > INT32_MAX ? INT32_MAX : (int) ms;
                 }
-                if (p[1].revents & POLLIN)
+                int n = poll(p, k->stop_fd < 0 ? 1 : 2, timeout);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        continue;       /* the deadline is checked above */
+                if (k->stop_fd >= 0 && (p[1].revents & POLLIN))
                         return -EINTR;
                 return 0;
         }
@@ -261,6 +274,8 @@ static int sink_fill(struct sink *k, int in, const char *what, struct shm_error 
                 int w = sink_wait(k, in);
                 if (w == -EINTR)
                         return fail(err, w, k->name, "stopped while loading %s: TERM or INT arrived", what);
+                if (w == -ETIME)
+                        return w;       /* the caller names the limit */
                 if (w < 0)
                         return fail(err, w, k->name, "cannot wait for %s: %s", what, strerror(-w));
                 ssize_t n = sink_step(k, in, err, &window_error);
@@ -388,8 +403,13 @@ static int command_spawn(const struct shared_config *sc, int out, pid_t *ret_pid
                 r = posix_spawnattr_setsigmask(&attr, &none);
         if (r == 0)
                 r = posix_spawnattr_setsigdefault(&attr, &pipe_default);
+        /* Its own process group: a command stopped at a limit goes with
+         * whatever it started (a shell's children). */
         if (r == 0)
-                r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+                r = posix_spawnattr_setpgroup(&attr, 0);
+        if (r == 0)
+                r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                                    POSIX_SPAWN_SETPGROUP);
         if (r == 0)
                 r = posix_spawnp(&pid, sc->command[0], &fa, &attr, sc->command, environ);
         posix_spawnattr_destroy(&attr);
@@ -445,16 +465,32 @@ static int load_command(const struct shared_config *sc, struct sink *k, struct s
          * (they are blocked for sd-event, so a signalfd sees them). */
         _cleanup_(closep) int stop_fd = stop_signalfd();
         k->stop_fd = stop_fd;
+        k->deadline = sc->timeout ? now_usec() + sc->timeout : 0;
         r = sink_fill(k, out_read, "the command's output", err);
+        if (r == 0) {
+                /* Its output ended; it may still run (a daemonising or stuck
+                 * command): the same limits hold until it exits. */
+                _cleanup_(closep) int pidfd = pidfd_open(pid, 0);
+                if (pidfd >= 0)
+                        r = sink_wait(k, pidfd);
+                if (r == -EINTR)
+                        r = fail(err, r, sc->name, "stopped while waiting for '%s' to exit: TERM or INT arrived",
+                                 text);
+        }
         k->stop_fd = -EBADF;
         if (r < 0) {
-                /* Over the limit or unreadable: stop it now rather than read on. */
-                (void) kill(pid, SIGKILL);
+                /* Over a limit or unreadable: stop it now rather than read on. */
+                (void) kill(-pid, SIGKILL);
                 out_read = safe_close(out_read);
                 (void) command_reap(pid, &si);
                 if (r == -EFBIG)
                         return fail(err, r, sc->name, "'%s' wrote more than max_size (%" PRIu64 " bytes); stopped it",
                                     text, k->limit);
+                if (r == -ETIME) {
+                        char limit[32];
+                        return fail(err, r, sc->name, "'%s' did not finish within its timeout of %s; stopped it",
+                                    text, format_duration(sc->timeout, limit));
+                }
                 return r;
         }
         out_read = safe_close(out_read);

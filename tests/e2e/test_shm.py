@@ -89,6 +89,12 @@ def test_a_command_source_gives_the_same_bytes(tmp_path, corral):
     ('{command: [sh, -c, "kill -9 $$"]}', "was killed by signal KILL"),
     ("{command: [\"true\"]}", "shared segment 'data': 'true' wrote nothing"),
     ("{command: [yes], max_size: 1MiB}", "'yes' wrote more than max_size (1048576 bytes)"),
+    # A hanging command is stopped at its timeout: while it writes nothing, and
+    # after it closed its output but went on running.
+    ('{command: [sleep, "60"], timeout: 300ms}',
+     "shared segment 'data': 'sleep 60' did not finish within its timeout of 300ms; stopped it"),
+    ('{command: [sh, -c, "echo data; exec >&-; sleep 60"], timeout: 300ms}',
+     "did not finish within its timeout of 300ms; stopped it"),
 ])
 def test_a_bad_source_stops_startup_with_exit_2(tmp_path, corral, shared, message):
     c = corral("run", "-c", config(tmp_path, shared))
