@@ -263,25 +263,42 @@ def test_stream_mode_refuses_a_per_task_output_mode(tmp_path, mode):
 def test_output_on_the_bars_terminal_never_lands_on_the_bar(tmp_path, mode):
     """stdout and stderr on one terminal: the bar steps aside for every line."""
     tasks = write_lines(tmp_path / "tasks", range(1, 5))
+    fifos(tmp_path, *(f"go{i}" for i in range(1, 5)))
     master, slave = pty.openpty()
-    # Each task lasts a few bar intervals (200ms), so that the bar is on the
-    # line when the output comes.
+    # Each task waits on its named pipe, released once the bar is on the
+    # terminal's line: the output then has to step the bar aside.
     proc = subprocess.Popen([CORRAL, "run", "--metrics", "none", "--tasks", tasks, "--max", "1",
-                             *([mode] if mode else []), "--", "sh", "-c", 'sleep 0.5; echo "out $1"', "sh"],
+                             *([mode] if mode else []), "--", "sh", "-c", 'read x < "$1/go$2"; echo "out $2"',
+                             "sh", str(tmp_path), "{}"],
                             stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
     os.close(slave)
     seen = b""
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
+    deadline = time.monotonic() + TIMEOUT
+
+    def read_until(pattern, since):
+        """Reads the terminal until pattern shows after offset since; False at its end."""
+        nonlocal seen
+        while not re.search(pattern, seen[since:]):
+            ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"no {pattern!r} within {TIMEOUT}s: {seen!r}"
+            try:
+                chunk = os.read(master, 65536)   # EIO once corral and its tasks closed the terminal
+            except OSError:
+                chunk = b""
+            if not chunk:
+                return False
+            seen += chunk
+        return True
+
+    bar = rb"\r\[#*-*\] \d/4 "
+    for i in range(1, 5):
+        mark = len(seen)
+        assert read_until(bar, mark), f"the bar was drawn before task {i}'s output: {seen!r}"
+        release(tmp_path / f"go{i}")
+        assert read_until(rb"out %d\r?\n" % i, mark), seen
+    read_until(rb"(?!)", len(seen))     # to the end
     os.close(master)
     assert proc.wait(TIMEOUT) == 0
-    assert re.search(rb"\r\[#+-*\] \d/4 ", seen), "the bar was drawn"
     for i in range(1, 5):
         # The bar's line is wiped (\r, erase to the end) right before the output.
         assert re.search(rb"(^|\n|\r\x1b\[K)out %d\r?\n" % i, seen), seen
