@@ -33,6 +33,18 @@ def py(code):
     return [PYTHON, "-c", code]
 
 
+# The C helpers of tests/tasks/, built with the tests (meson sets the path).
+TASKS_DIR = os.environ.get("CORRAL_TASKS_DIR") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "tests", "tasks")
+
+
+def task(name, *args):
+    """argv of a C helper of tests/tasks/, e.g. task("line", "--exit-on", "x"):
+    for workers that tests replace often, where Python's start-up on a busy
+    machine would be measured instead of corral."""
+    return [os.path.join(TASKS_DIR, f"{name}-task"), *map(str, args)]
+
+
 class Stream:
     """Lines of a pipe, collected by a thread, awaited with a deadline."""
 
@@ -215,4 +227,4 @@ def send(pid, sig):
     os.kill(pid, sig)
 
 
-__all__ = ["CORRAL", "PYTHON", "TIMEOUT", "py", "alive", "wait_gone", "send", "signal"]
+__all__ = ["CORRAL", "PYTHON", "TIMEOUT", "TASKS_DIR", "py", "task", "alive", "wait_gone", "send", "signal"]

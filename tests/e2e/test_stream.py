@@ -3,6 +3,7 @@
 at-least-once across a killed worker, a poison line, a hung line under
 --timeout, a protocol error, endless input in bounded memory, and TERM."""
 import io
+import json
 import os
 import random
 import resource
@@ -10,12 +11,14 @@ import signal
 import subprocess
 import threading
 
-from conftest import CORRAL, PYTHON, TIMEOUT, Stream, wait_gone
+from conftest import CORRAL, PYTHON, TIMEOUT, Stream, task, wait_gone
 
 STREAM_TIMEOUT = 120
 
-# A deterministic worker: "out-LINE" per line, flushed per line.
-ECHO = "import sys\nfor l in sys.stdin:\n    sys.stdout.write('out-' + l)\n    sys.stdout.flush()\n"
+# A deterministic worker: "out-LINE" per line, flushed per line. The workers
+# here are C helpers (tests/tasks/line_task.c): tests that kill and replace
+# workers must not measure Python's start-up on a busy machine.
+ECHO = task("line")
 
 
 def run_stream(*args, input=None, timeout=STREAM_TIMEOUT):
@@ -71,7 +74,7 @@ def test_without_keep_order_the_same_results():
 def test_a_worker_killed_mid_stream_loses_no_line():
     # --retries: a line a worker dies on counts against it, whoever killed the worker.
     c = Live("--min", "2", "--max", "2", "--keep-order", "--retries", "3", "--restart-delay", "10ms",
-             "--", PYTHON, "-c", ECHO)
+             "--", *ECHO)
     try:
         m = c.log.wait(r"worker 0 started \(pid (\d+)\)")
         victim = int(m[1])
@@ -88,15 +91,14 @@ def test_a_worker_killed_mid_stream_loses_no_line():
         c.close()
 
 
-POISON = ("import sys\nfor l in sys.stdin:\n    if l == 'poison\\n':\n        sys.exit(3)\n"
-          "    sys.stdout.write('out-' + l)\n    sys.stdout.flush()\n")
+POISON = task("line", "--exit-on", "poison")     # exits 3 on "poison"
 
 
 def test_a_poison_line_is_given_up_after_its_retries_and_named():
     lines = [str(i) for i in range(1, 201)]
     lines[49] = "poison"
     p = run_stream("--min", "2", "--max", "2", "--keep-order", "--retries", "2", "--restart-delay", "10ms",
-                   "--", PYTHON, "-c", POISON, input="".join(f"{x}\n" for x in lines).encode())
+                   "--", *POISON, input="".join(f"{x}\n" for x in lines).encode())
     assert p.returncode == 1, p.stderr
     log = p.stderr.decode()
     assert 'line 50 ("poison") given up: it ended 3 workers' in log
@@ -104,42 +106,39 @@ def test_a_poison_line_is_given_up_after_its_retries_and_named():
     assert p.stdout.decode().split("\n")[:-1] == [f"out-{x}" for x in lines if x != "poison"]
 
 
-HANG = ("import sys, time\nfor l in sys.stdin:\n    if l == 'hang\\n':\n        time.sleep(3600)\n"
-        "    sys.stdout.write('out-' + l)\n    sys.stdout.flush()\n")
+HANG = task("line", "--hang-on", "hang")         # never answers "hang"
 
 
 def test_a_worker_hung_on_a_line_is_replaced_under_timeout():
     lines = [str(i) for i in range(1, 1001)]
     lines[500] = "hang"
-    p = run_stream("--min", "2", "--max", "2", "--timeout", "300ms", "--keep-order", "--", PYTHON, "-c", HANG,
+    # --timeout is what is tested, not a deadline: 1 s is far above what a
+    # C worker takes to answer a line even on a busy machine.
+    p = run_stream("--min", "2", "--max", "2", "--timeout", "1s", "--keep-order", "--", *HANG,
                    input="".join(f"{x}\n" for x in lines).encode(), timeout=60)
     log = p.stderr.decode()
     assert p.returncode == 1, log
-    assert "has had line 501 for over 300ms, replacing it" in log
+    assert "has had line 501 for over 1s, replacing it" in log
+    assert log.count("for over 1s, replacing it") == 1, log       # no other line counted as hung
     assert 'line 501 ("hang") given up' in log
     assert p.stdout.decode().split("\n")[:-1] == [f"out-{x}" for x in lines if x != "hang"]
 
 
 def test_a_hung_line_retried_comes_back(tmp_path):
-    marker = tmp_path / "hung-once"
-    hang_once = ("import os, sys, time\nfor l in sys.stdin:\n"
-                 f"    if l == 'hang\\n' and not os.path.exists({str(marker)!r}):\n"
-                 f"        open({str(marker)!r}, 'w').close()\n        time.sleep(3600)\n"
-                 "    sys.stdout.write('out-' + l)\n    sys.stdout.flush()\n")
+    hang_once = task("line", "--hang-on", "hang", "--hang-once", tmp_path / "hung-once")
     lines = [str(i) for i in range(1, 301)] + ["hang"] + [str(i) for i in range(301, 601)]
-    p = run_stream("--min", "2", "--max", "2", "--timeout", "300ms", "--retries", "1", "--keep-order",
-                   "--", PYTHON, "-c", hang_once, input="".join(f"{x}\n" for x in lines).encode(), timeout=60)
+    p = run_stream("--min", "2", "--max", "2", "--timeout", "1s", "--retries", "1", "--keep-order",
+                   "--", *hang_once, input="".join(f"{x}\n" for x in lines).encode(), timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.decode().split("\n")[:-1] == [f"out-{x}" for x in lines]
 
 
 # Answers "dup" twice: the second answer has no line pending.
-DUP = ("import sys\nfor l in sys.stdin:\n    sys.stdout.write('out-' + l)\n"
-       "    if l == 'dup\\n':\n        sys.stdout.write('extra\\n')\n    sys.stdout.flush()\n")
+DUP = task("line", "--dup-on", "dup")
 
 
 def test_an_unsolicited_result_is_a_protocol_error_and_the_worker_is_replaced():
-    c = Live("--min", "1", "--max", "1", "--keep-order", "--", PYTHON, "-c", DUP)
+    c = Live("--min", "1", "--max", "1", "--keep-order", "--", *DUP)
     try:
         first = int(c.log.wait(r"worker 0 started \(pid (\d+)\)")[1])
         c.send(list(range(1, 11)) + ["dup"])
@@ -228,12 +227,19 @@ def test_term_mid_stream_exits_1_with_lines_left_undone():
             p.wait()
 
 
-def test_chaos_workers_killed_every_20ms_lose_and_repeat_no_line():
+def test_chaos_workers_killed_every_20ms_lose_and_repeat_no_line(tmp_path):
     """20,000 lines while a helper SIGKILLs a random worker every 20 ms: with
     retries, exactly one result per line, in order."""
     n = 20000
-    c = Live("--min", "3", "--max", "3", "--keep-order", "--retries", "100", "--restart-delay", "5ms",
-             "--crash-limit", "1000", "--", PYTHON, "-c", ECHO)
+    # Every kill is a quick failure, which doubles the restart delay; capped
+    # at 20 ms here, so that workers keep coming back while the killer runs
+    # (with the default 30 s cap, the stream would wait on the backoff).
+    cfg = tmp_path / "chaos.yaml"
+    cfg.write_text(f"command: {json.dumps(ECHO)}\n"
+                   "workers: {min: 3, max: 3, crash_limit: {burst: 1000},\n"
+                   "          restart_backoff: {initial: 5ms, max: 20ms}}\n"
+                   "tasks: {from: '-', mode: stream, keep_order: true, retries: 100}\n")
+    c = Live("-c", str(cfg))
     stop = threading.Event()
     kills = []
 
