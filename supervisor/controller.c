@@ -26,6 +26,7 @@
 #include "supervisor/commands.h"
 #include "supervisor/controller.h"
 #include "supervisor/log.h"
+#include "supervisor/placement.h"
 #include "supervisor/pool.h"
 #include "supervisor/run_config.h"
 #include "supervisor/sampler.h"
@@ -427,39 +428,19 @@ static int on_sample_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* workers.placement. spread: worker i on the i-th usable CPU (mod their
- * number), so ids map to cores stably; least-loaded: the idlest usable core of
- * the last sample, for pools sharing the machine with others. */
+/* workers.placement (placement.c): the inputs are the affinity mask now and
+ * the cores of the last sample, if any. */
 static int place_worker(struct pool *p, unsigned worker_id, void *userdata) {
         struct controller *c = userdata;
+        enum placement placement = c->config->workers.placement;
         cpu_set_t usable;
+        bool have_usable;
         (void) p;
 
-        switch (c->config->workers.placement) {
-        case PLACEMENT_SPREAD: {
-                if (sched_getaffinity(0, sizeof(usable), &usable) < 0 || CPU_COUNT(&usable) == 0)
-                        return -1;
-                unsigned nth = worker_id % (unsigned) CPU_COUNT(&usable);
-                for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
-                        if (CPU_ISSET(cpu, &usable) && nth-- == 0)
-                                return cpu;
-                return -1;
-        }
-        case PLACEMENT_LEAST_LOADED: {
-                int best = -1;
-                double best_busy = 0;
-                if (!c->have_sample)
-                        return -1;
-                for (size_t i = 0; i < c->sample.n_cores; i++)
-                        if (best < 0 || c->sample.cores[i].busy < best_busy) {
-                                best = c->sample.cores[i].id;
-                                best_busy = c->sample.cores[i].busy;
-                        }
-                return best;
-        }
-        default:
-                return -1;
-        }
+        /* Re-read at each start: a cpuset or `taskset -p` may have changed it. */
+        have_usable = placement == PLACEMENT_SPREAD && sched_getaffinity(0, sizeof(usable), &usable) >= 0;
+        return placement_cpu(placement, worker_id, have_usable ? &usable : NULL,
+                             c->have_sample ? c->sample.cores : NULL, c->have_sample ? c->sample.n_cores : 0);
 }
 
 static void on_stopping(void *userdata) {

@@ -332,3 +332,168 @@ double cgroup_quota_busy(uint64_t prev_usage, uint64_t cur_usage, usec_t elapsed
         pct = 100.0 * (double) (cur_usage - prev_usage) / allowed;
         return pct > 100 ? 100 : pct;
 }
+
+/* ------------------------------------------------------------------------ */
+/* The files libproc2 reads in production, parsed here for a sampler pointed
+ * at captured files (sampler_new_at()). */
+
+/* Skips spaces at *p; -EINVAL when there were none. */
+static int skip_spaces(const char **p) {
+        if (**p != ' ')
+                return -EINVAL;
+        while (**p == ' ')
+                (*p)++;
+        return 0;
+}
+
+/* One "cpuN user nice system idle iowait irq softirq steal ..." line. */
+static int parse_cpu_line(const char *l, struct cpu_ticks *ret) {
+        uint64_t id, v[8], idle, total = 0;
+        int r;
+
+        l += 3;
+        r = read_u64(&l, &id);
+        if (r < 0)
+                return r;
+        if (id > INT32_MAX)
+                return -ERANGE;
+        for (size_t i = 0; i < 8; i++) {
+                r = skip_spaces(&l);
+                if (r >= 0)
+                        r = read_u64(&l, &v[i]);
+                if (r < 0)
+                        return r;
+        }
+        idle = v[3] + v[4];
+        for (size_t i = 0; i < 8; i++)
+                total += v[i];
+        *ret = (struct cpu_ticks) { .id = (int) id, .total = total, .idle = idle };
+        return 0;
+}
+
+int proc_stat_parse_cpus(const char *text, struct cpu_ticks *ret, size_t max, size_t *ret_n) {
+        size_t n = 0;
+
+        for (const char *l = text; l && *l; ) {
+                /* "cpuN", not the "cpu " total line */
+                if (strncmp(l, "cpu", 3) == 0 && l[3] >= '0' && l[3] <= '9') {
+                        struct cpu_ticks t;
+                        int r = parse_cpu_line(l, &t);
+                        if (r < 0)
+                                return r;
+                        if (n < max)
+                                ret[n] = t;
+                        n++;
+                }
+                l = strchr(l, '\n');
+                if (l)
+                        l++;
+        }
+        if (n == 0)
+                return -ENOENT;
+        *ret_n = n;
+        return 0;
+}
+
+/* The kB value of a "Name:   N kB" line of /proc/meminfo. */
+static int meminfo_field(const char *text, const char *name, uint64_t *ret) {
+        const char *l = find_line(text, name);
+
+        if (!l)
+                return -ENOENT;
+        l += strlen(name);
+        while (*l == ' ')
+                l++;
+        return read_u64(&l, ret);
+}
+
+int meminfo_parse(const char *text, uint64_t *ret_available_kib, uint64_t *ret_total_kib) {
+        uint64_t avail, total;
+        int r;
+
+        r = meminfo_field(text, "MemAvailable:", &avail);
+        if (r < 0)
+                return r;
+        r = meminfo_field(text, "MemTotal:", &total);
+        if (r < 0)
+                return r;
+        *ret_available_kib = avail;
+        *ret_total_kib = total;
+        return 0;
+}
+
+int loadavg_parse(const char *text, double *ret_load1) {
+        const char *p = text;
+        double v;
+        int r = read_decimal(&p, &v);
+
+        if (r < 0)
+                return r;
+        if (*p != ' ')
+                return -EINVAL;
+        *ret_load1 = v;
+        return 0;
+}
+
+int uptime_parse(const char *text, usec_t *ret) {
+        const char *p = text;
+        uint64_t sec, frac = 0, scale = USEC_PER_SEC;
+        int r = read_u64(&p, &sec);
+
+        if (r < 0)
+                return r;
+        if (*p == '.')
+                for (p++; *p >= '0' && *p <= '9'; p++)
+                        if (scale > 1) {
+                                scale /= 10;
+                                frac += (uint64_t) (*p - '0') * scale;
+                        }
+        if (*p != ' ' && *p != '\n' && *p != '\0')
+                return -EINVAL;
+        if (sec > (UINT64_MAX - frac) / USEC_PER_SEC)
+                return -ERANGE;
+        *ret = sec * USEC_PER_SEC + frac;
+        return 0;
+}
+
+int cpu_list_parse(const char *text, cpu_set_t *ret) {
+        const char *p = text;
+        cpu_set_t set;
+
+        CPU_ZERO(&set);
+        for (;;) {
+                uint64_t a, b;
+                int r = read_u64(&p, &a);
+                if (r < 0)
+                        return r;
+                b = a;
+                if (*p == '-') {
+                        p++;
+                        r = read_u64(&p, &b);
+                        if (r < 0)
+                                return r;
+                }
+                if (b < a || b >= CPU_SETSIZE)
+                        return -ERANGE;
+                for (uint64_t i = a; i <= b; i++)
+                        CPU_SET((int) i, &set);
+                if (*p != ',')
+                        break;
+                p++;
+        }
+        if (*p != '\n' && *p != '\0')
+                return -EINVAL;
+        *ret = set;
+        return 0;
+}
+
+int proc_status_parse_cpus_allowed(const char *text, cpu_set_t *ret) {
+        const char *l = find_line(text, "Cpus_allowed_list:");
+
+        if (!l)
+                return -ENOENT;
+        l += strlen("Cpus_allowed_list:");
+        while (*l == ' ' || *l == '\t')
+                l++;
+        return cpu_list_parse(l, ret);
+}

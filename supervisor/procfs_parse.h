@@ -2,8 +2,10 @@
 /*
  * The sampler's pure half: parsers for the kernel files libproc2 does not
  * cover (PSI, cgroup v2 cpu.max and cpu.stat, /proc/PID/stat, the cgroup2
- * mount and our cgroup path), and the arithmetic that turns two readings of
- * counters into percentages. No system calls, no clock, no allocation: the
+ * mount and our cgroup path), for the few it does when the sampler reads
+ * captured files instead of the kernel (/proc/stat, meminfo, loadavg, uptime,
+ * the affinity in /proc/self/status: see sampler_new_at()), and the
+ * arithmetic that turns two readings of counters into percentages. No system calls, no clock, no allocation: the
  * sampler feeds it text and numbers, and the unit tests feed it captured and
  * broken contents and synthetic tick series.
  *
@@ -105,3 +107,28 @@ double pid_cpu_percent(uint64_t prev_ticks, uint64_t cur_ticks, usec_t elapsed,
  * in percent, clamped to [0, 100]; negative when there is no usable delta. */
 double cgroup_quota_busy(uint64_t prev_usage, uint64_t cur_usage, usec_t elapsed,
                          uint64_t quota, uint64_t period);
+
+/* The parsers below read what libproc2 reads in production; the sampler uses
+ * them only when pointed at a directory of captured files (sampler_new_at()). */
+
+/* /proc/stat: the "cpuN" lines (not the "cpu" total), in file order, as
+ * sampler.c reduces libproc2's: total = user..steal, idle = idle + iowait.
+ * Writes the first `max` to ret (ret may be NULL when max is 0) and the
+ * number of lines to *ret_n, which may exceed max: call again with more room.
+ * -ENOENT without any. */
+int proc_stat_parse_cpus(const char *text, struct cpu_ticks *ret, size_t max, size_t *ret_n);
+
+/* /proc/meminfo: MemAvailable and MemTotal, in kB. */
+int meminfo_parse(const char *text, uint64_t *ret_available_kib, uint64_t *ret_total_kib);
+
+/* /proc/loadavg: the 1-minute load average. */
+int loadavg_parse(const char *text, double *ret_load1);
+
+/* /proc/uptime: the first field ("12345.67"), in µs. */
+int uptime_parse(const char *text, usec_t *ret);
+
+/* A kernel CPU list ("0-3,5", as in Cpus_allowed_list or cpuset.cpus). */
+int cpu_list_parse(const char *text, cpu_set_t *ret);
+
+/* /proc/PID/status: the CPUs of "Cpus_allowed_list:". */
+int proc_status_parse_cpus_allowed(const char *text, cpu_set_t *ret);

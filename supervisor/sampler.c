@@ -20,8 +20,22 @@
  *   so a reused pid is never mistaken for the old worker.
  * - Files read every sample stay open and are read with pread() at offset 0
  *   (the kernel regenerates them), which saves an open/close per file.
+ * - A test may point the sampler at a directory of captured files instead
+ *   (sampler_new_at()), so that "core 0 burning, core 1 idle" is a fixture
+ *   rather than a burner process on a machine that others share. libproc2
+ *   reads fixed paths (/proc/stat, /proc/meminfo, /proc/loadavg) and cannot
+ *   be redirected, so under a root those three are read here with the pure
+ *   parsers of procfs_parse.c, as are the two things that do not come from a
+ *   file in production: the clock (the capture's /proc/uptime, so that the
+ *   deltas are the capture's) and the affinity (its /proc/self/status). All
+ *   else already goes through open() and only gains the prefix. The seam is
+ *   that narrow on purpose: the production path is the one that runs.
+ * - libproc2 opens /proc/stat and /proc/meminfo without O_CLOEXEC and keeps
+ *   them open (PLATFORM.md): every worker would inherit them. sampler_new()
+ *   finds them in /proc/self/fd and marks them close-on-exec.
  */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <libproc2/meminfo.h>
@@ -64,9 +78,15 @@ struct pid_entry {
 
 enum { PSI_CPU, PSI_MEMORY, PSI_IO, _PSI_MAX };
 
+/* Under a root only: the files libproc2 and the clock stand for (see above). */
+enum { ROOT_STAT, ROOT_MEMINFO, ROOT_LOADAVG, ROOT_UPTIME, ROOT_STATUS, _ROOT_MAX };
+
 struct sampler {
-        struct stat_info *stat;
-        struct meminfo_info *meminfo;
+        struct stat_info *stat;         /* NULL under a root */
+        struct meminfo_info *meminfo;   /* NULL under a root */
+
+        const char *root;               /* NULL: the kernel's files; else a copy */
+        int root_fd[_ROOT_MAX];
 
         /* Two readings of /proc/stat, swapped each sample. */
         struct cpu_ticks *prev, *cur;
@@ -94,6 +114,19 @@ static usec_t now_usec(void) {
         return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
 }
 
+/* Opens path (absolute) under root, or as is when root is NULL. */
+static int open_under(const char *root, const char *path) {
+        char full[PATH_MAX];
+
+        if (!root)
+                return open(path, O_RDONLY | O_CLOEXEC);
+        if ((size_t) snprintf(full, sizeof(full), "%s%s", root, path) >= sizeof(full)) {
+                errno = ENAMETOOLONG;
+                return -1;
+        }
+        return open(full, O_RDONLY | O_CLOEXEC);
+}
+
 /* Reads a small kernel file from offset 0 into buf, NUL-terminated. */
 static int pread_text(int fd, char *buf, size_t size) {
         ssize_t n = pread(fd, buf, size - 1, 0);
@@ -104,8 +137,8 @@ static int pread_text(int fd, char *buf, size_t size) {
 }
 
 /* Reads a whole file (mountinfo can be long) into a malloc'ed string. */
-static int read_file_alloc(const char *path, char **ret) {
-        _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
+static int read_file_alloc(const char *root, const char *path, char **ret) {
+        _cleanup_(closep) int fd = open_under(root, path);
         _cleanup_free_ char *buf = NULL;
         size_t size = 0, len = 0;
 
@@ -148,17 +181,20 @@ static void cgroup_view_close(struct cgroup_view *v) {
  * (or without the cpu controller, as on the hybrid CI machines) the view stays
  * empty, which is not an error.
  */
-static void cgroup_view_open(struct cgroup_view *v) {
+static void cgroup_view_open(struct cgroup_view *v, const char *root) {
         _cleanup_free_ char *mountinfo = NULL, *self = NULL;
-        char dir[PATH_MAX];
+        char dir[PATH_MAX], mnt[PATH_MAX];
         const char *path;
         size_t len, mlen;
 
         *v = (struct cgroup_view) { .pressure_fd = -EBADF };
-        if (read_file_alloc("/proc/self/mountinfo", &mountinfo) < 0 ||
-            mountinfo_find_cgroup2(mountinfo, dir, sizeof(dir)) < 0 ||
-            read_file_alloc("/proc/self/cgroup", &self) < 0 ||
+        if (read_file_alloc(root, "/proc/self/mountinfo", &mountinfo) < 0 ||
+            mountinfo_find_cgroup2(mountinfo, mnt, sizeof(mnt)) < 0 ||
+            read_file_alloc(root, "/proc/self/cgroup", &self) < 0 ||
             cgroup_parse_self(self, &path, &len) < 0)
+                return;
+        /* Under a root, the mount point is a directory of the capture too. */
+        if ((size_t) snprintf(dir, sizeof(dir), "%s%s", root ? root : "", mnt) >= sizeof(dir))
                 return;
         mlen = strlen(dir);
         if (mlen + len + 32 >= sizeof(dir))
@@ -227,11 +263,20 @@ static int cgroup_view_quota(const struct cgroup_view *v, uint64_t *ret_quota, u
         return best;
 }
 
-static int read_affinity(cpu_set_t *ret_set, unsigned *ret_count) {
+/* Our affinity mask; under a root (status_fd >= 0), the capture's. */
+static int read_affinity(int status_fd, cpu_set_t *ret_set, unsigned *ret_count) {
         cpu_set_t set;
         int n;
 
-        if (sched_getaffinity(0, sizeof(set), &set) < 0)
+        if (status_fd >= 0) {
+                char buf[4096];
+                int r = pread_text(status_fd, buf, sizeof(buf));
+                if (r < 0)
+                        return r;
+                r = proc_status_parse_cpus_allowed(buf, &set);
+                if (r < 0)
+                        return r;
+        } else if (sched_getaffinity(0, sizeof(set), &set) < 0)
                 return -errno;
         n = CPU_COUNT(&set);
         *ret_set = set;
@@ -246,10 +291,10 @@ int cpu_capacity(unsigned *ret) {
         uint64_t q = CGROUP_QUOTA_MAX, p = 0;
         int r;
 
-        r = read_affinity(&set, &n);
+        r = read_affinity(-EBADF, &set, &n);
         if (r < 0)
                 return r;
-        cgroup_view_open(&v);
+        cgroup_view_open(&v, NULL);
         (void) cgroup_view_quota(&v, &q, &p);
         cgroup_view_close(&v);
         *ret = cpu_capacity_from(n, q, p);
@@ -261,37 +306,45 @@ static int cmp_cpu_id(const void *a, const void *b) {
         return (x->id > y->id) - (x->id < y->id);
 }
 
-/* Reads every CPU's absolute ticks into s->cur; returns how many. */
-static int read_cpu_ticks(struct sampler *s, size_t *ret_n) {
+/* Makes room for n CPUs in both readings and the cores: after the first
+ * sample, the only allocation (when CPUs come online). */
+static int cpu_arrays_reserve(struct sampler *s, size_t n) {
+        if (n <= s->n_alloc)
+                return 0;
+        struct cpu_ticks *a = reallocarray(s->prev, n, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        s->prev = a;
+        a = reallocarray(s->cur, n, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        s->cur = a;
+        struct core_busy *c = reallocarray(s->cores, n, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        s->cores = c;
+        s->n_alloc = n;
+        return 0;
+}
+
+/* Every CPU's absolute ticks from libproc2, into s->cur. */
+static int reap_cpu_ticks(struct sampler *s, size_t *ret_n) {
         static enum stat_item items[] = {
                 STAT_TIC_ID, STAT_TIC_USER, STAT_TIC_NICE, STAT_TIC_SYSTEM, STAT_TIC_IDLE,
                 STAT_TIC_IOWAIT, STAT_TIC_IRQ, STAT_TIC_SOFTIRQ, STAT_TIC_STOLEN,
         };
         struct stat_reaped *r;
-        bool sorted = true;
         size_t n;
+        int q;
 
         errno = 0;
         r = procps_stat_reap(s->stat, STAT_REAP_CPUS_ONLY, items, (int) ELEMENTSOF(items));
         if (!r)
                 return errno > 0 ? -errno : -EIO;
         n = r->cpus->total > 0 ? (size_t) r->cpus->total : 0;
-        if (n > s->n_alloc) {
-                /* CPUs came online: the only allocation after the first sample. */
-                struct cpu_ticks *a = reallocarray(s->prev, n, sizeof(*a));
-                if (!a)
-                        return -ENOMEM;
-                s->prev = a;
-                a = reallocarray(s->cur, n, sizeof(*a));
-                if (!a)
-                        return -ENOMEM;
-                s->cur = a;
-                struct core_busy *c = reallocarray(s->cores, n, sizeof(*c));
-                if (!c)
-                        return -ENOMEM;
-                s->cores = c;
-                s->n_alloc = n;
-        }
+        q = cpu_arrays_reserve(s, n);
+        if (q < 0)
+                return q;
         for (size_t i = 0; i < n; i++) {
                 struct stat_result *h = r->cpus->stacks[i]->head;
                 uint64_t idle = h[4].result.ull_int + h[5].result.ull_int;
@@ -300,12 +353,41 @@ static int read_cpu_ticks(struct sampler *s, size_t *ret_n) {
                         if (k != 4 && k != 5)
                                 total += h[k].result.ull_int;
                 s->cur[i] = (struct cpu_ticks) { .id = h[0].result.s_int, .total = total, .idle = idle };
-                if (i > 0 && s->cur[i].id < s->cur[i - 1].id)
-                        sorted = false;
         }
+        *ret_n = n;
+        return 0;
+}
+
+/* Under a root: the capture's /proc/stat, into s->cur. */
+static int parse_cpu_ticks(struct sampler *s, size_t *ret_n) {
+        char buf[65536];
+        size_t n;
+        int r;
+
+        r = pread_text(s->root_fd[ROOT_STAT], buf, sizeof(buf));
+        if (r >= 0)
+                r = proc_stat_parse_cpus(buf, NULL, 0, &n);
+        if (r >= 0)
+                r = cpu_arrays_reserve(s, n);
+        if (r >= 0)
+                r = proc_stat_parse_cpus(buf, s->cur, n, ret_n);
+        return r;
+}
+
+/* Reads every CPU's absolute ticks into s->cur; returns how many. */
+static int read_cpu_ticks(struct sampler *s, size_t *ret_n) {
+        size_t n;
+        int r;
+
+        r = s->root ? parse_cpu_ticks(s, &n) : reap_cpu_ticks(s, &n);
+        if (r < 0)
+                return r;
         /* /proc/stat lists CPUs by id; sort anyway, the merge join depends on it. */
-        if (!sorted)
-                qsort(s->cur, n, sizeof(*s->cur), cmp_cpu_id);
+        for (size_t i = 1; i < n; i++)
+                if (s->cur[i].id < s->cur[i - 1].id) {
+                        qsort(s->cur, n, sizeof(*s->cur), cmp_cpu_id);
+                        break;
+                }
         *ret_n = n;
         return 0;
 }
@@ -323,7 +405,86 @@ static int read_psi(int fd, double *ret) {
         return psi_parse_some_avg10(buf, ret);
 }
 
+/*
+ * libproc2 opens /proc/stat and /proc/meminfo without O_CLOEXEC and keeps
+ * them open (PLATFORM.md), and offers no way to reach its descriptors: find
+ * them among ours by what they point at and mark them close-on-exec, so that
+ * no worker inherits them. Call once libproc2 has opened both (its first
+ * reads). Best effort: a descriptor it might open later is not ours to find.
+ */
+static void cloexec_libproc2_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                char link[32], target[32];
+                int fd = atoi(de->d_name);
+                ssize_t n;
+
+                if (de->d_name[0] == '.' || fd == dirfd(d))
+                        continue;
+                snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+                n = readlink(link, target, sizeof(target) - 1);
+                if (n <= 0)
+                        continue;
+                target[n] = '\0';
+                if (strcmp(target, "/proc/stat") == 0 || strcmp(target, "/proc/meminfo") == 0) {
+                        int flags = fcntl(fd, F_GETFD);
+                        if (flags >= 0 && !(flags & FD_CLOEXEC))
+                                (void) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+                }
+        }
+        closedir(d);
+}
+
+/* The time of a reading: the monotonic clock, or the capture's uptime. */
+static int sampler_now(const struct sampler *s, usec_t *ret) {
+        char buf[128];
+        int r;
+
+        if (!s->root) {
+                *ret = now_usec();
+                return 0;
+        }
+        r = pread_text(s->root_fd[ROOT_UPTIME], buf, sizeof(buf));
+        if (r < 0)
+                return r;
+        return uptime_parse(buf, ret);
+}
+
+/* The sources of the machine-wide signals: libproc2's, or under a root the
+ * capture's files (which must all exist: a fixture is complete or wrong). */
+static int sampler_open_sources(struct sampler *s) {
+        static const char *const root_files[_ROOT_MAX] = {
+                [ROOT_STAT] = "/proc/stat",
+                [ROOT_MEMINFO] = "/proc/meminfo",
+                [ROOT_LOADAVG] = "/proc/loadavg",
+                [ROOT_UPTIME] = "/proc/uptime",
+                [ROOT_STATUS] = "/proc/self/status",
+        };
+        int r;
+
+        if (s->root) {
+                for (size_t i = 0; i < _ROOT_MAX; i++) {
+                        s->root_fd[i] = open_under(s->root, root_files[i]);
+                        if (s->root_fd[i] < 0)
+                                return -errno;
+                }
+                return 0;
+        }
+        r = procps_stat_new(&s->stat);
+        if (r < 0)
+                return r;
+        return procps_meminfo_new(&s->meminfo);
+}
+
 int sampler_new(struct sampler **ret) {
+        return sampler_new_at(NULL, ret);
+}
+
+int sampler_new_at(const char *root, struct sampler **ret) {
         static const char *const psi_files[_PSI_MAX] = {
                 [PSI_CPU] = "/proc/pressure/cpu",
                 [PSI_MEMORY] = "/proc/pressure/memory",
@@ -338,25 +499,31 @@ int sampler_new(struct sampler **ret) {
                 return -ENOMEM;
         for (size_t i = 0; i < _PSI_MAX; i++)
                 s->psi_fd[i] = -EBADF;
+        for (size_t i = 0; i < _ROOT_MAX; i++)
+                s->root_fd[i] = -EBADF;
         s->cgroup.pressure_fd = -EBADF;
+        if (root) {
+                s->root = strdup(root);
+                if (!s->root) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+        }
 
-        r = procps_stat_new(&s->stat);
-        if (r < 0)
-                goto fail;
-        r = procps_meminfo_new(&s->meminfo);
+        r = sampler_open_sources(s);
         if (r < 0)
                 goto fail;
         hz = procps_hertz_get();
         s->clk_tck = hz > 0 ? (unsigned long) hz : 100;
 
         for (size_t i = 0; i < _PSI_MAX; i++) {
-                s->psi_fd[i] = open(psi_files[i], O_RDONLY | O_CLOEXEC);
+                s->psi_fd[i] = open_under(s->root, psi_files[i]);
                 if (s->psi_fd[i] < 0)
                         s->psi_fd[i] = -EBADF;
         }
-        cgroup_view_open(&s->cgroup);
+        cgroup_view_open(&s->cgroup, s->root);
 
-        r = read_affinity(&s->affinity, &s->affinity_cpus);
+        r = read_affinity(s->root_fd[ROOT_STATUS], &s->affinity, &s->affinity_cpus);
         if (r < 0)
                 goto fail;
         uint64_t q = CGROUP_QUOTA_MAX, p = 0;
@@ -377,7 +544,15 @@ int sampler_new(struct sampler **ret) {
                     cgroup_parse_cpu_usage(buf, &l->prev_usage) >= 0)
                         l->have_usage = true;
         }
-        s->last = now_usec();
+        if (!s->root) {
+                /* libproc2 has opened both files by now (a reap, a select). */
+                static enum meminfo_item item = MEMINFO_MEM_TOTAL;
+                (void) procps_meminfo_select(s->meminfo, &item, 1);
+                cloexec_libproc2_fds();
+        }
+        r = sampler_now(s, &s->last);
+        if (r < 0)
+                goto fail;
         *ret = s;
         return 0;
 
@@ -395,6 +570,9 @@ struct sampler *sampler_free(struct sampler *s) {
                 procps_meminfo_unref(&s->meminfo);
         for (size_t i = 0; i < _PSI_MAX; i++)
                 safe_close(s->psi_fd[i]);
+        for (size_t i = 0; i < _ROOT_MAX; i++)
+                safe_close(s->root_fd[i]);
+        free((char *) s->root);
         cgroup_view_close(&s->cgroup);
         for (size_t i = 0; i < s->n_pids; i++)
                 safe_close(s->pids[i].fd);
@@ -452,7 +630,7 @@ static int sample_cpu(struct sampler *s, usec_t elapsed, struct sample *out) {
 
         /* Re-read each time: a cpuset or `taskset -p` may change it. On failure
          * (not expected for our own pid) the last mask stays. */
-        (void) read_affinity(&s->affinity, &s->affinity_cpus);
+        (void) read_affinity(s->root_fd[ROOT_STATUS], &s->affinity, &s->affinity_cpus);
         level = cgroup_view_quota(&s->cgroup, &q, &p);
         s->capacity = cpu_capacity_from(s->affinity_cpus, q, p);
         out->capacity = s->capacity;
@@ -484,22 +662,40 @@ static int sample_cpu(struct sampler *s, usec_t elapsed, struct sample *out) {
         return 0;
 }
 
-static void sample_system(struct sampler *s, struct sample *out) {
+/* load1 and mem.available: libproc2's, or the capture's under a root. */
+static void sample_load_memory(struct sampler *s, struct sample *out) {
         static enum meminfo_item items[] = { MEMINFO_MEM_AVAILABLE, MEMINFO_MEM_TOTAL };
-        struct meminfo_stack *m;
-        double av1, av5, av15, v;
+        uint64_t avail = 0, total = 0;
+        double av1, av5, av15;
+        char buf[4096];
+        bool have_load = false;
 
-        if (procps_loadavg(&av1, &av5, &av15) >= 0)
-                signals_set(&out->signals, SIGNAL_LOAD1, av1 / s->capacity);
-
-        /* select, not get: MEMINFO_GET caches for a second (PLATFORM.md). */
-        m = procps_meminfo_select(s->meminfo, items, (int) ELEMENTSOF(items));
-        if (m) {
-                unsigned long avail = m->head[0].result.ul_int, total = m->head[1].result.ul_int;
-                if (total > 0 && avail <= total)
-                        signals_set(&out->signals, SIGNAL_MEM_AVAILABLE, 100.0 * (double) avail / (double) total);
+        if (s->root) {
+                if (pread_text(s->root_fd[ROOT_LOADAVG], buf, sizeof(buf)) >= 0 && loadavg_parse(buf, &av1) >= 0)
+                        have_load = true;
+                if (pread_text(s->root_fd[ROOT_MEMINFO], buf, sizeof(buf)) < 0 ||
+                    meminfo_parse(buf, &avail, &total) < 0)
+                        total = 0;
+        } else {
+                struct meminfo_stack *m;
+                have_load = procps_loadavg(&av1, &av5, &av15) >= 0;
+                /* select, not get: MEMINFO_GET caches for a second (PLATFORM.md). */
+                m = procps_meminfo_select(s->meminfo, items, (int) ELEMENTSOF(items));
+                if (m) {
+                        avail = m->head[0].result.ul_int;
+                        total = m->head[1].result.ul_int;
+                }
         }
+        if (have_load)
+                signals_set(&out->signals, SIGNAL_LOAD1, av1 / s->capacity);
+        if (total > 0 && avail <= total)
+                signals_set(&out->signals, SIGNAL_MEM_AVAILABLE, 100.0 * (double) avail / (double) total);
+}
 
+static void sample_system(struct sampler *s, struct sample *out) {
+        double v;
+
+        sample_load_memory(s, out);
         out->psi_cpu_system = read_psi(s->psi_fd[PSI_CPU], &v) >= 0 ? v : -1;
         out->psi_cpu_cgroup = read_psi(s->cgroup.pressure_fd, &v) >= 0 ? v : -1;
         /* The larger of the two: the machine's figure sees a neighbour waiting
@@ -543,12 +739,12 @@ static struct pid_entry *pid_find(struct sampler *s, pid_t pid, size_t hint) {
         return NULL;
 }
 
-static int pid_open(pid_t pid, int *ret_fd, uint64_t *ret_ticks) {
+static int pid_open(const char *root, pid_t pid, int *ret_fd, uint64_t *ret_ticks) {
         char path[64];
         int fd, r;
 
         snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
+        fd = open_under(root, path);
         if (fd < 0)
                 return -errno;
         r = read_pid_ticks(fd, ret_ticks);
@@ -589,7 +785,7 @@ static int sample_pool(struct sampler *s, const pid_t *pids, size_t n, usec_t el
                         e->fd = safe_close(e->fd);
                         e->cpu = -1;
                         e->rss_pages = 0;
-                        if (pid_open(pids[i], &e->fd, &e->ticks) >= 0)
+                        if (pid_open(s->root, pids[i], &e->fd, &e->ticks) >= 0)
                                 e->seen = gen;
                         continue;
                 }
@@ -604,7 +800,7 @@ static int sample_pool(struct sampler *s, const pid_t *pids, size_t n, usec_t el
                 e = &s->pids[s->n_pids];
                 *e = (struct pid_entry) { .pid = pids[i], .fd = -EBADF, .cpu = -1 };
                 /* A pid that is already gone is simply not followed. */
-                if (pid_open(pids[i], &e->fd, &e->ticks) >= 0) {
+                if (pid_open(s->root, pids[i], &e->fd, &e->ticks) >= 0) {
                         e->seen = gen;
                         s->n_pids++;
                 }
@@ -629,10 +825,13 @@ static int sample_pool(struct sampler *s, const pid_t *pids, size_t n, usec_t el
 
 int sampler_sample(struct sampler *s, const pid_t *pids, size_t n_pids, struct sample *ret) {
         struct sample out = { .psi_cpu_system = -1, .psi_cpu_cgroup = -1 };
-        usec_t now = now_usec();
+        usec_t now;
         int r, q;
 
-        out.elapsed = now - s->last;
+        r = sampler_now(s, &now);
+        if (r < 0)
+                return r;
+        out.elapsed = now > s->last ? now - s->last : 0;
         s->last = now;
 
         /* Every part runs even if one fails, so that all histories stay one

@@ -51,6 +51,18 @@ struct sample {
  * sources (PSI, cgroup files) are not errors: their signals stay unavailable. */
 int sampler_new(struct sampler **ret);
 
+/*
+ * For tests: a sampler that reads the machine from the files under root,
+ * a directory laid out like / ("ROOT/proc/stat", "ROOT/proc/PID/stat",
+ * "ROOT/sys/fs/cgroup/...") holding captures, instead of from the kernel.
+ * Besides what sampler_new() reads, it needs ROOT/proc/{stat,meminfo,
+ * loadavg,uptime,self/status}: the capture's uptime is the clock and its
+ * Cpus_allowed_list the affinity. Files stay open and are re-read at each
+ * sample, so a test moves to the next instant by rewriting them in place.
+ * Returns as sampler_new(), or the error of opening one of those files.
+ */
+int sampler_new_at(const char *root, struct sampler **ret);
+
 /* Frees the sampler and closes its files. Accepts NULL; returns NULL. */
 struct sampler *sampler_free(struct sampler *s);
 

@@ -50,7 +50,7 @@ def settled(c, command_name, count, timeout=TIMEOUT):
             try:
                 with open(f"/proc/{pid}/comm") as f:
                     names.append(f.read().strip())
-            except FileNotFoundError:
+            except (FileNotFoundError, ProcessLookupError):   # gone while we looked
                 names.append("?")
         if len(kids) == count and all(n == command_name for n in names):
             return kids
@@ -127,5 +127,24 @@ def test_fd_count_is_stable_after_restarts_and_reloads(corral, tmp_path):
     after = await_fds(c.pid, before)
     assert len(after) == len(before)
     assert c.proc.poll() is None
+    c.signal(signal.SIGTERM)
+    assert c.wait() == 0
+
+
+def test_a_worker_inherits_no_descriptor_of_corral(corral, tmp_path):
+    """None of corral's files reaches a worker, in particular not /proc/stat
+    and /proc/meminfo, which libproc2 opens without O_CLOEXEC."""
+    path = tmp_path / "c.yaml"
+    write_config(path, "[sleep, 1h]")
+    c = corral("run", "-c", str(path))
+    c.started(4)
+    workers = settled(c, "sleep", 4)
+    own = {t for fd, t in fds(c.pid).items() if fd > 2}
+    assert {"/proc/stat", "/proc/meminfo"} <= own, own      # the premise
+    for pid in workers:
+        table = fds(pid)
+        # sleep(1) may hold a locale file of its own while it starts.
+        assert not own & set(table.values()), table
+        assert not any(t.startswith("/proc/") for t in table.values()), table
     c.signal(signal.SIGTERM)
     assert c.wait() == 0

@@ -1,17 +1,17 @@
 # SPDX-License-Identifier: MIT
 """The default batch sizing's seeker (policy.optimize on tasks.rate, starting
 at the usable CPUs, up to 4 x them; run here without the default policy's
-neighbour rule) moves the pool toward each task kind's sweet spot: tasks that wait grow it well past the CPUs, tasks that fight for one lock
-keep it small, CPU-bound tasks keep it near the CPUs.
+neighbour rule) moves the pool toward each task kind's sweet spot: tasks that
+fight for one lock keep it small, CPU-bound tasks keep it near the CPUs. That
+tasks that wait grow it well past the CPUs is test_machine.py's (suite
+'machine'): the controller rightly never grows while other processes keep the
+CPUs above 95% busy, so on a shared machine it cannot be a counted test.
 
 What is asserted is the direction and a bound on the size the controller
 settles at, never a time or a rate: the machine is shared and noisy. How close
 corral's wall time comes to the best fixed -j is bench/optimize's question.
 
 Why these bounds hold on a loaded machine too (a neighbour that takes CPU):
-  - io: each extra task waiting 50 ms adds throughput whatever the CPUs do, so
-    each probe up wins by far more than the bias; only a slow machine would
-    stop the climb early, and then at 2 x CPUs it has already doubled them.
   - lock: the lock saturates at 2 at once and spinning waiters make every
     further task cost throughput, and while cpu.busy is above 95% (spinners
     make sure it is) the controller does not probe up unless the last move up
@@ -21,10 +21,6 @@ Why these bounds hold on a loaded machine too (a neighbour that takes CPU):
     bigger share (the scheduler is fair per process), so the bound is loose:
     at most 2 x CPUs, not exactly the CPUs; and no lower bound beyond 1 (under
     a neighbour, 1 may not be clearly worse than 2).
-A neighbour that fills the CPUs also makes the default policy's neighbour rule
-give them back (down to 1), and the controller never grows while cpu.busy is
-above 95%: then io tasks cannot grow the pool, by design, and that test is
-skipped when /proc/stat confirms the machine was full.
 """
 import json
 import os
@@ -110,20 +106,6 @@ def settle(corral, tmp_path, kind):
     sizes = [int(b) for b in re.findall(r"scale \d+ -> (\d+) \(", log)]
     assert "received SIGTERM" in log
     return size, sizes, log, 100.0 * (b1 - b0) / max(t1 - t0, 1)
-
-
-def test_io_bound_tasks_grow_the_pool_well_past_the_cpus(corral, tmp_path):
-    cpus = usable_cpus()
-    size, sizes, log, busy = settle(corral, tmp_path, "io")
-    if size < 2 * cpus and ("cpu.busy high, not growing" in log or "rule neighbour" in log):
-        # DESIGN.md: the controller never grows while cpu.busy is above 95%
-        # (unless throughput still rises), and gives CPUs back to a
-        # neighbour. io tasks use little CPU: only other processes can have
-        # filled the CPUs, which /proc/stat must confirm.
-        assert busy > 80.0, f"corral saw cpu.busy > 95%, /proc/stat says {busy:.0f}%\n" + log
-        pytest.skip(f"other processes kept the CPUs {busy:.0f}% busy: rightly, no growth")
-    assert size >= 2 * cpus, f"settled at {size}, with {cpus} CPUs\n" + log
-    assert max(sizes, default=size) <= 4 * cpus, "never above the batch maximum\n" + log
 
 
 def test_contended_tasks_keep_the_pool_small(corral, tmp_path):

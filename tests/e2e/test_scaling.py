@@ -5,12 +5,8 @@ TTIN/TTOU until a rule fires — and every change names its reason."""
 import os
 import re
 import signal
-import subprocess
-import time
 
-import pytest
-
-from conftest import PYTHON, TIMEOUT, await_metric, http_get, metric
+from conftest import PYTHON, await_metric
 
 BURNER = [PYTHON, "-c", "while True: pass"]
 SLEEPER = [PYTHON, "-c", "import signal\nwhile True: signal.pause()"]
@@ -30,8 +26,10 @@ def write_policy(path, command, min, max, initial, rules, extra="", workers=""):
 
 
 def test_busy_workers_scale_up_to_max(corral, tmp_path):
+    # A burner is never idle, a sleeper always is: 5% tells them apart
+    # however few CPU the machine's other work leaves the burners.
     conf = write_policy(tmp_path / "c.yaml", BURNER, 1, 3, 1,
-                        "    - {name: hot, when: pool.cpu > 25%, for: 200ms, scale: +1}\n")
+                        "    - {name: hot, when: pool.cpu > 5%, for: 200ms, scale: +1}\n")
     c = corral("run", "-c", conf)
     port = c.metrics_port()
     c.log.wait(r"scale 1 -> 2 \(rule hot: pool\.cpu \d+(\.\d+)?% for \d+ms\)")
@@ -114,31 +112,3 @@ def test_spread_placement_pins_worker_i_to_usable_cpu_i(corral, tmp_path):
         assert cpus_allowed(pid) == str(usable[wid % len(usable)])
     c.signal(signal.SIGTERM)
     assert c.wait() == 0
-
-
-def test_least_loaded_placement_avoids_the_busy_core(corral, tmp_path):
-    usable = sorted(os.sched_getaffinity(0))
-    if len(usable) < 2:
-        pytest.skip("needs two usable CPUs")
-    burner = subprocess.Popen([PYTHON, "-c", f"import os\nos.sched_setaffinity(0, {{{usable[0]}}})\n"
-                                             "print(flush=True)\nwhile True: pass"], stdout=subprocess.PIPE)
-    try:
-        burner.stdout.readline()    # pinned and burning from here on
-        conf = write_policy(tmp_path / "c.yaml", SLEEPER, 1, 2, 1, "    []\n", workers=", placement: least-loaded")
-        c = corral("run", "-c", conf)
-        c.started(1)
-        # Once a sample has been taken, a new worker goes to the idlest core.
-        port = c.metrics_port()
-        deadline = time.monotonic() + TIMEOUT
-        while metric(http_get(port, "/metrics")[1], "corral_cpu_busy_ratio") is None:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        c.signal(signal.SIGTTIN)
-        m = c.log.wait(r"worker 1 started \(pid (\d+)\) on CPU (\d+)")
-        assert int(m[2]) != usable[0], "not the core the burner keeps busy"
-        assert cpus_allowed(int(m[1])) == m[2]
-        c.signal(signal.SIGTERM)
-        assert c.wait() == 0
-    finally:
-        burner.kill()
-        burner.wait()

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target: every parser of supervisor/procfs_parse.h (PSI, cgroup
- * cpu.max and cpu.stat, /proc/self/cgroup, mountinfo, /proc/PID/stat) on the
+ * cpu.max and cpu.stat, /proc/self/cgroup, mountinfo, /proc/PID/stat, and the
+ * captured-file ones: /proc/stat, meminfo, loadavg, uptime, CPU lists) on the
  * same arbitrary text, as if the kernel had written it. Besides the
  * sanitizers' findings, it checks the contracts: results in range, pointers
  * into the text, a NUL-terminated mount point within the buffer.
@@ -51,6 +52,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 abort();
         if (mountinfo_find_cgroup2(text, small, sizeof(small)) == 0 && strnlen(small, sizeof(small)) == sizeof(small))
                 abort();
+
+        struct cpu_ticks cpus[4];
+        size_t n_cpus;
+        if (proc_stat_parse_cpus(text, cpus, 4, &n_cpus) == 0) {
+                for (size_t i = 0; i < n_cpus && i < 4; i++)
+                        if (cpus[i].idle > cpus[i].total || cpus[i].id < 0)
+                                abort();
+        }
+        uint64_t avail, total;
+        double load1;
+        usec_t up;
+        cpu_set_t set;
+        (void) meminfo_parse(text, &avail, &total);
+        if (loadavg_parse(text, &load1) == 0 && !(load1 >= 0))
+                abort();
+        (void) uptime_parse(text, &up);
+        (void) cpu_list_parse(text, &set);
+        (void) proc_status_parse_cpus_allowed(text, &set);
 
         free(text);
         return 0;

@@ -363,6 +363,76 @@ static void test_cgroup_quota_busy(void **state) {
         }
 }
 
+/* ---- the files libproc2 reads in production (captured-file samplers) ---- */
+
+static void test_proc_stat_cpus(void **state) {
+        static const char stat[] =
+                "cpu  10 0 10 80 0 0 0 0 0 0\n"
+                "cpu0 5 0 5 40 2 1 1 1 0 0\n"
+                "cpu2 5 0 5 40 0 0 0 0 0 0\n"
+                "intr 1 2 3\nctxt 99\n";
+        struct cpu_ticks t[2];
+        size_t n = 0;
+        (void) state;
+
+        /* Counting first (no room), then reading; the total line is not a CPU. */
+        assert_int_equal(proc_stat_parse_cpus(stat, NULL, 0, &n), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(proc_stat_parse_cpus(stat, t, 1, &n), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(proc_stat_parse_cpus(stat, t, 2, &n), 0);
+        assert_int_equal(t[0].id, 0);
+        assert_int_equal(t[0].total, 5 + 5 + 40 + 2 + 1 + 1 + 1);     /* guest fields are in user already */
+        assert_int_equal(t[0].idle, 40 + 2);
+        assert_int_equal(t[1].id, 2);
+        assert_int_equal(proc_stat_parse_cpus("cpu  1 2 3 4 5 6 7 8\n", t, 2, &n), -ENOENT);
+        assert_int_equal(proc_stat_parse_cpus("cpu0 1 2 3\n", t, 2, &n), -EINVAL);    /* truncated */
+        assert_int_equal(proc_stat_parse_cpus("cpu0 1 2 3 4 5 6 7 x\n", t, 2, &n), -EINVAL);
+}
+
+static void test_meminfo_loadavg_uptime(void **state) {
+        uint64_t avail = 0, total = 0;
+        double load1 = 0;
+        usec_t up = 0;
+        (void) state;
+
+        assert_int_equal(meminfo_parse("MemTotal:       24683748 kB\nMemFree: 1 kB\n"
+                                       "MemAvailable:   23920896 kB\n", &avail, &total), 0);
+        assert_int_equal(avail, 23920896);
+        assert_int_equal(total, 24683748);
+        assert_int_equal(meminfo_parse("MemTotal: 5 kB\n", &avail, &total), -ENOENT);
+
+        assert_int_equal(loadavg_parse("8.60 10.13 7.03 6/143 1119\n", &load1), 0);
+        assert_true(load1 > 8.599 && load1 < 8.601);
+        assert_int_equal(loadavg_parse("8,60 10.13\n", &load1), -EINVAL);
+
+        assert_int_equal(uptime_parse("1169.53 401.22\n", &up), 0);
+        assert_int_equal(up, 1169530000);
+        assert_int_equal(uptime_parse("7\n", &up), 0);
+        assert_int_equal(up, 7000000);
+        assert_int_equal(uptime_parse("x 1\n", &up), -EINVAL);
+        assert_int_equal(uptime_parse("1.5x\n", &up), -EINVAL);
+}
+
+static void test_cpu_list(void **state) {
+        cpu_set_t set;
+        (void) state;
+
+        assert_int_equal(cpu_list_parse("0-2,5\n", &set), 0);
+        assert_int_equal(CPU_COUNT(&set), 4);
+        assert_true(CPU_ISSET(0, &set) && CPU_ISSET(2, &set) && CPU_ISSET(5, &set) && !CPU_ISSET(3, &set));
+        assert_int_equal(cpu_list_parse("3", &set), 0);
+        assert_int_equal(CPU_COUNT(&set), 1);
+        assert_int_equal(cpu_list_parse("3-1", &set), -ERANGE);
+        assert_int_equal(cpu_list_parse("0-99999", &set), -ERANGE);
+        assert_int_equal(cpu_list_parse("0,,1", &set), -EINVAL);
+        assert_int_equal(cpu_list_parse("", &set), -EINVAL);
+        assert_int_equal(proc_status_parse_cpus_allowed("Name:\tx\nCpus_allowed:\t3\n"
+                                                        "Cpus_allowed_list:\t0-1\n", &set), 0);
+        assert_int_equal(CPU_COUNT(&set), 2);
+        assert_int_equal(proc_status_parse_cpus_allowed("Name:\tx\n", &set), -ENOENT);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_psi),
@@ -375,6 +445,9 @@ int main(void) {
                 cmocka_unit_test(test_tick_series),
                 cmocka_unit_test(test_pid_cpu),
                 cmocka_unit_test(test_cgroup_quota_busy),
+                cmocka_unit_test(test_proc_stat_cpus),
+                cmocka_unit_test(test_meminfo_loadavg_uptime),
+                cmocka_unit_test(test_cpu_list),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
