@@ -2,7 +2,8 @@
 /*
  * The sampler (see sampler.h): the system side of the signals. It reads each
  * source once per call, keeps the previous counters, and hands the arithmetic
- * to procfs_parse.c, which is pure and unit-tested.
+ * to procfs_parse.c, which is pure and unit-tested. The cgroup quota view and
+ * the file helpers are in sampler_cgroup.c.
  *
  * Choices worth knowing:
  * - Per-CPU ticks come from libproc2's procps_stat_reap() as absolute
@@ -49,22 +50,7 @@
 #include <unistd.h>
 
 #include "supervisor/sampler.h"
-
-#define CGROUP_LEVELS_MAX 16
-
-/* One cgroup from ours up to the top that has a cpu.max. */
-struct cgroup_level {
-        int max_fd;             /* cpu.max */
-        int stat_fd;            /* cpu.stat, -EBADF if absent */
-        uint64_t prev_usage;
-        bool have_usage;
-};
-
-struct cgroup_view {
-        struct cgroup_level levels[CGROUP_LEVELS_MAX];
-        size_t n_levels;
-        int pressure_fd;        /* our cgroup's cpu.pressure; -EBADF in the root */
-};
+#include "supervisor/sampler_cgroup.h"
 
 /* A worker pid followed from one sample to the next. */
 struct pid_entry {
@@ -112,193 +98,6 @@ static usec_t now_usec(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
-}
-
-/* Opens path (absolute) under root, or as is when root is NULL. */
-static int open_under(const char *root, const char *path) {
-        char full[PATH_MAX];
-
-        if (!root)
-                return open(path, O_RDONLY | O_CLOEXEC);
-        if ((size_t) snprintf(full, sizeof(full), "%s%s", root, path) >= sizeof(full)) {
-                errno = ENAMETOOLONG;
-                return -1;
-        }
-        return open(full, O_RDONLY | O_CLOEXEC);
-}
-
-/* Reads a small kernel file from offset 0 into buf, NUL-terminated. */
-static int pread_text(int fd, char *buf, size_t size) {
-        ssize_t n = pread(fd, buf, size - 1, 0);
-        if (n < 0)
-                return -errno;
-        buf[n] = '\0';
-        return 0;
-}
-
-/* Reads a whole file (mountinfo can be long) into a malloc'ed string. */
-static int read_file_alloc(const char *root, const char *path, char **ret) {
-        _cleanup_(closep) int fd = open_under(root, path);
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 0, len = 0;
-
-        if (fd < 0)
-                return -errno;
-        for (;;) {
-                ssize_t n;
-                if (size - len < 4096) {
-                        char *b = realloc(buf, size + 16384);
-                        if (!b)
-                                return -ENOMEM;
-                        buf = b;
-                        size += 16384;
-                }
-                n = read(fd, buf + len, size - len - 1);
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        break;
-                len += (size_t) n;
-        }
-        buf[len] = '\0';
-        *ret = TAKE_PTR(buf);
-        return 0;
-}
-
-static void cgroup_view_close(struct cgroup_view *v) {
-        for (size_t i = 0; i < v->n_levels; i++) {
-                v->levels[i].max_fd = safe_close(v->levels[i].max_fd);
-                v->levels[i].stat_fd = safe_close(v->levels[i].stat_fd);
-        }
-        v->n_levels = 0;
-        v->pressure_fd = safe_close(v->pressure_fd);
-}
-
-/*
- * Finds our cgroup v2 directory (the cgroup2 mount joined with the "0::" path)
- * and opens cpu.max and cpu.stat of it and each ancestor that has them: a
- * quota set on a parent slice limits us as much as our own. Without cgroup v2
- * (or without the cpu controller, as on the hybrid CI machines) the view stays
- * empty, which is not an error.
- */
-static void cgroup_view_open(struct cgroup_view *v, const char *root) {
-        _cleanup_free_ char *mountinfo = NULL, *self = NULL;
-        char dir[PATH_MAX], mnt[PATH_MAX];
-        const char *path;
-        size_t len, mlen;
-
-        *v = (struct cgroup_view) { .pressure_fd = -EBADF };
-        if (read_file_alloc(root, "/proc/self/mountinfo", &mountinfo) < 0 ||
-            mountinfo_find_cgroup2(mountinfo, mnt, sizeof(mnt)) < 0 ||
-            read_file_alloc(root, "/proc/self/cgroup", &self) < 0 ||
-            cgroup_parse_self(self, &path, &len) < 0)
-                return;
-        /* Under a root, the mount point is a directory of the capture too. */
-        if ((size_t) snprintf(dir, sizeof(dir), "%s%s", root ? root : "", mnt) >= sizeof(dir))
-                return;
-        mlen = strlen(dir);
-        if (mlen + len + 32 >= sizeof(dir))
-                return;
-        /* "/" joins as nothing: the root cgroup has no cpu.max or own pressure. */
-        while (len > 0 && path[len - 1] == '/')
-                len--;
-        memcpy(dir + mlen, path, len);
-        dir[mlen + len] = '\0';
-
-        if (len > 0) {
-                char file[PATH_MAX];
-                snprintf(file, sizeof(file), "%s/cpu.pressure", dir);
-                v->pressure_fd = open(file, O_RDONLY | O_CLOEXEC);
-                if (v->pressure_fd < 0)
-                        v->pressure_fd = -EBADF;
-        }
-        while (len > 0 && v->n_levels < CGROUP_LEVELS_MAX) {
-                char file[PATH_MAX];
-                int fd;
-
-                snprintf(file, sizeof(file), "%s/cpu.max", dir);
-                fd = open(file, O_RDONLY | O_CLOEXEC);
-                if (fd >= 0) {
-                        struct cgroup_level *l = &v->levels[v->n_levels++];
-                        snprintf(file, sizeof(file), "%s/cpu.stat", dir);
-                        *l = (struct cgroup_level) { .max_fd = fd, .stat_fd = open(file, O_RDONLY | O_CLOEXEC) };
-                        if (l->stat_fd < 0)
-                                l->stat_fd = -EBADF;
-                }
-                /* Up one level, stopping at the mount point. */
-                while (len > 0 && dir[mlen + len - 1] != '/')
-                        len--;
-                if (len > 0)
-                        len--;
-                dir[mlen + len] = '\0';
-        }
-}
-
-/*
- * The tightest quota of the view, as quota/period of the level that sets it;
- * returns that level's index, or -1 when no level has a quota.
- */
-static int cgroup_view_quota(const struct cgroup_view *v, uint64_t *ret_quota, uint64_t *ret_period) {
-        int best = -1;
-        uint64_t bq = 0, bp = 1;
-
-        for (size_t i = 0; i < v->n_levels; i++) {
-                char buf[128];
-                uint64_t q, p;
-
-                if (pread_text(v->levels[i].max_fd, buf, sizeof(buf)) < 0 ||
-                    cgroup_parse_cpu_max(buf, &q, &p) < 0 || q == CGROUP_QUOTA_MAX)
-                        continue;
-                /* q/p < bq/bp, without division; both fit easily in 128 bits. */
-                if (best < 0 || (unsigned __int128) q * bp < (unsigned __int128) bq * p) {
-                        best = (int) i;
-                        bq = q;
-                        bp = p;
-                }
-        }
-        if (best >= 0) {
-                *ret_quota = bq;
-                *ret_period = bp;
-        }
-        return best;
-}
-
-/* Our affinity mask; under a root (status_fd >= 0), the capture's. */
-static int read_affinity(int status_fd, cpu_set_t *ret_set, unsigned *ret_count) {
-        cpu_set_t set;
-        int n;
-
-        if (status_fd >= 0) {
-                char buf[4096];
-                int r = pread_text(status_fd, buf, sizeof(buf));
-                if (r < 0)
-                        return r;
-                r = proc_status_parse_cpus_allowed(buf, &set);
-                if (r < 0)
-                        return r;
-        } else if (sched_getaffinity(0, sizeof(set), &set) < 0)
-                return -errno;
-        n = CPU_COUNT(&set);
-        *ret_set = set;
-        *ret_count = n > 0 ? (unsigned) n : 1;
-        return 0;
-}
-
-int cpu_capacity(unsigned *ret) {
-        struct cgroup_view v;
-        cpu_set_t set;
-        unsigned n;
-        uint64_t q = CGROUP_QUOTA_MAX, p = 0;
-        int r;
-
-        r = read_affinity(-EBADF, &set, &n);
-        if (r < 0)
-                return r;
-        cgroup_view_open(&v, NULL);
-        (void) cgroup_view_quota(&v, &q, &p);
-        cgroup_view_close(&v);
-        *ret = cpu_capacity_from(n, q, p);
-        return 0;
 }
 
 static int cmp_cpu_id(const void *a, const void *b) {
@@ -364,7 +163,7 @@ static int parse_cpu_ticks(struct sampler *s, size_t *ret_n) {
         size_t n;
         int r;
 
-        r = pread_text(s->root_fd[ROOT_STAT], buf, sizeof(buf));
+        r = sampler_pread_text(s->root_fd[ROOT_STAT], buf, sizeof(buf));
         if (r >= 0)
                 r = proc_stat_parse_cpus(buf, NULL, 0, &n);
         if (r >= 0)
@@ -399,7 +198,7 @@ static int read_psi(int fd, double *ret) {
         if (fd < 0)
                 return -ENOENT;
         /* A kernel booted with psi=0 has the files but reads EOPNOTSUPP. */
-        r = pread_text(fd, buf, sizeof(buf));
+        r = sampler_pread_text(fd, buf, sizeof(buf));
         if (r < 0)
                 return r;
         return psi_parse_some_avg10(buf, ret);
@@ -448,7 +247,7 @@ static int sampler_now(const struct sampler *s, usec_t *ret) {
                 *ret = now_usec();
                 return 0;
         }
-        r = pread_text(s->root_fd[ROOT_UPTIME], buf, sizeof(buf));
+        r = sampler_pread_text(s->root_fd[ROOT_UPTIME], buf, sizeof(buf));
         if (r < 0)
                 return r;
         return uptime_parse(buf, ret);
@@ -468,7 +267,7 @@ static int sampler_open_sources(struct sampler *s) {
 
         if (s->root) {
                 for (size_t i = 0; i < _ROOT_MAX; i++) {
-                        s->root_fd[i] = open_under(s->root, root_files[i]);
+                        s->root_fd[i] = sampler_open_under(s->root, root_files[i]);
                         if (s->root_fd[i] < 0)
                                 return -errno;
                 }
@@ -517,13 +316,13 @@ int sampler_new_at(const char *root, struct sampler **ret) {
         s->clk_tck = hz > 0 ? (unsigned long) hz : 100;
 
         for (size_t i = 0; i < _PSI_MAX; i++) {
-                s->psi_fd[i] = open_under(s->root, psi_files[i]);
+                s->psi_fd[i] = sampler_open_under(s->root, psi_files[i]);
                 if (s->psi_fd[i] < 0)
                         s->psi_fd[i] = -EBADF;
         }
         cgroup_view_open(&s->cgroup, s->root);
 
-        r = read_affinity(s->root_fd[ROOT_STATUS], &s->affinity, &s->affinity_cpus);
+        r = sampler_read_affinity(s->root_fd[ROOT_STATUS], &s->affinity, &s->affinity_cpus);
         if (r < 0)
                 goto fail;
         uint64_t q = CGROUP_QUOTA_MAX, p = 0;
@@ -537,13 +336,7 @@ int sampler_new_at(const char *root, struct sampler **ret) {
         struct cpu_ticks *t = s->prev;
         s->prev = s->cur;
         s->cur = t;
-        for (size_t i = 0; i < s->cgroup.n_levels; i++) {
-                struct cgroup_level *l = &s->cgroup.levels[i];
-                char buf[1024];
-                if (l->stat_fd >= 0 && pread_text(l->stat_fd, buf, sizeof(buf)) >= 0 &&
-                    cgroup_parse_cpu_usage(buf, &l->prev_usage) >= 0)
-                        l->have_usage = true;
-        }
+        cgroup_view_start_usage(&s->cgroup);
         if (!s->root) {
                 /* libproc2 has opened both files by now (a reap, a select). */
                 static enum meminfo_item item = MEMINFO_MEM_TOTAL;
@@ -598,28 +391,6 @@ unsigned sampler_capacity(const struct sampler *s) {
         return s->capacity;
 }
 
-/* cpu.busy from the cgroup's usage against its quota, < 0 if not measurable. */
-static double sample_cgroup_busy(struct sampler *s, int level, uint64_t quota, uint64_t period, usec_t elapsed) {
-        double busy = -1;
-
-        for (size_t i = 0; i < s->cgroup.n_levels; i++) {
-                struct cgroup_level *l = &s->cgroup.levels[i];
-                char buf[1024];
-                uint64_t usage;
-
-                if (l->stat_fd < 0 || pread_text(l->stat_fd, buf, sizeof(buf)) < 0 ||
-                    cgroup_parse_cpu_usage(buf, &usage) < 0) {
-                        l->have_usage = false;
-                        continue;
-                }
-                if ((int) i == level && l->have_usage)
-                        busy = cgroup_quota_busy(l->prev_usage, usage, elapsed, quota, period);
-                l->prev_usage = usage;
-                l->have_usage = true;
-        }
-        return busy;
-}
-
 static int sample_cpu(struct sampler *s, usec_t elapsed, struct sample *out) {
         struct cpu_load load;
         uint64_t q = CGROUP_QUOTA_MAX, p = 0;
@@ -630,13 +401,13 @@ static int sample_cpu(struct sampler *s, usec_t elapsed, struct sample *out) {
 
         /* Re-read each time: a cpuset or `taskset -p` may change it. On failure
          * (not expected for our own pid) the last mask stays. */
-        (void) read_affinity(s->root_fd[ROOT_STATUS], &s->affinity, &s->affinity_cpus);
+        (void) sampler_read_affinity(s->root_fd[ROOT_STATUS], &s->affinity, &s->affinity_cpus);
         level = cgroup_view_quota(&s->cgroup, &q, &p);
         s->capacity = cpu_capacity_from(s->affinity_cpus, q, p);
         out->capacity = s->capacity;
         out->affinity_cpus = s->affinity_cpus;
         out->quota_cpus = level >= 0 ? (double) q / (double) p : 0;
-        busy = sample_cgroup_busy(s, level, q, p, elapsed);
+        busy = cgroup_view_busy(&s->cgroup, level, q, p, elapsed);
 
         r = read_cpu_ticks(s, &n_cur);
         if (r < 0)
@@ -671,9 +442,9 @@ static void sample_load_memory(struct sampler *s, struct sample *out) {
         bool have_load = false;
 
         if (s->root) {
-                if (pread_text(s->root_fd[ROOT_LOADAVG], buf, sizeof(buf)) >= 0 && loadavg_parse(buf, &av1) >= 0)
+                if (sampler_pread_text(s->root_fd[ROOT_LOADAVG], buf, sizeof(buf)) >= 0 && loadavg_parse(buf, &av1) >= 0)
                         have_load = true;
-                if (pread_text(s->root_fd[ROOT_MEMINFO], buf, sizeof(buf)) < 0 ||
+                if (sampler_pread_text(s->root_fd[ROOT_MEMINFO], buf, sizeof(buf)) < 0 ||
                     meminfo_parse(buf, &avail, &total) < 0)
                         total = 0;
         } else {
@@ -711,7 +482,7 @@ static void sample_system(struct sampler *s, struct sample *out) {
 
 static int read_pid_stat(int fd, uint64_t *ret_ticks, uint64_t *ret_rss_pages) {
         char buf[1024];
-        int r = pread_text(fd, buf, sizeof(buf));
+        int r = sampler_pread_text(fd, buf, sizeof(buf));
         if (r < 0)
                 return r;
         r = proc_stat_parse_ticks(buf, ret_ticks);
@@ -744,7 +515,7 @@ static int pid_open(const char *root, pid_t pid, int *ret_fd, uint64_t *ret_tick
         int fd, r;
 
         snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
-        fd = open_under(root, path);
+        fd = sampler_open_under(root, path);
         if (fd < 0)
                 return -errno;
         r = read_pid_ticks(fd, ret_ticks);
