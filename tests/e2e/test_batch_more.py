@@ -8,16 +8,15 @@ import signal
 import subprocess
 import time
 
-from conftest import CORRAL, wait_gone
+from conftest import CORRAL, task, wait_gone
 from test_batch import BATCH_TIMEOUT, ok_seqs, read_joblog, run_batch, write_lines
 
 # Lines an argv must carry unharmed: spaces, quotes, shell syntax, an empty one.
 AWKWARD = ["a b  c", "it's", '"double" $HOME `id` ; *', "tab\there", ""]
 
-# Prints one JSON line per invocation: its arguments and what the environment says.
-SHOW = ("import json, os, sys; "
-        "print(json.dumps({'args': sys.argv[1:], 'seq': os.environ['CORRAL_TASK_SEQ'],"
-        " 'task': os.environ['CORRAL_TASK']}))")
+# Prints one JSON line per invocation: its arguments and what the environment
+# says (tests/tasks/args_task.c).
+SHOW = task("args")
 
 
 def invocations(stdout):
@@ -81,7 +80,9 @@ def test_a_task_whose_leftover_holds_its_output_does_not_hang_the_batch(tmp_path
     script = ('f="$0/pid.$$"; setsid sh -c \'echo $$ > "$0.tmp"; mv "$0.tmp" "$0"; exec sleep 1000\' "$f" '
               '2>/dev/null & while [ ! -e "$f" ]; do :; done; echo "out $1"')
     try:
-        p = run_batch("--tasks", tasks, "--timeout", "300ms", "--", "sh", "-c", script, str(tmp_path),
+        # --timeout bounds the wait for the leftover's output; 3 s, not less:
+        # a task still starting when it expires would be killed as hung.
+        p = run_batch("--tasks", tasks, "--timeout", "3s", "--", "sh", "-c", script, str(tmp_path),
                       timeout=60)
         assert p.returncode == 0, p.stderr
         assert sorted(p.stdout.decode().splitlines()) == ["out 1", "out 2"]
@@ -101,7 +102,7 @@ def test_batch_10_over_1000_lines_makes_100_invocations_passing_every_line_once(
     tasks = write_lines(tmp_path / "tasks", lines)
     joblog = tmp_path / "joblog"
     p = run_batch("--tasks", tasks, "--batch", "10", "--joblog", str(joblog), "--keep-order",
-                  "--", "python3", "-c", SHOW, "first", "{}", "last")
+                  "--", *SHOW, "first", "{}", "last")
     assert p.returncode == 0, p.stderr
     assert "1000 ok, 0 failed" in p.stderr.decode()
     got = invocations(p.stdout)
@@ -118,12 +119,12 @@ def test_batch_10_over_1000_lines_makes_100_invocations_passing_every_line_once(
     assert sorted(r[0] for r in rows) == list(range(1, 1001, 10))
     for seq, _, _, command in rows:
         args = shlex.split(command)
-        assert args[3:] == ["first", *lines[seq - 1:seq + 9], "last"]
+        assert args[len(SHOW):] == ["first", *lines[seq - 1:seq + 9], "last"]
 
 
 def test_batch_appends_the_lines_and_ends_with_a_shorter_invocation(tmp_path):
     tasks = write_lines(tmp_path / "tasks", AWKWARD * 5)   # 25 lines
-    p = run_batch("--tasks", tasks, "--batch", "10", "--keep-order", "--", "python3", "-c", SHOW)
+    p = run_batch("--tasks", tasks, "--batch", "10", "--keep-order", "--", *SHOW)
     assert p.returncode == 0, p.stderr
     got = invocations(p.stdout)
     assert [inv["args"] for inv in got] == [(AWKWARD * 5)[0:10], (AWKWARD * 5)[10:20], (AWKWARD * 5)[20:25]]
@@ -131,7 +132,7 @@ def test_batch_appends_the_lines_and_ends_with_a_shorter_invocation(tmp_path):
 
 
 def test_batch_context_replace_and_stdin(tmp_path):
-    p = run_batch("--tasks", "-", "--batch", "3", "--keep-order", "--", "python3", "-c", SHOW, "x{}y",
+    p = run_batch("--tasks", "-", "--batch", "3", "--keep-order", "--", *SHOW, "x{}y",
                   input=b"a\nb\nc\nd\n")
     assert p.returncode == 0, p.stderr
     assert [inv["args"] for inv in invocations(p.stdout)] == [["xay", "xby", "xcy"], ["xdy"]]
@@ -195,7 +196,7 @@ def test_resume_refuses_a_joblog_cut_with_another_batch(tmp_path):
 # ---- sharding -------------------------------------------------------------------
 
 def test_four_shards_run_every_line_exactly_once_and_their_joblogs_concatenate(tmp_path):
-    n, shards = 10000, 4
+    n, shards = 1000, 4     # more lines would prove nothing more, only take longer
     tasks = write_lines(tmp_path / "tasks", range(1, n + 1))
     procs = []
     for k in range(shards):
@@ -227,7 +228,7 @@ def test_four_shards_run_every_line_exactly_once_and_their_joblogs_concatenate(t
 def test_a_shard_with_batch_groups_its_own_lines(tmp_path):
     tasks = write_lines(tmp_path / "tasks", range(1, 31))
     p = run_batch("--tasks", tasks, "--shard", "1/3", "--batch", "4", "--keep-order",
-                  "--", "python3", "-c", SHOW)
+                  "--", *SHOW)
     assert p.returncode == 0, p.stderr
     got = invocations(p.stdout)
     assert [inv["args"] for inv in got] == [["2", "5", "8", "11"], ["14", "17", "20", "23"], ["26", "29"]]
