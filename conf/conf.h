@@ -72,6 +72,10 @@ int conf_load_text(const char *path, const void *text, size_t size, struct corra
 /* The largest file conf_load reads. */
 #define CONF_MAX_FILE_SIZE (1024 * 1024)
 
+/* The deepest nesting of lists and mappings conf_load accepts (corral's own
+ * keys nest 5 deep); deeper is "FILE:LINE:COL: nested too deeply". */
+#define CONF_MAX_DEPTH 64
+
 /*
  * Fills c's policy with the built-in default of DESIGN.md, replacing its rules,
  * target and optimize: long-lived (batch false) adds a worker on

@@ -146,6 +146,54 @@ static void test_load_text_bounds(void **state) {
         conf_diagnostics_done(&d);
 }
 
+/* libyaml parses nesting in time quadratic in the depth (1 MiB of '[' took 29
+ * minutes): a file is refused at the first level past CONF_MAX_DEPTH, at
+ * once. The root mapping is the first level, so "command: " and 63 '[' nest
+ * 64 deep (just inside), and 64 '[' nest 65 deep (just outside). */
+static void test_nesting_depth_is_bounded(void **state) {
+        struct conf_diagnostics d = {};
+        struct corral_config c;
+        char text[256];
+        (void) state;
+
+        int n = snprintf(text, sizeof(text), "command: %.*s", CONF_MAX_DEPTH - 1,
+                         "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[");
+        assert_int_equal(conf_load_text("t.yaml", text, (size_t) n, &c, &d), -EINVAL);
+        assert_true(d.n_items > 0);
+        assert_null(strstr(d.items[0].message, "nested too deeply"));
+        conf_diagnostics_done(&d);
+
+        n = snprintf(text, sizeof(text), "command: %.*s", CONF_MAX_DEPTH,
+                     "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[");
+        assert_int_equal(conf_load_text("t.yaml", text, (size_t) n, &c, &d), -EINVAL);
+        assert_int_equal(d.n_items, 1);
+        assert_string_equal(d.items[0].message,
+                            "t.yaml:1:73: nested too deeply (more than 64 levels of lists and mappings)");
+        conf_diagnostics_done(&d);
+
+        /* block mappings count as much as flow lists */
+        char block[64 * 70] = "";
+        size_t len = 0;
+        for (int i = 0; i <= CONF_MAX_DEPTH; i++)
+                len += (size_t) snprintf(block + len, sizeof(block) - len, "%*sk%d:\n", i, "", i);
+        assert_int_equal(conf_load_text("t.yaml", block, len, &c, &d), -EINVAL);
+        assert_int_equal(d.n_items, 1);
+        assert_string_equal(d.items[0].message,
+                            "t.yaml:65:65: nested too deeply (more than 64 levels of lists and mappings)");
+        conf_diagnostics_done(&d);
+
+        /* the largest file there is, all '[': refused at once, not after minutes */
+        char *big = malloc(CONF_MAX_FILE_SIZE);
+        assert_non_null(big);
+        memset(big, '[', CONF_MAX_FILE_SIZE);
+        assert_int_equal(conf_load_text("t.yaml", big, CONF_MAX_FILE_SIZE, &c, &d), -EINVAL);
+        assert_int_equal(d.n_items, 1);
+        assert_string_equal(d.items[0].message,
+                            "t.yaml:1:65: nested too deeply (more than 64 levels of lists and mappings)");
+        free(big);
+        conf_diagnostics_done(&d);
+}
+
 /* workers.user/group are looked up later, by `corral run`: their errors need the positions. */
 static void test_user_and_group_keep_their_positions(void **state) {
         static const char text[] = "command: [w]\nworkers:\n  min: 1\n  user: nobody\n  group:   web\n";
@@ -170,6 +218,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_percent_size_shard),
                 cmocka_unit_test(test_load_text_regressions),
                 cmocka_unit_test(test_load_text_bounds),
+                cmocka_unit_test(test_nesting_depth_is_bounded),
                 cmocka_unit_test(test_user_and_group_keep_their_positions),
         };
         if (argc > 1)
