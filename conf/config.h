@@ -13,9 +13,7 @@
 #include <sys/types.h>
 
 #include "common/util.h"
-#include "policy/signals.h"
-
-struct condition;   /* policy/condition.h: a parsed `when:` */
+#include "policy/settings.h"
 
 enum restart_mode {
         RESTART_ALWAYS,
@@ -81,31 +79,6 @@ struct workers_config {
         struct worker_identity identity;     /* resolved from user and group by `corral run` */
         char **env;              /* "KEY=VALUE", added to the inherited environment */
         char *cwd;
-};
-
-struct rule_config {
-        char *name;
-        char *when_text;
-        struct condition *when;
-        usec_t hold;             /* `for:` */
-        int scale;               /* +N / -N, or percent when scale_percent */
-        bool scale_percent;
-        unsigned line, column;   /* where `when:` is in the file (1-based), 0 if built in */
-};
-
-struct policy_config {
-        bool has_target;
-        enum signal_id target_signal;
-        double target_value;
-        double target_tolerance; /* % */
-        bool has_optimize;
-        enum signal_id optimize_signal;
-        double optimize_bias;    /* % */
-        usec_t stabilization_down;
-        usec_t cooldown_up;
-        usec_t cooldown_down;
-        struct rule_config *rules;
-        size_t n_rules;
 };
 
 struct shared_config {

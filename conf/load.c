@@ -1488,17 +1488,6 @@ int conf_load_text(const char *path, const void *text, size_t size, struct corra
 /* ------------------------------------------------------------------------ */
 /* the built-in default policy */
 
-static void free_rules(struct policy_config *p) {
-        for (size_t i = 0; i < p->n_rules; i++) {
-                free(p->rules[i].name);
-                free(p->rules[i].when_text);
-                condition_free(p->rules[i].when);
-        }
-        free(p->rules);
-        p->rules = NULL;
-        p->n_rules = 0;
-}
-
 int config_default_policy(struct corral_config *c, bool batch) {
         static const struct {
                 const char *name, *when;
@@ -1513,7 +1502,7 @@ int config_default_policy(struct corral_config *c, bool batch) {
         };
         struct policy_config *p = &c->policy;
 
-        free_rules(p);
+        policy_config_free_rules(p);
         c->workers.min = 1;
         c->workers.max = 0;
         c->workers.initial = 0;
@@ -1535,7 +1524,7 @@ int config_default_policy(struct corral_config *c, bool batch) {
                 rule->when_text = strdup(rules[i].when);
                 if (!rule->name || !rule->when_text ||
                     condition_parse(rules[i].when, &rule->when, NULL, NULL, 0) < 0) {
-                        free_rules(p);
+                        policy_config_free_rules(p);
                         return -ENOMEM;  /* the texts above are known to parse */
                 }
         }

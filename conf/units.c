@@ -91,36 +91,6 @@ const char *signal_to_string(int sig, char buf[static 16]) {
         return buf;
 }
 
-const char *format_duration(usec_t t, char buf[static 32]) {
-        if (t == USEC_INFINITY)
-                snprintf(buf, 32, "infinity");
-        else if (t == 0)
-                snprintf(buf, 32, "0");
-        else if (t < USEC_PER_MSEC)
-                snprintf(buf, 32, "%" PRIu64 "us", t);
-        else if (t < USEC_PER_SEC)
-                snprintf(buf, 32, "%.4gms", (double) t / (double) USEC_PER_MSEC);
-        else if (t < 60 * USEC_PER_SEC)
-                snprintf(buf, 32, "%.4gs", (double) t / (double) USEC_PER_SEC);
-        else if (t < 3600 * USEC_PER_SEC)
-                snprintf(buf, 32, "%.4gm", (double) t / (double) (60 * USEC_PER_SEC));
-        else
-                snprintf(buf, 32, "%.4gh", (double) t / (double) (3600 * USEC_PER_SEC));
-        return buf;
-}
-
-const char *format_size(uint64_t bytes, char buf[static 32]) {
-        static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
-        double v = (double) bytes;
-        size_t u = 0;
-        while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
-                v /= 1024;
-                u++;
-        }
-        snprintf(buf, 32, "%.4g %s", v, units[u]);
-        return buf;
-}
-
 int parse_percent(const char *s, double *ret) {
         if (!s || !(isdigit((unsigned char) s[0]) || s[0] == '.'))
                 return -EINVAL;

@@ -92,6 +92,18 @@ static void test_format_duration(void **state) {
         assert_string_equal(format_duration(100 * USEC_PER_MSEC, buf), "100ms");
         assert_string_equal(format_duration(1500 * USEC_PER_MSEC, buf), "1.5s");
         assert_string_equal(format_duration(120 * USEC_PER_SEC, buf), "2m");
+        /* truncated, never rounded up: just short of 2s never reads "2s" */
+        assert_string_equal(format_duration(1999999, buf), "1.999s");
+        assert_string_equal(format_duration(2 * USEC_PER_SEC, buf), "2s");
+        assert_string_equal(format_duration(999, buf), "999us");
+        assert_string_equal(format_duration(USEC_PER_MSEC, buf), "1ms");
+        assert_string_equal(format_duration(1234567, buf), "1.234s");
+        assert_string_equal(format_duration(90 * USEC_PER_SEC, buf), "1.5m");
+        assert_string_equal(format_duration(59999999, buf), "59.99s");
+        assert_string_equal(format_duration(3600 * USEC_PER_SEC, buf), "1h");
+        assert_string_equal(format_duration(100000 * 3600 * USEC_PER_SEC + 1, buf), "100000h");
+        assert_string_equal(format_duration(USEC_INFINITY - 1, buf), "5124095576h");
+        assert_string_equal(format_duration(USEC_INFINITY, buf), "infinity");
 }
 
 int main(void) {
