@@ -5,6 +5,12 @@
 
 #include "conf/config.h"
 
+const char *const task_output_names[_TASK_OUTPUT_MAX + 1] = { "group", "line-buffer", "ungroup", NULL };
+
+const char *task_output_to_string(enum task_output o) {
+        return (unsigned) o < _TASK_OUTPUT_MAX ? task_output_names[o] : NULL;
+}
+
 void config_init(struct corral_config *c) {
         *c = (struct corral_config) {
                 .workers = {

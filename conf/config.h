@@ -43,6 +43,12 @@ enum task_output {
         _TASK_OUTPUT_MAX,
 };
 
+/* "group", "line-buffer", "ungroup" (as tasks.output writes them), NULL-terminated. */
+extern const char *const task_output_names[_TASK_OUTPUT_MAX + 1];
+
+/* The name of an output mode, or NULL for an invalid value. */
+const char *task_output_to_string(enum task_output o);
+
 /* Who workers run as, in numbers: workers.user and workers.group resolved by
  * `corral run` at start and on every reload, so that a spawn never reads the
  * user database. All false: as corral itself. */
@@ -108,6 +114,24 @@ struct tasks_config {
         unsigned batch;
         unsigned shard_index;
         unsigned shard_count;
+        bool resume;             /* --resume: skip what the joblog has as done (no key in the file) */
+        bool resume_failed;      /* --resume-failed: ... and rerun the failed ones */
+};
+
+/* Where a value came from, for the checks that relate values to each other
+ * over the merged configuration (conf_validate): its place in the file, or
+ * the command-line flag that set it last; neither for a default. */
+struct config_origin {
+        unsigned line, column;   /* 1-based, in the file; 0: not from the file */
+        const char *flag;        /* static text such as "--max"; NULL: not set by a flag */
+};
+
+/* The values conf_validate relates, and where each came from. */
+struct config_origins {
+        struct config_origin min, max, initial;
+        struct config_origin backoff_initial, backoff_max;
+        struct config_origin target, optimize;   /* the policy.target / policy.optimize mappings */
+        struct config_origin mode, output, keep_order;
 };
 
 struct corral_config {
@@ -120,6 +144,7 @@ struct corral_config {
         size_t n_shared;
         struct metrics_config metrics;
         struct tasks_config tasks;
+        struct config_origins origin;
 };
 
 /* Fills every key with its DESIGN.md default (no command, no rules). Cannot fail. */
