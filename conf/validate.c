@@ -105,9 +105,12 @@ static void check_workers(struct validation *v, const struct corral_config *c) {
 
         if (is_set(&o->max))
                 check_count(v, "workers.min", w->min, &o->min, "workers.max", w->max, &o->max);
+        /* --min and --max move the file's initial with them (it is clamped
+         * when the size resolves): a flag is the operator's word for this run. */
         if (is_set(&o->initial) && w->initial != 0) {
-                check_count(v, "workers.min", w->min, &o->min, "workers.initial", w->initial, &o->initial);
-                if (is_set(&o->max))
+                if (!o->min.flag)
+                        check_count(v, "workers.min", w->min, &o->min, "workers.initial", w->initial, &o->initial);
+                if (is_set(&o->max) && !o->max.flag)
                         check_count(v, "workers.initial", w->initial, &o->initial, "workers.max", w->max, &o->max);
         }
         if (w->backoff_initial > w->backoff_max) {
