@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "common/strdist.h"
+#include "common/text.h"
 #include "conf/loader.h"
 #include "conf/units.h"
 
@@ -204,11 +205,9 @@ static void parse_env(struct loader *l, const yaml_node_t *n, char ***dst, const
 
 /* "'a', 'b' or 'c'" for messages. */
 static void list_names(const char *const *names, char *buf, size_t size) {
-        size_t len = 0;
-        buf[0] = '\0';
-        for (size_t i = 0; names[i] && len < size; i++)
-                len += (size_t) snprintf(buf + len, size - len, "%s%s", i == 0 ? "" : !names[i + 1] ? " or " : ", ",
-                                         names[i]);
+        struct text t = text_init(buf, size);
+        for (size_t i = 0; names[i]; i++)
+                text_add(&t, "%s%s", i == 0 ? "" : !names[i + 1] ? " or " : ", ", names[i]);
 }
 
 static const char *suggest(const char *typed, const char *const *names) {

@@ -7,12 +7,12 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/format.h"
+#include "common/text.h"
 #include "policy/condition.h"
 #include "policy/decide.h"
 
@@ -27,25 +27,7 @@ static usec_t shift_saturated(usec_t t, unsigned shift) {
         return t > (USEC_INFINITY >> shift) ? USEC_INFINITY : t << shift;
 }
 
-/* ---- text for the log: bounded appends into decision.why ---- */
-
-struct text {
-        char *buf;
-        size_t size, len;
-};
-
-static void text_add(struct text *t, const char *format, ...) __attribute__((format(printf, 2, 3)));
-static void text_add(struct text *t, const char *format, ...) {
-        va_list ap;
-
-        if (t->len + 1 >= t->size)
-                return;         /* full: the line is truncated, which is fine for a log line */
-        va_start(ap, format);
-        int n = vsnprintf(t->buf + t->len, t->size - t->len, format, ap);
-        va_end(ap);
-        if (n > 0)
-                t->len = t->len + (size_t) n < t->size ? t->len + (size_t) n : t->size - 1;
-}
+/* ---- text for the log (a struct text over decision.why) ---- */
 
 /* "91%", "0.75", "12.5%": at most two decimals, no trailing zeros. */
 static const char *fmt_value(enum signal_id id, double v, char buf[static 32]) {
@@ -461,7 +443,7 @@ int policy_decide(const struct policy_config *cfg, unsigned min, unsigned max, s
                 return -EINVAL;
 
         struct decision d = { .desired = current, .reason = DECISION_NONE, .source = DECISION_NONE };
-        struct text why = { d.why, sizeof(d.why), 0 };
+        struct text why = text_init(d.why, sizeof(d.why));
 
         penalty_decay(cfg, st, now);
         if (!sample) {
