@@ -15,6 +15,13 @@
 #include "common/util.h"
 #include "policy/settings.h"
 
+/* The limits of counts: one constant each, the same in the file and on the
+ * command line. Large enough for any machine, small enough that arrays per
+ * worker stay cheap. */
+#define WORKERS_LIMIT 65536u        /* workers.min, max and initial; a rule's scale */
+#define TASKS_BATCH_LIMIT 100000u   /* tasks.batch: lines per invocation */
+#define COUNT_LIMIT 1000000u        /* tasks.retries, crash_limit.burst, a shard's K and N */
+
 enum restart_mode {
         RESTART_ALWAYS,
         RESTART_ON_FAILURE,

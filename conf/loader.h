@@ -24,9 +24,6 @@
 
 #include "conf/conf.h"
 
-/* Large enough for any machine, small enough that slot arrays stay cheap. */
-#define WORKERS_LIMIT 65536u
-
 struct loader;
 
 enum field_type {

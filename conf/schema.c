@@ -73,9 +73,10 @@ static void parse_scale(struct loader *l, const yaml_node_t *n, void *base, cons
                 return type_error(l, n, path, what);
         if (v == 0)
                 return error_at(l, n, "%s: a scale of 0 does nothing (use +N or -N)", path);
+        if (r < 0 && !percent)
+                return error_at(l, n, "%s: %s is out of range (1-%u workers)", path, s, WORKERS_LIMIT);
         if (r < 0 || (percent && s[0] == '-' && v > 100))
-                return error_at(l, n, "%s: %s is out of range (%s)", path, s,
-                                percent ? (s[0] == '-' ? "1-100%" : "1-1000%") : "1-65536 workers");
+                return error_at(l, n, "%s: %s is out of range (%s)", path, s, s[0] == '-' ? "1-100%" : "1-1000%");
         rule->scale = s[0] == '-' ? -(int) v : (int) v;
         rule->scale_percent = percent;
         mark_seen(l, &rule->scale, n);
@@ -232,7 +233,7 @@ static const struct field backoff_fields[] = {
 };
 
 static const struct field crash_fields[] = {
-        { "burst", F_UINT, C(workers.crash_burst), 1, 1000000 },
+        { "burst", F_UINT, C(workers.crash_burst), 1, COUNT_LIMIT },
         {}
 };
 
@@ -310,11 +311,11 @@ static const struct field tasks_fields[] = {
         { "from",       F_STRING,   C(tasks.from) },
         { "mode",       F_ENUM,     C(tasks.mode), .names = mode_names },
         { "joblog",     F_STRING,   C(tasks.joblog) },
-        { "retries",    F_UINT,     C(tasks.retries), 0, 1000000 },
+        { "retries",    F_UINT,     C(tasks.retries), 0, COUNT_LIMIT },
         { "keep_order", F_BOOL,     C(tasks.keep_order) },
         { "output",     F_ENUM,     C(tasks.output), .names = task_output_names },
         { "timeout",    F_DURATION, C(tasks.timeout) },
-        { "batch",      F_UINT,     C(tasks.batch), 1, 100000 },
+        { "batch",      F_UINT,     C(tasks.batch), 1, TASKS_BATCH_LIMIT },
         { "shard",      F_SHARD,    C(tasks.shard_index) },
         {}
 };

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "common/strdist.h"
+#include "conf/config.h"
 #include "conf/units.h"
 
 int parse_unsigned(const char *s, unsigned max, unsigned *ret) {
@@ -150,7 +151,7 @@ int parse_shard(const char *s, unsigned *ret_index, unsigned *ret_count) {
         if (!slash)
                 return -EINVAL;
         *slash = '\0';
-        if (parse_unsigned(buf, 1000000, &k) < 0 || parse_unsigned(slash + 1, 1000000, &n) < 0)
+        if (parse_unsigned(buf, COUNT_LIMIT, &k) < 0 || parse_unsigned(slash + 1, COUNT_LIMIT, &n) < 0)
                 return -EINVAL;
         if (n == 0 || k >= n)
                 return -ERANGE;

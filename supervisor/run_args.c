@@ -11,11 +11,6 @@
 #include "metrics/http.h"
 #include "supervisor/run_args.h"
 
-/* As workers.min and workers.max in the file (conf/loader.h). */
-#define WORKERS_LIMIT 65536u
-/* As tasks.batch and tasks.shard in the file. */
-#define BATCH_LIMIT 100000u
-#define SHARD_LIMIT 1000000u
 
 const char run_usage[] =
         "Usage: corral run [-c FILE] [--min N] [--max N] [--metrics HOST:PORT|none]\n"
@@ -129,9 +124,9 @@ int shard_from_env(const char *index, const char *count, unsigned *ret_index, un
                 return fail("--shard env: JOB_COMPLETION_INDEX is not set (a Kubernetes Indexed Job sets it)");
         if (!count || !*count)
                 return fail("--shard env: CORRAL_SHARDS is not set (set it to the Job's completions)");
-        if (parse_unsigned(index, SHARD_LIMIT, &k) < 0)
+        if (parse_unsigned(index, COUNT_LIMIT, &k) < 0)
                 return fail("--shard env: JOB_COMPLETION_INDEX='%s' is not a shard index (0, 1, ...)", index);
-        if (parse_unsigned(count, SHARD_LIMIT, &n) < 0 || n == 0)
+        if (parse_unsigned(count, COUNT_LIMIT, &n) < 0 || n == 0)
                 return fail("--shard env: CORRAL_SHARDS='%s' is not a number of shards (1, 2, ...)", count);
         if (k >= n)
                 return fail("--shard env: JOB_COMPLETION_INDEX=%u is not below CORRAL_SHARDS=%u", k, n);
@@ -304,7 +299,7 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
                                 return fail("--restart-delay: '%s' is not a duration (like 100ms, 1s)", optarg);
                         break;
                 case ARG_CRASH_LIMIT:
-                        if (parse_unsigned(optarg, 1000000, &a.crash_limit) < 0)
+                        if (parse_unsigned(optarg, COUNT_LIMIT, &a.crash_limit) < 0)
                                 return fail("--crash-limit: '%s' is not a number", optarg);
                         a.crash_limit_set = true;
                         break;
@@ -337,8 +332,8 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
                         a.resume_failed = true;
                         break;
                 case ARG_RETRIES:
-                        if (parse_unsigned(optarg, 1000000, &a.retries) < 0)
-                                return fail("--retries: '%s' is not a number (0-1000000)", optarg);
+                        if (parse_unsigned(optarg, COUNT_LIMIT, &a.retries) < 0)
+                                return fail("--retries: '%s' is not a number (0-%u)", optarg, COUNT_LIMIT);
                         a.retries_set = true;
                         break;
                 case ARG_TIMEOUT:
@@ -346,9 +341,9 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
                                 return fail("--timeout: '%s' is not a duration (like 30s, 5m)", optarg);
                         break;
                 case ARG_BATCH:
-                        if (parse_unsigned(optarg, BATCH_LIMIT, &a.batch) < 0 || a.batch == 0)
+                        if (parse_unsigned(optarg, TASKS_BATCH_LIMIT, &a.batch) < 0 || a.batch == 0)
                                 return fail("--batch: '%s' is not a number of lines per invocation (1-%u)",
-                                            optarg, BATCH_LIMIT);
+                                            optarg, TASKS_BATCH_LIMIT);
                         break;
                 case ARG_SHARD:
                         if (strcmp(optarg, "env") == 0) {
