@@ -159,10 +159,11 @@ static void check_output(struct validation *v, const struct corral_config *c) {
         const struct config_origin *at = !in_file(&o->output) ? &o->keep_order :
                                          !in_file(&o->keep_order) ? &o->output :
                                          later(&o->keep_order, &o->output) ? &o->keep_order : &o->output;
-        error_at(v, at, "%s%s%s passes output on as it comes, so %s cannot hold it in input order; "
-                 "give only one of them", o->output.flag ? o->output.flag : "", o->output.flag ? " (" : "",
-                 o->output.flag ? "tasks.output: ungroup)" : "tasks.output: ungroup",
-                 o->keep_order.flag ? o->keep_order.flag : "tasks.keep_order");
+        char ungroup[64] = "tasks.output: ungroup";
+        if (o->output.flag)
+                snprintf(ungroup, sizeof(ungroup), "%s (tasks.output: ungroup)", o->output.flag);
+        error_at(v, at, "%s passes output on as it comes, so %s cannot hold it in input order; give only one of them",
+                 ungroup, o->keep_order.flag ? o->keep_order.flag : "tasks.keep_order");
 }
 
 static void check_resume(struct validation *v, const struct corral_config *c, bool partial) {
