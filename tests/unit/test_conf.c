@@ -197,12 +197,15 @@ static void test_nesting_depth_is_bounded(void **state) {
 /* conf_validate over a configuration that merges a file and flags: each error
  * points at the value in the file, or names the flags. */
 static void test_validate_merged(void **state) {
-        static const struct config_origin file_3_8 = { 3, 8 }, file_4_8 = { 4, 8 }, file_5_3 = { 5, 3 };
-        static const struct config_origin flag_min = { .flag = "--min" }, flag_max = { .flag = "--max" };
-        static const struct config_origin flag_ungroup = { .flag = "--ungroup" };
-        static const struct config_origin flag_keep = { .flag = "--keep-order" };
-        static const struct config_origin flag_line = { .flag = "--line-buffer" };
-        static const struct config_origin flag_stream = { .flag = "--stream" };
+#define file_3_8 { 3, 8, NULL }
+#define file_4_8 { 4, 8, NULL }
+#define file_5_3 { 5, 3, NULL }
+#define flag_min { .flag = "--min" }
+#define flag_max { .flag = "--max" }
+#define flag_ungroup { .flag = "--ungroup" }
+#define flag_keep { .flag = "--keep-order" }
+#define flag_line { .flag = "--line-buffer" }
+#define flag_stream { .flag = "--stream" }
         static const struct {
                 const char *name;
                 unsigned min, max, initial;
@@ -282,6 +285,15 @@ static void test_validate_merged(void **state) {
                 conf_diagnostics_done(&d);
                 config_done(&c);
         }
+#undef file_3_8
+#undef file_4_8
+#undef file_5_3
+#undef flag_min
+#undef flag_max
+#undef flag_ungroup
+#undef flag_keep
+#undef flag_line
+#undef flag_stream
 }
 
 /* workers.user/group are looked up later, by `corral run`: their errors need the positions. */
