@@ -86,13 +86,14 @@ int conf_load_text(const char *path, const void *text, size_t size, struct corra
 /*
  * The rules that relate values to each other (workers.min <= initial <= max,
  * the restart backoff, policy.optimize or policy.target, tasks.output against
- * tasks.mode and tasks.keep_order, --resume needs a joblog), over c as it
+ * tasks.mode and tasks.keep_order, --resume needs a joblog, a batch's flags
+ * need tasks), over c as it
  * will run: conf_load() applies them to the file alone, and `corral run`
  * again once its flags apply. c->origin says where each value came from:
  * an error points at the value in the file as "PATH:LINE:COL: ..." (the
  * later of two), or names the flags (then without PATH). partial: c holds
  * flags over the defaults while a file is still to be read, so a value
- * missing now may come from it (the joblog --resume needs); its absence is
+ * missing now may come from it (the joblog --resume needs, tasks.from); its absence is
  * not an error yet. Appends to diag; returns 0, -EINVAL when it found an
  * error, or -ENOMEM.
  */

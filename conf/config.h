@@ -139,6 +139,7 @@ struct config_origins {
         struct config_origin backoff_initial, backoff_max;
         struct config_origin target, optimize;   /* the policy.target / policy.optimize mappings */
         struct config_origin mode, output, keep_order;
+        struct config_origin batch_flag;         /* the first flag given that needs a batch (tasks.from) */
 };
 
 struct corral_config {

@@ -175,9 +175,18 @@ static void check_resume(struct validation *v, const struct corral_config *c, bo
                          t->resume ? "--resume" : "--resume-failed");
 }
 
+/* A flag that only a batch takes needs one: tasks from --tasks or the file. */
+static void check_batch_flags(struct validation *v, const struct corral_config *c, bool partial) {
+        const char *flag = c->origin.batch_flag.flag;
+
+        if (flag && !c->tasks.from && !partial)
+                error_at(v, NULL, "%s needs --tasks FILE|-%s", flag, v->path ? " (or tasks.from in the file)" : "");
+}
+
 int conf_validate(const struct corral_config *c, const char *path, bool partial, struct conf_diagnostics *diag) {
         struct validation v = { .path = path, .diag = diag };
 
+        check_batch_flags(&v, c, partial);
         check_workers(&v, c);
         check_policy(&v, c);
         check_output(&v, c);

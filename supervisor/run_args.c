@@ -161,6 +161,14 @@ static void set_by(struct config_origin *o, const char *flag) {
         *o = (struct config_origin) { .flag = flag };
 }
 
+/* The first flag given that only a batch takes, or NULL. */
+static const char *first_batch_flag(const struct run_args *a) {
+        return a->keep_order ? "--keep-order" : a->line_buffer ? "--line-buffer" : a->ungroup ? "--ungroup" :
+               a->joblog ? "--joblog" : a->resume ? "--resume" : a->resume_failed ? "--resume-failed" :
+               a->retries_set ? "--retries" : a->timeout != USEC_INFINITY ? "--timeout" : a->batch ? "--batch" :
+               a->shard_count ? "--shard" : a->bar ? "--bar" : NULL;
+}
+
 static int apply_task_flags(const struct run_args *a, struct corral_config *c) {
         struct tasks_config *t = &c->tasks;
         struct config_origins *o = &c->origin;
@@ -201,6 +209,10 @@ static int apply_task_flags(const struct run_args *a, struct corral_config *c) {
         }
         t->resume = a->resume;
         t->resume_failed = a->resume_failed;
+        /* --stream is a batch of its own, on stdin unless --tasks says otherwise. */
+        const char *flag = first_batch_flag(a);
+        if (flag)
+                set_by(&o->batch_flag, flag);
         return 0;
 }
 
@@ -383,18 +395,6 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
 
         if (optind < argc)
                 a.command = argv + optind;
-        if (!a.tasks && !a.config_path && !a.stream) {
-                /* Batch flags without a batch: a mistake worth naming. --stream
-                 * is a batch of its own, on stdin unless --tasks says otherwise. */
-                const char *batch_flag = a.keep_order ? "--keep-order" : a.line_buffer ? "--line-buffer" :
-                                         a.ungroup ? "--ungroup" : a.joblog ? "--joblog" :
-                                         a.resume ? "--resume" : a.resume_failed ? "--resume-failed" :
-                                         a.retries_set ? "--retries" :
-                                         a.timeout != USEC_INFINITY ? "--timeout" : a.batch ? "--batch" :
-                                         a.shard_count ? "--shard" : a.bar ? "--bar" : NULL;
-                if (batch_flag && !a.help)
-                        return fail("%s needs --tasks FILE|-", batch_flag);
-        }
         if (a.resume && a.resume_failed)
                 return fail("--resume and --resume-failed exclude each other");
         if (a.line_buffer && a.ungroup)

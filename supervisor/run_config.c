@@ -34,16 +34,6 @@ static int load_file_or_default(const struct run_args *a, struct corral_config *
         return r == -ENOMEM ? r : r < 0 ? -EINVAL : 0;
 }
 
-/* Flags of a batch need a batch: tasks from --tasks or from the file. */
-static int check_batch_flags(const struct run_args *a, const struct tasks_config *t) {
-        if ((a->keep_order || a->line_buffer || a->ungroup || a->joblog || a->resume || a->resume_failed || a->retries_set ||
-             a->bar || a->shard_count || a->batch || a->timeout != USEC_INFINITY) && !t->from) {
-                log_error("the batch flags need --tasks FILE|- (or tasks.from in the file)");
-                return -EINVAL;
-        }
-        return 0;
-}
-
 /* The same rules as conf_load() applies to the file (conf_validate), now over
  * the file and the flags together. */
 static int validate(const struct corral_config *c) {
@@ -103,8 +93,6 @@ int run_config_build(const struct run_args *args, struct corral_config *ret) {
         if (r < 0)
                 return r;
         r = run_args_apply(args, &c);
-        if (r >= 0)
-                r = check_batch_flags(args, &c.tasks);
         if (r >= 0)
                 r = validate(&c);
         if (r >= 0)

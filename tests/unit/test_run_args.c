@@ -102,6 +102,10 @@ static void test_flags_meet_the_configuration_rules(void **state) {
         assert_int_equal(PARSE(&a, err, "--tasks", "t", "--resume", "--joblog", "j", "--", "echo"), 0);
         assert_int_equal(PARSE(&a, err, "-c", "f.yaml", "--min", "4", "--max", "3"), -EINVAL);
         assert_string_equal(err, "--min 4 is larger than --max 3");
+        assert_int_equal(PARSE(&a, err, "--bar", "--", "true"), -EINVAL);
+        assert_string_equal(err, "--bar needs --tasks FILE|-");
+        assert_int_equal(PARSE(&a, err, "-c", "f.yaml", "--bar"), 0);   /* tasks.from may be in the file */
+        assert_int_equal(PARSE(&a, err, "--stream", "--bar", "--", "cat"), 0);
         assert_int_equal(PARSE(&a, err, "--metrics", "localhost", "--", "true"), -EINVAL);
         assert_string_equal(err, "--metrics: 'localhost' is not HOST:PORT or none");
 }
