@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/hostport.h"
 #include "common/strdist.h"
 #include "common/text.h"
 #include "conf/loader.h"
@@ -242,27 +243,12 @@ static void parse_enum(struct loader *l, const yaml_node_t *n, const struct fiel
                 type_error(l, n, path, what);
 }
 
-static bool host_valid(const char *h, size_t len) {
-        if (len == 0)
-                return false;
-        if (h[0] == '[')        /* an IPv6 address: hex digits, ':' and '.' between brackets */
-                return len > 2 && h[len - 1] == ']' && strspn(h + 1, "0123456789abcdefABCDEF:.") == len - 2 &&
-                       memchr(h, ':', len);
-        for (size_t i = 0; i < len; i++)
-                if (!(isalnum((unsigned char) h[i]) || h[i] == '.' || h[i] == '-'))
-                        return false;
-        return true;
-}
-
 static void parse_listen(struct loader *l, const yaml_node_t *n, char **dst, const char *path) {
         static const char what[] = "HOST:PORT (e.g. 127.0.0.1:9311 or [::1]:9311) or none";
         const char *s = value_text(l, n, path, what);
         if (!s)
                 return;
-        const char *colon = strrchr(s, ':');
-        unsigned port;
-        if (strcmp(s, "none") != 0 &&
-            (!colon || !host_valid(s, (size_t) (colon - s)) || parse_unsigned(colon + 1, 65535, &port) < 0)) {
+        if (strcmp(s, "none") != 0 && hostport_parse(s, NULL, NULL) < 0) {
                 type_error(l, n, path, what);
                 return;
         }

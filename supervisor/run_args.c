@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hostport.h"
 #include "conf/conf.h"
 #include "conf/units.h"
-#include "metrics/http.h"
 #include "supervisor/run_args.h"
 
 
@@ -294,14 +294,13 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
                                 return fail("--max: '%s' is not a number of workers (1-%u)", optarg, WORKERS_LIMIT);
                         a.max_set = true;
                         break;
-                case ARG_METRICS: {
-                        struct sockaddr_storage addr;
-                        socklen_t len;
-                        if (strcmp(optarg, "none") != 0 && metrics_listen_parse(optarg, &addr, &len) < 0)
+                case ARG_METRICS:
+                        /* The syntax of metrics.listen in the file; whether the host resolves is
+                         * found when corral listens, as for the file's. */
+                        if (strcmp(optarg, "none") != 0 && hostport_parse(optarg, NULL, NULL) < 0)
                                 return fail("--metrics: '%s' is not HOST:PORT or none", optarg);
                         a.metrics = optarg;
                         break;
-                }
                 case ARG_STOP_TIMEOUT:
                         if (parse_duration(optarg, &a.stop_timeout) < 0)
                                 return fail("--stop-timeout: '%s' is not a duration (like 500ms, 10s, 2m)", optarg);
