@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -37,10 +38,16 @@ struct conf_diagnostics {
 
 /* Adds one diagnostic (the message is formatted and copied). For the loader
  * and for callers that add their own findings, e.g. `corral check` warning
- * about a signal the machine lacks. Returns 0 or -ENOMEM. */
+ * about a signal the machine lacks. A NULL path makes a message about the
+ * command line: the text alone. Returns 0 or -ENOMEM. */
 int conf_diagnostics_add(struct conf_diagnostics *d, enum conf_severity severity, const char *path,
                          unsigned line, unsigned column, const char *format, ...)
         __attribute__((format(printf, 6, 7)));
+
+/* conf_diagnostics_add() with a va_list. */
+int conf_diagnostics_addv(struct conf_diagnostics *d, enum conf_severity severity, const char *path,
+                          unsigned line, unsigned column, const char *format, va_list ap)
+        __attribute__((format(printf, 6, 0)));
 
 /* Frees every diagnostic and leaves d empty (zeroed). Accepts a zeroed d. */
 void conf_diagnostics_done(struct conf_diagnostics *d);
@@ -71,6 +78,26 @@ int conf_load_text(const char *path, const void *text, size_t size, struct corra
 
 /* The largest file conf_load reads. */
 #define CONF_MAX_FILE_SIZE (1024 * 1024)
+
+/* The deepest nesting of lists and mappings conf_load accepts (corral's own
+ * keys nest 5 deep); deeper is "FILE:LINE:COL: nested too deeply". */
+#define CONF_MAX_DEPTH 64
+
+/*
+ * The rules that relate values to each other (workers.min <= initial <= max,
+ * the restart backoff, policy.optimize or policy.target, tasks.output against
+ * tasks.mode and tasks.keep_order, --resume needs a joblog, a batch's flags
+ * need tasks), over c as it
+ * will run: conf_load() applies them to the file alone, and `corral run`
+ * again once its flags apply. c->origin says where each value came from:
+ * an error points at the value in the file as "PATH:LINE:COL: ..." (the
+ * later of two), or names the flags (then without PATH). partial: c holds
+ * flags over the defaults while a file is still to be read, so a value
+ * missing now may come from it (the joblog --resume needs, tasks.from); its absence is
+ * not an error yet. Appends to diag; returns 0, -EINVAL when it found an
+ * error, or -ENOMEM.
+ */
+int conf_validate(const struct corral_config *c, const char *path, bool partial, struct conf_diagnostics *diag);
 
 /*
  * Fills c's policy with the built-in default of DESIGN.md, replacing its rules,

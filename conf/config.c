@@ -4,7 +4,12 @@
 #include <string.h>
 
 #include "conf/config.h"
-#include "policy/condition.h"
+
+const char *const task_output_names[_TASK_OUTPUT_MAX + 1] = { "group", "line-buffer", "ungroup", NULL };
+
+const char *task_output_to_string(enum task_output o) {
+        return (unsigned) o < _TASK_OUTPUT_MAX ? task_output_names[o] : NULL;
+}
 
 void config_init(struct corral_config *c) {
         *c = (struct corral_config) {
@@ -21,15 +26,6 @@ void config_init(struct corral_config *c) {
                         .recycle_jitter = 10,
                 },
                 .sample_interval = USEC_PER_SEC,
-                .policy = {
-                        .target_signal = _SIGNAL_INVALID,
-                        .target_tolerance = 10,
-                        .optimize_signal = _SIGNAL_INVALID,
-                        .optimize_bias = 5,
-                        .stabilization_down = 30 * USEC_PER_SEC,
-                        .cooldown_up = 2 * USEC_PER_SEC,
-                        .cooldown_down = 10 * USEC_PER_SEC,
-                },
                 .tasks = {
                         .mode = TASK_MODE_PER_TASK,
                         .output = TASK_OUTPUT_GROUP,
@@ -37,6 +33,7 @@ void config_init(struct corral_config *c) {
                         .shard_count = 1,
                 },
         };
+        policy_config_init(&c->policy);
 }
 
 void config_done(struct corral_config *c) {
@@ -47,12 +44,7 @@ void config_done(struct corral_config *c) {
         free(c->workers.identity.groups);
         strv_free(c->workers.env);
         free(c->workers.cwd);
-        for (size_t i = 0; i < c->policy.n_rules; i++) {
-                free(c->policy.rules[i].name);
-                free(c->policy.rules[i].when_text);
-                condition_free(c->policy.rules[i].when);
-        }
-        free(c->policy.rules);
+        policy_config_done(&c->policy);
         for (size_t i = 0; i < c->n_shared; i++) {
                 free(c->shared[i].name);
                 free(c->shared[i].path);

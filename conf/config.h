@@ -13,9 +13,14 @@
 #include <sys/types.h>
 
 #include "common/util.h"
-#include "policy/signals.h"
+#include "policy/settings.h"
 
-struct condition;   /* policy/condition.h: a parsed `when:` */
+/* The limits of counts: one constant each, the same in the file and on the
+ * command line. Large enough for any machine, small enough that arrays per
+ * worker stay cheap. */
+#define WORKERS_LIMIT 65536u        /* workers.min, max and initial; a rule's scale */
+#define TASKS_BATCH_LIMIT 100000u   /* tasks.batch: lines per invocation */
+#define COUNT_LIMIT 1000000u        /* tasks.retries, crash_limit.burst, a shard's K and N */
 
 enum restart_mode {
         RESTART_ALWAYS,
@@ -44,6 +49,12 @@ enum task_output {
         TASK_OUTPUT_UNGROUP,     /* passed through as it comes */
         _TASK_OUTPUT_MAX,
 };
+
+/* "group", "line-buffer", "ungroup" (as tasks.output writes them), NULL-terminated. */
+extern const char *const task_output_names[_TASK_OUTPUT_MAX + 1];
+
+/* The name of an output mode, or NULL for an invalid value. */
+const char *task_output_to_string(enum task_output o);
 
 /* Who workers run as, in numbers: workers.user and workers.group resolved by
  * `corral run` at start and on every reload, so that a spawn never reads the
@@ -83,31 +94,6 @@ struct workers_config {
         char *cwd;
 };
 
-struct rule_config {
-        char *name;
-        char *when_text;
-        struct condition *when;
-        usec_t hold;             /* `for:` */
-        int scale;               /* +N / -N, or percent when scale_percent */
-        bool scale_percent;
-        unsigned line, column;   /* where `when:` is in the file (1-based), 0 if built in */
-};
-
-struct policy_config {
-        bool has_target;
-        enum signal_id target_signal;
-        double target_value;
-        double target_tolerance; /* % */
-        bool has_optimize;
-        enum signal_id optimize_signal;
-        double optimize_bias;    /* % */
-        usec_t stabilization_down;
-        usec_t cooldown_up;
-        usec_t cooldown_down;
-        struct rule_config *rules;
-        size_t n_rules;
-};
-
 struct shared_config {
         char *name;
         char *path;              /* one of path and command */
@@ -135,6 +121,25 @@ struct tasks_config {
         unsigned batch;
         unsigned shard_index;
         unsigned shard_count;
+        bool resume;             /* --resume: skip what the joblog has as done (no key in the file) */
+        bool resume_failed;      /* --resume-failed: ... and rerun the failed ones */
+};
+
+/* Where a value came from, for the checks that relate values to each other
+ * over the merged configuration (conf_validate): its place in the file, or
+ * the command-line flag that set it last; neither for a default. */
+struct config_origin {
+        unsigned line, column;   /* 1-based, in the file; 0: not from the file */
+        const char *flag;        /* static text such as "--max"; NULL: not set by a flag */
+};
+
+/* The values conf_validate relates, and where each came from. */
+struct config_origins {
+        struct config_origin min, max, initial;
+        struct config_origin backoff_initial, backoff_max;
+        struct config_origin target, optimize;   /* the policy.target / policy.optimize mappings */
+        struct config_origin mode, output, keep_order;
+        struct config_origin batch_flag;         /* the first flag given that needs a batch (tasks.from) */
 };
 
 struct corral_config {
@@ -147,6 +152,7 @@ struct corral_config {
         size_t n_shared;
         struct metrics_config metrics;
         struct tasks_config tasks;
+        struct config_origins origin;
 };
 
 /* Fills every key with its DESIGN.md default (no command, no rules). Cannot fail. */

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "common/strdist.h"
+#include "conf/config.h"
 #include "conf/units.h"
 
 int parse_unsigned(const char *s, unsigned max, unsigned *ret) {
@@ -91,36 +92,6 @@ const char *signal_to_string(int sig, char buf[static 16]) {
         return buf;
 }
 
-const char *format_duration(usec_t t, char buf[static 32]) {
-        if (t == USEC_INFINITY)
-                snprintf(buf, 32, "infinity");
-        else if (t == 0)
-                snprintf(buf, 32, "0");
-        else if (t < USEC_PER_MSEC)
-                snprintf(buf, 32, "%" PRIu64 "us", t);
-        else if (t < USEC_PER_SEC)
-                snprintf(buf, 32, "%.4gms", (double) t / (double) USEC_PER_MSEC);
-        else if (t < 60 * USEC_PER_SEC)
-                snprintf(buf, 32, "%.4gs", (double) t / (double) USEC_PER_SEC);
-        else if (t < 3600 * USEC_PER_SEC)
-                snprintf(buf, 32, "%.4gm", (double) t / (double) (60 * USEC_PER_SEC));
-        else
-                snprintf(buf, 32, "%.4gh", (double) t / (double) (3600 * USEC_PER_SEC));
-        return buf;
-}
-
-const char *format_size(uint64_t bytes, char buf[static 32]) {
-        static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
-        double v = (double) bytes;
-        size_t u = 0;
-        while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
-                v /= 1024;
-                u++;
-        }
-        snprintf(buf, 32, "%.4g %s", v, units[u]);
-        return buf;
-}
-
 int parse_percent(const char *s, double *ret) {
         if (!s || !(isdigit((unsigned char) s[0]) || s[0] == '.'))
                 return -EINVAL;
@@ -180,7 +151,7 @@ int parse_shard(const char *s, unsigned *ret_index, unsigned *ret_count) {
         if (!slash)
                 return -EINVAL;
         *slash = '\0';
-        if (parse_unsigned(buf, 1000000, &k) < 0 || parse_unsigned(slash + 1, 1000000, &n) < 0)
+        if (parse_unsigned(buf, COUNT_LIMIT, &k) < 0 || parse_unsigned(slash + 1, COUNT_LIMIT, &n) < 0)
                 return -EINVAL;
         if (n == 0 || k >= n)
                 return -ERANGE;

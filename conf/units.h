@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/format.h"   /* format_duration(), format_size(): their users include this header */
 #include "common/util.h"
 
 /* A decimal count in [0, max]: digits only, no sign, no spaces. */
@@ -23,13 +24,6 @@ int parse_signal(const char *s, int *ret);
 
 /* "TERM" for SIGTERM; "SIG42" style for a signal without a name. Never NULL. */
 const char *signal_to_string(int sig, char buf[static 16]);
-
-/* Formats a duration the way the user would write it ("250ms", "1.5s", "2m"). */
-const char *format_duration(usec_t t, char buf[static 32]);
-
-/* Formats a size in bytes in 1024-based units, to 4 significant digits
- * ("512 MiB", "1.5 GiB", "100 B"). */
-const char *format_size(uint64_t bytes, char buf[static 32]);
 
 /* A percentage: "80%" or a bare number, 0-100 either way; decimals allowed. */
 int parse_percent(const char *s, double *ret);

@@ -7,11 +7,12 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/format.h"
+#include "common/text.h"
 #include "policy/condition.h"
 #include "policy/decide.h"
 
@@ -26,49 +27,7 @@ static usec_t shift_saturated(usec_t t, unsigned shift) {
         return t > (USEC_INFINITY >> shift) ? USEC_INFINITY : t << shift;
 }
 
-/* ---- text for the log: bounded appends into decision.why ---- */
-
-struct text {
-        char *buf;
-        size_t size, len;
-};
-
-static void text_add(struct text *t, const char *format, ...) __attribute__((format(printf, 2, 3)));
-static void text_add(struct text *t, const char *format, ...) {
-        va_list ap;
-
-        if (t->len + 1 >= t->size)
-                return;         /* full: the line is truncated, which is fine for a log line */
-        va_start(ap, format);
-        int n = vsnprintf(t->buf + t->len, t->size - t->len, format, ap);
-        va_end(ap);
-        if (n > 0)
-                t->len = t->len + (size_t) n < t->size ? t->len + (size_t) n : t->size - 1;
-}
-
-/* "250ms", "2s", "2.5s", "2m", "1h": the way the user writes durations.
- * Rounded down, so that 1.999s held of a 2s `for` does not read "2s of 2s". */
-static const char *fmt_duration(usec_t t, char buf[static 32]) {
-        if (t == USEC_INFINITY)
-                snprintf(buf, 32, "ever");
-        else if (t == 0)
-                snprintf(buf, 32, "0s");
-        else if (t >= 3600 * USEC_PER_SEC && t % (3600 * USEC_PER_SEC) == 0)
-                snprintf(buf, 32, "%lluh", (unsigned long long) (t / (3600 * USEC_PER_SEC)));
-        else if (t >= 60 * USEC_PER_SEC && t % (60 * USEC_PER_SEC) == 0)
-                snprintf(buf, 32, "%llum", (unsigned long long) (t / (60 * USEC_PER_SEC)));
-        else if (t >= USEC_PER_SEC) {
-                unsigned long long tenths = (unsigned long long) (t / (100 * USEC_PER_MSEC));
-                if (tenths % 10 == 0)
-                        snprintf(buf, 32, "%llus", tenths / 10);
-                else
-                        snprintf(buf, 32, "%llu.%llus", tenths / 10, tenths % 10);
-        } else if (t >= USEC_PER_MSEC)
-                snprintf(buf, 32, "%llums", (unsigned long long) (t / USEC_PER_MSEC));
-        else
-                snprintf(buf, 32, "%lluus", (unsigned long long) t);
-        return buf;
-}
+/* ---- text for the log (a struct text over decision.why) ---- */
 
 /* "91%", "0.75", "12.5%": at most two decimals, no trailing zeros. */
 static const char *fmt_value(enum signal_id id, double v, char buf[static 32]) {
@@ -102,10 +61,10 @@ static void describe_rule(struct text *t, const struct rule_config *rule, const 
                 text_add(t, "%s%s %s", sep, signal_name(id), signals_has(s, id) ? fmt_value(id, s->value[id], a) : "n/a");
                 sep = ", ";
         }
-        text_add(t, " for %s", fmt_duration(held, a));
+        text_add(t, " for %s", format_duration(held, a));
         usec_t hold = policy_rule_hold(rule, st);
         if (hold != rule->hold)
-                text_add(t, " (anti-flap: for %s, not %s)", fmt_duration(hold, a), fmt_duration(rule->hold, b));
+                text_add(t, " (anti-flap: for %s, not %s)", format_duration(hold, a), format_duration(rule->hold, b));
 }
 
 /* ---- the recommendation ---- */
@@ -191,8 +150,8 @@ static void describe_steady(const struct policy_config *cfg, const struct policy
         for (size_t i = 0; i < cfg->n_rules; i++)
                 if (st->held_since[i] != USEC_INFINITY) {
                         text_add(why, ", rule %s held %s of %s", cfg->rules[i].name ? cfg->rules[i].name : "?",
-                                 fmt_duration(elapsed(now, st->held_since[i]), a),
-                                 fmt_duration(policy_rule_hold(&cfg->rules[i], st), b));
+                                 format_duration(elapsed(now, st->held_since[i]), a),
+                                 format_duration(policy_rule_hold(&cfg->rules[i], st), b));
                         break;
                 }
 }
@@ -337,7 +296,7 @@ static bool settle(const struct policy_config *cfg, unsigned min, unsigned max, 
                 if (cooling_down(st, cfg->cooldown_up, now)) {
                         d->reason = DECISION_COOLDOWN;
                         text_add(why, "; wants %u, cooldown up %s since the last change %s ago", size,
-                                 fmt_duration(cfg->cooldown_up, a), fmt_duration(elapsed(now, st->last_change), b));
+                                 format_duration(cfg->cooldown_up, a), format_duration(elapsed(now, st->last_change), b));
                         return false;
                 }
                 d->desired = size;
@@ -354,20 +313,20 @@ static bool settle(const struct policy_config *cfg, unsigned min, unsigned max, 
                 if (stable >= current) {
                         d->reason = DECISION_STABILIZING;
                         text_add(why, "; wants %u, but %u was recommended within %s", size, stable,
-                                 fmt_duration(policy_stabilization_window(cfg, st), a));
+                                 format_duration(policy_stabilization_window(cfg, st), a));
                         return false;
                 }
                 if (cooling_down(st, cfg->cooldown_down, now)) {
                         d->reason = DECISION_COOLDOWN;
                         text_add(why, "; wants %u, cooldown down %s since the last change %s ago", stable,
-                                 fmt_duration(cfg->cooldown_down, a), fmt_duration(elapsed(now, st->last_change), b));
+                                 format_duration(cfg->cooldown_down, a), format_duration(elapsed(now, st->last_change), b));
                         return false;
                 }
                 d->desired = stable;
                 if (stable > size) {
                         d->reason = rec->source;
                         text_add(why, "; wants %u, stabilized at %u (highest within %s)", size, stable,
-                                 fmt_duration(policy_stabilization_window(cfg, st), a));
+                                 format_duration(policy_stabilization_window(cfg, st), a));
                 } else {
                         d->reason = size == rec->size ? rec->source : DECISION_MIN;
                         if (d->reason == DECISION_MIN)
@@ -417,7 +376,7 @@ static void record_change(const struct policy_config *cfg, struct policy_state *
                 st->flaps++;
                 st->scaled_down = false;        /* one flap per scale-down */
                 text_add(why, "; flap: up %s after a scale-down, scale-down holds now x%u",
-                         fmt_duration(elapsed(now, st->last_down), a), 1u << st->penalty);
+                         format_duration(elapsed(now, st->last_down), a), 1u << st->penalty);
         }
 }
 
@@ -484,7 +443,7 @@ int policy_decide(const struct policy_config *cfg, unsigned min, unsigned max, s
                 return -EINVAL;
 
         struct decision d = { .desired = current, .reason = DECISION_NONE, .source = DECISION_NONE };
-        struct text why = { d.why, sizeof(d.why), 0 };
+        struct text why = text_init(d.why, sizeof(d.why));
 
         penalty_decay(cfg, st, now);
         if (!sample) {

@@ -64,8 +64,8 @@
 #include <stddef.h>
 
 #include "common/util.h"
-#include "conf/config.h"
 #include "policy/optimize.h"
+#include "policy/settings.h"
 #include "policy/signals.h"
 
 enum decision_reason {

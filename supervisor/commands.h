@@ -7,10 +7,5 @@ int cmd_check(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 
-/* Exit statuses of the contract (DESIGN.md). */
-enum {
-        EXIT_OK = 0,
-        EXIT_TASKS_FAILED = 1,
-        EXIT_USAGE = 2,
-        EXIT_CRASH_LOOP = 3,
-};
+/* The exit statuses of the contract: EXIT_OK, EXIT_TASKS_FAILED, EXIT_USAGE, EXIT_CRASH_LOOP. */
+#include "common/exit_status.h"

@@ -6,14 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hostport.h"
+#include "conf/conf.h"
 #include "conf/units.h"
 #include "supervisor/run_args.h"
 
-/* Large enough for any machine, small enough that slot arrays stay cheap. */
-#define WORKERS_LIMIT 65536u
-/* As tasks.batch and tasks.shard in the file. */
-#define BATCH_LIMIT 100000u
-#define SHARD_LIMIT 1000000u
 
 const char run_usage[] =
         "Usage: corral run [-c FILE] [--min N] [--max N] [--metrics HOST:PORT|none]\n"
@@ -127,15 +124,149 @@ int shard_from_env(const char *index, const char *count, unsigned *ret_index, un
                 return fail("--shard env: JOB_COMPLETION_INDEX is not set (a Kubernetes Indexed Job sets it)");
         if (!count || !*count)
                 return fail("--shard env: CORRAL_SHARDS is not set (set it to the Job's completions)");
-        if (parse_unsigned(index, SHARD_LIMIT, &k) < 0)
+        if (parse_unsigned(index, COUNT_LIMIT, &k) < 0)
                 return fail("--shard env: JOB_COMPLETION_INDEX='%s' is not a shard index (0, 1, ...)", index);
-        if (parse_unsigned(count, SHARD_LIMIT, &n) < 0 || n == 0)
+        if (parse_unsigned(count, COUNT_LIMIT, &n) < 0 || n == 0)
                 return fail("--shard env: CORRAL_SHARDS='%s' is not a number of shards (1, 2, ...)", count);
         if (k >= n)
                 return fail("--shard env: JOB_COMPLETION_INDEX=%u is not below CORRAL_SHARDS=%u", k, n);
         *ret_index = k;
         *ret_count = n;
         return 0;
+}
+
+static int replace_string(char **dst, const char *value) {
+        char *copy = strdup(value);
+        if (!copy)
+                return -ENOMEM;
+        free(*dst);
+        *dst = copy;
+        return 0;
+}
+
+static int strv_copy(char *const *src, char ***ret) {
+        size_t n = strv_length(src);
+        _cleanup_(strv_freep) char **v = calloc(n + 1, sizeof(char *));
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (!(v[i] = strdup(src[i])))
+                        return -ENOMEM;
+        *ret = TAKE_PTR(v);
+        return 0;
+}
+
+/* A flag's value wins over the file's, and the origin says so. */
+static void set_by(struct config_origin *o, const char *flag) {
+        *o = (struct config_origin) { .flag = flag };
+}
+
+/* The first flag given that only a batch takes, or NULL. */
+static const char *first_batch_flag(const struct run_args *a) {
+        return a->keep_order ? "--keep-order" : a->line_buffer ? "--line-buffer" : a->ungroup ? "--ungroup" :
+               a->joblog ? "--joblog" : a->resume ? "--resume" : a->resume_failed ? "--resume-failed" :
+               a->retries_set ? "--retries" : a->timeout != USEC_INFINITY ? "--timeout" : a->batch ? "--batch" :
+               a->shard_count ? "--shard" : a->bar ? "--bar" : NULL;
+}
+
+static int apply_task_flags(const struct run_args *a, struct corral_config *c) {
+        struct tasks_config *t = &c->tasks;
+        struct config_origins *o = &c->origin;
+        int r;
+
+        if (a->tasks && (r = replace_string(&t->from, a->tasks)) < 0)
+                return r;
+        if (a->joblog && (r = replace_string(&t->joblog, a->joblog)) < 0)
+                return r;
+        if (a->stream) {
+                t->mode = TASK_MODE_STREAM;
+                set_by(&o->mode, "--stream");
+        }
+        /* A filter reads stdin unless told otherwise: `corral run --stream -- cmd < in`. */
+        if (t->mode == TASK_MODE_STREAM && !t->from && (r = replace_string(&t->from, "-")) < 0)
+                return r;
+        if (a->keep_order) {
+                t->keep_order = true;
+                set_by(&o->keep_order, "--keep-order");
+        }
+        if (a->line_buffer) {
+                t->output = TASK_OUTPUT_LINE;
+                set_by(&o->output, "--line-buffer");
+        }
+        if (a->ungroup) {
+                t->output = TASK_OUTPUT_UNGROUP;
+                set_by(&o->output, "--ungroup");
+        }
+        if (a->retries_set)
+                t->retries = a->retries;
+        if (a->timeout != USEC_INFINITY)
+                t->timeout = a->timeout;
+        if (a->batch)
+                t->batch = a->batch;
+        if (a->shard_count) {
+                t->shard_index = a->shard_index;
+                t->shard_count = a->shard_count;
+        }
+        t->resume = a->resume;
+        t->resume_failed = a->resume_failed;
+        /* --stream is a batch of its own, on stdin unless --tasks says otherwise. */
+        const char *flag = first_batch_flag(a);
+        if (flag)
+                set_by(&o->batch_flag, flag);
+        return 0;
+}
+
+int run_args_apply(const struct run_args *a, struct corral_config *c) {
+        struct workers_config *w = &c->workers;
+        int r;
+
+        if (a->command) {
+                strv_free(c->command);
+                c->command = NULL;
+                r = strv_copy(a->command, &c->command);
+                if (r < 0)
+                        return r;
+        }
+        if (a->metrics && (r = replace_string(&c->metrics.listen, a->metrics)) < 0)
+                return r;
+        if (a->min_set) {
+                w->min = a->min;
+                set_by(&c->origin.min, "--min");
+        }
+        if (a->max_set) {
+                w->max = a->max;
+                set_by(&c->origin.max, "--max");
+        }
+        if (a->stop_timeout != USEC_INFINITY)
+                w->stop_timeout = a->stop_timeout;
+        if (a->restart_delay != USEC_INFINITY) {
+                w->backoff_initial = a->restart_delay;
+                set_by(&c->origin.backoff_initial, "--restart-delay");
+                /* The delay doubles up to the max: a longer first delay raises it. */
+                if (w->backoff_max < w->backoff_initial)
+                        w->backoff_max = w->backoff_initial;
+        }
+        if (a->crash_limit_set)
+                w->crash_burst = a->crash_limit;
+        return apply_task_flags(a, c);
+}
+
+/* The command line against the rules that relate values (conf_validate(), the
+ * same pass as over the file and the merged configuration): flags that
+ * contradict each other are a usage error, whatever a file says. With -c the
+ * file is still to come, so what it may add (a joblog) is not missed yet. */
+static int check_values(const struct run_args *a, char *error, size_t error_size) {
+        _cleanup_(config_done) struct corral_config c;
+        _cleanup_(conf_diagnostics_done) struct conf_diagnostics diag = {};
+
+        config_init(&c);
+        int r = run_args_apply(a, &c);
+        if (r < 0)
+                return r;
+        r = conf_validate(&c, NULL, a->config_path != NULL, &diag);
+        if (r == -EINVAL && diag.n_items > 0)
+                snprintf(error, error_size, "%s", diag.items[0].message);
+        return r;
 }
 
 int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, size_t error_size) {
@@ -164,6 +295,10 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
                         a.max_set = true;
                         break;
                 case ARG_METRICS:
+                        /* The syntax of metrics.listen in the file; whether the host resolves is
+                         * found when corral listens, as for the file's. */
+                        if (strcmp(optarg, "none") != 0 && hostport_parse(optarg, NULL, NULL) < 0)
+                                return fail("--metrics: '%s' is not HOST:PORT or none", optarg);
                         a.metrics = optarg;
                         break;
                 case ARG_STOP_TIMEOUT:
@@ -175,7 +310,7 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
                                 return fail("--restart-delay: '%s' is not a duration (like 100ms, 1s)", optarg);
                         break;
                 case ARG_CRASH_LIMIT:
-                        if (parse_unsigned(optarg, 1000000, &a.crash_limit) < 0)
+                        if (parse_unsigned(optarg, COUNT_LIMIT, &a.crash_limit) < 0)
                                 return fail("--crash-limit: '%s' is not a number", optarg);
                         a.crash_limit_set = true;
                         break;
@@ -208,8 +343,8 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
                         a.resume_failed = true;
                         break;
                 case ARG_RETRIES:
-                        if (parse_unsigned(optarg, 1000000, &a.retries) < 0)
-                                return fail("--retries: '%s' is not a number (0-1000000)", optarg);
+                        if (parse_unsigned(optarg, COUNT_LIMIT, &a.retries) < 0)
+                                return fail("--retries: '%s' is not a number (0-%u)", optarg, COUNT_LIMIT);
                         a.retries_set = true;
                         break;
                 case ARG_TIMEOUT:
@@ -217,9 +352,9 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
                                 return fail("--timeout: '%s' is not a duration (like 30s, 5m)", optarg);
                         break;
                 case ARG_BATCH:
-                        if (parse_unsigned(optarg, BATCH_LIMIT, &a.batch) < 0 || a.batch == 0)
+                        if (parse_unsigned(optarg, TASKS_BATCH_LIMIT, &a.batch) < 0 || a.batch == 0)
                                 return fail("--batch: '%s' is not a number of lines per invocation (1-%u)",
-                                            optarg, BATCH_LIMIT);
+                                            optarg, TASKS_BATCH_LIMIT);
                         break;
                 case ARG_SHARD:
                         if (strcmp(optarg, "env") == 0) {
@@ -259,29 +394,17 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
 
         if (optind < argc)
                 a.command = argv + optind;
-        if (a.min_set && a.max_set && a.min > a.max)
-                return fail("--min %u is larger than --max %u", a.min, a.max);
-        if (!a.tasks && !a.config_path && !a.stream) {
-                /* Batch flags without a batch: a mistake worth naming. --stream
-                 * is a batch of its own, on stdin unless --tasks says otherwise. */
-                const char *batch_flag = a.keep_order ? "--keep-order" : a.line_buffer ? "--line-buffer" :
-                                         a.ungroup ? "--ungroup" : a.joblog ? "--joblog" :
-                                         a.resume ? "--resume" : a.resume_failed ? "--resume-failed" :
-                                         a.retries_set ? "--retries" :
-                                         a.timeout != USEC_INFINITY ? "--timeout" : a.batch ? "--batch" :
-                                         a.shard_count ? "--shard" : a.bar ? "--bar" : NULL;
-                if (batch_flag && !a.help)
-                        return fail("%s needs --tasks FILE|-", batch_flag);
-        }
         if (a.resume && a.resume_failed)
                 return fail("--resume and --resume-failed exclude each other");
         if (a.line_buffer && a.ungroup)
                 return fail("--line-buffer and --ungroup exclude each other");
-        if (a.ungroup && a.keep_order)
-                return fail("--ungroup and --keep-order exclude each other: ungroup passes output on as it "
-                            "comes, in no order");
         if (!a.help && !a.command && !a.config_path)
                 return fail("no COMMAND to run");
+        if (!a.help) {
+                r = check_values(&a, error, error_size);
+                if (r < 0)
+                        return r;
+        }
 
         *ret = a;
         return 0;

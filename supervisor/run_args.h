@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "common/util.h"
+#include "conf/config.h"
 
 struct run_args {
         const char *config_path;   /* -c FILE */
@@ -41,8 +42,16 @@ struct run_args {
 };
 
 /* Parses argv (argv[0] is "run"). On a user error returns -EINVAL with a
- * one-line reason in `error`. */
+ * one-line reason in `error`: a malformed flag, or flags that contradict
+ * each other by conf_validate()'s rules (--min 3 --max 2, --ungroup
+ * --keep-order). -ENOMEM when out of memory. */
 int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, size_t error_size);
+
+/* Writes the flags a gives over c (the file's values or the defaults), and
+ * records each in c->origin as set by its flag, for conf_validate(). A
+ * --restart-delay longer than the backoff's max raises the max. Returns 0 or
+ * -ENOMEM. */
+int run_args_apply(const struct run_args *a, struct corral_config *c);
 
 /* --shard env: K and N from the values of JOB_COMPLETION_INDEX and
  * CORRAL_SHARDS (NULL: unset). Returns 0, or -EINVAL with the reason. */

@@ -118,6 +118,16 @@ def test_many_keys_stop_after_50_errors(tmp_path):
     assert lines[-1] == "keys.yaml: too many errors, stopped after 50"
 
 
+def test_deep_nesting_is_refused_at_once(tmp_path):
+    """libyaml parses nesting in time quadratic in the depth: 1 MiB of '[' took
+    29 minutes. The timeout only catches that hang; the answer comes at once."""
+    (tmp_path / "deep.yaml").write_bytes(b"[" * (1024 * 1024))
+    r = check("-c", "deep.yaml", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr == "deep.yaml:1:65: nested too deeply (more than 64 levels of lists and mappings)\n"
+    assert r.stdout == ""
+
+
 def test_psi_missing_warns(tmp_path):
     (tmp_path / "nopsi").mkdir()
     (tmp_path / "c.yaml").write_text(

@@ -146,6 +146,156 @@ static void test_load_text_bounds(void **state) {
         conf_diagnostics_done(&d);
 }
 
+/* libyaml parses nesting in time quadratic in the depth (1 MiB of '[' took 29
+ * minutes): a file is refused at the first level past CONF_MAX_DEPTH, at
+ * once. The root mapping is the first level, so "command: " and 63 '[' nest
+ * 64 deep (just inside), and 64 '[' nest 65 deep (just outside). */
+static void test_nesting_depth_is_bounded(void **state) {
+        struct conf_diagnostics d = {};
+        struct corral_config c;
+        char text[256];
+        (void) state;
+
+        int n = snprintf(text, sizeof(text), "command: %.*s", CONF_MAX_DEPTH - 1,
+                         "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[");
+        assert_int_equal(conf_load_text("t.yaml", text, (size_t) n, &c, &d), -EINVAL);
+        assert_true(d.n_items > 0);
+        assert_null(strstr(d.items[0].message, "nested too deeply"));
+        conf_diagnostics_done(&d);
+
+        n = snprintf(text, sizeof(text), "command: %.*s", CONF_MAX_DEPTH,
+                     "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[");
+        assert_int_equal(conf_load_text("t.yaml", text, (size_t) n, &c, &d), -EINVAL);
+        assert_int_equal(d.n_items, 1);
+        assert_string_equal(d.items[0].message,
+                            "t.yaml:1:73: nested too deeply (more than 64 levels of lists and mappings)");
+        conf_diagnostics_done(&d);
+
+        /* block mappings count as much as flow lists */
+        char block[64 * 70] = "";
+        size_t len = 0;
+        for (int i = 0; i <= CONF_MAX_DEPTH; i++)
+                len += (size_t) snprintf(block + len, sizeof(block) - len, "%*sk%d:\n", i, "", i);
+        assert_int_equal(conf_load_text("t.yaml", block, len, &c, &d), -EINVAL);
+        assert_int_equal(d.n_items, 1);
+        assert_string_equal(d.items[0].message,
+                            "t.yaml:65:65: nested too deeply (more than 64 levels of lists and mappings)");
+        conf_diagnostics_done(&d);
+
+        /* the largest file there is, all '[': refused at once, not after minutes */
+        char *big = malloc(CONF_MAX_FILE_SIZE);
+        assert_non_null(big);
+        memset(big, '[', CONF_MAX_FILE_SIZE);
+        assert_int_equal(conf_load_text("t.yaml", big, CONF_MAX_FILE_SIZE, &c, &d), -EINVAL);
+        assert_int_equal(d.n_items, 1);
+        assert_string_equal(d.items[0].message,
+                            "t.yaml:1:65: nested too deeply (more than 64 levels of lists and mappings)");
+        free(big);
+        conf_diagnostics_done(&d);
+}
+
+/* conf_validate over a configuration that merges a file and flags: each error
+ * points at the value in the file, or names the flags. */
+static void test_validate_merged(void **state) {
+#define file_3_8 { 3, 8, NULL }
+#define file_4_8 { 4, 8, NULL }
+#define file_5_3 { 5, 3, NULL }
+#define flag_min { .flag = "--min" }
+#define flag_max { .flag = "--max" }
+#define flag_ungroup { .flag = "--ungroup" }
+#define flag_keep { .flag = "--keep-order" }
+#define flag_line { .flag = "--line-buffer" }
+#define flag_stream { .flag = "--stream" }
+        static const struct {
+                const char *name;
+                unsigned min, max, initial;
+                struct config_origin min_at, max_at, initial_at;
+                enum task_output output;
+                bool keep_order, stream, resume, partial;
+                struct config_origin output_at, keep_order_at, mode_at;
+                const char *error;      /* NULL: valid */
+        } cases[] = {
+                { "max in the file below min from a flag", 5, 4, 0, flag_min, file_3_8, {},
+                  .error = "t.yaml:3:8: workers.max: 4 is less than --min 5" },
+                { "min in the file above max from a flag", 4, 2, 0, file_3_8, flag_max, {},
+                  .error = "t.yaml:3:8: workers.min: 4 is greater than --max 2" },
+                { "both in the file: at the later", 4, 2, 0, file_4_8, file_3_8, {},
+                  .error = "t.yaml:4:8: workers.min: 4 is greater than workers.max (2)" },
+                { "both flags", 3, 2, 0, flag_min, flag_max, {}, .error = "--min 3 is larger than --max 2" },
+                { "min = max", 2, 2, 0, flag_min, file_3_8, {}, .error = NULL },
+                { "an unset max is not related", 9, 0, 0, flag_min, {}, {}, .error = NULL },
+                { "--max caps the file's initial", 1, 2, 5, {}, flag_max, file_5_3, .error = NULL },
+                { "initial above max, both in the file", 1, 2, 5, {}, file_3_8, file_5_3,
+                  .error = "t.yaml:5:3: workers.initial: 5 is greater than workers.max (2)" },
+                { "ungroup flag, keep_order in the file", 1, 0, 0, .output = TASK_OUTPUT_UNGROUP, .keep_order = true,
+                  .output_at = flag_ungroup, .keep_order_at = file_4_8,
+                  .error = "t.yaml:4:8: --ungroup (tasks.output: ungroup) passes output on as it comes, so "
+                           "tasks.keep_order cannot hold it in input order; give only one of them" },
+                { "ungroup in the file, --keep-order", 1, 0, 0, .output = TASK_OUTPUT_UNGROUP, .keep_order = true,
+                  .output_at = file_3_8, .keep_order_at = flag_keep,
+                  .error = "t.yaml:3:8: tasks.output: ungroup passes output on as it comes, so --keep-order "
+                           "cannot hold it in input order; give only one of them" },
+                { "ungroup and keep-order flags", 1, 0, 0, .output = TASK_OUTPUT_UNGROUP, .keep_order = true,
+                  .output_at = flag_ungroup, .keep_order_at = flag_keep,
+                  .error = "--ungroup and --keep-order exclude each other: ungroup passes output on as it comes, "
+                           "in no order" },
+                { "line-buffer keeps order", 1, 0, 0, .output = TASK_OUTPUT_LINE, .keep_order = true,
+                  .output_at = flag_line, .keep_order_at = flag_keep, .error = NULL },
+                { "--line-buffer in a file's stream mode", 1, 0, 0, .output = TASK_OUTPUT_LINE, .stream = true,
+                  .output_at = flag_line, .mode_at = file_5_3,
+                  .error = "t.yaml:5:3: tasks.output: line-buffer (--line-buffer) applies to per-task mode only: "
+                           "stream mode (--stream, tasks.mode: stream) writes one result line per input line" },
+                { "the file's line-buffer with --stream", 1, 0, 0, .output = TASK_OUTPUT_LINE, .stream = true,
+                  .output_at = file_3_8, .mode_at = flag_stream,
+                  .error = "t.yaml:3:8: tasks.output: line-buffer applies to tasks.mode per-task only; stream mode "
+                           "writes one result line per input line (leave tasks.output out)" },
+                { "--resume without a joblog", 1, 0, 0, .resume = true,
+                  .error = "--resume needs a joblog: --joblog FILE or tasks.joblog" },
+                { "--resume, the file still to come", 1, 0, 0, .resume = true, .partial = true, .error = NULL },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct conf_diagnostics d = {};
+                struct corral_config c;
+                print_message("case: %s\n", cases[i].name);
+                config_init(&c);
+                c.workers.min = cases[i].min;
+                c.workers.max = cases[i].max;
+                c.workers.initial = cases[i].initial;
+                c.origin.min = cases[i].min_at;
+                c.origin.max = cases[i].max_at;
+                c.origin.initial = cases[i].initial_at;
+                c.tasks.output = cases[i].output;
+                c.tasks.keep_order = cases[i].keep_order;
+                c.tasks.mode = cases[i].stream ? TASK_MODE_STREAM : TASK_MODE_PER_TASK;
+                c.tasks.resume = cases[i].resume;
+                c.origin.output = cases[i].output_at;
+                c.origin.keep_order = cases[i].keep_order_at;
+                c.origin.mode = cases[i].mode_at;
+                int r = conf_validate(&c, "t.yaml", cases[i].partial, &d);
+                if (cases[i].error) {
+                        assert_int_equal(r, -EINVAL);
+                        assert_int_equal(d.n_items, 1);
+                        assert_string_equal(d.items[0].message, cases[i].error);
+                } else {
+                        assert_int_equal(r, 0);
+                        assert_int_equal(d.n_items, 0);
+                }
+                conf_diagnostics_done(&d);
+                config_done(&c);
+        }
+#undef file_3_8
+#undef file_4_8
+#undef file_5_3
+#undef flag_min
+#undef flag_max
+#undef flag_ungroup
+#undef flag_keep
+#undef flag_line
+#undef flag_stream
+}
+
 /* workers.user/group are looked up later, by `corral run`: their errors need the positions. */
 static void test_user_and_group_keep_their_positions(void **state) {
         static const char text[] = "command: [w]\nworkers:\n  min: 1\n  user: nobody\n  group:   web\n";
@@ -170,6 +320,8 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_percent_size_shard),
                 cmocka_unit_test(test_load_text_regressions),
                 cmocka_unit_test(test_load_text_bounds),
+                cmocka_unit_test(test_nesting_depth_is_bounded),
+                cmocka_unit_test(test_validate_merged),
                 cmocka_unit_test(test_user_and_group_keep_their_positions),
         };
         if (argc > 1)

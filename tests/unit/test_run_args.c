@@ -82,6 +82,59 @@ static void test_refusals_name_their_reason(void **state) {
         }
 }
 
+/* Flags that contradict each other by the rules of the configuration
+ * (conf_validate) are refused with the command line, whatever a file says;
+ * what a file may still supply (a joblog) is not missed before it is read. */
+static void test_flags_meet_the_configuration_rules(void **state) {
+        struct run_args a;
+        char err[256] = "";
+        (void) state;
+
+        assert_int_equal(PARSE(&a, err, "--tasks", "t", "--ungroup", "--keep-order", "--", "echo"), -EINVAL);
+        assert_string_equal(err, "--ungroup and --keep-order exclude each other: ungroup passes output on as it "
+                                 "comes, in no order");
+        assert_int_equal(PARSE(&a, err, "--stream", "--line-buffer", "--", "cat"), -EINVAL);
+        assert_string_equal(err, "tasks.output: line-buffer (--line-buffer) applies to per-task mode only: stream "
+                                 "mode (--stream, tasks.mode: stream) writes one result line per input line");
+        assert_int_equal(PARSE(&a, err, "--tasks", "t", "--resume", "--", "echo"), -EINVAL);
+        assert_string_equal(err, "--resume needs a joblog: --joblog FILE or tasks.joblog");
+        assert_int_equal(PARSE(&a, err, "-c", "f.yaml", "--tasks", "t", "--resume"), 0);
+        assert_int_equal(PARSE(&a, err, "--tasks", "t", "--resume", "--joblog", "j", "--", "echo"), 0);
+        assert_int_equal(PARSE(&a, err, "-c", "f.yaml", "--min", "4", "--max", "3"), -EINVAL);
+        assert_string_equal(err, "--min 4 is larger than --max 3");
+        assert_int_equal(PARSE(&a, err, "--bar", "--", "true"), -EINVAL);
+        assert_string_equal(err, "--bar needs --tasks FILE|-");
+        assert_int_equal(PARSE(&a, err, "-c", "f.yaml", "--bar"), 0);   /* tasks.from may be in the file */
+        assert_int_equal(PARSE(&a, err, "--stream", "--bar", "--", "cat"), 0);
+        assert_int_equal(PARSE(&a, err, "--metrics", "localhost", "--", "true"), -EINVAL);
+        assert_string_equal(err, "--metrics: 'localhost' is not HOST:PORT or none");
+}
+
+/* The flags over a file's values: each wins, and says so in the origin. */
+static void test_apply_records_origins(void **state) {
+        struct run_args a;
+        struct corral_config c;
+        char err[256] = "";
+        (void) state;
+
+        assert_int_equal(PARSE(&a, err, "--max", "6", "--restart-delay", "1m", "--tasks", "t", "--ungroup",
+                               "--", "echo", "{}"), 0);
+        config_init(&c);
+        c.origin.max = (struct config_origin) { 3, 8 };   /* as if the file had set it */
+        assert_int_equal(run_args_apply(&a, &c), 0);
+        assert_int_equal(c.workers.max, 6);
+        assert_string_equal(c.origin.max.flag, "--max");
+        assert_int_equal(c.origin.max.line, 0);
+        assert_null(c.origin.min.flag);
+        assert_int_equal(c.workers.backoff_initial, 60 * USEC_PER_SEC);
+        assert_int_equal(c.workers.backoff_max, 60 * USEC_PER_SEC);   /* raised to the first delay */
+        assert_int_equal(c.tasks.output, TASK_OUTPUT_UNGROUP);
+        assert_string_equal(c.origin.output.flag, "--ungroup");
+        assert_string_equal(c.tasks.from, "t");
+        assert_string_equal(c.command[1], "{}");
+        config_done(&c);
+}
+
 static void test_help_needs_no_command(void **state) {
         struct run_args a;
         char err[256] = "";
@@ -97,6 +150,8 @@ int main(void) {
                 cmocka_unit_test(test_command_without_double_dash_keeps_its_flags),
                 cmocka_unit_test(test_durations_and_limits),
                 cmocka_unit_test(test_refusals_name_their_reason),
+                cmocka_unit_test(test_flags_meet_the_configuration_rules),
+                cmocka_unit_test(test_apply_records_origins),
                 cmocka_unit_test(test_help_needs_no_command),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

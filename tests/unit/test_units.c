@@ -9,6 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "common/hostport.h"
 #include "conf/units.h"
 
 static void test_durations(void **state) {
@@ -92,6 +93,51 @@ static void test_format_duration(void **state) {
         assert_string_equal(format_duration(100 * USEC_PER_MSEC, buf), "100ms");
         assert_string_equal(format_duration(1500 * USEC_PER_MSEC, buf), "1.5s");
         assert_string_equal(format_duration(120 * USEC_PER_SEC, buf), "2m");
+        /* truncated, never rounded up: just short of 2s never reads "2s" */
+        assert_string_equal(format_duration(1999999, buf), "1.999s");
+        assert_string_equal(format_duration(2 * USEC_PER_SEC, buf), "2s");
+        assert_string_equal(format_duration(999, buf), "999us");
+        assert_string_equal(format_duration(USEC_PER_MSEC, buf), "1ms");
+        assert_string_equal(format_duration(1234567, buf), "1.234s");
+        assert_string_equal(format_duration(90 * USEC_PER_SEC, buf), "1.5m");
+        assert_string_equal(format_duration(59999999, buf), "59.99s");
+        assert_string_equal(format_duration(3600 * USEC_PER_SEC, buf), "1h");
+        assert_string_equal(format_duration(100000 * 3600 * USEC_PER_SEC + 1, buf), "100000h");
+        assert_string_equal(format_duration(USEC_INFINITY - 1, buf), "5124095576h");
+        assert_string_equal(format_duration(USEC_INFINITY, buf), "infinity");
+}
+
+/* HOST:PORT: the one syntax of metrics.listen and --metrics. */
+static void test_hostport(void **state) {
+        static const struct {
+                const char *text, *host;
+                unsigned port;
+        } good[] = {
+                { "127.0.0.1:9311", "127.0.0.1", 9311 },
+                { "localhost:0", "localhost", 0 },
+                { "[::1]:9311", "::1", 9311 },
+                { "[::ffff:10.0.0.1]:80", "::ffff:10.0.0.1", 80 },
+                { "metrics-1.example.com:65535", "metrics-1.example.com", 65535 },
+        };
+        static const char *const bad[] = {
+                "127.0.0.1", ":9311", "::1:9311", "[::1]9311", "[]:80", "[x::1]:80", "host:65536", "host:",
+                "host:123456", "host:80x", "host:-1", "a_b:80", "a b:80", "[::1:80",
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                char *host = NULL;
+                uint16_t port = 1;
+                print_message("good: %s\n", good[i].text);
+                assert_int_equal(hostport_parse(good[i].text, &host, &port), 0);
+                assert_string_equal(host, good[i].host);
+                assert_int_equal(port, good[i].port);
+                free(host);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                print_message("bad: %s\n", bad[i]);
+                assert_int_equal(hostport_parse(bad[i], NULL, NULL), -EINVAL);
+        }
 }
 
 int main(void) {
@@ -101,6 +147,7 @@ int main(void) {
                 cmocka_unit_test(test_signals),
                 cmocka_unit_test(test_format_duration),
                 cmocka_unit_test(test_format_size),
+                cmocka_unit_test(test_hostport),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

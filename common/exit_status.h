@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * corral's exit statuses, the contract's (DESIGN.md, "Exit status of run"): every
+ * command and every stop of the supervisor names one of these, never a
+ * literal number.
+ */
+#pragma once
+
+enum exit_status {
+        EXIT_OK = 0,            /* a clean stop, or every task succeeded */
+        EXIT_TASKS_FAILED = 1,  /* some task failed after its retries */
+        EXIT_USAGE = 2,         /* a usage or configuration error */
+        EXIT_CRASH_LOOP = 3,    /* the pool gave up: the crash-loop limit */
+};
