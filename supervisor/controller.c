@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
@@ -58,6 +59,10 @@ struct controller {
         struct sample sample;            /* the last one, valid when have_sample */
         bool have_sample;
         bool sampler_failing;            /* logged once, until it recovers */
+        struct stop_request {            /* the last stop signal acted on */
+                uint32_t signo, pid;     /* pid 0: sent by the kernel (a terminal's Ctrl-C) */
+                usec_t done;             /* when acting on it ended */
+        } stop;
         uint64_t reloads_ok, reloads_failed;
 
         /* Buffers for the snapshot, reused every sample. */
@@ -473,17 +478,48 @@ static void on_pool_stopping(struct pool *p, void *userdata) {
         on_stopping(userdata);
 }
 
+/*
+ * One request, two signals: `timeout -s INT` signals corral, then its own
+ * process group, which corral shares (PLATFORM.md), and a second stop signal
+ * means "kill at once". So the same signal from the same process (pid known,
+ * hence not a terminal's Ctrl-C, which the kernel sends once per key press)
+ * within STOP_REPEAT_WINDOW of the end of acting on the first is the same
+ * request. The window counts from the end of acting on the first, so a slow
+ * stop (a busy loop) does not turn the duplicate into a second request. A
+ * deliberate second request still escalates: another signal (TERM after INT),
+ * another sender (a second `kill`), Ctrl-C again, or the same sender later.
+ */
+#define STOP_REPEAT_WINDOW_USEC (1 * USEC_PER_SEC)
+
+static bool stop_signal_repeats(const struct stop_request *last, const struct signalfd_siginfo *si, usec_t now) {
+        return last->done > 0 && si->ssi_pid != 0 && si->ssi_pid == last->pid && si->ssi_signo == last->signo &&
+               now < last->done + STOP_REPEAT_WINDOW_USEC;
+}
+
+static usec_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
+}
+
 static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         struct controller *c = userdata;
         char name[16];
         (void) s;
-        log_info("received SIG%s", signal_to_string((int) si->ssi_signo, name));
+        signal_to_string((int) si->ssi_signo, name);
+        if (stop_signal_repeats(&c->stop, si, now_monotonic(c))) {
+                log_info("received SIG%s again from pid %" PRIu32 " at once: the same request, ignoring",
+                         name, si->ssi_pid);
+                return 0;
+        }
+        log_info("received SIG%s", name);
         if (c->batch)
                 batch_stop(c->batch);
         else if (c->stream)
                 stream_stop(c->stream);
         else
                 pool_stop(c->pool, EXIT_OK);
+        c->stop = (struct stop_request) { .signo = si->ssi_signo, .pid = si->ssi_pid, .done = now_usec() };
         return 0;
 }
 

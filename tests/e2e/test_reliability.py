@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -68,3 +69,59 @@ def test_other_commands_still_die_of_term(tmp_path):
         os.kill(p.pid, signal.SIGTERM)
         f.write("command: [true]\n")
     assert p.wait(TIMEOUT) == -signal.SIGTERM
+
+
+# --- 4: one request per sender ---------------------------------------------
+
+# Ignores TERM, so a stop takes the whole stop_timeout unless escalated.
+STUBBORN = ["env", "--ignore-signal=TERM", "sleep", "1000"]
+
+
+def stubborn_started(c):
+    """Awaits worker 0 of STUBBORN, exec'd as sleep with TERM ignored; its pid."""
+    pid = c.started(1)[0]
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        with open(f"/proc/{pid}/status") as f:
+            status = dict(line.split(":\t", 1) for line in f.read().splitlines())
+        if status["Name"].strip() == "sleep" and int(status["SigIgn"], 16) & (1 << (signal.SIGTERM - 1)):
+            return pid
+        assert time.monotonic() < deadline, "the worker never ran with TERM ignored"
+        time.sleep(0.01)
+
+
+def test_same_signal_twice_from_one_sender_is_one_request(corral):
+    """What `timeout -s INT` does to a corral sharing its process group: INT to
+    corral, then INT to the group. The second must not kill the workers."""
+    c = corral("run", "--stop-timeout", "1s", "--", *STUBBORN)
+    pid = stubborn_started(c)
+    c.signal(signal.SIGINT)
+    c.log.wait(r"stopping 1 worker with SIGTERM")   # the first was acted on
+    c.signal(signal.SIGINT)                          # the same sender, a moment later
+    c.log.wait(rf"received SIGINT again from pid {os.getpid()} at once: the same request, ignoring")
+    assert c.wait() == 0
+    log = c.log.text()
+    assert "stopping at once" not in log
+    assert f"worker 0 (pid {pid}) still running 1s after the stop signal, killing" in log
+
+
+def test_timeout_s_int_stops_gracefully(corral):
+    """The README's demo: `timeout -s INT` around corral, in one process group (the
+    race is the previous test's, which makes it deterministic)."""
+    c = corral("run", "--stop-timeout", "1s", "--", *STUBBORN, corral_prefix=["timeout", "-s", "INT", "5"])
+    pid = stubborn_started(c)
+    assert c.wait() == 124
+    log = c.log.text()
+    assert "stopping at once" not in log
+    assert f"worker 0 (pid {pid}) still running 1s after the stop signal, killing" in log
+
+
+def test_same_signal_from_another_sender_escalates(corral):
+    c = corral("run", "--stop-timeout", "1h", "--", *STUBBORN)
+    pid = stubborn_started(c)
+    c.signal(signal.SIGINT)
+    c.log.wait(r"stopping 1 worker with SIGTERM")
+    subprocess.run(["kill", "-INT", str(c.pid)], check=True)   # another process: a deliberate second
+    c.log.wait(r"stopping at once")
+    assert c.wait() == 0
+    assert f"worker 0 (pid {pid}) was killed by signal KILL" in c.log.text()
