@@ -616,9 +616,16 @@ done:
 }
 
 static int on_reload_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        struct controller *c = userdata;
         (void) s;
         (void) si;
-        reload(userdata);
+        /* A reload would start workers (a new command), reload shared segments
+         * (maybe running their commands) and delay the exit for nothing. */
+        if (controller_stopping(c)) {
+                log_notice("received SIGHUP while stopping, ignoring");
+                return 0;
+        }
+        reload(c);
         return 0;
 }
 

@@ -125,3 +125,22 @@ def test_same_signal_from_another_sender_escalates(corral):
     c.log.wait(r"stopping at once")
     assert c.wait() == 0
     assert f"worker 0 (pid {pid}) was killed by signal KILL" in c.log.text()
+
+
+# --- 7: no reload while stopping --------------------------------------------
+
+def test_hup_while_stopping_is_ignored(corral, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"command: {json.dumps(STUBBORN)}\nworkers: {{min: 1, max: 1, stop_timeout: 1h}}\n")
+    c = corral("run", "-c", str(path))
+    pid = stubborn_started(c)
+    c.signal(signal.SIGTERM)
+    c.log.wait(r"stopping 1 worker with SIGTERM")
+    c.signal(signal.SIGHUP)
+    m = c.log.wait(r"received SIGHUP(: reloading| while stopping, ignoring)")
+    assert m[1] == " while stopping, ignoring"
+    c.signal(signal.SIGINT)   # another signal: kill at once
+    assert c.wait() == 0
+    log = c.log.text()
+    assert "reloaded" not in log
+    assert f"worker 0 (pid {pid}) was killed by signal KILL" in log
