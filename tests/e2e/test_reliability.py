@@ -144,3 +144,19 @@ def test_hup_while_stopping_is_ignored(corral, tmp_path):
     log = c.log.text()
     assert "reloaded" not in log
     assert f"worker 0 (pid {pid}) was killed by signal KILL" in log
+
+
+# --- 14: a joblog that is a symbolic link ------------------------------------
+
+@pytest.mark.parametrize("resume", [False, True], ids=["fresh", "resume"])
+def test_joblog_symlink_is_refused(tmp_path, resume):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    link = tmp_path / "j.log"
+    link.symlink_to(victim)
+    p = subprocess.run([CORRAL, "run", "--metrics", "none", "--tasks", "-", "--joblog", str(link),
+                        *(["--resume"] if resume else []), "--", "true"],
+                       input="1\n", capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == 2, p.stderr
+    assert f"the joblog {link} is a symbolic link; refusing to follow it" in p.stderr
+    assert victim.read_text() == "precious\n"
