@@ -658,19 +658,45 @@ static int on_render_request(sd_event_source *s, int fd, uint32_t revents, void 
         return 0;
 }
 
+/*
+ * The default address (metrics.listen not given) is a convenience, not a
+ * promise: a second corral on the machine (shards, another user's batch) finds
+ * it taken and serves on a free port of the same host, which it logs. An
+ * address asked for (file or --metrics) that is busy is an error.
+ */
+static int start_metrics_default(struct controller *c, const char *listen, uint16_t *ret_port) {
+        char fallback[sizeof(METRICS_LISTEN_DEFAULT)];
+        const char *colon = strrchr(listen, ':');
+
+        int r = metrics_http_start(listen, &c->http, ret_port);
+        if (r != -EADDRINUSE || !colon)
+                return r;
+        snprintf(fallback, sizeof(fallback), "%.*s:0", (int) (colon - listen), listen);
+        r = metrics_http_start(fallback, &c->http, ret_port);
+        if (r < 0)
+                return r;
+        log_info("metrics on port %u (%s is in use: took a free port)", *ret_port, listen);
+        return 1;
+}
+
 static int start_metrics(struct controller *c) {
         const char *listen = run_config_metrics_listen(c->config);
         uint16_t port;
+        int r;
 
         if (!listen)
                 return 0;
-        int r = metrics_http_start(listen, &c->http, &port);
+        if (!c->config->metrics.listen)
+                r = start_metrics_default(c, listen, &port);
+        else
+                r = metrics_http_start(listen, &c->http, &port);
         if (r < 0)
                 return log_error_errno(r, "cannot listen on %s: %m", listen);
+        if (r == 0)
+                log_info("metrics on port %u (%s)", port, listen);
         r = sd_event_add_io(c->event, NULL, metrics_http_render_fd(c->http), EPOLLIN, on_render_request, c);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the metrics endpoint: %m");
-        log_info("metrics on port %u (%s)", port, listen);
         return 0;
 }
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import CORRAL, TIMEOUT, http_get, wait_gone
+from conftest import CORRAL, TIMEOUT, Stream, http_get, wait_gone
 
 SLEEP = ["sleep", "1000"]   # coreutils: a worker that starts fast and obeys TERM
 
@@ -160,3 +160,62 @@ def test_joblog_symlink_is_refused(tmp_path, resume):
     assert p.returncode == 2, p.stderr
     assert f"the joblog {link} is a symbolic link; refusing to follow it" in p.stderr
     assert victim.read_text() == "precious\n"
+
+
+# --- 5: a busy metrics port --------------------------------------------------
+
+DEFAULT_PORT = 9311
+
+
+def hold_port(port):
+    """A listening socket on 127.0.0.1:port, or None when something else holds
+    the port already (busy either way)."""
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        return s
+    except OSError:
+        s.close()
+        return None
+
+
+def test_busy_default_port_takes_a_free_one(tmp_path):
+    held = hold_port(DEFAULT_PORT)
+    try:
+        # No --metrics and no metrics.listen: the default address.
+        p = subprocess.Popen([CORRAL, "run", "--min", "1", "--max", "1", "--", *SLEEP],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            log = Stream(p.stderr)
+            m = log.wait(rf"metrics on port (\d+) \(127.0.0.1:{DEFAULT_PORT} is in use: took a free port\)|"
+                         r"cannot listen")
+            assert m[1], log.text()
+            port = int(m[1])
+            assert port != DEFAULT_PORT
+            assert http_get(port, "/metrics")[0] == 200
+            p.send_signal(signal.SIGTERM)
+            assert p.wait(TIMEOUT) == 0
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    finally:
+        if held:
+            held.close()
+
+
+@pytest.mark.parametrize("where", ["flag", "file"])
+def test_busy_explicit_port_stays_an_error(corral, tmp_path, where):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        listen = f"127.0.0.1:{s.getsockname()[1]}"
+        path = tmp_path / "c.yaml"
+        path.write_text("command: [sleep, '1000']\n" + (f"metrics: {{listen: '{listen}'}}\n" if where == "file" else ""))
+        args = ["--metrics", listen] if where == "flag" else []
+        # conftest adds --metrics 127.0.0.1:0 unless one is given: give the file's own.
+        p = subprocess.run([CORRAL, "run", "-c", str(path), *args], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        assert p.returncode == 2
+        assert f"cannot listen on {listen}: Address already in use" in p.stderr
