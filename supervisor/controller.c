@@ -50,6 +50,7 @@ struct controller {
         bool decided;
         char decision_label[64];         /* copied: decision.rule points into the config */
         struct decision_view {
+                bool valid;              /* false until the size changed once */
                 unsigned from, to;
                 usec_t when;
         } change;                        /* the last change of size */
@@ -217,6 +218,7 @@ static void fill_snapshot(struct controller *c, struct metrics_snapshot *s) {
                         .valid = true,
                         .rule = c->decision_label,
                         .reason = c->decision.why,
+                        .changed = c->change.valid,
                         .from = c->change.from,
                         .to = c->change.to,
                         .age = (double) (now - c->change.when) / (double) USEC_PER_SEC,
@@ -371,7 +373,7 @@ static void resize(struct controller *c, unsigned size, const char *label, const
                 return;
         log_info("scale %u -> %u (%s)", from, size, why);
         count_scale_event(c, label, size > from ? METRICS_SCALE_UP : METRICS_SCALE_DOWN);
-        c->change = (struct decision_view) { .from = from, .to = size, .when = now_monotonic(c) };
+        c->change = (struct decision_view) { .valid = true, .from = from, .to = size, .when = now_monotonic(c) };
         controller_set_size(c, size);
 }
 
@@ -535,7 +537,7 @@ static int on_resize_signal(sd_event_source *s, const struct signalfd_siginfo *s
                 n++;
         else if (si->ssi_signo == SIGTTOU && n > c->config->workers.min)
                 n--;
-        log_info("manual resize: %u -> %u workers", now, n);
+        log_info("manual resize: %u -> %u worker%s", now, n, n == 1 ? "" : "s");
         /* Held until a rule fires. */
         policy_manual(&c->policy, n, now_monotonic(c));
         resize(c, n, "manual", "by hand");

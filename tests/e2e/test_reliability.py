@@ -26,7 +26,7 @@ SLEEP = ["sleep", "1000"]   # coreutils: a worker that starts fast and obeys TER
     (signal.SIGTERM, r"received SIGTERM"),
     (signal.SIGINT, r"received SIGINT"),
     (signal.SIGTTIN, r"manual resize: 1 -> 2 workers"),
-    (signal.SIGTTOU, r"manual resize: 2 -> 1 workers"),
+    (signal.SIGTTOU, r"manual resize: 2 -> 1 worker"),
 ])
 def test_signal_while_reading_the_config_is_acted_on_later(corral, tmp_path, sig, effect):
     fifo = str(tmp_path / "c.yaml")
@@ -219,3 +219,98 @@ def test_busy_explicit_port_stays_an_error(corral, tmp_path, where):
                            capture_output=True, text=True, timeout=TIMEOUT)
         assert p.returncode == 2
         assert f"cannot listen on {listen}: Address already in use" in p.stderr
+
+
+# --- 16: corral status against a hostile or surprising server ---------------
+
+class Fake:
+    """An HTTP server answering every GET with one fixed body."""
+
+    def __init__(self, body):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                data = body.encode() if isinstance(body, str) else body
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def status(body, *args):
+    fake = Fake(body)
+    try:
+        return subprocess.run([CORRAL, "status", "--url", fake.url, *args], capture_output=True,
+                              timeout=TIMEOUT)
+    finally:
+        fake.close()
+
+
+WRONG_TYPES = [
+    {"pool": {}, "workers": "many", "rules": {"a": 1}, "signals": [1], "last_decision": 3},
+    {"pool": {"running": "two", "health": 5}, "workers": [1, "x", None, {"id": "zero", "rss": []}],
+     "rules": [1, {"name": 2, "holding": "yes", "held": {}}], "signals": {"cpu.busy": "hot", "x": {}},
+     "last_decision": {"from": "a", "to": [], "rule": 7}},
+    {"pool": {}, "workers": {}, "rules": "none", "last_decision": []},
+]
+
+
+@pytest.mark.parametrize("doc", WRONG_TYPES, ids=["containers", "leaves", "swapped"])
+def test_status_survives_unexpected_types(doc):
+    p = status(json.dumps(doc))
+    assert p.returncode == 0, p.stderr
+    assert b"corral" in p.stdout
+
+
+def test_status_escapes_terminal_controls():
+    evil = "\x1b]0;owned\x07\x1b[2J\u009b31m\r"
+    doc = {"version": evil, "pool": {"health": evil}, "workers": [{"id": 0, "state": evil}],
+           "rules": [{"name": evil, "when": evil, "holding": False}], "signals": {evil: 1},
+           "last_decision": {"rule": evil, "reason": evil, "from": 1, "to": 2, "age": 1}}
+    p = status(json.dumps(doc))
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.decode()
+    for c in "\x1b\x07\r\u009b":
+        assert c not in out
+    assert "\\x1b]0;owned\\x07\\x1b[2J\\u009b31m\\x0d" in out
+
+
+def test_status_json_never_passes_raw_controls():
+    # Not valid JSON (a raw ESC inside a string), yet json-c reads it.
+    p = status(b'{"pool": {}, "version": "a\x1b[31mb"}', "--json")
+    assert p.returncode == 0, p.stderr
+    assert b"\x1b" not in p.stdout
+    assert json.loads(p.stdout)["version"] == "a\x1b[31mb"
+
+
+def test_last_decision_before_any_change_says_so(corral):
+    c = corral("run", "--min", "1", "--max", "1", "--", *SLEEP)
+    c.started(1)
+    port = c.metrics_port()
+    deadline = time.monotonic() + TIMEOUT
+    while True:   # the first decision comes with the first sample
+        doc = json.loads(http_get(port, "/status")[1])
+        if doc["last_decision"]:
+            break
+        assert time.monotonic() < deadline, doc
+        time.sleep(0.05)
+    d = doc["last_decision"]
+    assert (d["from"], d["to"], d["age"]) == (None, None, None), d
+    p = subprocess.run([CORRAL, "status", "--url", f"http://127.0.0.1:{port}"], capture_output=True, text=True,
+                       timeout=TIMEOUT)
+    assert p.returncode == 0, p.stderr
+    assert "last decision: no change of size yet; latest by " in p.stdout, p.stdout
+    assert "ok: 1 worker running" in http_get(port, "/healthz")[1]
+    c.signal(signal.SIGTERM)
+    assert c.wait() == 0
