@@ -666,36 +666,44 @@ static int on_render_request(sd_event_source *s, int fd, uint32_t revents, void 
  * it taken and serves on a free port of the same host, which it logs. An
  * address asked for (file or --metrics) that is busy is an error.
  */
-static int start_metrics_default(struct controller *c, const char *listen, uint16_t *ret_port) {
+static int start_metrics_default(struct controller *c, const char *listen, uint64_t reserved, uint16_t *ret_port) {
         char fallback[sizeof(METRICS_LISTEN_DEFAULT)];
         const char *colon = strrchr(listen, ':');
 
-        int r = metrics_http_start(listen, &c->http, ret_port);
+        int r = metrics_http_start(listen, reserved, &c->http, ret_port);
         if (r != -EADDRINUSE || !colon)
                 return r;
         snprintf(fallback, sizeof(fallback), "%.*s:0", (int) (colon - listen), listen);
-        r = metrics_http_start(fallback, &c->http, ret_port);
+        r = metrics_http_start(fallback, reserved, &c->http, ret_port);
         if (r < 0)
                 return r;
         log_info("metrics on port %u (%s is in use: took a free port)", *ret_port, listen);
         return 1;
 }
 
+/* The fds a worker or task may hold: its pidfd, its /proc/PID/stat, stdin,
+ * stdout and stderr pipes, and one more while it is being spawned. HTTP
+ * clients get only what is left, so that idle clients cannot take the fds a
+ * restart needs. The reserve follows workers.max at start, not on reload. */
+#define FDS_PER_WORKER 6u
+
 static int start_metrics(struct controller *c) {
         const char *listen = run_config_metrics_listen(c->config);
+        uint64_t reserved = (uint64_t) c->config->workers.max * FDS_PER_WORKER;
         uint16_t port;
         int r;
 
         if (!listen)
                 return 0;
         if (!c->config->metrics.listen)
-                r = start_metrics_default(c, listen, &port);
+                r = start_metrics_default(c, listen, reserved, &port);
         else
-                r = metrics_http_start(listen, &c->http, &port);
+                r = metrics_http_start(listen, reserved, &c->http, &port);
         if (r < 0)
                 return log_error_errno(r, "cannot listen on %s: %m", listen);
         if (r == 0)
                 log_info("metrics on port %u (%s)", port, listen);
+        log_debug("metrics: up to %u connections at once", metrics_http_max_connections(c->http));
         r = sd_event_add_io(c->event, NULL, metrics_http_render_fd(c->http), EPOLLIN, on_render_request, c);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the metrics endpoint: %m");

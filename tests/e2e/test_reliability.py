@@ -314,3 +314,73 @@ def test_last_decision_before_any_change_says_so(corral):
     assert "ok: 1 worker running" in http_get(port, "/healthz")[1]
     c.signal(signal.SIGTERM)
     assert c.wait() == 0
+
+
+# --- 9: HTTP while the loop is busy; connections within the fd table --------
+
+def test_busy_loop_answers_http_at_once(corral, tmp_path):
+    """The loop is held in a reload reading its file from a FIFO: requests are
+    answered from the last pages, not each after a half-second wait."""
+    fifo = str(tmp_path / "c.yaml")
+    os.mkfifo(fifo)
+    text = "command: [sleep, '1000']\nworkers: {min: 1, max: 1}\npolicy: {rules: []}\n"
+    c = corral("run", "-v", "-c", fifo)
+    with open(fifo, "w") as f:
+        f.write(text)
+    c.started(1)
+    port = c.metrics_port()
+    c.log.wait(r"steady at 1")            # a sample since the last render: the pages are stale
+    c.signal(signal.SIGHUP)
+    c.log.wait(r"received SIGHUP: reloading")   # the loop now blocks opening the FIFO
+    began = time.monotonic()
+    for _ in range(12):
+        assert http_get(port, "/healthz") == (200, "ok: 1 worker running (min 1, max 1)\n")
+    # Waiting in turn, 12 requests take at least 6 s; one wait is 0.5 s.
+    assert time.monotonic() - began < 3.0
+    with open(fifo, "w") as f:
+        f.write(text)
+    c.log.wait(r"reloaded: 1-1 workers")
+    c.signal(signal.SIGTERM)
+    assert c.wait() == 0
+
+
+def socket_fds(pid):
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except FileNotFoundError:
+            pass
+    return n
+
+
+def test_idle_clients_leave_fds_for_restarts(corral):
+    """With `ulimit -n 64`, idle HTTP clients take at most the server's limit
+    of fds, and a worker killed then is restarted."""
+    c = corral("run", "-v", "--min", "2", "--max", "2", "--", *SLEEP,
+               corral_prefix=["prlimit", "--nofile=64:64", "--"])
+    pids = c.started(2)
+    port = c.metrics_port()
+    # Logged before the workers start; without it, the limit is the table.
+    limit = next((int(m[1]) for m in (re.search(r"metrics: up to (\d+) connections at once", line)
+                                      for line in c.log.lines) if m), 64)
+    clients = []
+    try:
+        for _ in range(100):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"GET /metrics HTTP/1.1\r\n")   # a request that never ends
+            clients.append(s)
+        deadline = time.monotonic() + TIMEOUT
+        while socket_fds(c.pid) < limit + 1:       # the listening socket and `limit` clients
+            assert time.monotonic() < deadline, f"{socket_fds(c.pid)} sockets, limit {limit}"
+            time.sleep(0.01)
+        os.kill(pids[0], signal.SIGKILL)
+        m = c.log.wait(r"worker 0 started \(pid \d+\)|Failed to start worker 0|[Tt]oo many open files")
+        assert "started" in m[0], c.log.text()
+    finally:
+        for s in clients:
+            s.close()
+    # (The closed clients still hold their places until the connection timeout:
+    # libmicrohttpd does not notice a close before a whole request.)
+    c.signal(signal.SIGTERM)
+    assert c.wait() == 0
