@@ -301,8 +301,9 @@ def test_last_decision_before_any_change_says_so(corral):
     port = c.metrics_port()
     deadline = time.monotonic() + TIMEOUT
     while True:   # the first decision comes with the first sample
-        doc = json.loads(http_get(port, "/status")[1])
-        if doc["last_decision"]:
+        code, body = http_get(port, "/status")   # 503 until the first pages
+        doc = json.loads(body) if code == 200 else {}
+        if doc.get("last_decision"):
             break
         assert time.monotonic() < deadline, doc
         time.sleep(0.05)
