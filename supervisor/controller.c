@@ -814,7 +814,8 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
                 return log_error_errno(r, "Failed to arm the sample timer: %m"), EXIT_USAGE;
 
         if (c.batch) {
-                log_info("batch from %s: up to %u tasks at once", c.config->tasks.from, w->max);
+                log_info("batch from %s: up to %u task%s at once", c.config->tasks.from, w->max,
+                         w->max == 1 ? "" : "s");
                 batch_set_concurrency(c.batch, w->initial);
                 (void) batch_start(c.batch);
         } else {

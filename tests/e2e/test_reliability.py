@@ -386,3 +386,10 @@ def test_idle_clients_leave_fds_for_restarts(corral):
     # libmicrohttpd does not notice a close before a whole request.)
     c.signal(signal.SIGTERM)
     assert c.wait() == 0
+
+
+def test_one_is_singular():
+    p = subprocess.run([CORRAL, "run", "--metrics", "none", "--max", "1", "--tasks", "-", "--", "true"],
+                       input="1\n", capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == 0, p.stderr
+    assert "up to 1 task at once" in p.stderr
