@@ -69,11 +69,12 @@ bool metrics_snapshot_health(const struct metrics_snapshot *s, char *reason, siz
                 return false;
         }
         if (running < s->min) {
-                snprintf(reason, size, "%u of at least %u workers running (%u starting)",
-                         running, s->min, s->workers[METRICS_WORKER_STARTING]);
+                snprintf(reason, size, "%u of at least %u worker%s running (%u starting)",
+                         running, s->min, s->min == 1 ? "" : "s", s->workers[METRICS_WORKER_STARTING]);
                 return false;
         }
-        snprintf(reason, size, "ok: %u workers running (min %u, max %u)", running, s->min, s->max);
+        snprintf(reason, size, "ok: %u worker%s running (min %u, max %u)", running, running == 1 ? "" : "s",
+                 s->min, s->max);
         return true;
 }
 
@@ -503,9 +504,10 @@ static int status_rules(const struct metrics_snapshot *s, struct json_object *ro
                 return -ENOMEM;
         ADD(o, "rule", json_string_or_null(d->rule));
         ADD(o, "reason", json_string_or_null(d->reason));
-        ADD(o, "from", json_object_new_uint64(d->from));
-        ADD(o, "to", json_object_new_uint64(d->to));
-        ADD(o, "age", json_number(d->age));
+        /* Before the first change of size there is no from, to or age to show. */
+        ADD(o, "from", d->changed ? json_object_new_uint64(d->from) : NULL);
+        ADD(o, "to", d->changed ? json_object_new_uint64(d->to) : NULL);
+        ADD(o, "age", d->changed ? json_number(d->age) : NULL);
         return 0;
 }
 

@@ -100,8 +100,9 @@ struct metrics_decision {
         bool valid;              /* false until the policy decided once */
         const char *rule;        /* who decided: a rule name, "target", ... */
         const char *reason;      /* one line, for humans */
-        unsigned from, to;       /* pool size before and after */
-        double age;              /* seconds since the decision */
+        bool changed;            /* false until the size changed once: from, to and age are unset */
+        unsigned from, to;       /* pool size before and after the last change */
+        double age;              /* seconds since the last change */
 };
 
 /* corral's own process (metrics/process.h fills it). */

@@ -23,13 +23,17 @@
 /*
  * Connections over the limit are not refused by libmicrohttpd: they wait in the
  * kernel backlog. A high limit with a short timeout keeps idle or slow clients
- * from starving a real scraper (PLATFORM.md). The limit is half of the fds
- * corral may open (the other half is for workers' pidfds and /proc files),
- * within these bounds: 1,000 idle clients must not be enough to lock a scraper
- * out, as they were with a fixed limit of 1,000.
+ * from starving a real scraper (PLATFORM.md); but each connection is an fd, and
+ * idle clients must never take the fds a worker's restart needs (with `ulimit
+ * -n 64` and a limit of 64 they took all, and restarts failed with EMFILE). So
+ * the limit is half of what is left of RLIMIT_NOFILE after the caller's
+ * reserve (workers' pidfds, /proc files and pipes) and corral's own fds, within
+ * these bounds: 1,000 idle clients must not be enough to lock a scraper out on
+ * a normal fd table, and a tiny table still lets a scraper in.
  */
-#define HTTP_CONNECTION_LIMIT_MIN 64u
+#define HTTP_CONNECTION_LIMIT_MIN 4u
 #define HTTP_CONNECTION_LIMIT_MAX 16384u
+#define HTTP_OWN_FDS 64u              /* corral's own: loop, signalfd, timers, stdio, libraries, reloads */
 #define HTTP_CONNECTION_TIMEOUT_SEC 5u
 
 #define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
@@ -51,11 +55,16 @@ struct metrics_http {
         pthread_cond_t published;     /* signalled by each publish */
         uint64_t generation;     /* of `pages`, bumped by each publish */
         bool stale;              /* the loop has a newer sample than `pages` */
+        bool loop_busy;          /* a render request went unanswered: until the next publish, no waiting */
         int render_fd;           /* eventfd: a client wants fresh pages */
+        unsigned max_connections;
 };
 
 /* How long a request waits for the loop to render fresher pages before it is
- * answered with the ones it has (the loop may be busy, e.g. reloading). */
+ * answered with the ones it has (the loop may be busy, e.g. reloading). Only
+ * one request waits per busy spell: libmicrohttpd answers one request at a
+ * time, and 12 clients each waiting in turn took 6 s. After a wait in vain the
+ * last published pages are served at once until the loop publishes again. */
 #define HTTP_RENDER_WAIT_USEC (500 * USEC_PER_MSEC)
 
 static struct pages *pages_free(struct pages *p) {
@@ -125,7 +134,9 @@ static enum MHD_Result serve(struct metrics_http *h, struct MHD_Connection *c, e
         enum MHD_Result ret;
 
         pthread_mutex_lock(&h->lock);
-        if (h->stale && h->pages) {
+        if (h->stale && h->pages && h->loop_busy)
+                (void) eventfd_write(h->render_fd, 1);   /* fresher pages for the next client */
+        else if (h->stale && h->pages) {
                 /* Pages are rendered on demand: ask the loop, and wait a little. */
                 uint64_t seen = h->generation;
                 struct timespec deadline;
@@ -135,8 +146,10 @@ static enum MHD_Result serve(struct metrics_http *h, struct MHD_Connection *c, e
                 deadline.tv_nsec %= 1000000000L;
                 (void) eventfd_write(h->render_fd, 1);
                 while (h->generation == seen)
-                        if (pthread_cond_timedwait(&h->published, &h->lock, &deadline) == ETIMEDOUT)
+                        if (pthread_cond_timedwait(&h->published, &h->lock, &deadline) == ETIMEDOUT) {
+                                h->loop_busy = true;
                                 break;
+                        }
         }
         const struct pages *p = h->pages;
         if (!p)
@@ -241,18 +254,23 @@ static int listen_socket(const struct sockaddr_storage *addr, socklen_t len) {
         return TAKE_FD(fd);
 }
 
-/* The connection limit for the current RLIMIT_NOFILE. Cannot fail. */
-static unsigned connection_limit(void) {
-        struct rlimit rl;
-        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
-                return HTTP_CONNECTION_LIMIT_MAX;
-        rlim_t half = rl.rlim_cur / 2;
+unsigned metrics_http_connection_limit(uint64_t nofile, uint64_t reserved) {
+        uint64_t taken = reserved + HTTP_OWN_FDS;
+        uint64_t half = nofile > taken ? (nofile - taken) / 2 : 0;
         if (half < HTTP_CONNECTION_LIMIT_MIN)
                 return HTTP_CONNECTION_LIMIT_MIN;
         return half > HTTP_CONNECTION_LIMIT_MAX ? HTTP_CONNECTION_LIMIT_MAX : (unsigned) half;
 }
 
-int metrics_http_start_fd(int fd, struct metrics_http **ret) {
+/* The connection limit for the current RLIMIT_NOFILE. Cannot fail. */
+static unsigned connection_limit(uint64_t reserved) {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+                return HTTP_CONNECTION_LIMIT_MAX;
+        return metrics_http_connection_limit(rl.rlim_cur, reserved);
+}
+
+int metrics_http_start_fd(int fd, uint64_t reserved_fds, struct metrics_http **ret) {
         _cleanup_(closep) int lfd = fd;
         struct sockaddr_storage addr;
         socklen_t len = sizeof(addr);
@@ -277,6 +295,7 @@ int metrics_http_start_fd(int fd, struct metrics_http **ret) {
                 return r;
         }
 
+        h->max_connections = connection_limit(reserved_fds);
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
         if (addr.ss_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
@@ -284,7 +303,7 @@ int metrics_http_start_fd(int fd, struct metrics_http **ret) {
         h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handle, h,
                                      MHD_OPTION_EXTERNAL_LOGGER, discard_log, NULL,
                                      MHD_OPTION_LISTEN_SOCKET, lfd,
-                                     MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
+                                     MHD_OPTION_CONNECTION_LIMIT, h->max_connections,
                                      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) HTTP_CONNECTION_TIMEOUT_SEC,
                                      MHD_OPTION_END);
         if (!h->daemon) {
@@ -300,7 +319,7 @@ int metrics_http_start_fd(int fd, struct metrics_http **ret) {
         return 0;
 }
 
-int metrics_http_start(const char *listen, struct metrics_http **ret, uint16_t *ret_port) {
+int metrics_http_start(const char *listen, uint64_t reserved_fds, struct metrics_http **ret, uint16_t *ret_port) {
         struct sockaddr_storage addr;
         socklen_t len;
         struct metrics_http *h;
@@ -319,7 +338,7 @@ int metrics_http_start(const char *listen, struct metrics_http **ret, uint16_t *
                 safe_close(fd);
                 return r;
         }
-        r = metrics_http_start_fd(fd, &h);
+        r = metrics_http_start_fd(fd, reserved_fds, &h);
         if (r < 0)
                 return r;
         if (ret_port)
@@ -348,6 +367,7 @@ int metrics_http_publish(struct metrics_http *h, const char *metrics_text, const
         h->pages = TAKE_PTR(p);
         h->generation++;
         h->stale = false;
+        h->loop_busy = false;
         pthread_cond_broadcast(&h->published);
         pthread_mutex_unlock(&h->lock);
 
@@ -359,6 +379,10 @@ void metrics_http_mark_stale(struct metrics_http *h) {
         pthread_mutex_lock(&h->lock);
         h->stale = true;
         pthread_mutex_unlock(&h->lock);
+}
+
+unsigned metrics_http_max_connections(const struct metrics_http *h) {
+        return h->max_connections;
 }
 
 int metrics_http_render_fd(const struct metrics_http *h) {

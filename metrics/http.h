@@ -23,19 +23,28 @@ int metrics_listen_parse(const char *listen, struct sockaddr_storage *ret_addr, 
 
 /*
  * Binds listen (see metrics_listen_parse(); port 0 picks a free port) and starts
- * serving from a libmicrohttpd thread. Does not touch the signal mask: the new
+ * serving from a libmicrohttpd thread, with at most
+ * metrics_http_connection_limit(RLIMIT_NOFILE, reserved_fds) connections at
+ * once: reserved_fds are the fds the caller needs besides (its workers'). Does not touch the signal mask: the new
  * thread inherits the caller's, so block the loop's signals before. Until the
  * first metrics_http_publish(), every page answers 503. *ret_port is the port
  * actually bound (may be NULL). Returns 0 or a negative errno; -EADDRINUSE
  * for a busy port, so the caller can print "cannot listen on %s: %m".
  */
-int metrics_http_start(const char *listen, struct metrics_http **ret, uint16_t *ret_port);
+int metrics_http_start(const char *listen, uint64_t reserved_fds, struct metrics_http **ret, uint16_t *ret_port);
 
 /*
  * As metrics_http_start(), on a socket that is already bound and listening
  * (socket activation). Takes the fd, also on failure.
  */
-int metrics_http_start_fd(int fd, struct metrics_http **ret);
+int metrics_http_start_fd(int fd, uint64_t reserved_fds, struct metrics_http **ret);
+
+/*
+ * How many connections the server holds at once with an fd table of `nofile`
+ * of which `reserved` are the caller's: half of what is left after them and
+ * corral's own fds, at least 4 (a scraper gets in), at most 16384. Pure.
+ */
+unsigned metrics_http_connection_limit(uint64_t nofile, uint64_t reserved);
 
 /*
  * Replaces the pages served from now on: the Prometheus text, the /status JSON
@@ -51,9 +60,14 @@ int metrics_http_publish(struct metrics_http *h, const char *metrics_text, const
  * Rendering on demand: instead of rendering every sample, the loop may say that
  * it has a newer sample than the published pages. A request then signals the
  * eventfd of metrics_http_render_fd() and waits (up to half a second) for the
- * loop to render and publish; without one, nothing is rendered. Cannot fail.
+ * loop to render and publish; without one, nothing is rendered. When a wait
+ * ends without new pages (the loop is busy), requests get the last pages at
+ * once until the next publish. Cannot fail.
  */
 void metrics_http_mark_stale(struct metrics_http *h);
+
+/* The connection limit the server was started with. */
+unsigned metrics_http_max_connections(const struct metrics_http *h);
 
 /* The eventfd the loop watches for render requests (readable: read it, render, publish). */
 int metrics_http_render_fd(const struct metrics_http *h);

@@ -1345,9 +1345,9 @@ static int batch_open_joblog(struct batch *b) {
                         return r;
         }
         /* As GNU parallel: a new run starts a new joblog, a resumed one appends. */
-        b->joblog_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (resuming ? 0 : O_TRUNC), 0644);
+        b->joblog_fd = joblog_open(path, resuming, error, sizeof(error));
         if (b->joblog_fd < 0)
-                return log_error_errno(errno, "cannot write the joblog %s: %m", path), -EINVAL;
+                return log_error("%s", error), -EINVAL;
         if (fstat(b->joblog_fd, &st) >= 0 && st.st_size == 0) {
                 struct strbuf h = {};
                 r = joblog_format_header(&h);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * `corral run`: parses the command line, builds the configuration, prepares
- * the process (signals blocked for sd-event before any thread exists, enough
- * file descriptors), and hands over to the controller.
+ * the process (enough file descriptors, no death by SIGPIPE), and hands over
+ * to the controller. main() has blocked the loop's signals already.
  */
 #include <errno.h>
 #include <signal.h>
@@ -16,10 +16,6 @@
 #include "supervisor/run_args.h"
 #include "supervisor/run_config.h"
 
-/* The signals the loop handles. Blocked before any thread exists (the metrics
- * server's included), so that sd-event can read them; workers unblock them. */
-static const int handled_signals[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGTTIN, SIGTTOU };
-
 static void raise_fd_limit(void) {
         struct rlimit rl;
         /* A pidfd and a /proc/PID/stat fd per worker: systemd's default soft
@@ -28,18 +24,6 @@ static void raise_fd_limit(void) {
                 rl.rlim_cur = rl.rlim_max;
                 (void) setrlimit(RLIMIT_NOFILE, &rl);
         }
-}
-
-static int block_signals(void) {
-        sigset_t set;
-        sigemptyset(&set);
-        for (size_t i = 0; i < ELEMENTSOF(handled_signals); i++)
-                sigaddset(&set, handled_signals[i]);
-        if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-                return -errno;
-        /* A closed stdout must not kill the supervisor; workers get SIGPIPE back. */
-        signal(SIGPIPE, SIG_IGN);
-        return 0;
 }
 
 int cmd_run(int argc, char **argv) {
@@ -64,9 +48,8 @@ int cmd_run(int argc, char **argv) {
                 return EXIT_USAGE;
 
         raise_fd_limit();
-        r = block_signals();
-        if (r < 0)
-                return log_error_errno(r, "Failed to block signals: %m"), EXIT_USAGE;
+        /* A closed stdout must not kill the supervisor; workers get SIGPIPE back. */
+        signal(SIGPIPE, SIG_IGN);
 
         return controller_run(&args, &config);
 }

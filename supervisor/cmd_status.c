@@ -4,11 +4,13 @@
  * prints it as a table, or passes the JSON through with --json.
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
 #include <json-c/json.h>
@@ -146,14 +148,26 @@ static int fetch(const char *url, char **ret, size_t *ret_len) {
         return *ret ? 0 : -ENOMEM;
 }
 
+/* The answer comes from the network: every value is checked for its type
+ * before use (json-c asserts on, e.g., the length of a non-array), and a value
+ * of another type reads as missing. */
 static json_object *get(json_object *o, const char *key) {
         json_object *v = NULL;
         return json_object_object_get_ex(o, key, &v) ? v : NULL;
 }
 
+static json_object *get_typed(json_object *o, const char *key, json_type type) {
+        json_object *v = get(o, key);
+        return v && json_object_is_type(v, type) ? v : NULL;
+}
+
+static bool is_number(json_object *v) {
+        return v && (json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int));
+}
+
 static double num(json_object *o, const char *key) {
         json_object *v = get(o, key);
-        return v ? json_object_get_double(v) : NAN;
+        return is_number(v) ? json_object_get_double(v) : NAN;
 }
 
 static const char *str(json_object *o, const char *key, const char *fallback) {
@@ -188,8 +202,65 @@ static const char *format_seconds(double s, char buf[static 16]) {
         return buf;
 }
 
+/*
+ * Writes s with its terminal controls made visible: C0 controls and DEL as
+ * \xNN (\n, \t as such), C1 controls (U+0080-U+009F, which some terminals obey
+ * as escape sequences) as \uNNNN. A server's strings never move the cursor,
+ * retitle the window or recolour the terminal. Returns a new string or NULL.
+ */
+static char *escape_controls(const char *s) {
+        size_t n = strlen(s);
+        char *out = malloc(n * 6 + 1), *o = out;   /* worst case: every byte as \uNNNN */
+
+        if (!out)
+                return NULL;
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+                if (*p == '\n')
+                        o += sprintf(o, "\\n");
+                else if (*p == '\t')
+                        o += sprintf(o, "\\t");
+                else if (*p < 0x20 || *p == 0x7f)
+                        o += sprintf(o, "\\x%02x", *p);
+                else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+                        o += sprintf(o, "\\u%04x", *++p);
+                else
+                        *o++ = (char) *p;
+        }
+        *o = '\0';
+        return out;
+}
+
+static bool needs_escaping(const char *s) {
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+                if (*p < 0x20 || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
+                        return true;
+        return false;
+}
+
+/* Escapes every string value of the tree in place (keys: see print_signals). */
+static int escape_tree(json_object *o) {
+        if (json_object_is_type(o, json_type_string)) {
+                if (!needs_escaping(json_object_get_string(o)))
+                        return 0;
+                _cleanup_free_ char *e = escape_controls(json_object_get_string(o));
+                return e && json_object_set_string(o, e) ? 0 : -ENOMEM;
+        }
+        if (json_object_is_type(o, json_type_array)) {
+                for (size_t i = 0; i < json_object_array_length(o); i++)
+                        if (escape_tree(json_object_array_get_idx(o, i)) < 0)
+                                return -ENOMEM;
+        } else if (json_object_is_type(o, json_type_object)) {
+                json_object_object_foreach(o, key, v) {
+                        (void) key;
+                        if (v && escape_tree(v) < 0)
+                                return -ENOMEM;
+                }
+        }
+        return 0;
+}
+
 static void print_pool(json_object *root) {
-        json_object *pool = get(root, "pool");
+        json_object *pool = get_typed(root, "pool", json_type_object);
 
         printf("corral %s: %.0f running, %.0f starting, %.0f stopping; desired %.0f (min %.0f, max %.0f)\n",
                str(root, "version", "?"), num(pool, "running"), num(pool, "starting"), num(pool, "stopping"),
@@ -199,7 +270,7 @@ static void print_pool(json_object *root) {
 }
 
 static void print_workers(json_object *root) {
-        json_object *workers = get(root, "workers");
+        json_object *workers = get_typed(root, "workers", json_type_array);
         size_t n = workers ? json_object_array_length(workers) : 0;
         char rss[16], up[16];
 
@@ -216,29 +287,33 @@ static void print_workers(json_object *root) {
 }
 
 static void print_signals(json_object *root) {
-        json_object *signals = get(root, "signals");
+        json_object *signals = get_typed(root, "signals", json_type_object);
 
         printf("\nsignals:\n");
-        if (!signals || !json_object_is_type(signals, json_type_object))
+        if (!signals)
                 return;
         json_object_object_foreach(signals, name, v) {
-                if (!v)
-                        printf("  %-16s unavailable\n", name);
+                _cleanup_free_ char *shown = escape_controls(name);
+                if (!shown)
+                        continue;
+                if (!is_number(v))
+                        printf("  %-16s unavailable\n", shown);
                 else
-                        printf("  %-16s %g%s\n", name, json_object_get_double(v),
+                        printf("  %-16s %g%s\n", shown, json_object_get_double(v),
                                signal_is_percent(signal_from_name(name, strlen(name))) ? "%" : "");
         }
 }
 
 static void print_rules(json_object *root) {
-        json_object *rules = get(root, "rules"), *d = get(root, "last_decision");
+        json_object *rules = get_typed(root, "rules", json_type_array);
+        json_object *d = get_typed(root, "last_decision", json_type_object);
         size_t n = rules ? json_object_array_length(rules) : 0;
         char held[16], need[16];
 
         printf("\nrules:\n");
         for (size_t i = 0; i < n; i++) {
                 json_object *r = json_object_array_get_idx(rules, i);
-                json_object *h = get(r, "holding");
+                json_object *h = get_typed(r, "holding", json_type_boolean);
                 if (h && json_object_get_boolean(h))
                         printf("  %-16s holding %s of %s", str(r, "name", "?"),
                                format_seconds(num(r, "held"), held), format_seconds(num(r, "for"), need));
@@ -251,9 +326,22 @@ static void print_rules(json_object *root) {
 
         if (!d)
                 printf("\nlast decision: none yet\n");
+        else if (!is_number(get(d, "from")) || !is_number(get(d, "to")))
+                printf("\nlast decision: no change of size yet; latest by %s: %s\n", str(d, "rule", "?"),
+                       str(d, "reason", ""));
         else
                 printf("\nlast decision: %.0f -> %.0f by %s, %s ago: %s\n", num(d, "from"), num(d, "to"),
                        str(d, "rule", "?"), format_seconds(num(d, "age"), held), str(d, "reason", ""));
+}
+
+/* Bytes a terminal would act on, outside the whitespace a JSON text may hold. */
+static bool has_raw_controls(const char *body, size_t len) {
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char) body[i];
+                if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
+                        return true;
+        }
+        return false;
 }
 
 int cmd_status(int argc, char **argv) {
@@ -311,17 +399,25 @@ int cmd_status(int argc, char **argv) {
 
         enum json_tokener_error jerr;
         json_object *root = json_tokener_parse_verbose(body, &jerr);
-        if (!root || !json_object_is_type(root, json_type_object) || !get(root, "pool")) {
+        if (!root || !json_object_is_type(root, json_type_object) || !get_typed(root, "pool", json_type_object)) {
                 fprintf(stderr, "corral status: %s did not answer a corral status (%s)\n", url,
                         root ? "no \"pool\" object" : json_tokener_error_desc(jerr));
                 json_object_put(root);
                 return EXIT_USAGE;
         }
 
-        if (json) {
+        if (json && has_raw_controls(body, len)) {
+                /* Not valid JSON (raw controls in a string): printed again by
+                 * json-c, which escapes them. */
+                puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        } else if (json) {
                 fwrite(body, 1, len, stdout);
                 if (len == 0 || body[len - 1] != '\n')
                         putchar('\n');
+        } else if (escape_tree(root) < 0) {
+                fprintf(stderr, "corral status: %s\n", strerror(ENOMEM));
+                json_object_put(root);
+                return EXIT_USAGE;
         } else {
                 print_pool(root);
                 print_workers(root);

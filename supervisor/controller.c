@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
@@ -50,6 +51,7 @@ struct controller {
         bool decided;
         char decision_label[64];         /* copied: decision.rule points into the config */
         struct decision_view {
+                bool valid;              /* false until the size changed once */
                 unsigned from, to;
                 usec_t when;
         } change;                        /* the last change of size */
@@ -59,6 +61,10 @@ struct controller {
         struct sample sample;            /* the last one, valid when have_sample */
         bool have_sample;
         bool sampler_failing;            /* logged once, until it recovers */
+        struct stop_request {            /* the last stop signal acted on */
+                uint32_t signo, pid;     /* pid 0: sent by the kernel (a terminal's Ctrl-C) */
+                usec_t done;             /* when acting on it ended */
+        } stop;
         uint64_t reloads_ok, reloads_failed;
 
         /* Buffers for the snapshot, reused every sample. */
@@ -213,6 +219,7 @@ static void fill_snapshot(struct controller *c, struct metrics_snapshot *s) {
                         .valid = true,
                         .rule = c->decision_label,
                         .reason = c->decision.why,
+                        .changed = c->change.valid,
                         .from = c->change.from,
                         .to = c->change.to,
                         .age = (double) (now - c->change.when) / (double) USEC_PER_SEC,
@@ -367,7 +374,7 @@ static void resize(struct controller *c, unsigned size, const char *label, const
                 return;
         log_info("scale %u -> %u (%s)", from, size, why);
         count_scale_event(c, label, size > from ? METRICS_SCALE_UP : METRICS_SCALE_DOWN);
-        c->change = (struct decision_view) { .from = from, .to = size, .when = now_monotonic(c) };
+        c->change = (struct decision_view) { .valid = true, .from = from, .to = size, .when = now_monotonic(c) };
         controller_set_size(c, size);
 }
 
@@ -454,17 +461,48 @@ static void on_pool_stopping(struct pool *p, void *userdata) {
         on_stopping(userdata);
 }
 
+/*
+ * One request, two signals: `timeout -s INT` signals corral, then its own
+ * process group, which corral shares (PLATFORM.md), and a second stop signal
+ * means "kill at once". So the same signal from the same process (pid known,
+ * hence not a terminal's Ctrl-C, which the kernel sends once per key press)
+ * within STOP_REPEAT_WINDOW of the end of acting on the first is the same
+ * request. The window counts from the end of acting on the first, so a slow
+ * stop (a busy loop) does not turn the duplicate into a second request. A
+ * deliberate second request still escalates: another signal (TERM after INT),
+ * another sender (a second `kill`), Ctrl-C again, or the same sender later.
+ */
+#define STOP_REPEAT_WINDOW_USEC (1 * USEC_PER_SEC)
+
+static bool stop_signal_repeats(const struct stop_request *last, const struct signalfd_siginfo *si, usec_t now) {
+        return last->done > 0 && si->ssi_pid != 0 && si->ssi_pid == last->pid && si->ssi_signo == last->signo &&
+               now < last->done + STOP_REPEAT_WINDOW_USEC;
+}
+
+static usec_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
+}
+
 static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         struct controller *c = userdata;
         char name[16];
         (void) s;
-        log_info("received SIG%s", signal_to_string((int) si->ssi_signo, name));
+        signal_to_string((int) si->ssi_signo, name);
+        if (stop_signal_repeats(&c->stop, si, now_monotonic(c))) {
+                log_info("received SIG%s again from pid %" PRIu32 " at once: the same request, ignoring",
+                         name, si->ssi_pid);
+                return 0;
+        }
+        log_info("received SIG%s", name);
         if (c->batch)
                 batch_stop(c->batch);
         else if (c->stream)
                 stream_stop(c->stream);
         else
                 pool_stop(c->pool, EXIT_OK);
+        c->stop = (struct stop_request) { .signo = si->ssi_signo, .pid = si->ssi_pid, .done = now_usec() };
         return 0;
 }
 
@@ -480,7 +518,7 @@ static int on_resize_signal(sd_event_source *s, const struct signalfd_siginfo *s
                 n++;
         else if (si->ssi_signo == SIGTTOU && n > c->config->workers.min)
                 n--;
-        log_info("manual resize: %u -> %u workers", now, n);
+        log_info("manual resize: %u -> %u worker%s", now, n, n == 1 ? "" : "s");
         /* Held until a rule fires. */
         policy_manual(&c->policy, n, now_monotonic(c));
         resize(c, n, "manual", "by hand");
@@ -561,9 +599,16 @@ done:
 }
 
 static int on_reload_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        struct controller *c = userdata;
         (void) s;
         (void) si;
-        reload(userdata);
+        /* A reload would start workers (a new command), reload shared segments
+         * (maybe running their commands) and delay the exit for nothing. */
+        if (controller_stopping(c)) {
+                log_notice("received SIGHUP while stopping, ignoring");
+                return 0;
+        }
+        reload(c);
         return 0;
 }
 
@@ -596,19 +641,53 @@ static int on_render_request(sd_event_source *s, int fd, uint32_t revents, void 
         return 0;
 }
 
+/*
+ * The default address (metrics.listen not given) is a convenience, not a
+ * promise: a second corral on the machine (shards, another user's batch) finds
+ * it taken and serves on a free port of the same host, which it logs. An
+ * address asked for (file or --metrics) that is busy is an error.
+ */
+static int start_metrics_default(struct controller *c, const char *listen, uint64_t reserved, uint16_t *ret_port) {
+        char fallback[sizeof(METRICS_LISTEN_DEFAULT)];
+        const char *colon = strrchr(listen, ':');
+
+        int r = metrics_http_start(listen, reserved, &c->http, ret_port);
+        if (r != -EADDRINUSE || !colon)
+                return r;
+        snprintf(fallback, sizeof(fallback), "%.*s:0", (int) (colon - listen), listen);
+        r = metrics_http_start(fallback, reserved, &c->http, ret_port);
+        if (r < 0)
+                return r;
+        log_info("metrics on port %u (%s is in use: took a free port)", *ret_port, listen);
+        return 1;
+}
+
+/* The fds a worker or task may hold: its pidfd, its /proc/PID/stat, stdin,
+ * stdout and stderr pipes, and one more while it is being spawned. HTTP
+ * clients get only what is left, so that idle clients cannot take the fds a
+ * restart needs. The reserve follows workers.max at start, not on reload. */
+#define FDS_PER_WORKER 6u
+
 static int start_metrics(struct controller *c) {
         const char *listen = run_config_metrics_listen(c->config);
+        uint64_t reserved = (uint64_t) c->config->workers.max * FDS_PER_WORKER;
         uint16_t port;
+        int r;
 
         if (!listen)
                 return 0;
-        int r = metrics_http_start(listen, &c->http, &port);
+        if (!c->config->metrics.listen)
+                r = start_metrics_default(c, listen, reserved, &port);
+        else
+                r = metrics_http_start(listen, reserved, &c->http, &port);
         if (r < 0)
                 return log_error_errno(r, "cannot listen on %s: %m", listen);
+        if (r == 0)
+                log_info("metrics on port %u (%s)", port, listen);
+        log_debug("metrics: up to %u connections at once", metrics_http_max_connections(c->http));
         r = sd_event_add_io(c->event, NULL, metrics_http_render_fd(c->http), EPOLLIN, on_render_request, c);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the metrics endpoint: %m");
-        log_info("metrics on port %u (%s)", port, listen);
         return 0;
 }
 
@@ -716,7 +795,8 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
                 return log_error_errno(r, "Failed to arm the sample timer: %m"), EXIT_USAGE;
 
         if (c.batch) {
-                log_info("batch from %s: up to %u tasks at once", c.config->tasks.from, w->max);
+                log_info("batch from %s: up to %u task%s at once", c.config->tasks.from, w->max,
+                         w->max == 1 ? "" : "s");
                 batch_set_concurrency(c.batch, w->initial);
                 (void) batch_start(c.batch);
         } else {

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* GNU parallel's joblog: formatting a line, parsing one back, and the resume sets. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/util.h"
 #include "supervisor/joblog.h"
@@ -178,8 +180,34 @@ void joblog_state_free(struct joblog_state *s) {
         *s = (struct joblog_state) {};
 }
 
+/*
+ * A joblog is never reached through a symbolic link (O_NOFOLLOW on the last
+ * component): a fresh run truncates it, and a link planted in a shared
+ * directory (/tmp) would have corral, maybe as root, clobber the file it
+ * points to.
+ */
+static void describe_open_error(const char *path, int r, char *error, size_t error_size) {
+        if (r == -ELOOP)
+                snprintf(error, error_size,
+                         "the joblog %s is a symbolic link; refusing to follow it (give the file it points to)",
+                         path);
+        else
+                snprintf(error, error_size, "cannot write the joblog %s: %s", path, strerror(-r));
+}
+
+int joblog_open(const char *path, bool append, char *error, size_t error_size) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | (append ? 0 : O_TRUNC),
+                      0644);
+        if (fd < 0) {
+                int r = -errno;
+                describe_open_error(path, r, error, error_size);
+                return r;
+        }
+        return fd;
+}
+
 int joblog_read(const char *path, struct joblog_state *ret, char *error, size_t error_size) {
-        _cleanup_(fclosep) FILE *f = fopen(path, "re");
+        _cleanup_(fclosep) FILE *f = NULL;
         _cleanup_free_ char *line = NULL;
         struct joblog_state s = {};
         size_t size = 0, lineno = 0;
@@ -187,10 +215,21 @@ int joblog_read(const char *path, struct joblog_state *ret, char *error, size_t 
         char why[160];
         int r = 0;
 
-        if (!f) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+        if (fd < 0) {
                 if (errno == ENOENT)
                         return *ret = s, 0;
                 r = -errno;
+                if (r == -ELOOP)
+                        describe_open_error(path, r, error, error_size);
+                else
+                        snprintf(error, error_size, "%s: %s", path, strerror(-r));
+                return r;
+        }
+        f = fdopen(fd, "r");
+        if (!f) {
+                r = -errno;
+                safe_close(fd);
                 snprintf(error, error_size, "%s: %s", path, strerror(-r));
                 return r;
         }

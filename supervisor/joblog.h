@@ -65,8 +65,16 @@ bool joblog_state_done(const struct joblog_state *s, uint64_t seq, bool resume_f
 void joblog_state_free(struct joblog_state *s);
 
 /*
+ * Opens the joblog at path for writing lines: created if missing, emptied
+ * unless `append` (--resume appends, as GNU parallel). A symbolic link is
+ * refused. Returns the fd (O_APPEND, O_CLOEXEC), or a negative errno with
+ * the message in error (-ELOOP: path is a symbolic link).
+ */
+int joblog_open(const char *path, bool append, char *error, size_t error_size);
+
+/*
  * Reads the joblog at path into *ret (zeroed beforehand). A missing file is an
- * empty joblog (nothing ran yet). Returns 0; -EINVAL for a joblog that does
+ * empty joblog (nothing ran yet); a symbolic link is refused (-ELOOP). Returns 0; -EINVAL for a joblog that does
  * not parse, with "PATH:LINE: reason" in error; another negative errno when
  * it cannot be read, with "PATH: reason" in error.
  */

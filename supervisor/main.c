@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* corral's entry point: picks the subcommand. */
+/* corral's entry point: blocks the run loop's signals, picks the subcommand. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,6 +27,14 @@ static int cmd_version(int argc, char **argv) {
         return EXIT_OK;
 }
 
+/* The signals `corral run` handles on its loop. Blocked before anything else
+ * happens: `run` reads its configuration (maybe slowly) before the loop exists,
+ * and until then a HUP or TERM would kill it by their default action and a
+ * TTIN or TTOU would stop it. Blocked, they wait and are acted on once the
+ * loop reads them. Blocking also comes before any thread (libmicrohttpd's),
+ * which sd-event requires; workers unblock them before exec. */
+static const int loop_signals[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGTTIN, SIGTTOU };
+
 int main(int argc, char **argv) {
         static const struct {
                 const char *name;
@@ -38,7 +47,20 @@ int main(int argc, char **argv) {
                 { "version", cmd_version },
                 { "--version", cmd_version },
         };
+        sigset_t block, old;
 
+        sigemptyset(&block);
+        for (size_t i = 0; i < ELEMENTSOF(loop_signals); i++)
+                sigaddset(&block, loop_signals[i]);
+        if (sigprocmask(SIG_BLOCK, &block, &old) < 0) {
+                perror("corral: Failed to block signals");
+                return EXIT_USAGE;
+        }
+
+        /* The other commands keep the default actions (a TERM ends `corral
+         * sample`); what arrived meanwhile is delivered now. */
+        if (argc < 2 || strcmp(argv[1], "run") != 0)
+                (void) sigprocmask(SIG_SETMASK, &old, NULL);
         if (argc < 2) {
                 fprintf(stderr, "corral: no command given\n\n%s", usage);
                 return EXIT_USAGE;

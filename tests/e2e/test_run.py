@@ -183,10 +183,10 @@ def test_manual_resize_with_ttin_and_ttou(corral):
     c.signal(signal.SIGTTIN)
     c.log.wait(r"manual resize: 2 -> 2 workers")
     c.signal(signal.SIGTTOU)
-    c.log.wait(r"manual resize: 2 -> 1 workers")
+    c.log.wait(r"manual resize: 2 -> 1 worker$")
     c.log.wait(r"worker 1 \(pid \d+\) was killed by signal TERM")
     c.signal(signal.SIGTTOU)
-    c.log.wait(r"manual resize: 1 -> 1 workers")
+    c.log.wait(r"manual resize: 1 -> 1 worker$")
     c.signal(signal.SIGTERM)
     assert c.wait() == 0
     assert len(re.findall(r"started \(pid", c.log.text())) == 2

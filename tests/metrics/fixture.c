@@ -55,7 +55,7 @@ void fixture_snapshot(struct metrics_snapshot *s, bool crash_loop) {
                 .worker_rows = workers, .n_worker_rows = sizeof(workers) / sizeof(workers[0]),
                 .rules = rules, .n_rules = sizeof(rules) / sizeof(rules[0]),
                 .last_decision = { .valid = true, .rule = "saturated", .reason = "pool.cpu 85% > 80% for 2s",
-                                   .from = 1, .to = 2, .age = 3.25 },
+                                   .changed = true, .from = 1, .to = 2, .age = 3.25 },
                 .process = { .valid = true, .cpu_seconds = 1.25, .resident_bytes = 4 << 20,
                              .start_time = 1700000000.5, .open_fds = 9, .max_fds = 1024 },
         };

@@ -77,7 +77,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "usage: serve_snapshot LISTEN\n");
                 return 2;
         }
-        r = metrics_http_start(argv[1], &h, &port);
+        r = metrics_http_start(argv[1], 0, &h, &port);
         if (r < 0) {
                 fprintf(stderr, "cannot listen on %s: %s\n", argv[1], strerror(-r));
                 return 2;

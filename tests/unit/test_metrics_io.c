@@ -161,7 +161,7 @@ static void test_unpublished_then_published(void **state) {
         uint16_t port = 0;
         (void) state;
 
-        assert_int_equal(metrics_http_start("127.0.0.1:0", &h, &port), 0);
+        assert_int_equal(metrics_http_start("127.0.0.1:0", 0, &h, &port), 0);
         /* Before the first sample every page says so. */
         assert_int_equal(http_get(port, "/metrics"), 503);
         assert_int_equal(http_get(port, "/healthz"), 503);
@@ -175,6 +175,62 @@ static void test_unpublished_then_published(void **state) {
         assert_int_equal(http_get(port, "/nope"), 404);
 }
 
+static double now_seconds(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+/* A busy loop (nobody reads the render eventfd): the first request waits its
+ * half second in vain, the next ones are answered at once from the last pages
+ * instead of each waiting in turn; a publish makes requests wait again. */
+static void test_busy_loop_costs_one_wait(void **state) {
+        _cleanup_(metrics_http_stopp) struct metrics_http *h = NULL;
+        uint16_t port = 0;
+        (void) state;
+
+        assert_int_equal(metrics_http_start("127.0.0.1:0", 0, &h, &port), 0);
+        assert_int_equal(metrics_http_publish(h, "x 1\n", "{}", true, "ok"), 0);
+        metrics_http_mark_stale(h);
+
+        double t0 = now_seconds();
+        assert_int_equal(http_get(port, "/healthz"), 200);
+        double first = now_seconds() - t0;
+        assert_true(first >= 0.5);
+        t0 = now_seconds();
+        for (int i = 0; i < 8; i++)
+                assert_int_equal(http_get(port, "/healthz"), 200);
+        /* Waiting in turn, 8 requests take at least 4 s. */
+        assert_true(now_seconds() - t0 < 2.0);
+
+        assert_int_equal(metrics_http_publish(h, "x 2\n", "{}", true, "ok"), 0);
+        metrics_http_mark_stale(h);
+        t0 = now_seconds();
+        assert_int_equal(http_get(port, "/healthz"), 200);
+        assert_true(now_seconds() - t0 >= 0.5);
+}
+
+static void test_connection_limit(void **state) {
+        static const struct {
+                const char *name;
+                uint64_t nofile, reserved;
+                unsigned expected;
+        } cases[] = {
+                { "ulimit -n 64, 2 workers: the floor",      64,      12,     4 },
+                { "1024, nothing reserved",                  1024,    0,      480 },
+                { "1024, 64 workers of 6 fds",               1024,    384,    288 },
+                { "reserve beyond the table: the floor",     1024,    4096,   4 },
+                { "just above the floor",                    64 + 10, 0,      5 },
+                { "systemd's hard limit: the ceiling",       524288,  6000,   16384 },
+        };
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                unsigned got = metrics_http_connection_limit(cases[i].nofile, cases[i].reserved);
+                if (got != cases[i].expected)
+                        fail_msg("%s: %u, expected %u", cases[i].name, got, cases[i].expected);
+        }
+}
+
 static void test_stop_closes_everything(void **state) {
         struct metrics_http *h = NULL, *b = NULL;
         struct metrics_process before, after;
@@ -183,9 +239,9 @@ static void test_stop_closes_everything(void **state) {
         (void) state;
 
         assert_int_equal(metrics_process_read(&before), 0);
-        assert_int_equal(metrics_http_start("127.0.0.1:0", &h, &port), 0);
+        assert_int_equal(metrics_http_start("127.0.0.1:0", 0, &h, &port), 0);
         snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
-        assert_int_equal(metrics_http_start(listen, &b, NULL), -EADDRINUSE);
+        assert_int_equal(metrics_http_start(listen, 0, &b, NULL), -EADDRINUSE);
         assert_null(metrics_http_stop(h));
         assert_int_equal(metrics_process_read(&after), 0);
         assert_int_equal(after.open_fds, before.open_fds);
@@ -198,10 +254,10 @@ static void test_port_in_use(void **state) {
         uint16_t port = 0, port_b = 0;
         (void) state;
 
-        assert_int_equal(metrics_http_start("127.0.0.1:0", &a, &port), 0);
+        assert_int_equal(metrics_http_start("127.0.0.1:0", 0, &a, &port), 0);
         assert_true(port > 0);
         snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
-        assert_int_equal(metrics_http_start(listen, &b, &port_b), -EADDRINUSE);
+        assert_int_equal(metrics_http_start(listen, 0, &b, &port_b), -EADDRINUSE);
         assert_null(b);
         assert_int_equal(port_b, 0);
         assert_int_equal(metrics_http_publish(a, "x 1\n", "{}", true, "ok"), 0);
@@ -216,6 +272,8 @@ int main(void) {
                 cmocka_unit_test(test_unpublished_then_published),
                 cmocka_unit_test(test_port_in_use),
                 cmocka_unit_test(test_stop_closes_everything),
+                cmocka_unit_test(test_busy_loop_costs_one_wait),
+                cmocka_unit_test(test_connection_limit),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

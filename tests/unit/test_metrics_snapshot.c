@@ -150,7 +150,16 @@ static void test_crash_loop_and_health(void **state) {
         s.workers[METRICS_WORKER_RUNNING] = 0;
         s.workers[METRICS_WORKER_STARTING] = 1;
         assert_false(metrics_snapshot_health(&s, reason, sizeof(reason)));
-        assert_string_equal(reason, "0 of at least 1 workers running (1 starting)");
+        assert_string_equal(reason, "0 of at least 1 worker running (1 starting)");
+
+        s.min = 2;
+        assert_false(metrics_snapshot_health(&s, reason, sizeof(reason)));
+        assert_string_equal(reason, "0 of at least 2 workers running (1 starting)");
+
+        s.workers[METRICS_WORKER_RUNNING] = 1;
+        s.min = 1;
+        assert_true(metrics_snapshot_health(&s, reason, sizeof(reason)));
+        assert_string_equal(reason, "ok: 1 worker running (min 1, max 8)");
 
         fixture_snapshot(&s, false);
         s.stopping = true;
@@ -243,6 +252,14 @@ static void test_status_json(void **state) {
 
         /* Numbers print in their shortest form. */
         assert_non_null(strstr(text, "\"cpu\":99.9,"));
+
+        /* Decided, but the size never changed: no made-up "0 -> 0". */
+        s.last_decision.changed = false;
+        free(text);
+        text = NULL;
+        assert_int_equal(metrics_snapshot_status_json(&s, &text, &len), 0);
+        assert_non_null(strstr(text, "\"from\":null,\"to\":null,\"age\":null"));
+        assert_non_null(strstr(text, "\"rule\":\"saturated\""));
 
         s.last_decision.valid = false;
         free(text);
