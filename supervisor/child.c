@@ -37,6 +37,8 @@ static enum child_state keep(struct child *c) {
 }
 
 static enum child_state do_start(struct child *c) {
+        if (!c->request)
+                return CHILD_STARTING;   /* child_fail_start(): c->error is set */
         pid_t pid = c->os->spawn(c->os_data, c->request);
         if (pid < 0) {
                 c->error = (int) pid;
@@ -255,6 +257,16 @@ int child_start(struct child *c, const struct spawn_request *req, usec_t age) {
         int error = c->error;
         child_dispatch(c, error < 0 ? CHILD_EVENT_START_FAILED : CHILD_EVENT_STARTED);
         return error;
+}
+
+int child_fail_start(struct child *c, int error) {
+        if (c->state != CHILD_IDLE)
+                return -EBUSY;
+        c->request = NULL;
+        c->error = error < 0 ? error : -EIO;
+        child_dispatch(c, CHILD_EVENT_START);
+        child_dispatch(c, CHILD_EVENT_START_FAILED);
+        return c->error;
 }
 
 void child_recycle(struct child *c, enum recycle_reason reason, const char *why) {

@@ -162,6 +162,10 @@ void child_dispatch(struct child *c, enum child_event event);
  * negative errno (the owner's `ended` has been told already). */
 int child_start(struct child *c, const struct spawn_request *req, usec_t age);
 
+/* The owner could not even prepare the start (no memory, no pipes): a
+ * start failure like the spawn's, through the same transitions. Returns error. */
+int child_fail_start(struct child *c, int error);
+
 /* The child went past a recycle limit; `why` is for the log. Ignored unless running. */
 void child_recycle(struct child *c, enum recycle_reason reason, const char *why);
 

@@ -16,7 +16,11 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -179,4 +183,105 @@ char **env_merge(char *const *base, char *const *extra) {
         for (size_t j = 0; j < n_extra; j++)
                 env[n++] = extra[j];
         return env;
+}
+
+/* Whether `ids` may search (a directory) or execute (a file) `path`: the
+ * mode bits as the kernel reads them for that user, or access() for corral's
+ * own ids. 0 or a negative errno. */
+static int may_execute(const char *path, const struct worker_identity *id) {
+        struct stat st;
+        if (stat(path, &st) < 0)
+                return -errno;
+        if (!id || (!id->set_uid && !id->set_gid))
+                return faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) < 0 ? -errno : 0;
+
+        uid_t uid = id->set_uid ? id->uid : geteuid();
+        gid_t gid = id->set_gid ? id->gid : getegid();
+        mode_t bit = S_IXOTH;
+        if (uid == 0)
+                bit = S_ISDIR(st.st_mode) ? 0 : (S_IXUSR | S_IXGRP | S_IXOTH);
+        else if (st.st_uid == uid)
+                bit = S_IXUSR;
+        else {
+                bool member = st.st_gid == gid;
+                for (size_t i = 0; id->set_groups && i < id->n_groups && !member; i++)
+                        member = id->groups[i] == st.st_gid;
+                if (member)
+                        bit = S_IXGRP;
+        }
+        return bit == 0 || (st.st_mode & bit) ? 0 : -EACCES;
+}
+
+/* One candidate file: an executable regular file, or why not. */
+static int check_file(const char *path, const struct worker_identity *id) {
+        struct stat st;
+        if (stat(path, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EACCES;          /* what execve() answers for a directory */
+        return may_execute(path, id);
+}
+
+/* dir/name, dir taken relative to cwd when it is relative (and cwd set). */
+static int join(char *buf, size_t size, const char *cwd, const char *dir, const char *name) {
+        int n;
+        if (dir[0] != '/' && cwd)
+                n = snprintf(buf, size, "%s/%s%s%s", cwd, dir, *dir ? "/" : "", name);
+        else
+                n = snprintf(buf, size, "%s%s%s", dir, *dir ? "/" : "", name);
+        return n < 0 || (size_t) n >= size ? -ENAMETOOLONG : 0;
+}
+
+static int check_command(const char *name, const char *cwd, const struct worker_identity *id) {
+        char path[PATH_MAX];
+        int r;
+
+        if (!name || !*name)
+                return -ENOENT;
+        if (strchr(name, '/')) {
+                r = join(path, sizeof(path), cwd, "", name);
+                return r < 0 ? r : check_file(name[0] == '/' || !cwd ? name : path, id);
+        }
+        /* As execvpe(): corral's PATH, EACCES if some candidate was refused. */
+        const char *search = getenv("PATH");
+        if (!search)
+                search = "/bin:/usr/bin";
+        int result = -ENOENT;
+        for (const char *p = search;; p++) {
+                const char *end = strchrnul(p, ':');
+                char dir[PATH_MAX];
+                size_t len = (size_t) (end - p);
+                if (len < sizeof(dir)) {
+                        memcpy(dir, p, len);
+                        dir[len] = '\0';
+                        r = join(path, sizeof(path), cwd, len ? dir : ".", name);
+                        if (r >= 0)
+                                r = check_file(path, id);
+                        if (r >= 0)
+                                return 0;
+                        if (r == -EACCES)
+                                result = r;
+                }
+                if (!*end)
+                        break;
+                p = end;
+        }
+        return result;
+}
+
+int spawn_check(char *const *argv, const char *cwd, const struct worker_identity *identity,
+                enum spawn_check_what *ret_what) {
+        int r;
+        if (cwd) {
+                struct stat st;
+                r = stat(cwd, &st) < 0 ? -errno : !S_ISDIR(st.st_mode) ? -ENOTDIR : may_execute(cwd, identity);
+                if (r < 0) {
+                        *ret_what = SPAWN_CHECK_CWD;
+                        return r;
+                }
+        }
+        r = check_command(argv ? argv[0] : NULL, cwd, identity);
+        if (r < 0)
+                *ret_what = SPAWN_CHECK_COMMAND;
+        return r;
 }
