@@ -1164,6 +1164,14 @@ static void validate(struct loader *l) {
                 w->group_line = (unsigned) n->start_mark.line + 1;
                 w->group_column = (unsigned) n->start_mark.column + 1;
         }
+        if ((n = seen_node(l, &w->cwd))) {
+                w->cwd_line = (unsigned) n->start_mark.line + 1;
+                w->cwd_column = (unsigned) n->start_mark.column + 1;
+        }
+        if ((n = seen_node(l, &c->command))) {
+                c->command_line = (unsigned) n->start_mark.line + 1;
+                c->command_column = (unsigned) n->start_mark.column + 1;
+        }
         n = seen_node(l, &c->sample_interval);
         if (n && c->sample_interval < 10 * USEC_PER_MSEC)
                 error_at(l, n, "sample.interval: %s is too short (at least 10ms)", scalar_text(n));

@@ -278,39 +278,57 @@ static void worker_started(struct child *c, void *userdata) {
                 p->hooks->started(p, w, 0, p->hooks->userdata);
 }
 
-/* The new command could not start: at startup that is exit 2, as it was
- * ever since; later it is that worker's failure, retried after the backoff. */
+/* What a start that failed for good could not do: "run '/srv/app'", or
+ * "use workers.cwd '/srv'" when the directory is the one at fault. */
+static const char *start_failure_what(const struct corral_config *c, char *buf, size_t size) {
+        enum spawn_check_what what = SPAWN_CHECK_COMMAND;
+        if (c->workers.cwd && spawn_check(c->command, c->workers.cwd, &c->workers.identity, &what) < 0 &&
+            what == SPAWN_CHECK_CWD)
+                snprintf(buf, size, "use workers.cwd '%s'", c->workers.cwd);
+        else
+                snprintf(buf, size, "run '%s'", c->command[0]);
+        return buf;
+}
+
+/* A worker could not start. At startup a command that cannot run is exit 2,
+ * as ever; after that it is that worker's failure (backoff, crash loop). A
+ * lack of resources, or a rolling replacement while the old workers still
+ * run, is retried after the backoff without counting toward a crash loop. */
 static usec_t worker_start_failed(struct pool *p, struct worker *w, const struct child_end *end) {
-        char as[256], cmd[512], t[32];
+        char as[256], what[512], cmd[512], t[32];
         identity_describe(&p->config->workers, as, sizeof(as));
-        command_line(p->config->command, cmd, sizeof(cmd));
+        start_failure_what(p->config, what, sizeof(what));
 
         if (p->hooks)
                 p->hooks->started(p, w, end->error, p->hooks->userdata);
         if (p->stopping)
                 return CHILD_NO_RESTART;
         if (!end->transient && !p->started_once) {
-                log_error_errno(end->error, "cannot run '%s'%s: %m", p->config->command[0], as);
+                log_error_errno(end->error, "cannot %s%s: %m", what, as);
                 pool_stop(p, 2);
                 return CHILD_NO_RESTART;
         }
         snprintf(p->last_exit, sizeof(p->last_exit), "could not start: %s", strerror(-end->error));
         usec_t delay;
-        if (end->transient || pool_count_child(p, child_is_stale) > 0) {
-                /* Out of fds or processes, or a rolling replacement whose
-                 * command does not run: the workers that run keep running;
-                 * retry without counting toward a crash loop. */
+        if (end->transient) {
                 delay = restart_record_transient(&p->restart, &p->limits);
-                log_warning_errno(end->error, "Failed to start worker %u (%s%s): %m; %s, retrying in %s", w->id,
-                                  cmd, as, end->transient ? "out of resources" : "the running workers stay",
+                log_warning_errno(end->error, "Failed to start worker %u%s: %m; retrying in %s", w->id, as,
                                   format_duration(delay, t));
                 return pool_restart_wait(p, delay);
         }
-        log_error_errno(end->error, "Failed to start worker %u: cannot run '%s'%s: %m", w->id, cmd, as);
+        if (pool_count_child(p, child_is_stale) > 0) {
+                delay = restart_record_transient(&p->restart, &p->limits);
+                log_error_errno(end->error, "Failed to start worker %u: cannot %s%s: %m; the workers on the "
+                                "previous command keep running, retrying in %s", w->id, what, as,
+                                format_duration(delay, t));
+                return pool_restart_wait(p, delay);
+        }
+        log_error_errno(end->error, "Failed to start worker %u: cannot %s%s: %m", w->id, what, as);
         delay = restart_record_exit(&p->restart, &p->limits, 0, true);
         if (restart_is_crash_loop(&p->restart, &p->limits)) {
-                log_error("crash loop: '%s' failed %u times in a row, the last one %s; giving up", cmd,
-                          p->restart.quick_failures, p->last_exit);
+                log_error("crash loop: '%s' failed %u times in a row, the last one %s; giving up",
+                          command_line(p->config->command, cmd, sizeof(cmd)), p->restart.quick_failures,
+                          p->last_exit);
                 p->crash_loop = true;
                 pool_stop(p, 3);
                 return CHILD_NO_RESTART;

@@ -32,6 +32,10 @@
 
 #define SPAWN_STACK_SIZE (256u * 1024u)
 
+/* Without close_range(), the fds marked close-on-exec one by one: corral's
+ * own stay far below this (one per worker and a few). */
+#define SPAWN_FD_SCAN_MAX 65536
+
 /* The raw system calls, not glibc's setuid() & co.: those make every thread of
  * the process change ids with it (POSIX), signalling corral's threads from a
  * child that merely shares their memory and taking locks they may hold. This
@@ -107,9 +111,15 @@ static int child_main(void *userdata) {
                         goto fail;
         }
 
-        /* Every fd of corral's is close-on-exec; these few are meant for the
-         * worker. Clearing the flag here, in the child, leaves corral's own fds
-         * untouched. */
+        /* A worker sees fds 0-2 and what it is given, nothing else: not even
+         * what a library opened in corral without O_CLOEXEC (libproc2's
+         * /proc/stat and /proc/meminfo). Marking them here, in the child,
+         * leaves corral's own fds untouched; the few meant for the worker are
+         * cleared again below. */
+        if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+                for (int fd = 3; fd < SPAWN_FD_SCAN_MAX; fd++)
+                        (void) fcntl(fd, F_SETFD, FD_CLOEXEC);   /* before Linux 5.11 */
+
         for (size_t i = 0; i < req->n_keep_fds; i++)
                 if (fcntl(req->keep_fds[i], F_SETFD, 0) < 0)
                         goto fail;
