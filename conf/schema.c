@@ -354,7 +354,7 @@ static void record_origin(struct loader *l, const void *value, struct config_ori
 static void record_origins(struct loader *l) {
         struct corral_config *c = l->c;
         struct config_origins *o = &c->origin;
-        struct config_origin user = {}, group = {};
+        struct config_origin user = {}, group = {}, command = {}, cwd = {};
 
         record_origin(l, &c->workers.min, &o->min);
         record_origin(l, &c->workers.max, &o->max);
@@ -372,6 +372,12 @@ static void record_origins(struct loader *l) {
         c->workers.user_column = user.column;
         c->workers.group_line = group.line;
         c->workers.group_column = group.column;
+        record_origin(l, &c->command, &command);
+        record_origin(l, &c->workers.cwd, &cwd);
+        c->command_line = command.line;
+        c->command_column = command.column;
+        c->workers.cwd_line = cwd.line;
+        c->workers.cwd_column = cwd.column;
 }
 
 void schema_walk(struct loader *l) {

@@ -3,7 +3,8 @@
  * `corral check -c FILE`: validates a configuration file the way `run` and a
  * reload would, prints every problem as FILE:LINE:COL: message (unknown
  * workers.user/group included), and warns about signals this machine cannot
- * provide (a rule reading them never fires).
+ * provide (a rule reading them never fires) and about a command or
+ * workers.cwd that cannot be used here.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,6 +17,7 @@
 #include "policy/condition.h"
 #include "supervisor/commands.h"
 #include "supervisor/identity.h"
+#include "supervisor/spawn.h"
 
 static const char check_usage[] =
         "Usage: corral check -c FILE\n"
@@ -85,6 +87,26 @@ static int warn_recycle_tasks(const struct corral_config *c, struct conf_diagnos
                                                   : "a pool without tasks has none to count");
 }
 
+/* The command and workers.cwd as a spawn would meet them here (one rule,
+ * spawn_check(), shared with a reload), as the user running `check`. A
+ * warning, not an error: the file may be meant for another machine or
+ * image (a container's), where `corral run` refuses them with exit 2. */
+static int check_command(const struct corral_config *c, struct conf_diagnostics *diag) {
+        const struct workers_config *w = &c->workers;
+        enum spawn_check_what what;
+
+        if (!c->command)
+                return 0;
+        int r = spawn_check(c->command, w->cwd, NULL, &what);
+        if (r >= 0)
+                return 0;
+        if (what == SPAWN_CHECK_CWD)
+                return conf_diagnostics_add(diag, CONF_WARNING, c->path, w->cwd_line, w->cwd_column,
+                                            "workers.cwd: cannot use '%s' here: %s", w->cwd, strerror(-r));
+        return conf_diagnostics_add(diag, CONF_WARNING, c->path, c->command_line, c->command_column,
+                                    "command: cannot run '%s' here: %s", c->command[0], strerror(-r));
+}
+
 static void print_summary(const struct corral_config *c) {
         const struct workers_config *w = &c->workers;
         char max[16] = "auto", command[256] = "none (give one after --)";
@@ -147,6 +169,8 @@ int cmd_check(int argc, char **argv) {
          * a file checked by its author may be meant for a root service. */
         if (r >= 0)
                 r = identity_resolve(&config.workers, config.path, NULL, &diag);
+        if (r >= 0)
+                r = check_command(&config, &diag);
         if (r >= 0)
                 r = warn_unavailable(&config, &diag);
         if (r >= 0)

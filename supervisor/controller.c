@@ -143,13 +143,13 @@ static void fill_pool_snapshot(struct controller *c, struct metrics_snapshot *s)
                 uint64_t rss = 0;
                 if (w->state == WORKER_EMPTY)
                         continue;
-                if (sampler_worker(c->sampler, w->pid, &cpu, &rss) < 0 || cpu < 0)
+                if (sampler_worker(c->sampler, w->child.pid, &cpu, &rss) < 0 || cpu < 0)
                         cpu = NAN;
                 c->rows[n_rows++] = (struct metrics_worker) {
                         .id = w->id,
-                        .pid = w->pid,
+                        .pid = w->child.pid,
                         .state = w->state == WORKER_RUNNING ? METRICS_WORKER_RUNNING : METRICS_WORKER_STOPPING,
-                        .uptime = (double) (now - w->started) / (double) USEC_PER_SEC,
+                        .uptime = (double) (now - w->child.started) / (double) USEC_PER_SEC,
                         .cpu = cpu,
                         .rss = rss,
                         .restarts = w->restarts,
@@ -283,9 +283,9 @@ static void recycle_by_rss(struct controller *c) {
                 struct worker *w = p->workers[i];
                 double cpu;
                 uint64_t rss = 0;
-                if (w->state != WORKER_RUNNING || w->recycle.rss == 0 || w->recycle_due)
+                if (w->child.state != CHILD_RUNNING || w->recycle.rss == 0)
                         continue;
-                if (sampler_worker(c->sampler, w->pid, &cpu, &rss) < 0 || rss <= w->recycle.rss)
+                if (sampler_worker(c->sampler, w->child.pid, &cpu, &rss) < 0 || rss <= w->recycle.rss)
                         continue;
                 snprintf(why, sizeof(why), "rss %s over %s", format_size(rss, rss_text),
                          format_size(w->recycle.rss, limit_text));

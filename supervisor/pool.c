@@ -1,20 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The pool's life cycle: start workers into free slots, notice each exit
- * through its child event source, replace it after the restart backoff (or
- * give up on a crash loop), roll workers over to a new command, and stop
- * everything gracefully, SIGKILL after stop_timeout. A worker's process group
- * goes with it: corral signals the group, and kills what is left of it when
- * the worker itself has exited.
+ * The pool: slots of workers, each a child (child.h) that goes through the
+ * one lifecycle. The pool decides what the children cannot: how many run
+ * (desired, clamped to max), which to stop when there are too many, how long
+ * a slot waits before it is refilled (the restart backoff, pool-wide, and
+ * the crash loop), and the rolling replacement of workers on an old command
+ * or past a recycle limit, one at a time, a new one started before the old
+ * one is stopped.
+ *
+ * A child's callbacks only record and kick: the reconcile runs from a defer
+ * source, once the children have settled, never in the middle of a
+ * transition.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/wait.h>
 #include <unistd.h>
-#include <time.h>
 
 #include "conf/units.h"
 #include "supervisor/identity.h"
@@ -24,10 +27,7 @@
 
 extern char **environ;
 
-static int on_restart_timer(sd_event_source *s, uint64_t usec, void *userdata);
-static int on_age_timer(sd_event_source *s, uint64_t usec, void *userdata);
-static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdata);
-static int pool_reconcile(struct pool *p);
+static const struct child_owner worker_owner;
 
 static usec_t pool_now(struct pool *p) {
         usec_t now;
@@ -38,7 +38,7 @@ static usec_t pool_now(struct pool *p) {
 
 int pool_free_slot(struct worker *const *workers, unsigned n) {
         for (unsigned i = 0; i < n; i++)
-                if (workers[i]->state == WORKER_EMPTY)
+                if (workers[i]->child.state == CHILD_IDLE)
                         return (int) i;
         return -ENOSPC;
 }
@@ -50,37 +50,57 @@ unsigned pool_count(const struct pool *p, enum worker_state state) {
         return n;
 }
 
+static unsigned pool_count_child(const struct pool *p, bool (*test)(const struct child *c)) {
+        unsigned n = 0;
+        for (unsigned i = 0; i < p->n_alloc; i++)
+                n += test(&p->workers[i]->child);
+        return n;
+}
+
+static bool child_in_backoff(const struct child *c) {
+        return c->state == CHILD_BACKOFF;
+}
+
+static bool child_is_stopping(const struct child *c) {
+        return c->state == CHILD_STOPPING;
+}
+
 size_t pool_running_pids(const struct pool *p, pid_t *pids, size_t n) {
         size_t k = 0;
         for (unsigned i = 0; i < p->n_alloc && k < n; i++)
-                if (p->workers[i]->state == WORKER_RUNNING)
-                        pids[k++] = p->workers[i]->pid;
+                if (child_is_live(&p->workers[i]->child))
+                        pids[k++] = p->workers[i]->child.pid;
         return k;
 }
 
-static unsigned pool_alive(const struct pool *p) {
-        return p->n_alloc - pool_count(p, WORKER_EMPTY);
-}
+static void pool_reconcile(struct pool *p);
 
 /* Once stopping and the last worker is gone, the loop is done. */
 static void pool_maybe_finish(struct pool *p) {
-        if (pool_alive(p) > 0)
+        if (pool_count_child(p, child_has_process) > 0)
                 return;
         /* Without a stop, the pool ends only once workers ended for good. */
-        if (p->stopping || (p->done > 0 && p->done >= p->desired)) {
-                p->restart_timer = sd_event_source_disable_unref(p->restart_timer);
+        if (p->stopping || (p->done > 0 && p->done >= p->desired))
                 (void) sd_event_exit(p->event, p->exit_status);
-        }
 }
 
-static const char *describe_exit(const siginfo_t *si, char *buf, size_t size) {
-        char sig[16];
-        if (si->si_code == CLD_EXITED)
-                snprintf(buf, size, "exited with status %d", si->si_status);
-        else
-                snprintf(buf, size, "was killed by signal %s%s", signal_to_string(si->si_status, sig),
-                         si->si_code == CLD_DUMPED ? " (core dumped)" : "");
-        return buf;
+static int on_kick(sd_event_source *s, void *userdata) {
+        struct pool *p = userdata;
+        (void) s;
+        pool_reconcile(p);
+        pool_maybe_finish(p);
+        return 0;
+}
+
+/* Runs the reconcile once the current event is over. */
+static void pool_kick(struct pool *p) {
+        int r = 0;
+        if (!p->kick)
+                r = sd_event_add_defer(p->event, &p->kick, on_kick, p);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(p->kick, SD_EVENT_ONESHOT);
+        if (r < 0 && r != -ESTALE)
+                log_warning_errno(r, "Failed to schedule the pool's next step, ignoring: %m");
 }
 
 static char *command_line(char *const *argv, char *buf, size_t size) {
@@ -91,40 +111,38 @@ static char *command_line(char *const *argv, char *buf, size_t size) {
         return buf;
 }
 
-static bool is_exec_error(int r) {
-        /* Errors of execve() that no retry can cure (EPERM: also corral
-         * lacking the privilege to become workers.user/group). */
-        switch (-r) {
-        case ENOENT: case EACCES: case ENOEXEC: case ENOTDIR: case ELOOP:
-        case ENAMETOOLONG: case EISDIR: case ETXTBSY: case EPERM:
-                return true;
-        default:
-                return false;
-        }
+/* ---- starting ---- */
+
+/* The environment: corral's, workers.env, then ours (later entries win).
+ * The strings are shared: id_var and max_var must outlive the result. */
+static char **worker_env(struct pool *p, const char *id_var, const char *max_var) {
+        const struct workers_config *wc = &p->config->workers;
+        size_t n_user = strv_length(wc->env), n_shm = p->shm ? strv_length(p->shm->env) : 0, n = 0;
+        _cleanup_free_ char **extra = calloc(n_user + n_shm + 3, sizeof(char *));
+        if (!extra)
+                return NULL;
+        for (size_t i = 0; i < n_user; i++)
+                extra[n++] = wc->env[i];
+        extra[n++] = (char *) id_var;
+        extra[n++] = (char *) max_var;
+        for (size_t i = 0; i < n_shm; i++)
+                extra[n++] = p->shm->env[i];
+        return env_merge(environ, extra);
 }
 
+/* Starts w through its child. 0, or the start's negative errno (the child
+ * has gone through its failure already: backoff, or the pool stops). */
 static int worker_start(struct pool *p, struct worker *w) {
         const struct workers_config *wc = &p->config->workers;
         char id_var[40], max_var[40];
         snprintf(id_var, sizeof(id_var), "CORRAL_WORKER_ID=%u", w->id);
         snprintf(max_var, sizeof(max_var), "CORRAL_WORKERS_MAX=%u", p->max);
+        _cleanup_free_ char **envp = worker_env(p, id_var, max_var);
+        int stdio[3] = { -EBADF, -EBADF, -EBADF };   /* the hook sets stdin and stdout */
+        int r = envp ? 0 : -ENOMEM;
 
-        /* Ours come last: env_merge lets later entries win over earlier ones. */
-        size_t n_user = strv_length(wc->env), n_shm = p->shm ? strv_length(p->shm->env) : 0, n = 0;
-        _cleanup_free_ char **extra = calloc(n_user + n_shm + 3, sizeof(char *));
-        if (!extra)
-                return -ENOMEM;
-        for (size_t i = 0; i < n_user; i++)
-                extra[n++] = wc->env[i];
-        extra[n++] = id_var;
-        extra[n++] = max_var;
-        for (size_t i = 0; i < n_shm; i++)
-                extra[n++] = p->shm->env[i];
-
-        _cleanup_free_ char **envp = env_merge(environ, extra);
-        if (!envp)
-                return -ENOMEM;
-
+        if (r >= 0 && p->hooks)
+                r = p->hooks->open_stdio(p, w, stdio, p->hooks->userdata);
         struct spawn_request req = {
                 .argv = p->config->command,
                 .envp = envp,
@@ -132,326 +150,298 @@ static int worker_start(struct pool *p, struct worker *w) {
                 .identity = &wc->identity,
                 .keep_fds = p->shm ? p->shm->fds : NULL,
                 .n_keep_fds = p->shm ? p->shm->n_segments : 0,
+                .stdio = p->hooks ? stdio : NULL,
         };
-        int stdio[3] = { -EBADF, -EBADF, -EBADF };   /* the hook sets stdin and stdout */
-        if (p->hooks) {
-                int r = p->hooks->open_stdio(p, w, stdio, p->hooks->userdata);
-                if (r < 0)
-                        return r;
-                req.stdio = stdio;
-        }
         cpu_set_t cpus;
-        int cpu = p->place ? p->place(p, w->id, p->userdata) : -1;
+        int cpu = r >= 0 && p->place ? p->place(p, w->id, p->userdata) : -1;
         if (cpu >= 0) {
                 CPU_ZERO(&cpus);
                 CPU_SET(cpu, &cpus);
                 req.affinity = &cpus;
         }
-        pid_t pid = spawn_worker(&req);
-        safe_close(stdio[0]);
-        safe_close(stdio[1]);
-        int r = pid < 0 ? (int) pid : sd_event_add_child(p->event, &w->child, pid, WEXITED, on_worker_exit, w);
-        if (r < 0 && pid > 0) {
-                (void) kill(pid, SIGKILL);
-                (void) waitpid(pid, NULL, 0);
-        }
-        if (r < 0) {
-                if (p->hooks)
-                        p->hooks->started(p, w, r, p->hooks->userdata);
-                return r;
-        }
-        /* Should the pool be freed with the worker alive, sd-event kills and reaps it. */
-        (void) sd_event_source_set_child_process_own(w->child, true);
-
-        w->pid = pid;
-        w->state = WORKER_RUNNING;
-        w->started = pool_now(p);
-        w->generation = p->generation;
         w->shm = p->shm ? shm_set_ref(p->shm) : NULL;
         recycle_draw(wc, &p->rng, &w->recycle);
-        if (w->recycle.age > 0) {
-                r = sd_event_add_time(p->event, &w->age_timer, CLOCK_MONOTONIC, w->started + w->recycle.age,
-                                      TIMER_ACCURACY_USEC, on_age_timer, w);
-                if (r < 0)
-                        log_warning_errno(r, "Failed to arm the age limit of worker %u, ignoring: %m", w->id);
-        }
-        if (cpu >= 0)
-                log_info("worker %u started (pid %d) on CPU %d", w->id, pid, cpu);
+
+        if (r < 0)
+                child_fail_start(&w->child, r);
         else
-                log_info("worker %u started (pid %d)", w->id, pid);
-        if (p->hooks)
-                p->hooks->started(p, w, 0, p->hooks->userdata);
+                r = child_start(&w->child, &req, w->recycle.age);
+        safe_close(stdio[0]);
+        safe_close(stdio[1]);
+        if (r < 0)
+                return r;
+        if (cpu >= 0)
+                log_info("worker %u started (pid %d) on CPU %d", w->id, w->child.pid, cpu);
+        else
+                log_info("worker %u started (pid %d)", w->id, w->child.pid);
         return 0;
 }
 
-static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        struct worker *w = userdata;
-        char t[32];
-        (void) s;
-        (void) usec;
-        log_warning("worker %u (pid %d) still running %s after the stop signal, killing",
-                    w->id, w->pid, format_duration(w->pool->config->workers.stop_timeout, t));
-        (void) kill(-w->pid, SIGKILL);
-        return 0;
+/* Starts a worker in the lowest idle slot: 0, -ENOSPC, or the start's error. */
+static int pool_start_one(struct pool *p) {
+        int slot = pool_free_slot(p->workers, p->max);
+        if (slot < 0)
+                return slot;
+        return worker_start(p, p->workers[slot]);
 }
 
-/* Sends stop_signal, then SIGCONT, to the worker's process group; SIGKILL
- * follows after stop_timeout. */
-static void worker_stop(struct worker *w) {
-        struct pool *p = w->pool;
-        int r;
+/* ---- the reconcile ---- */
 
-        if (w->state != WORKER_RUNNING)
-                return;
-        w->state = WORKER_STOPPING;
-        (void) kill(-w->pid, p->config->workers.stop_signal);
-        /* A stopped (SIGSTOP'd) worker would sit on a signal it handles until
-         * SIGKILL: continue it so that it can stop gracefully, as systemd does. */
-        (void) kill(-w->pid, SIGCONT);
-        r = sd_event_add_time_relative(p->event, &w->kill_timer, CLOCK_MONOTONIC,
-                                       p->config->workers.stop_timeout, TIMER_ACCURACY_USEC,
-                                       on_kill_timer, w);
-        if (r < 0) {
-                log_error_errno(r, "Failed to arm the stop timer of worker %u, killing it now: %m", w->id);
-                (void) kill(-w->pid, SIGKILL);
-        }
-}
-
-void pool_worker_stop(struct worker *w) {
-        worker_stop(w);
-}
-
-static void worker_released(struct worker *w) {
-        w->child = sd_event_source_unref(w->child);
-        w->kill_timer = sd_event_source_disable_unref(w->kill_timer);
-        w->age_timer = sd_event_source_disable_unref(w->age_timer);
-        w->recycle_due = w->recycle_ready = false;
-        w->pid = 0;
-        w->state = WORKER_EMPTY;
-        /* The last worker of an old generation frees its segments. */
-        w->shm = shm_set_unref(w->shm);
-}
-
-/* A worker to replace: on an old command, or recycled and free to go. */
-static bool worker_is_stale(const struct pool *p, const struct worker *w) {
-        return w->generation != p->generation || (w->recycle_due && w->recycle_ready);
-}
-
-/* Which running worker to stop when there are too many: a stale one first,
+/* Which live worker to stop when there are too many: a stale one first,
  * else the newest, which has the least work invested in it. */
 static struct worker *pool_pick_surplus(struct pool *p) {
         struct worker *pick = NULL;
         for (unsigned i = 0; i < p->n_alloc; i++) {
                 struct worker *w = p->workers[i];
-                if (w->state != WORKER_RUNNING)
+                if (!child_is_live(&w->child))
                         continue;
-                bool stale = worker_is_stale(p, w);
-                bool pick_stale = pick && worker_is_stale(p, pick);
+                bool stale = child_is_stale(&w->child);
+                bool pick_stale = pick && child_is_stale(&pick->child);
                 if (!pick || (stale && !pick_stale) ||
-                    (stale == pick_stale && w->started >= pick->started))
+                    (stale == pick_stale && w->child.started >= pick->child.started))
                         pick = w;
         }
         return pick;
 }
 
-static unsigned pool_count_stale(const struct pool *p) {
-        unsigned n = 0;
-        for (unsigned i = 0; i < p->n_alloc; i++)
-                n += p->workers[i]->state == WORKER_RUNNING && worker_is_stale(p, p->workers[i]);
-        return n;
+/* Leaves the backoff of the highest slot in it (scaled down meanwhile). */
+static void pool_cancel_backoff(struct pool *p) {
+        for (unsigned i = p->n_alloc; i-- > 0;)
+                if (p->workers[i]->child.state == CHILD_BACKOFF) {
+                        child_dispatch(&p->workers[i]->child, CHILD_EVENT_STOP);
+                        return;
+                }
 }
 
-/* Starts a worker in the lowest free slot. Returns 0, -ENOSPC, or an error
- * after which the pool is already stopping. */
-static int pool_start_one(struct pool *p) {
-        int slot = pool_free_slot(p->workers, p->max);
-        if (slot < 0)
-                return slot;
-        struct worker *w = p->workers[slot];
-        int r = worker_start(p, w);
-        if (r < 0 && is_exec_error(r)) {
-                /* The command cannot run and never will: say so once. */
-                char as[256];
-                log_error_errno(r, "cannot run '%s'%s: %m", p->config->command[0],
-                                identity_describe(&p->config->workers, as, sizeof(as)));
-                pool_stop(p, 2);
-                return r;
+/* One step of a rolling replacement (a reload, new segments, a recycle):
+ * a new worker first where a slot is free, then the old one stopped. When
+ * the new one cannot start, the old one keeps running. */
+static void pool_replace_one(struct pool *p) {
+        struct worker *old = pool_pick_surplus(p);
+        int r = pool_start_one(p);
+        if (r < 0 && r != -ENOSPC)
+                return;
+        if (old->child.state == CHILD_RECYCLED) {
+                log_info("recycling worker %u (pid %d): %s", old->id, old->child.pid, old->child.recycle_why);
+                p->recycles[old->child.recycle_reason]++;
         }
-        if (r < 0) {
-                /* fork() failed (out of processes or memory): retry after the backoff. */
-                char as[256];
-                log_warning_errno(r, "Failed to start worker %u%s: %m", w->id,
-                                  identity_describe(&p->config->workers, as, sizeof(as)));
-                return r;
-        }
-        return 0;
+        child_dispatch(&old->child, CHILD_EVENT_STOP);
 }
 
 /* Moves the pool toward `desired`: stops the surplus at once, starts the
- * missing workers unless a restart is being held back by the backoff, and
- * replaces one worker on an old command at a time. */
-static int pool_reconcile(struct pool *p) {
-        int enabled = 0, r;
-
+ * missing workers (a slot in its restart backoff counts as one that will
+ * start), and replaces one stale worker at a time. */
+static void pool_reconcile(struct pool *p) {
         if (p->stopping)
-                return 0;
+                return;
 
         unsigned want = p->desired > p->done ? p->desired - p->done : 0;
-        while (pool_count(p, WORKER_RUNNING) > want)
-                worker_stop(pool_pick_surplus(p));
+        unsigned stale = pool_count_child(p, child_is_stale);
+        /* A replacement waiting out its backoff while stale workers remain
+         * is a rolling step: it is one more than `want` on purpose. */
+        unsigned spare = stale > 0 ? 1 : 0;
+        while (pool_count_child(p, child_in_backoff) > 0 &&
+               pool_count_child(p, child_is_live) + pool_count_child(p, child_in_backoff) > want + spare)
+                pool_cancel_backoff(p);
+        while (pool_count_child(p, child_is_live) > want)
+                child_dispatch(&pool_pick_surplus(p)->child, CHILD_EVENT_STOP);
 
-        if (p->restart_timer)
-                (void) sd_event_source_get_enabled(p->restart_timer, &enabled);
-        if (enabled)
-                return 0;
-
-        /* Workers still stopping count as gone: their slots are not free yet. */
-        while (pool_count(p, WORKER_RUNNING) < want) {
-                r = pool_start_one(p);
-                if (r == -ENOSPC)
+        while (!p->stopping && pool_count_child(p, child_is_live) + pool_count_child(p, child_in_backoff) < want)
+                if (pool_start_one(p) == -ENOSPC)
                         break;
-                if (r < 0)
-                        return r;
-        }
 
-        /* A rolling restart (or a recycle): one step at a time, the next when
-         * this one's old worker has gone. Start the new worker first where a
-         * slot is free, so the pool never drops below what it had. */
-        if (pool_count_stale(p) > 0 && pool_count(p, WORKER_STOPPING) == 0 && want > 0) {
-                struct worker *old = pool_pick_surplus(p);
-                r = pool_start_one(p);
-                if (r < 0 && r != -ENOSPC)
-                        return r;
-                if (old->recycle_due && old->recycle_ready) {
-                        log_info("recycling worker %u (pid %d): %s", old->id, old->pid, old->recycle_why);
-                        p->recycles[old->recycle_reason]++;
-                }
-                worker_stop(old);
-        }
-        return 0;
+        if (!p->stopping && want > 0 && pool_count_child(p, child_is_stale) > 0 &&
+            pool_count_child(p, child_is_stopping) == 0 && pool_count_child(p, child_in_backoff) == 0)
+                pool_replace_one(p);
 }
 
-void pool_worker_recycle(struct worker *w, enum recycle_reason reason, const char *why) {
-        struct pool *p = w->pool;
+/* ---- the children's events ---- */
 
-        if (w->state != WORKER_RUNNING || w->recycle_due || p->stopping)
-                return;
-        w->recycle_due = true;
-        w->recycle_reason = reason;
-        snprintf(w->recycle_why, sizeof(w->recycle_why), "%s", why);
-        if (p->hooks && p->hooks->recycle) {
-                p->hooks->recycle(p, w, p->hooks->userdata);
-                return;
-        }
-        pool_worker_recycle_ready(w);
+/* When the slot of an ended worker may be refilled. Restarts already pending
+ * at an earlier time take this one along: the pool restarts at the earliest
+ * of them, as when it had one restart timer, so that many workers killed
+ * together are not spread over ever longer waits. */
+static usec_t pool_restart_wait(struct pool *p, usec_t delay) {
+        usec_t now = pool_now(p);
+        if (pool_count_child(p, child_in_backoff) > 0 && p->restart_at > now && p->restart_at - now < delay)
+                return p->restart_at - now;
+        p->restart_at = now + delay;
+        return delay;
 }
 
-void pool_worker_recycle_ready(struct worker *w) {
-        if (w->state != WORKER_RUNNING || !w->recycle_due || w->recycle_ready)
-                return;
-        w->recycle_ready = true;
-        (void) pool_reconcile(w->pool);
-}
-
-static int on_age_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+static void worker_started(struct child *c, void *userdata) {
         struct worker *w = userdata;
-        char why[96], age[32];
-        (void) s;
-        (void) usec;
-        snprintf(why, sizeof(why), "age %s reached", format_duration(w->recycle.age, age));
-        pool_worker_recycle(w, RECYCLE_AGE, why);
-        return 0;
+        struct pool *p = w->pool;
+        (void) c;
+        p->started_once = true;
+        if (p->hooks)
+                p->hooks->started(p, w, 0, p->hooks->userdata);
 }
 
-static void pool_schedule_restart(struct pool *p, usec_t delay) {
-        usec_t when = pool_now(p) + delay;
-        int r;
+/* What a start that failed for good could not do: "run '/srv/app'", or
+ * "use workers.cwd '/srv'" when the directory is the one at fault. */
+static const char *start_failure_what(const struct corral_config *c, char *buf, size_t size) {
+        enum spawn_check_what what = SPAWN_CHECK_COMMAND;
+        if (c->workers.cwd && spawn_check(c->command, c->workers.cwd, &c->workers.identity, &what) < 0 &&
+            what == SPAWN_CHECK_CWD)
+                snprintf(buf, size, "use workers.cwd '%s'", c->workers.cwd);
+        else
+                snprintf(buf, size, "run '%s'", c->command[0]);
+        return buf;
+}
 
-        if (p->restart_timer) {
-                usec_t current;
-                int enabled = 0;
-                (void) sd_event_source_get_enabled(p->restart_timer, &enabled);
-                if (enabled && sd_event_source_get_time(p->restart_timer, &current) >= 0 && current < when)
-                        return;
-                r = sd_event_source_set_time(p->restart_timer, when);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(p->restart_timer, SD_EVENT_ONESHOT);
-        } else
-                r = sd_event_add_time(p->event, &p->restart_timer, CLOCK_MONOTONIC, when, TIMER_ACCURACY_USEC,
-                                      on_restart_timer, p);
-        if (r < 0) {
-                log_error_errno(r, "Failed to arm the restart timer: %m");
+/* A worker could not start. At startup a command that cannot run is exit 2,
+ * as ever; after that it is that worker's failure (backoff, crash loop). A
+ * lack of resources, or a rolling replacement while the old workers still
+ * run, is retried after the backoff without counting toward a crash loop. */
+static usec_t worker_start_failed(struct pool *p, struct worker *w, const struct child_end *end) {
+        char as[256], what[512], cmd[512], t[32];
+        identity_describe(&p->config->workers, as, sizeof(as));
+        start_failure_what(p->config, what, sizeof(what));
+
+        if (p->hooks)
+                p->hooks->started(p, w, end->error, p->hooks->userdata);
+        if (p->stopping)
+                return CHILD_NO_RESTART;
+        if (!end->transient && !p->started_once) {
+                log_error_errno(end->error, "cannot %s%s: %m", what, as);
+                pool_stop(p, 2);
+                return CHILD_NO_RESTART;
+        }
+        snprintf(p->last_exit, sizeof(p->last_exit), "could not start: %s", strerror(-end->error));
+        usec_t delay;
+        if (end->transient) {
+                delay = restart_record_transient(&p->restart, &p->limits);
+                log_warning_errno(end->error, "Failed to start worker %u%s: %m; retrying in %s", w->id, as,
+                                  format_duration(delay, t));
+                return pool_restart_wait(p, delay);
+        }
+        if (pool_count_child(p, child_is_stale) > 0) {
+                delay = restart_record_transient(&p->restart, &p->limits);
+                log_error_errno(end->error, "Failed to start worker %u: cannot %s%s: %m; the workers on the "
+                                "previous command keep running, retrying in %s", w->id, what, as,
+                                format_duration(delay, t));
+                return pool_restart_wait(p, delay);
+        }
+        log_error_errno(end->error, "Failed to start worker %u: cannot %s%s: %m", w->id, what, as);
+        delay = restart_record_exit(&p->restart, &p->limits, 0, true);
+        if (restart_is_crash_loop(&p->restart, &p->limits)) {
+                log_error("crash loop: '%s' failed %u times in a row, the last one %s; giving up",
+                          command_line(p->config->command, cmd, sizeof(cmd)), p->restart.quick_failures,
+                          p->last_exit);
+                p->crash_loop = true;
                 pool_stop(p, 3);
+                return CHILD_NO_RESTART;
         }
+        log_info("restarting worker %u in %s", w->id, format_duration(delay, t));
+        return pool_restart_wait(p, delay);
 }
 
-static int on_restart_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        struct pool *p = userdata;
-        (void) s;
-        (void) usec;
-        /* A oneshot timer is disabled once it fired, so reconcile may start workers. */
-        (void) pool_reconcile(p);
-        return 0;
-}
-
-static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
-        struct worker *w = userdata;
-        struct pool *p = w->pool;
+static usec_t worker_exited(struct pool *p, struct worker *w, const struct child_end *end) {
         const struct workers_config *wc = &p->config->workers;
-        usec_t uptime = pool_now(p) - w->started;
-        char how[80], up[32];
-        (void) s;
+        char how[80], up[32], cmd[512];
 
-        /* The worker is a zombie until we return, so its pid cannot have been
-         * reused: whatever is left of its process group goes with it. */
-        (void) kill(-w->pid, SIGKILL);
-
-        enum worker_outcome outcome = si->si_code != CLD_EXITED ? OUTCOME_SIGNAL :
-                                      si->si_status == 0 ? OUTCOME_SUCCESS : OUTCOME_FAILURE;
-        bool asked_to_stop = w->state == WORKER_STOPPING;
-        p->exits[outcome]++;
-        describe_exit(si, how, sizeof(how));
+        p->exits[end->outcome]++;
+        child_end_describe(end, how, sizeof(how));
         snprintf(p->last_exit, sizeof(p->last_exit), "%s", how);
-        log_full(outcome == OUTCOME_SUCCESS || asked_to_stop ? LOG_INFO : LOG_WARNING, 0,
-                 "worker %u (pid %d) %s after %s", w->id, w->pid, how, format_duration(uptime, up));
-        bool expected = p->hooks && p->hooks->ended(p, w, asked_to_stop, p->hooks->userdata);
-        worker_released(w);
+        log_full(end->outcome == CHILD_SUCCESS || end->asked_to_stop ? LOG_INFO : LOG_WARNING, 0,
+                 "worker %u (pid %d) %s after %s", w->id, w->child.pid, how, format_duration(end->uptime, up));
+        bool expected = p->hooks && p->hooks->ended(p, w, end->asked_to_stop, p->hooks->userdata);
         if (expected && !p->stopping)
-                return 0;
+                return CHILD_NO_RESTART;   /* nothing to do: not even a reconcile */
 
-        if (p->stopping) {
-                pool_maybe_finish(p);
-                return 0;
-        }
-        if (asked_to_stop) {
-                /* Scaled down or rolled over: its slot may be wanted again. */
-                (void) pool_reconcile(p);
-                return 0;
-        }
+        pool_kick(p);
+        /* Stopping, or scaled down or rolled over: its slot may be wanted again. */
+        if (p->stopping || end->asked_to_stop)
+                return CHILD_NO_RESTART;
 
-        bool failed = outcome != OUTCOME_SUCCESS;
+        bool failed = end->outcome != CHILD_SUCCESS;
         bool replace = p->hooks || wc->restart == RESTART_ALWAYS || (wc->restart == RESTART_ON_FAILURE && failed);
         if (!replace) {
                 p->done++;
-                pool_maybe_finish(p);
-                return 0;
+                return CHILD_NO_RESTART;
         }
 
-        usec_t delay = restart_record_exit(&p->restart, &p->limits, uptime, failed);
+        usec_t delay = restart_record_exit(&p->restart, &p->limits, end->uptime, failed);
         if (restart_is_crash_loop(&p->restart, &p->limits)) {
-                char cmd[512];
                 log_error("crash loop: '%s' failed %u times in a row, the last one %s; giving up",
-                          command_line(p->config->command, cmd, sizeof(cmd)),
-                          p->restart.quick_failures, p->last_exit);
+                          command_line(p->config->command, cmd, sizeof(cmd)), p->restart.quick_failures,
+                          p->last_exit);
                 p->crash_loop = true;
                 pool_stop(p, 3);
-                return 0;
+                return CHILD_NO_RESTART;
         }
         p->restarts++;
         w->restarts++;
         log_info("restarting worker %u in %s", w->id, format_duration(delay, up));
-        pool_schedule_restart(p, delay);
-        return 0;
+        return pool_restart_wait(p, delay);
+}
+
+static usec_t worker_ended(struct child *c, const struct child_end *end, void *userdata) {
+        struct worker *w = userdata;
+        struct pool *p = w->pool;
+        (void) c;
+        usec_t next = end->outcome == CHILD_START_FAILED ? worker_start_failed(p, w, end) : worker_exited(p, w, end);
+        /* The last worker of an old generation frees its segments. */
+        w->shm = shm_set_unref(w->shm);
+        return next;
+}
+
+static void worker_recycle(struct child *c, void *userdata) {
+        struct worker *w = userdata;
+        struct pool *p = w->pool;
+        if (p->hooks && p->hooks->recycle) {
+                p->hooks->recycle(p, w, p->hooks->userdata);
+                return;
+        }
+        child_dispatch(c, CHILD_EVENT_RECYCLE_READY);
+        pool_kick(p);
+}
+
+static void worker_ready(struct child *c, void *userdata) {
+        (void) c;
+        pool_kick(((struct worker *) userdata)->pool);
+}
+
+static void worker_killed(struct child *c, void *userdata) {
+        struct worker *w = userdata;
+        char t[32];
+        log_warning("worker %u (pid %d) still running %s after the stop signal, killing",
+                    w->id, c->pid, format_duration(w->pool->stop.timeout, t));
+}
+
+static void worker_changed(struct child *c, enum child_state old, void *userdata) {
+        struct worker *w = userdata;
+        (void) old;
+        w->state = child_is_live(c) ? WORKER_RUNNING : c->state == CHILD_STOPPING ? WORKER_STOPPING : WORKER_EMPTY;
+}
+
+static const struct child_owner worker_owner = {
+        .started = worker_started,
+        .ended = worker_ended,
+        .recycle = worker_recycle,
+        .ready = worker_ready,
+        .killed = worker_killed,
+        .changed = worker_changed,
+};
+
+/* ---- the public side ---- */
+
+void pool_worker_stop(struct worker *w) {
+        child_dispatch(&w->child, CHILD_EVENT_STOP);
+}
+
+void pool_worker_recycle(struct worker *w, enum recycle_reason reason, const char *why) {
+        if (w->pool->stopping)
+                return;
+        child_recycle(&w->child, reason, why);
+}
+
+void pool_worker_recycle_ready(struct worker *w) {
+        if (w->child.state != CHILD_DRAINING)
+                return;
+        child_dispatch(&w->child, CHILD_EVENT_RECYCLE_READY);
+        pool_kick(w->pool);
 }
 
 void pool_stop(struct pool *p, int status) {
@@ -460,25 +450,27 @@ void pool_stop(struct pool *p, int status) {
         if (p->stopping) {
                 log_notice("stopping at once");
                 for (unsigned i = 0; i < p->n_alloc; i++)
-                        if (p->workers[i]->state != WORKER_EMPTY)
-                                (void) kill(-p->workers[i]->pid, SIGKILL);
+                        child_dispatch(&p->workers[i]->child, CHILD_EVENT_KILL);
                 return;
         }
         p->stopping = true;
         p->exit_status = status;
-        p->restart_timer = sd_event_source_disable_unref(p->restart_timer);
         if (p->on_stopping)
                 p->on_stopping(p, p->userdata);
 
-        unsigned n = pool_alive(p);
-        if (n == 0) {
-                pool_maybe_finish(p);
-                return;
-        }
-        log_info("stopping %u worker%s with SIG%s", n, n == 1 ? "" : "s",
-                 signal_to_string(p->config->workers.stop_signal, sig));
+        /* STOP also leaves slots waiting out their backoff empty. */
+        unsigned n = pool_count_child(p, child_is_live);
+        if (n > 0)
+                log_info("stopping %u worker%s with SIG%s", n, n == 1 ? "" : "s", signal_to_string(p->stop.signal, sig));
         for (unsigned i = 0; i < p->n_alloc; i++)
-                worker_stop(p->workers[i]);
+                child_dispatch(&p->workers[i]->child, CHILD_EVENT_STOP);
+        pool_maybe_finish(p);
+}
+
+/* Every live worker is to be replaced, one at a time. */
+static void pool_outdate(struct pool *p) {
+        for (unsigned i = 0; i < p->n_alloc; i++)
+                child_dispatch(&p->workers[i]->child, CHILD_EVENT_OUTDATE);
 }
 
 void pool_set_shm(struct pool *p, struct shm_set *shm) {
@@ -486,16 +478,17 @@ void pool_set_shm(struct pool *p, struct shm_set *shm) {
                 return;
         shm_set_unref(p->shm);
         p->shm = shm_set_ref(shm);
-        if (pool_count(p, WORKER_RUNNING) > 0) {
-                p->generation++;
+        if (pool_count_child(p, child_is_live) > 0) {
                 log_info("shared segments changed: replacing workers one at a time");
+                pool_outdate(p);
         }
-        (void) pool_reconcile(p);
+        pool_reconcile(p);
 }
 
 int pool_set_desired(struct pool *p, unsigned n) {
         p->desired = n < p->max ? n : p->max;
-        return pool_reconcile(p);
+        pool_reconcile(p);
+        return 0;
 }
 
 /* Makes sure there are at least n slots; existing workers keep their place. */
@@ -511,6 +504,7 @@ static int pool_grow_slots(struct pool *p, unsigned n) {
                 if (!w)
                         return -ENOMEM;
                 *w = (struct worker) { .pool = p, .id = p->n_alloc };
+                child_init(&w->child, &child_os_sd_event, p->event, &p->stop, &worker_owner, w);
                 p->workers[p->n_alloc] = w;
         }
         return 0;
@@ -537,25 +531,47 @@ static void pool_set_limits(struct pool *p, const struct workers_config *wc) {
                 .reset_after = wc->backoff_reset_after,
                 .burst = wc->crash_burst,
         };
+        p->stop = (struct child_stop) { .signal = wc->stop_signal, .timeout = wc->stop_timeout };
+}
+
+/* A new command that cannot run is refused before anything changes. */
+static int pool_check_command(const struct corral_config *config) {
+        const struct workers_config *wc = &config->workers;
+        enum spawn_check_what what;
+        char as[256];
+
+        int r = spawn_check(config->command, wc->cwd, &wc->identity, &what);
+        if (r >= 0)
+                return 0;
+        identity_describe(wc, as, sizeof(as));
+        if (what == SPAWN_CHECK_CWD)
+                return log_error_errno(r, "the new workers.cwd '%s' cannot be used%s: %m; the running workers stay",
+                                       wc->cwd, as);
+        return log_error_errno(r, "the new command cannot run: '%s'%s: %m; the running workers stay",
+                               config->command[0], as);
 }
 
 int pool_reconfigure(struct pool *p, const struct corral_config *config) {
         const struct corral_config *old = p->config;
-        int r = pool_grow_slots(p, config->workers.max);
+        bool changed = !strv_equal(old->command, config->command) || !strv_equal(old->workers.env, config->workers.env) ||
+                       !streq_null(old->workers.cwd, config->workers.cwd) ||
+                       !identity_equal(&old->workers.identity, &config->workers.identity);
+        int r = changed ? pool_check_command(config) : 0;
+        if (r < 0)
+                return r;
+        r = pool_grow_slots(p, config->workers.max);
         if (r < 0)
                 return r;
 
-        if (!strv_equal(old->command, config->command) || !strv_equal(old->workers.env, config->workers.env) ||
-            !streq_null(old->workers.cwd, config->workers.cwd) ||
-            !identity_equal(&old->workers.identity, &config->workers.identity)) {
-                p->generation++;
-                log_info("the command, its environment or its user changed: replacing workers one at a time");
-        }
         p->config = config;
         p->max = config->workers.max;
         pool_set_limits(p, &config->workers);
         if (p->restart.delay > p->limits.max)
                 p->restart.delay = p->limits.max;
+        if (changed && pool_count_child(p, child_is_live) > 0) {
+                log_info("the command, its environment or its user changed: replacing workers one at a time");
+                pool_outdate(p);
+        }
         return pool_set_desired(p, p->desired);
 }
 
@@ -566,12 +582,12 @@ int pool_new(sd_event *e, const struct corral_config *config, struct pool **ret)
         p->event = sd_event_ref(e);
         p->config = config;
         p->max = config->workers.max;
+        pool_set_limits(p, &config->workers);
         int r = pool_grow_slots(p, p->max);
         if (r < 0) {
                 pool_free(p);
                 return r;
         }
-        pool_set_limits(p, &config->workers);
         restart_state_init(&p->restart, &p->limits);
         /* Jitter needs no strong randomness, only different draws per run. */
         if (getrandom(&p->rng, sizeof(p->rng), GRND_NONBLOCK) != sizeof(p->rng))
@@ -585,13 +601,13 @@ struct pool *pool_free(struct pool *p) {
                 return NULL;
         for (unsigned i = 0; i < p->n_alloc; i++) {
                 struct worker *w = p->workers[i];
-                if (w && w->state != WORKER_EMPTY) {
-                        (void) kill(-w->pid, SIGKILL);
-                        worker_released(w);   /* the child source kills and reaps it */
-                }
+                if (!w)
+                        continue;
+                child_done(&w->child);   /* the child source kills and reaps it */
+                w->shm = shm_set_unref(w->shm);
                 free(w);
         }
-        sd_event_source_disable_unref(p->restart_timer);
+        sd_event_source_disable_unref(p->kick);
         shm_set_unref(p->shm);
         sd_event_unref(p->event);
         free(p->workers);

@@ -15,18 +15,21 @@
 #include <systemd/sd-event.h>
 
 #include "conf/config.h"
+#include "supervisor/child.h"
 #include "supervisor/recycle.h"
 #include "supervisor/restart.h"
 #include "supervisor/shm.h"
 
+/* A worker as the rest of corral sees it; the pool keeps it equal to its
+ * child's state (child.h), which is the one that decides. */
 enum worker_state {
-        WORKER_EMPTY,            /* the slot is free */
-        WORKER_RUNNING,
+        WORKER_EMPTY,            /* no process: idle, or waiting out the restart backoff */
+        WORKER_RUNNING,          /* running, draining, or to be replaced */
         WORKER_STOPPING,         /* stop_signal sent */
         _WORKER_STATE_MAX,
 };
 
-enum worker_outcome {
+enum worker_outcome {            /* the first three of enum child_outcome */
         OUTCOME_SUCCESS,         /* exited 0 */
         OUTCOME_FAILURE,         /* exited non-zero */
         OUTCOME_SIGNAL,          /* killed by a signal */
@@ -38,22 +41,11 @@ struct pool;
 struct worker {
         struct pool *pool;
         unsigned id;
-        enum worker_state state;
-        pid_t pid;               /* also its process group */
-        usec_t started;          /* CLOCK_MONOTONIC */
-        unsigned generation;     /* of the command it runs; older ones are rolled over */
+        enum worker_state state; /* read-only: child.state, seen from outside */
+        struct child child;      /* its life: pid, started, state */
         uint64_t restarts;       /* times this slot was refilled */
         struct shm_set *shm;     /* the shared segments it was given (a reference) */
-        sd_event_source *child;
-        sd_event_source *kill_timer;   /* SIGKILL once stop_timeout has passed */
-
-        /* workers.recycle: its own limits, drawn when it started. */
-        struct recycle_limits recycle;
-        sd_event_source *age_timer;
-        bool recycle_due;        /* past a limit: to be replaced */
-        bool recycle_ready;      /* ... and free to go now (stream mode: no lines left) */
-        enum recycle_reason recycle_reason;
-        char recycle_why[96];    /* "rss 612 MiB over 512 MiB" */
+        struct recycle_limits recycle;   /* workers.recycle: its own limits, drawn when it started */
 };
 
 /* Stream mode's view of the workers' lives (NULL for a plain pool). */
@@ -83,11 +75,13 @@ struct pool {
         unsigned max;
         unsigned desired;
         unsigned done;           /* workers that ended for good (restart: on-failure, never) */
-        unsigned generation;     /* bumped when the command, env, cwd, user or segments change */
         struct shm_set *shm;     /* the segments new workers get (a reference) */
         struct restart_limits limits;
         struct restart_state restart;
-        sd_event_source *restart_timer;
+        usec_t restart_at;       /* when the earliest slot in its backoff is refilled */
+        struct child_stop stop;  /* what the children's stop means (a reload changes it) */
+        sd_event_source *kick;   /* runs pool_reconcile() after the children's events */
+        bool started_once;       /* a worker ran: from now on a command that cannot run is not exit 2 */
         bool stopping;
         bool crash_loop;
         int exit_status;         /* the loop's, once stopped */
@@ -122,7 +116,9 @@ int pool_set_desired(struct pool *p, unsigned n);
 /* Switches to a new configuration: new bounds and restart limits at once;
  * when the command, environment, directory or user changed, workers are replaced
  * one at a time, a new one started before an old one is stopped where a slot
- * is free. The old config may be freed after this returns. */
+ * is free. A new command that cannot run (spawn_check) is refused: returns
+ * its negative errno (logged with the reason) and nothing changes. The old
+ * config may be freed after this returns. */
 int pool_reconfigure(struct pool *p, const struct corral_config *config);
 
 /* New workers get these segments from now on (the pool takes a reference);
@@ -157,5 +153,5 @@ unsigned pool_count(const struct pool *p, enum worker_state state);
 /* Writes the pids of up to n running workers; returns how many. */
 size_t pool_running_pids(const struct pool *p, pid_t *pids, size_t n);
 
-/* The lowest free slot below n, or -ENOSPC. Worker ids are reused lowest first. */
+/* The lowest idle slot below n, or -ENOSPC. Worker ids are reused lowest first. */
 int pool_free_slot(struct worker *const *workers, unsigned n);

@@ -29,6 +29,12 @@ void restart_state_init(struct restart_state *s, const struct restart_limits *l)
 usec_t restart_record_exit(struct restart_state *s, const struct restart_limits *l,
                            usec_t uptime, bool failed);
 
+/* Records a start that failed for want of resources (EMFILE, EAGAIN, ...),
+ * or one that failed while other workers keep running: returns how long
+ * to wait before trying again, and backs off like a quick exit, but counts
+ * no failure toward the crash loop and breaks no row of them. Cannot fail. */
+usec_t restart_record_transient(struct restart_state *s, const struct restart_limits *l);
+
 /* True once the quick failures in a row exceed the burst. */
 bool restart_is_crash_loop(const struct restart_state *s, const struct restart_limits *l);
 

@@ -14,21 +14,20 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/mman.h>
-#include <sys/pidfd.h>
 #include <sys/sendfile.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <systemd/sd-event.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "conf/units.h"
+#include "supervisor/child.h"
 #include "supervisor/shm.h"
 
 /* Kernel 6.3; Debian 12's headers lack it. No exec from the segment either. */
@@ -128,9 +127,6 @@ struct sink {
         uint64_t page;           /* huge page size */
         uint8_t *window;         /* COPY_HUGE: mapping of [window_off, window_off + window_len) */
         uint64_t window_off, window_len;
-        int stop_fd;             /* a signalfd for TERM and INT, or -EBADF: a command's
-                                  * output is awaited until it is readable */
-        usec_t deadline;         /* CLOCK_MONOTONIC; 0: a command may take as long as it takes */
 };
 
 static void sink_unmap(struct sink *k) {
@@ -235,49 +231,12 @@ static ssize_t sink_step(struct sink *k, int in, struct shm_error *err, int *ret
         return -1;
 }
 
-/* Copies `in` to its end into the memfd. Returns 0, -EFBIG past the limit
- * (err not filled: the caller knows what the input was), or a negative errno
- * with err filled. */
-/* Waits until `fd` is readable (a command's output, or its pidfd once it
- * exited). Returns -EINTR once TERM or INT is pending, -ETIME past the
- * deadline. The signal is left pending (a signalfd that is only polled does
- * not take it), so that the event loop, or the exit at startup, still sees it. */
-static int sink_wait(const struct sink *k, int fd) {
-        if (k->stop_fd < 0 && k->deadline == 0)
-                return 0;
-        struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = k->stop_fd, .events = POLLIN } };
-        for (;;) {
-                int timeout = -1;
-                if (k->deadline) {
-                        usec_t now = now_usec();
-                        if (now >= k->deadline)
-                                return -ETIME;
-                        usec_t ms = (k->deadline - now + 999) / 1000;
-                        timeout = ms > INT32_MAX ? INT32_MAX : (int) ms;
-                }
-                int n = poll(p, k->stop_fd < 0 ? 1 : 2, timeout);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        continue;       /* the deadline is checked above */
-                if (k->stop_fd >= 0 && (p[1].revents & POLLIN))
-                        return -EINTR;
-                return 0;
-        }
-}
-
+/* Copies `in` (a file) to its end into the memfd. Returns 0, -EFBIG past
+ * the limit (err not filled: the caller knows what the input was), or a
+ * negative errno with err filled. */
 static int sink_fill(struct sink *k, int in, const char *what, struct shm_error *err) {
         for (;;) {
                 int window_error = 0;
-                int w = sink_wait(k, in);
-                if (w == -EINTR)
-                        return fail(err, w, k->name, "stopped while loading %s: TERM or INT arrived", what);
-                if (w == -ETIME)
-                        return w;       /* the caller names the limit */
-                if (w < 0)
-                        return fail(err, w, k->name, "cannot wait for %s: %s", what, strerror(-w));
                 ssize_t n = sink_step(k, in, err, &window_error);
                 if (n < 0 && window_error < 0)
                         return window_error;
@@ -375,50 +334,109 @@ static int load_file(const struct shared_config *sc, struct sink *k, struct shm_
         return 0;
 }
 
-static int command_spawn(const struct shared_config *sc, int out, pid_t *ret_pid) {
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t attr;
-        sigset_t none, pipe_default;
-        pid_t pid;
-        int r;
+/* A command source runs on the one child lifecycle (child.h), on a loop of
+ * its own: corral waits for the data (at startup, in a reload) as it always
+ * did, while the command is spawned, watched and killed like any worker,
+ * its whole process group with it. The loop also watches for TERM and INT
+ * through a signalfd it only polls, so that the signal stays pending for
+ * corral's own loop (or the exit at startup). */
+struct command_run {
+        const struct shared_config *sc;
+        struct sink *k;
+        struct shm_error *err;
+        const char *text;        /* the command line, for messages */
+        struct child child;
+        sd_event_source *out_src;
+        int result;              /* 0, or why it was cut short: err is filled */
+        bool output_done;
+        bool ended;
+        struct child_end end;
+};
 
-        /* corral's blocked signals and ignored SIGPIPE would survive exec: reset
-         * them, so that the command dies of SIGPIPE if corral goes away. */
-        sigemptyset(&none);
-        sigemptyset(&pipe_default);
-        sigaddset(&pipe_default, SIGPIPE);
+/* Stops the command for good (SIGKILL to its group) with `r` as the result. */
+static void run_abort(struct command_run *run, int r) {
+        if (run->result == 0)
+                run->result = r;
+        run->out_src = sd_event_source_disable_unref(run->out_src);
+        child_dispatch(&run->child, CHILD_EVENT_KILL);
+}
 
-        r = posix_spawn_file_actions_init(&fa);
-        if (r != 0)
-                return -r;
-        r = posix_spawnattr_init(&attr);
-        if (r != 0) {
-                posix_spawn_file_actions_destroy(&fa);
-                return -r;
-        }
-        r = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-        if (r == 0)
-                r = posix_spawn_file_actions_adddup2(&fa, out, STDOUT_FILENO);
-        if (r == 0)
-                r = posix_spawnattr_setsigmask(&attr, &none);
-        if (r == 0)
-                r = posix_spawnattr_setsigdefault(&attr, &pipe_default);
-        /* Its own process group: a command stopped at a limit goes with
-         * whatever it started (a shell's children). */
-        if (r == 0)
-                r = posix_spawnattr_setpgroup(&attr, 0);
-        if (r == 0)
-                r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                                    POSIX_SPAWN_SETPGROUP);
-        if (r == 0)
-                r = posix_spawnp(&pid, sc->command[0], &fa, &attr, sc->command, environ);
-        posix_spawnattr_destroy(&attr);
-        posix_spawn_file_actions_destroy(&fa);
-        if (r != 0)
-                return -r;
-        *ret_pid = pid;
+static int on_command_output(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct command_run *run = userdata;
+        struct sink *k = run->k;
+        int window_error = 0;
+        (void) s;
+        (void) revents;
+
+        ssize_t n = sink_step(k, fd, run->err, &window_error);
+        if (n < 0 && window_error < 0)
+                run_abort(run, window_error);
+        else if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return 0;
+        else if (n < 0 && (errno == EINVAL || errno == ENOSYS) && k->mode == COPY_SPLICE)
+                k->mode = COPY_READ_WRITE;   /* the kernel refused splice here: the slow way */
+        else if (n < 0)
+                run_abort(run, fail(run->err, -errno, k->name, "cannot read the command's output: %s",
+                                    strerror(errno)));
+        else if (n == 0) {
+                run->output_done = true;
+                run->out_src = sd_event_source_disable_unref(run->out_src);
+        } else if ((k->size += (uint64_t) n) > k->limit)
+                run_abort(run, fail(run->err, -EFBIG, k->name, "'%s' wrote more than max_size (%" PRIu64
+                                    " bytes); stopped it", run->text, k->limit));
         return 0;
 }
+
+static int on_command_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct command_run *run = userdata;
+        char limit[32];
+        (void) s;
+        (void) usec;
+        run_abort(run, fail(run->err, -ETIME, run->sc->name, "'%s' did not finish within its timeout of %s; stopped it",
+                            run->text, format_duration(run->sc->timeout, limit)));
+        return 0;
+}
+
+static int on_stop_request(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct command_run *run = userdata;
+        (void) fd;
+        (void) revents;
+        /* Polled, never read: the signal stays pending for corral's loop. */
+        (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        if (run->output_done)
+                run_abort(run, fail(run->err, -EINTR, run->sc->name,
+                                    "stopped while waiting for '%s' to exit: TERM or INT arrived", run->text));
+        else
+                run_abort(run, fail(run->err, -EINTR, run->sc->name,
+                                    "stopped while loading the command's output: TERM or INT arrived"));
+        return 0;
+}
+
+static void command_started(struct child *c, void *userdata) {
+        (void) c;
+        (void) userdata;
+}
+
+static usec_t command_ended(struct child *c, const struct child_end *end, void *userdata) {
+        struct command_run *run = userdata;
+        (void) c;
+        run->ended = true;
+        run->end = *end;
+        return CHILD_NO_RESTART;
+}
+
+static void command_nothing(struct child *c, void *userdata) {
+        (void) c;
+        (void) userdata;
+}
+
+static const struct child_owner command_owner = {
+        .started = command_started,
+        .ended = command_ended,
+        .recycle = command_nothing,
+        .ready = command_nothing,
+        .killed = command_nothing,
+};
 
 /* A signalfd for TERM and INT, or -EBADF if none can be made (then a hanging
  * command is waited for, as before). */
@@ -431,81 +449,91 @@ static int stop_signalfd(void) {
         return fd < 0 ? -EBADF : fd;
 }
 
-static int command_reap(pid_t pid, siginfo_t *ret) {
-        siginfo_t si = {};
-        while (waitid(P_PID, (id_t) pid, &si, WEXITED) < 0)
-                if (errno != EINTR)
-                        return -errno;
-        *ret = si;
+/* Runs the command to its end on `e`, its output into the sink. 0, or a
+ * negative errno with run->err filled. */
+static int command_run(struct command_run *run, sd_event *e, int out_read, int out_write) {
+        static const struct child_stop stop = { .signal = SIGKILL };
+        _cleanup_(closep) int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        _cleanup_(closep) int stop_fd = stop_signalfd();
+        const struct shared_config *sc = run->sc;
+        char sig[16];
+        int r;
+
+        if (devnull < 0)
+                return fail(run->err, -errno, sc->name, "cannot open /dev/null: %s", strerror(errno));
+        /* stdin /dev/null, stdout the pipe, stderr corral's; corral's own ids. */
+        int stdio[3] = { devnull, out_write, -EBADF };
+        struct spawn_request req = { .argv = sc->command, .envp = environ, .stdio = stdio };
+
+        r = sd_event_add_io(e, &run->out_src, out_read, EPOLLIN, on_command_output, run);
+        if (r >= 0 && stop_fd >= 0)
+                r = sd_event_add_io(e, NULL, stop_fd, EPOLLIN, on_stop_request, run);
+        if (r >= 0 && sc->timeout)
+                r = sd_event_add_time_relative(e, NULL, CLOCK_MONOTONIC, sc->timeout, 1, on_command_timeout, run);
+        if (r < 0)
+                return fail(run->err, r, sc->name, "cannot watch '%s': %s", run->text, strerror(-r));
+
+        child_init(&run->child, &child_os_sd_event, e, &stop, &command_owner, run);
+        r = child_start(&run->child, &req, 0);
+        safe_close(out_write);    /* ours: the output ends when the command's copy closes */
+        if (r < 0)
+                return fail(run->err, r, sc->name, "cannot run '%s': %s", run->text, strerror(-r));
+
+        while (!run->ended || (!run->output_done && run->result == 0)) {
+                r = sd_event_run(e, UINT64_MAX);
+                if (r < 0) {
+                        run_abort(run, fail(run->err, r, sc->name, "cannot wait for '%s': %s", run->text,
+                                            strerror(-r)));
+                        break;
+                }
+        }
+        if (run->result < 0)
+                return run->result;
+        if (run->end.outcome == CHILD_FAILURE)
+                return fail(run->err, -EIO, sc->name, "'%s' exited with status %d", run->text, run->end.status);
+        if (run->end.outcome == CHILD_SIGNAL)
+                return fail(run->err, -EIO, sc->name, "'%s' was killed by signal %s", run->text,
+                            signal_to_string(run->end.status, sig));
         return 0;
 }
 
 static int load_command(const struct shared_config *sc, struct sink *k, struct shm_source *ret_source,
                         struct shm_error *err) {
-        _cleanup_(closep) int out_read = -EBADF, out_write = -EBADF;
-        char text[256], sig[16];
-        siginfo_t si;
-        pid_t pid = 0;
+        _cleanup_(closep) int out_read = -EBADF;
+        char text[256];
+        struct command_run run = { .sc = sc, .k = k, .err = err, .text = text };
+        sigset_t chld, saved;
         int fds[2], r;
 
         command_text(sc->command, text, sizeof(text));
         if (pipe2(fds, O_CLOEXEC) < 0)
                 return fail(err, -errno, sc->name, "cannot create a pipe: %s", strerror(errno));
         out_read = fds[0];
-        out_write = fds[1];
-
-        r = command_spawn(sc, out_write, &pid);
-        if (r < 0)
-                return fail(err, r, sc->name, "cannot run '%s': %s", text, strerror(-r));
-        out_write = safe_close(out_write);
-
+        (void) fcntl(out_read, F_SETFL, O_NONBLOCK);   /* ours only: the command's end blocks */
         if (k->mode != COPY_HUGE)
                 k->mode = COPY_SPLICE;
-        /* A command may hang: corral stays stoppable by TERM and INT meanwhile
-         * (they are blocked for sd-event, so a signalfd sees them). */
-        _cleanup_(closep) int stop_fd = stop_signalfd();
-        k->stop_fd = stop_fd;
-        k->deadline = sc->timeout ? now_usec() + sc->timeout : 0;
-        r = sink_fill(k, out_read, "the command's output", err);
-        if (r == 0) {
-                /* Its output ended; it may still run (a daemonising or stuck
-                 * command): the same limits hold until it exits. */
-                _cleanup_(closep) int pidfd = pidfd_open(pid, 0);
-                if (pidfd >= 0)
-                        r = sink_wait(k, pidfd);
-                if (r == -EINTR)
-                        r = fail(err, r, sc->name, "stopped while waiting for '%s' to exit: TERM or INT arrived",
-                                 text);
-        }
-        k->stop_fd = -EBADF;
-        if (r < 0) {
-                /* Over a limit or unreadable: stop it now rather than read on. */
-                (void) kill(-pid, SIGKILL);
-                out_read = safe_close(out_read);
-                (void) command_reap(pid, &si);
-                if (r == -EFBIG)
-                        return fail(err, r, sc->name, "'%s' wrote more than max_size (%" PRIu64 " bytes); stopped it",
-                                    text, k->limit);
-                if (r == -ETIME) {
-                        char limit[32];
-                        return fail(err, r, sc->name, "'%s' did not finish within its timeout of %s; stopped it",
-                                    text, format_duration(sc->timeout, limit));
-                }
-                return r;
-        }
-        out_read = safe_close(out_read);
 
-        r = command_reap(pid, &si);
+        /* sd-event watches children only with SIGCHLD blocked (corral's loop
+         * has it blocked already; a test may not). */
+        sigemptyset(&chld);
+        sigaddset(&chld, SIGCHLD);
+        (void) pthread_sigmask(SIG_BLOCK, &chld, &saved);
+        sd_event *e = NULL;
+        r = sd_event_new(&e);
+        if (r < 0) {
+                safe_close(fds[1]);
+                r = fail(err, r, sc->name, "cannot create an event loop: %s", strerror(-r));
+        } else
+                r = command_run(&run, e, out_read, fds[1]);
+        /* The child is gone (ended) or was never there; this frees its sources. */
+        child_done(&run.child);
+        run.out_src = sd_event_source_disable_unref(run.out_src);
+        sd_event_unref(e);
+        (void) pthread_sigmask(SIG_SETMASK, &saved, NULL);
         if (r < 0)
-                return fail(err, r, sc->name, "cannot wait for '%s': %s", text, strerror(-r));
-        if (si.si_code == CLD_EXITED && si.si_status != 0)
-                return fail(err, -EIO, sc->name, "'%s' exited with status %d", text, si.si_status);
-        if (si.si_code != CLD_EXITED)
-                return fail(err, -EIO, sc->name, "'%s' was killed by signal %s", text,
-                            signal_to_string(si.si_status, sig));
+                return r;
         if (k->size == 0)
                 return fail(err, -ENODATA, sc->name, "'%s' wrote nothing", text);
-
         *ret_source = (struct shm_source) {};
         return 0;
 }
@@ -537,7 +565,7 @@ static int reopen_read_only(int fd) {
 int shm_segment_load(const struct shared_config *sc, uint64_t generation, struct shm_segment **ret,
                      struct shm_error *err) {
         struct shm_source source = {};
-        struct sink k = { .name = sc->name, .fd = -EBADF, .limit = sc->max_size, .stop_fd = -EBADF };
+        struct sink k = { .name = sc->name, .fd = -EBADF, .limit = sc->max_size };
         usec_t start = now_usec();
         int r;
 

@@ -67,6 +67,8 @@ struct shm_set {
  * a signal, more than max (sc->max_size, or half of MemAvailable when 0;
  * a command is killed as soon as it passes it), `huge` where the system has
  * no huge pages to give. Blocks until the data is in (the command has ended).
+ * A command runs on the child lifecycle (child.h) like a worker: it sees fds
+ * 0-2 only, and its process group goes with it when it ends or is stopped.
  *
  * On success returns 0 and *ret is a segment with one reference (release
  * with shm_segment_unref), stamped with generation. On failure returns a

@@ -16,7 +16,11 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -27,6 +31,10 @@
 #include "supervisor/spawn.h"
 
 #define SPAWN_STACK_SIZE (256u * 1024u)
+
+/* Without close_range(), the fds marked close-on-exec one by one: corral's
+ * own stay far below this (one per worker and a few). */
+#define SPAWN_FD_SCAN_MAX 65536
 
 /* The raw system calls, not glibc's setuid() & co.: those make every thread of
  * the process change ids with it (POSIX), signalling corral's threads from a
@@ -103,9 +111,15 @@ static int child_main(void *userdata) {
                         goto fail;
         }
 
-        /* Every fd of corral's is close-on-exec; these few are meant for the
-         * worker. Clearing the flag here, in the child, leaves corral's own fds
-         * untouched. */
+        /* A worker sees fds 0-2 and what it is given, nothing else: not even
+         * what a library opened in corral without O_CLOEXEC (libproc2's
+         * /proc/stat and /proc/meminfo). Marking them here, in the child,
+         * leaves corral's own fds untouched; the few meant for the worker are
+         * cleared again below. */
+        if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+                for (int fd = 3; fd < SPAWN_FD_SCAN_MAX; fd++)
+                        (void) fcntl(fd, F_SETFD, FD_CLOEXEC);   /* before Linux 5.11 */
+
         for (size_t i = 0; i < req->n_keep_fds; i++)
                 if (fcntl(req->keep_fds[i], F_SETFD, 0) < 0)
                         goto fail;
@@ -179,4 +193,105 @@ char **env_merge(char *const *base, char *const *extra) {
         for (size_t j = 0; j < n_extra; j++)
                 env[n++] = extra[j];
         return env;
+}
+
+/* Whether `ids` may search (a directory) or execute (a file) `path`: the
+ * mode bits as the kernel reads them for that user, or access() for corral's
+ * own ids. 0 or a negative errno. */
+static int may_execute(const char *path, const struct worker_identity *id) {
+        struct stat st;
+        if (stat(path, &st) < 0)
+                return -errno;
+        if (!id || (!id->set_uid && !id->set_gid))
+                return faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) < 0 ? -errno : 0;
+
+        uid_t uid = id->set_uid ? id->uid : geteuid();
+        gid_t gid = id->set_gid ? id->gid : getegid();
+        mode_t bit = S_IXOTH;
+        if (uid == 0)
+                bit = S_ISDIR(st.st_mode) ? 0 : (S_IXUSR | S_IXGRP | S_IXOTH);
+        else if (st.st_uid == uid)
+                bit = S_IXUSR;
+        else {
+                bool member = st.st_gid == gid;
+                for (size_t i = 0; id->set_groups && i < id->n_groups && !member; i++)
+                        member = id->groups[i] == st.st_gid;
+                if (member)
+                        bit = S_IXGRP;
+        }
+        return bit == 0 || (st.st_mode & bit) ? 0 : -EACCES;
+}
+
+/* One candidate file: an executable regular file, or why not. */
+static int check_file(const char *path, const struct worker_identity *id) {
+        struct stat st;
+        if (stat(path, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EACCES;          /* what execve() answers for a directory */
+        return may_execute(path, id);
+}
+
+/* dir/name, dir taken relative to cwd when it is relative (and cwd set). */
+static int join(char *buf, size_t size, const char *cwd, const char *dir, const char *name) {
+        int n;
+        if (dir[0] != '/' && cwd)
+                n = snprintf(buf, size, "%s/%s%s%s", cwd, dir, *dir ? "/" : "", name);
+        else
+                n = snprintf(buf, size, "%s%s%s", dir, *dir ? "/" : "", name);
+        return n < 0 || (size_t) n >= size ? -ENAMETOOLONG : 0;
+}
+
+static int check_command(const char *name, const char *cwd, const struct worker_identity *id) {
+        char path[PATH_MAX];
+        int r;
+
+        if (!name || !*name)
+                return -ENOENT;
+        if (strchr(name, '/')) {
+                r = join(path, sizeof(path), cwd, "", name);
+                return r < 0 ? r : check_file(name[0] == '/' || !cwd ? name : path, id);
+        }
+        /* As execvpe(): corral's PATH, EACCES if some candidate was refused. */
+        const char *search = getenv("PATH");
+        if (!search)
+                search = "/bin:/usr/bin";
+        int result = -ENOENT;
+        for (const char *p = search;; p++) {
+                const char *end = strchrnul(p, ':');
+                char dir[PATH_MAX];
+                size_t len = (size_t) (end - p);
+                if (len < sizeof(dir)) {
+                        memcpy(dir, p, len);
+                        dir[len] = '\0';
+                        r = join(path, sizeof(path), cwd, len ? dir : ".", name);
+                        if (r >= 0)
+                                r = check_file(path, id);
+                        if (r >= 0)
+                                return 0;
+                        if (r == -EACCES)
+                                result = r;
+                }
+                if (!*end)
+                        break;
+                p = end;
+        }
+        return result;
+}
+
+int spawn_check(char *const *argv, const char *cwd, const struct worker_identity *identity,
+                enum spawn_check_what *ret_what) {
+        int r;
+        if (cwd) {
+                struct stat st;
+                r = stat(cwd, &st) < 0 ? -errno : !S_ISDIR(st.st_mode) ? -ENOTDIR : may_execute(cwd, identity);
+                if (r < 0) {
+                        *ret_what = SPAWN_CHECK_CWD;
+                        return r;
+                }
+        }
+        r = check_command(argv ? argv[0] : NULL, cwd, identity);
+        if (r < 0)
+                *ret_what = SPAWN_CHECK_COMMAND;
+        return r;
 }

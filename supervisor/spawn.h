@@ -35,3 +35,17 @@ pid_t spawn_worker(const struct spawn_request *req);
 /* A copy of `base` with `extra` ("KEY=VALUE", replacing keys of base) added.
  * The strings are shared with the inputs: free the array only. NULL on ENOMEM. */
 char **env_merge(char *const *base, char *const *extra);
+
+enum spawn_check_what {
+        SPAWN_CHECK_COMMAND,     /* argv[0] */
+        SPAWN_CHECK_CWD,         /* workers.cwd */
+};
+
+/* Whether a worker could start: cwd an accessible directory, argv[0] (looked
+ * up in PATH unless it holds a '/', relative to cwd) an executable regular
+ * file, for identity (NULL: corral's own ids). Returns 0, or the negative
+ * errno chdir() or execve() would answer, *ret_what saying which part
+ * (written only on failure). What a look cannot tell (a broken binary, a
+ * missing interpreter) only the spawn finds. */
+int spawn_check(char *const *argv, const char *cwd, const struct worker_identity *identity,
+                enum spawn_check_what *ret_what);

@@ -2,6 +2,7 @@
 """`corral check`: exit codes, and the exact FILE:LINE:COL messages of the
 tests/conf corpus (each bad file has a sibling .expected holding its stderr)."""
 import os
+import re
 import pathlib
 import subprocess
 
@@ -35,6 +36,14 @@ def check(*args, cwd=None, psi=None):
                           capture_output=True, text=True, timeout=60)
 
 
+def elsewhere(stderr):
+    """stderr without the warnings about a command or cwd missing here: the
+    corpus and the examples name programs (./worker, a consumer) and
+    directories of the machine they are meant for."""
+    return "".join(line for line in stderr.splitlines(keepends=True)
+                   if not re.search(r": warning: (command: cannot run|workers\.cwd: cannot use) '.*' here: ", line))
+
+
 def test_corpus_is_big_enough():
     assert len(BAD) >= 40
     for f in BAD:
@@ -45,7 +54,7 @@ def test_corpus_is_big_enough():
 def test_good(path, psi_dir):
     r = check("-c", path.name, cwd=path.parent, psi=psi_dir)
     assert r.returncode == 0, r.stderr
-    assert r.stderr == ""
+    assert elsewhere(r.stderr) == ""
     lines = r.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{path.name}: OK: ")
 
@@ -63,7 +72,7 @@ def test_bad(path, psi_dir):
 def test_examples(path, psi_dir):
     r = check("-c", str(path), psi=psi_dir)
     assert r.returncode == 0, r.stderr
-    assert r.stderr == ""
+    assert elsewhere(r.stderr) == ""
     assert r.stdout.startswith(f"{path}: OK: ")
 
 
@@ -130,6 +139,8 @@ def test_deep_nesting_is_refused_at_once(tmp_path):
 
 def test_psi_missing_warns(tmp_path):
     (tmp_path / "nopsi").mkdir()
+    (tmp_path / "worker").write_text("#!/bin/sh\n")
+    (tmp_path / "worker").chmod(0o755)
     (tmp_path / "c.yaml").write_text(
         "command: [./worker]\n"
         "policy:\n"

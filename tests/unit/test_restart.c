@@ -96,15 +96,35 @@ static void test_free_slot_is_lowest_and_reused(void **state) {
         (void) state;
 
         assert_int_equal(pool_free_slot(w, 4), 0);
-        slots[0].state = WORKER_RUNNING;
-        slots[1].state = WORKER_STOPPING;
+        slots[0].child.state = CHILD_RUNNING;
+        slots[1].child.state = CHILD_STOPPING;
         assert_int_equal(pool_free_slot(w, 4), 2);
-        slots[2].state = WORKER_RUNNING;
-        slots[3].state = WORKER_RUNNING;
+        slots[2].child.state = CHILD_RUNNING;
+        /* A slot waiting out its restart backoff is taken. */
+        slots[3].child.state = CHILD_BACKOFF;
         assert_int_equal(pool_free_slot(w, 4), -ENOSPC);
-        slots[1].state = WORKER_EMPTY;
+        slots[1].child.state = CHILD_IDLE;
         assert_int_equal(pool_free_slot(w, 4), 1);
         assert_int_equal(pool_free_slot(w, 0), -ENOSPC);
+}
+
+static void test_transient_failures_back_off_without_a_crash_loop(void **state) {
+        struct restart_state s;
+        (void) state;
+
+        restart_state_init(&s, &defaults);
+        restart_record_exit(&s, &defaults, 0, true);
+        restart_record_exit(&s, &defaults, 0, true);
+        assert_int_equal(s.quick_failures, 2);
+        /* Out of fds: the wait grows as for a quick exit ... */
+        assert_int_equal(restart_record_transient(&s, &defaults), 400 * MS);
+        assert_int_equal(restart_record_transient(&s, &defaults), 800 * MS);
+        /* ... but the row of failures neither grows nor breaks. */
+        assert_int_equal(s.quick_failures, 2);
+        for (int i = 0; i < 20; i++)
+                restart_record_transient(&s, &defaults);
+        assert_int_equal(s.delay, 30 * S);
+        assert_false(restart_is_crash_loop(&s, &defaults));
 }
 
 int main(void) {
@@ -116,6 +136,7 @@ int main(void) {
                 cmocka_unit_test(test_quick_success_backs_off_but_breaks_the_row),
                 cmocka_unit_test(test_zero_initial_delay_restarts_at_once),
                 cmocka_unit_test(test_free_slot_is_lowest_and_reused),
+                cmocka_unit_test(test_transient_failures_back_off_without_a_crash_loop),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

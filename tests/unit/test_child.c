@@ -1,0 +1,490 @@
+/* SPDX-License-Identifier: MIT */
+/* The child lifecycle's table, driven through a fake operating system: every
+ * transition without forking a process. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <cmocka.h>
+
+#include "supervisor/child.h"
+
+#define MS USEC_PER_MSEC
+#define S USEC_PER_SEC
+#define PID 4242
+
+/* ---- the fake OS and owner ---- */
+
+struct fake {
+        usec_t now;
+        pid_t spawn_result;      /* the pid, or a negative errno */
+        int watch_result;
+        bool watching;
+        usec_t timer;            /* USEC_INFINITY: disarmed */
+        int kills[16][2];        /* {pgid, sig} */
+        size_t n_kills;
+
+        usec_t delay;            /* what `ended` answers */
+        struct child_end end;
+        unsigned n_started, n_ended, n_recycle, n_ready, n_killed;
+        bool ready_on_recycle;   /* the owner has no work to take away */
+};
+
+static pid_t fake_spawn(void *os, const struct spawn_request *req) {
+        (void) req;
+        return ((struct fake *) os)->spawn_result;
+}
+
+static int fake_watch(void *os, struct child *c) {
+        struct fake *f = os;
+        (void) c;
+        f->watching = f->watch_result >= 0;
+        return f->watch_result;
+}
+
+static void fake_unwatch(void *os, struct child *c) {
+        (void) c;
+        ((struct fake *) os)->watching = false;
+}
+
+static void fake_release(void *os, struct child *c) {
+        struct fake *f = os;
+        (void) c;
+        f->watching = false;
+        f->timer = USEC_INFINITY;
+}
+
+static int fake_kill(void *os, pid_t pgid, int sig) {
+        struct fake *f = os;
+        if (f->n_kills < ELEMENTSOF(f->kills)) {
+                f->kills[f->n_kills][0] = pgid;
+                f->kills[f->n_kills][1] = sig;
+                f->n_kills++;
+        }
+        return 0;
+}
+
+static int fake_set_timer(void *os, struct child *c, usec_t when) {
+        (void) c;
+        ((struct fake *) os)->timer = when;
+        return 0;
+}
+
+static usec_t fake_now(void *os) {
+        return ((struct fake *) os)->now;
+}
+
+static const struct child_os fake_os = {
+        .spawn = fake_spawn, .watch = fake_watch, .unwatch = fake_unwatch, .release = fake_release,
+        .kill = fake_kill, .set_timer = fake_set_timer, .now = fake_now,
+};
+
+static void owner_started(struct child *c, void *userdata) {
+        (void) c;
+        ((struct fake *) userdata)->n_started++;
+}
+
+static usec_t owner_ended(struct child *c, const struct child_end *end, void *userdata) {
+        struct fake *f = userdata;
+        (void) c;
+        f->n_ended++;
+        f->end = *end;
+        return f->delay;
+}
+
+static void owner_recycle(struct child *c, void *userdata) {
+        struct fake *f = userdata;
+        f->n_recycle++;
+        if (f->ready_on_recycle)
+                child_dispatch(c, CHILD_EVENT_RECYCLE_READY);
+}
+
+static void owner_ready(struct child *c, void *userdata) {
+        (void) c;
+        ((struct fake *) userdata)->n_ready++;
+}
+
+static void owner_killed(struct child *c, void *userdata) {
+        (void) c;
+        ((struct fake *) userdata)->n_killed++;
+}
+
+static const struct child_owner fake_owner = {
+        .started = owner_started, .ended = owner_ended, .recycle = owner_recycle,
+        .ready = owner_ready, .killed = owner_killed,
+};
+
+static const struct child_stop stop = { .signal = SIGTERM, .timeout = 5 * S };
+static const struct spawn_request request = { .argv = (char *[]) { "worker", NULL } };
+
+static void setup(struct fake *f, struct child *c) {
+        *f = (struct fake) { .now = 100 * S, .spawn_result = PID, .timer = USEC_INFINITY, .delay = CHILD_NO_RESTART };
+        child_init(c, &fake_os, f, &stop, &fake_owner, f);
+}
+
+/* A running child, started at 100 s. */
+static void setup_running(struct fake *f, struct child *c, usec_t age) {
+        setup(f, c);
+        assert_int_equal(child_start(c, &request, age), 0);
+        assert_int_equal(c->state, CHILD_RUNNING);
+}
+
+static void assert_kill(const struct fake *f, size_t i, pid_t pgid, int sig) {
+        assert_true(i < f->n_kills);
+        assert_int_equal(f->kills[i][0], pgid);
+        assert_int_equal(f->kills[i][1], sig);
+}
+
+static void exit_with(struct child *c, int code, int status) {
+        siginfo_t si = { .si_code = code, .si_status = status };
+        child_exited(c, &si);
+}
+
+/* ---- starting ---- */
+
+static void test_start_runs_and_watches(void **state) {
+        struct fake f;
+        struct child c;
+        (void) state;
+
+        setup_running(&f, &c, 0);
+        assert_int_equal(c.pid, PID);
+        assert_int_equal(c.started, 100 * S);
+        assert_true(f.watching);
+        assert_int_equal(f.n_started, 1);
+        assert_int_equal(f.timer, USEC_INFINITY);   /* no age limit, no timer */
+        assert_true(child_is_live(&c));
+}
+
+static void test_start_failure_permanent_backs_off(void **state) {
+        struct fake f;
+        struct child c;
+        (void) state;
+
+        setup(&f, &c);
+        f.spawn_result = -ENOENT;
+        f.delay = 200 * MS;
+        assert_int_equal(child_start(&c, &request, 0), -ENOENT);
+        assert_int_equal(f.n_ended, 1);
+        assert_int_equal(f.n_started, 0);
+        assert_int_equal(f.end.outcome, CHILD_START_FAILED);
+        assert_int_equal(f.end.error, -ENOENT);
+        assert_false(f.end.transient);
+        assert_int_equal(c.state, CHILD_BACKOFF);
+        assert_int_equal(c.pid, 0);
+        assert_int_equal(f.timer, 100 * S + 200 * MS);
+
+        /* The backoff ends: idle, and the owner is told it may start it. */
+        child_timer(&c);
+        assert_int_equal(c.state, CHILD_IDLE);
+        assert_int_equal(f.n_ready, 1);
+}
+
+static void test_start_failure_transient_is_marked(void **state) {
+        static const int transient[] = { -EMFILE, -ENFILE, -EAGAIN, -ENOMEM };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(transient); i++) {
+                struct fake f;
+                struct child c;
+                setup(&f, &c);
+                f.spawn_result = transient[i];
+                f.delay = 1 * S;
+                assert_int_equal(child_start(&c, &request, 0), transient[i]);
+                assert_true(f.end.transient);
+                assert_int_equal(c.state, CHILD_BACKOFF);
+        }
+        assert_false(child_error_is_transient(-EACCES));
+        assert_false(child_error_is_transient(-ENOEXEC));
+        assert_false(child_error_is_transient(-EPERM));
+}
+
+static void test_start_failure_without_restart_stays_idle(void **state) {
+        struct fake f;
+        struct child c;
+        (void) state;
+
+        setup(&f, &c);
+        f.spawn_result = -EACCES;
+        assert_int_equal(child_start(&c, &request, 0), -EACCES);
+        assert_int_equal(c.state, CHILD_IDLE);
+        assert_int_equal(f.timer, USEC_INFINITY);
+}
+
+static void test_watch_failure_is_a_start_failure(void **state) {
+        struct fake f;
+        struct child c;
+        (void) state;
+
+        setup(&f, &c);
+        f.watch_result = -EMFILE;
+        assert_int_equal(child_start(&c, &request, 0), -EMFILE);
+        assert_int_equal(f.end.outcome, CHILD_START_FAILED);
+        assert_true(f.end.transient);
+        assert_int_equal(c.pid, 0);
+        assert_int_equal(f.n_started, 0);
+}
+
+/* ---- exits ---- */
+
+static void test_exit_while_running_is_classified(void **state) {
+        static const struct {
+                const char *name;
+                int code, status;
+                enum child_outcome outcome;
+                const char *text;
+        } cases[] = {
+                { "exit 0", CLD_EXITED, 0, CHILD_SUCCESS, "exited with status 0" },
+                { "exit 3", CLD_EXITED, 3, CHILD_FAILURE, "exited with status 3" },
+                { "killed", CLD_KILLED, SIGKILL, CHILD_SIGNAL, "was killed by signal KILL" },
+                { "dumped", CLD_DUMPED, SIGSEGV, CHILD_SIGNAL, "was killed by signal SEGV (core dumped)" },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct fake f;
+                struct child c;
+                char text[80];
+                print_message("case %s\n", cases[i].name);
+                setup_running(&f, &c, 0);
+                f.now += 3 * S;
+                f.delay = 100 * MS;
+                exit_with(&c, cases[i].code, cases[i].status);
+                assert_int_equal(f.end.outcome, cases[i].outcome);
+                assert_false(f.end.asked_to_stop);
+                assert_int_equal(f.end.uptime, 3 * S);
+                assert_string_equal(child_end_describe(&f.end, text, sizeof(text)), cases[i].text);
+                /* What is left of its process group goes with it. */
+                assert_kill(&f, 0, -PID, SIGKILL);
+                assert_false(f.watching);
+                assert_int_equal(c.state, CHILD_BACKOFF);
+                assert_int_equal(f.timer, 103 * S + 100 * MS);
+        }
+}
+
+/* ---- stopping ---- */
+
+static void test_stop_signals_group_and_arms_kill_timer(void **state) {
+        struct fake f;
+        struct child c;
+        (void) state;
+
+        setup_running(&f, &c, 0);
+        child_dispatch(&c, CHILD_EVENT_STOP);
+        assert_int_equal(c.state, CHILD_STOPPING);
+        assert_int_equal(f.n_kills, 2);
+        assert_kill(&f, 0, -PID, SIGTERM);
+        assert_kill(&f, 1, -PID, SIGCONT);
+        assert_int_equal(f.timer, 105 * S);
+        assert_true(child_has_process(&c));
+        assert_false(child_is_live(&c));
+
+        /* A second STOP sends nothing more. */
+        child_dispatch(&c, CHILD_EVENT_STOP);
+        assert_int_equal(f.n_kills, 2);
+}
+
+static void test_exit_during_stop_was_asked_for(void **state) {
+        struct fake f;
+        struct child c;
+        (void) state;
+
+        setup_running(&f, &c, 0);
+        child_dispatch(&c, CHILD_EVENT_STOP);
+        exit_with(&c, CLD_EXITED, 0);
+        assert_true(f.end.asked_to_stop);
+        assert_int_equal(c.state, CHILD_IDLE);
+        assert_int_equal(f.timer, USEC_INFINITY);   /* the kill timer is gone */
+        assert_int_equal(f.n_killed, 0);
+}
+
+static void test_timeout_during_stop_kills_the_group(void **state) {
+        struct fake f;
+        struct child c;
+        (void) state;
+
+        setup_running(&f, &c, 0);
+        child_dispatch(&c, CHILD_EVENT_STOP);
+        f.now = 105 * S;
+        child_timer(&c);
+        assert_int_equal(f.n_killed, 1);
+        assert_kill(&f, 2, -PID, SIGKILL);
+        assert_int_equal(c.state, CHILD_STOPPING);
+        exit_with(&c, CLD_KILLED, SIGKILL);
+        assert_int_equal(f.end.outcome, CHILD_SIGNAL);
+        assert_true(f.end.asked_to_stop);
+        assert_int_equal(c.state, CHILD_IDLE);
+}
+
+static void test_kill_at_once(void **state) {
+        struct fake f;
+        struct child c;
+        (void) state;
+
+        setup_running(&f, &c, 0);
+        child_dispatch(&c, CHILD_EVENT_KILL);
+        assert_kill(&f, 0, -PID, SIGKILL);
+        assert_int_equal(c.state, CHILD_STOPPING);
+        exit_with(&c, CLD_KILLED, SIGKILL);
+        assert_true(f.end.asked_to_stop);
+}
+
+static void test_stop_in_backoff_cancels_it(void **state) {
+        struct fake f;
+        struct child c;
+        (void) state;
+
+        setup_running(&f, &c, 0);
+        f.delay = 1 * S;
+        exit_with(&c, CLD_EXITED, 1);
+        assert_int_equal(c.state, CHILD_BACKOFF);
+        child_dispatch(&c, CHILD_EVENT_STOP);
+        assert_int_equal(c.state, CHILD_IDLE);
+        assert_int_equal(f.timer, USEC_INFINITY);
+        assert_int_equal(f.n_ready, 0);
+}
+
+/* ---- recycling and replacement ---- */
+
+static void test_recycle_drains_then_is_replaced(void **state) {
+        struct fake f;
+        struct child c;
+        (void) state;
+
+        setup_running(&f, &c, 0);
+        child_recycle(&c, RECYCLE_RSS, "rss 600 MiB over 512 MiB");
+        assert_int_equal(c.state, CHILD_DRAINING);
+        assert_int_equal(f.n_recycle, 1);
+        assert_int_equal(c.recycle_reason, RECYCLE_RSS);
+        assert_string_equal(c.recycle_why, "rss 600 MiB over 512 MiB");
+        assert_false(child_is_stale(&c));
+
+        /* A second limit while draining changes nothing. */
+        child_recycle(&c, RECYCLE_TASKS, "tasks");
+        assert_int_equal(f.n_recycle, 1);
+        assert_int_equal(c.recycle_reason, RECYCLE_RSS);
+
+        child_dispatch(&c, CHILD_EVENT_RECYCLE_READY);
+        assert_int_equal(c.state, CHILD_RECYCLED);
+        assert_true(child_is_stale(&c));
+        assert_true(child_is_live(&c));
+        child_dispatch(&c, CHILD_EVENT_STOP);
+        assert_int_equal(c.state, CHILD_STOPPING);
+}
+
+static void test_age_limit_recycles(void **state) {
+        struct fake f;
+        struct child c;
+        (void) state;
+
+        setup(&f, &c);
+        f.ready_on_recycle = true;
+        assert_int_equal(child_start(&c, &request, 60 * S), 0);
+        assert_int_equal(f.timer, 160 * S);
+        f.now = 160 * S;
+        child_timer(&c);
+        /* The owner had nothing to take away: recycled at once. */
+        assert_int_equal(c.state, CHILD_RECYCLED);
+        assert_int_equal(c.recycle_reason, RECYCLE_AGE);
+        assert_string_equal(c.recycle_why, "age 1m reached");
+}
+
+static void test_reload_outdates_running_and_draining(void **state) {
+        struct fake f;
+        struct child c;
+        (void) state;
+
+        setup_running(&f, &c, 60 * S);
+        child_dispatch(&c, CHILD_EVENT_OUTDATE);
+        assert_int_equal(c.state, CHILD_OUTDATED);
+        assert_int_equal(f.timer, USEC_INFINITY);   /* no age recycle for an outdated child */
+        assert_true(child_is_stale(&c));
+
+        setup_running(&f, &c, 0);
+        child_recycle(&c, RECYCLE_TASKS, "1000 lines");
+        child_dispatch(&c, CHILD_EVENT_OUTDATE);
+        assert_int_equal(c.state, CHILD_OUTDATED);
+
+        /* An outdated child that exits on its own is an ordinary exit. */
+        f.delay = 100 * MS;
+        exit_with(&c, CLD_EXITED, 1);
+        assert_false(f.end.asked_to_stop);
+        assert_int_equal(c.state, CHILD_BACKOFF);
+}
+
+/* ---- the table as a whole ---- */
+
+static void test_ignored_events_keep_the_state(void **state) {
+        static const enum child_event ignored_when_idle[] = {
+                CHILD_EVENT_STARTED, CHILD_EVENT_START_FAILED, CHILD_EVENT_EXITED, CHILD_EVENT_STOP,
+                CHILD_EVENT_KILL, CHILD_EVENT_TIMER, CHILD_EVENT_RECYCLE, CHILD_EVENT_RECYCLE_READY,
+                CHILD_EVENT_OUTDATE,
+        };
+        struct fake f;
+        struct child c;
+        (void) state;
+
+        setup(&f, &c);
+        for (size_t i = 0; i < ELEMENTSOF(ignored_when_idle); i++) {
+                print_message("idle + %s\n", child_event_name(ignored_when_idle[i]));
+                child_dispatch(&c, ignored_when_idle[i]);
+                assert_int_equal(c.state, CHILD_IDLE);
+        }
+        assert_int_equal(f.n_kills, 0);
+
+        setup_running(&f, &c, 0);
+        assert_int_equal(child_start(&c, &request, 0), -EBUSY);
+        child_dispatch(&c, CHILD_EVENT_RECYCLE_READY);
+        assert_int_equal(c.state, CHILD_RUNNING);
+        assert_int_equal(f.n_started, 1);
+}
+
+static void test_done_kills_and_forgets(void **state) {
+        struct fake f;
+        struct child c;
+        (void) state;
+
+        setup_running(&f, &c, 0);
+        child_dispatch(&c, CHILD_EVENT_STOP);
+        child_done(&c);
+        assert_kill(&f, 2, -PID, SIGKILL);
+        assert_false(f.watching);
+        assert_int_equal(f.timer, USEC_INFINITY);
+        assert_int_equal(c.state, CHILD_IDLE);
+        assert_int_equal(f.n_ended, 0);
+}
+
+static void test_names(void **state) {
+        (void) state;
+        for (enum child_state s = 0; s < _CHILD_STATE_MAX; s++)
+                assert_string_not_equal(child_state_name(s), "?");
+        for (enum child_event e = 0; e < _CHILD_EVENT_MAX; e++)
+                assert_string_not_equal(child_event_name(e), "?");
+}
+
+int main(int argc, char **argv) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_start_runs_and_watches),
+                cmocka_unit_test(test_start_failure_permanent_backs_off),
+                cmocka_unit_test(test_start_failure_transient_is_marked),
+                cmocka_unit_test(test_start_failure_without_restart_stays_idle),
+                cmocka_unit_test(test_watch_failure_is_a_start_failure),
+                cmocka_unit_test(test_exit_while_running_is_classified),
+                cmocka_unit_test(test_stop_signals_group_and_arms_kill_timer),
+                cmocka_unit_test(test_exit_during_stop_was_asked_for),
+                cmocka_unit_test(test_timeout_during_stop_kills_the_group),
+                cmocka_unit_test(test_kill_at_once),
+                cmocka_unit_test(test_stop_in_backoff_cancels_it),
+                cmocka_unit_test(test_recycle_drains_then_is_replaced),
+                cmocka_unit_test(test_age_limit_recycles),
+                cmocka_unit_test(test_reload_outdates_running_and_draining),
+                cmocka_unit_test(test_ignored_events_keep_the_state),
+                cmocka_unit_test(test_done_kills_and_forgets),
+                cmocka_unit_test(test_names),
+        };
+        if (argc > 1)
+                cmocka_set_test_filter(argv[1]);
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
