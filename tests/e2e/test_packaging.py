@@ -52,7 +52,7 @@ def run(*args, **kwargs):
 def need(tool):
     path = shutil.which(tool)
     if not path:
-        pytest.skip(f"{tool} is not installed (CI installs it from packaging/deps.sh)")
+        pytest.skip(f"{tool} is not installed (CI installs it from packaging/test-deps.sh)")
     return path
 
 
@@ -427,7 +427,7 @@ def metric_names(text):
 
 @pytest.fixture(scope="module")
 def kube():
-    yaml = pytest.importorskip("yaml", reason="python3-yaml is not installed (packaging/deps.sh installs it)")
+    yaml = pytest.importorskip("yaml", reason="python3-yaml is not installed (packaging/test-deps.sh installs it)")
     docs = {}
     for f in sorted((PACKAGING / "kubernetes").glob("*.yaml")):
         for doc in yaml.safe_load_all(f.read_text()):
