@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
-# Installs what building and testing corral needs on Debian 12 (run as root).
+# SPDX-License-Identifier: MIT
+# Installs what building and running corral needs on Debian 12 (run as root):
+# a C compiler, meson, ninja, scdoc and the libraries' headers. The tests and
+# benchmarks need more (packaging/test-deps.sh, which calls this script).
+# Usage: packaging/deps.sh [EXTRA_PACKAGE...]
+# apt's output is kept quiet on success and shown in full on failure.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 packages=(
-  # build
-  gcc clang libclang-rt-14-dev meson ninja-build pkg-config scdoc
-  libproc2-dev libyaml-dev libsystemd-dev libmicrohttpd-dev libjson-c-dev libcurl4-openssl-dev
-  # tests
-  libcmocka-dev python3 python3-pytest procps util-linux prometheus curl valgrind binutils
-  # tests of packaging/: systemd-analyze verify/security, man -l and groff, YAML
-  systemd man-db groff-base python3-yaml
-  # bench/batch: the peers corral is measured against
-  parallel
+  gcc libc6-dev meson ninja-build pkg-config scdoc
+  libproc2-dev libyaml-dev libsystemd-dev libmicrohttpd-dev libjson-c-dev
+  # `corral status` opens libcurl at run time; the build needs its headers.
+  libcurl4-openssl-dev
+  "$@"
 )
-# libclang-rt-14-dev: libFuzzer for tests/fuzz. bench/overhead also wants `supervisor`
-# (supervisord), left out here: its package starts a daemon.
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+apt_get() {
+  if ! apt-get "$@" >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "packaging/deps.sh: 'apt-get $1' failed; its output is above" >&2
+    exit 1
+  fi
+}
+apt_get update
+apt_get install -y --no-install-recommends "${packages[@]}"
+echo "packaging/deps.sh: installed ${#packages[@]} packages and what they need"

@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -558,6 +559,61 @@ int condition_format(const struct condition *c, char *buf, size_t size) {
         if (w.len >= size)
                 return -ENOBUFS;
         return (int) w.len;
+}
+
+/* The top-level conjuncts of node i, left to right. */
+static size_t conjuncts(const struct condition *c, size_t i, uint16_t *ret, size_t n) {
+        if (c->nodes[i].type != NODE_AND) {
+                ret[n] = (uint16_t) i;
+                return n + 1;
+        }
+        return conjuncts(c, c->nodes[i].b, ret, conjuncts(c, c->nodes[i].a, ret, n));
+}
+
+/* A signal's value as a person reads it: "100%", "0.75". */
+static void put_value(struct writer *w, const struct operand *o, const struct signals *s) {
+        double v;
+        if (o->signal == _SIGNAL_INVALID)
+                return put_operand(w, o);
+        if (!operand_value(o, s, &v))
+                return put(w, "%s n/a", signal_name(o->signal));
+        char buf[32];
+        int n = snprintf(buf, sizeof(buf), v == floor(v) && fabs(v) < 1e15 ? "%.0f" : "%.2f", v);
+        while (n > 2 && strchr(buf, '.') && (buf[n - 1] == '0' || buf[n - 1] == '.'))
+                buf[--n] = '\0';
+        put(w, "%s %s%s", signal_name(o->signal), buf, signal_is_percent(o->signal) ? "%" : "");
+}
+
+enum signal_id condition_blocker(const struct condition *c, const struct signals *s, char *buf, size_t size) {
+        static const enum cmp_op negated[_OP_MAX] = {
+                [OP_LT] = OP_GE, [OP_LE] = OP_GT, [OP_GT] = OP_LE, [OP_GE] = OP_LT, [OP_EQ] = OP_NE, [OP_NE] = OP_EQ,
+        };
+        uint16_t part[CONDITION_MAX_NODES];
+        double unused;
+
+        if (!c || c->n_nodes == 0 || size == 0)
+                return _SIGNAL_INVALID;
+        size_t n = conjuncts(c, c->n_nodes - 1, part, 0);
+        if (n < 2 || c->nodes[part[0]].type != NODE_CMP || !eval_node(c, part[0], s))
+                return _SIGNAL_INVALID;
+        for (size_t k = 1; k < n; k++) {
+                const struct node *x = &c->nodes[part[k]];
+                if (eval_node(c, part[k], s))
+                        continue;
+                if (x->type != NODE_CMP)
+                        return _SIGNAL_INVALID;
+                const struct operand *sig = x->lhs.signal != _SIGNAL_INVALID ? &x->lhs : &x->rhs;
+                struct writer w = { .buf = buf, .size = size };
+                if (!operand_value(&x->lhs, s, &unused) || !operand_value(&x->rhs, s, &unused))
+                        put_value(&w, operand_value(&x->lhs, s, &unused) ? &x->rhs : &x->lhs, s);
+                else {
+                        put_value(&w, &x->lhs, s);
+                        put(&w, " %s ", op_text[negated[x->op]]);
+                        put_value(&w, &x->rhs, s);
+                }
+                return sig->signal;
+        }
+        return _SIGNAL_INVALID;
 }
 
 struct condition *condition_free(struct condition *c) {

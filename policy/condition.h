@@ -49,6 +49,14 @@ uint32_t condition_signals(const struct condition *c);
  * NUL-terminated prefix when size > 0). */
 int condition_format(const struct condition *c, char *buf, size_t size);
 
+/* What holds back c, read as a demand and its guards: when c is comparisons
+ * joined by `and` whose first holds and a later one does not, writes the first
+ * that does not as what holds instead, with the signal's value ("cpu.busy 100%
+ * >= 80%", or "psi.cpu n/a" for an unavailable signal), and returns its signal.
+ * Otherwise (c holds, its first comparison does not, or the failing part is
+ * not a comparison) returns _SIGNAL_INVALID and leaves buf alone. */
+enum signal_id condition_blocker(const struct condition *c, const struct signals *s, char *buf, size_t size);
+
 /* Frees c. Accepts NULL, returns NULL. */
 struct condition *condition_free(struct condition *c);
 

@@ -26,6 +26,7 @@
 #include "supervisor/batch.h"
 #include "supervisor/commands.h"
 #include "supervisor/controller.h"
+#include "supervisor/held_back.h"
 #include "supervisor/log.h"
 #include "supervisor/placement.h"
 #include "supervisor/pool.h"
@@ -55,6 +56,7 @@ struct controller {
                 unsigned from, to;
                 usec_t when;
         } change;                        /* the last change of size */
+        struct held_back held_back;      /* what keeps the pool from growing, as last logged */
         struct metrics_scale_count *scale_events;   /* labels owned */
         size_t n_scale_events;
 
@@ -373,6 +375,7 @@ static void resize(struct controller *c, unsigned size, const char *label, const
         if (size == from)
                 return;
         log_info("scale %u -> %u (%s)", from, size, why);
+        held_back_reset(&c->held_back);
         count_scale_event(c, label, size > from ? METRICS_SCALE_UP : METRICS_SCALE_DOWN);
         c->change = (struct decision_view) { .valid = true, .from = from, .to = size, .when = now_monotonic(c) };
         controller_set_size(c, size);
@@ -403,8 +406,10 @@ static void decide(struct controller *c, usec_t now) {
         c->decision.rule = NULL;   /* points into the config, which a reload frees */
         if (d.desired != controller_size(c))
                 resize(c, d.desired, c->decision_label, d.why);
-        else
+        else {
                 log_debug("steady at %u: %s", d.desired, d.why);
+                held_back_note(&c->held_back, &cfg->policy, c->have_sample ? &c->sample.signals : NULL, &d);
+        }
 }
 
 static int on_sample_timer(sd_event_source *s, uint64_t usec, void *userdata) {

@@ -2,6 +2,19 @@
 # bash completion for corral(1). Self-contained: works with or without the
 # bash-completion package.
 
+# Programs, builtins and functions starting with $1, each once: compgen -c
+# names a program once per PATH directory holding it (/bin and /usr/bin are
+# one directory on merged-/usr systems) and again when it is also a builtin.
+_corral_commands() {
+    local -A seen=()
+    local name
+    while IFS= read -r name; do
+        [[ -n ${seen[$name]+x} ]] && continue
+        seen[$name]=1
+        COMPREPLY+=("$name")
+    done < <(compgen -c -- "$1")
+}
+
 _corral() {
     local cur prev cmd i
     cur=${COMP_WORDS[COMP_CWORD]}
@@ -31,7 +44,7 @@ _corral() {
             for ((j = i + 1; j < COMP_CWORD; j++)); do
                 if [[ ${COMP_WORDS[j]} == -- ]]; then
                     if ((j + 1 == COMP_CWORD)); then
-                        COMPREPLY=($(compgen -c -- "$cur"))
+                        _corral_commands "$cur"
                     else
                         COMPREPLY=($(compgen -f -- "$cur"))
                     fi

@@ -52,7 +52,7 @@ def run(*args, **kwargs):
 def need(tool):
     path = shutil.which(tool)
     if not path:
-        pytest.skip(f"{tool} is not installed (CI installs it from packaging/deps.sh)")
+        pytest.skip(f"{tool} is not installed (CI installs it from packaging/test-deps.sh)")
     return path
 
 
@@ -355,15 +355,20 @@ def test_man_yaml_documents_every_key(rendered):
 
 def complete(*words, cwd=None):
     """What the completion offers for the last of words (the word being typed)."""
+    return set(complete_list(*words, cwd=cwd))
+
+
+def complete_list(*words, cwd=None, env=None):
+    """The completion's offers for the last of words, in order, duplicates kept."""
     bash = need("bash")
     script = PACKAGING / "completion" / "corral.bash"
     code = ('source "$1"; shift; complete -p corral >/dev/null || exit 9; '
             'COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; '
             '_corral corral "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"; '
             'printf "%s\\n" "${COMPREPLY[@]}"')
-    out = run(bash, "--norc", "--noprofile", "-c", code, "bash", script, *words, cwd=cwd)
+    out = run(bash, "--norc", "--noprofile", "-c", code, "bash", script, *words, cwd=cwd, env=env)
     assert out.returncode == 0 and out.stderr == "", out.stderr
-    return set(out.stdout.split())
+    return out.stdout.split()
 
 
 def test_completion_loads():
@@ -396,6 +401,20 @@ def test_completion_completes_files_and_commands(tmp_path):
     assert "bash" in complete("corral", "run", "--min", "2", "--", "bas")
 
 
+def test_completion_offers_each_command_once(tmp_path):
+    # A program in two PATH directories (as /bin and /usr/bin are one on
+    # merged-/usr systems), and echo, a builtin that is also a program.
+    for d in ("a", "b"):
+        prog = tmp_path / d / "corral-test-prog"
+        prog.parent.mkdir()
+        prog.write_text("#!/bin/sh\n")
+        prog.chmod(0o755)
+    env = dict(os.environ, PATH=f"{tmp_path / 'a'}:{tmp_path / 'b'}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+    for prefix, name in (("corral-test-p", "corral-test-prog"), ("ech", "echo")):
+        offered = complete_list("corral", "run", "--", prefix, env=env)
+        assert offered.count(name) == 1, offered
+
+
 # ---------------------------------------------------------------------------
 # Kubernetes and Grafana
 
@@ -408,7 +427,7 @@ def metric_names(text):
 
 @pytest.fixture(scope="module")
 def kube():
-    yaml = pytest.importorskip("yaml", reason="python3-yaml is not installed (packaging/deps.sh installs it)")
+    yaml = pytest.importorskip("yaml", reason="python3-yaml is not installed (packaging/test-deps.sh installs it)")
     docs = {}
     for f in sorted((PACKAGING / "kubernetes").glob("*.yaml")):
         for doc in yaml.safe_load_all(f.read_text()):

@@ -289,6 +289,51 @@ static void test_roundtrip_property(void **state) {
         }
 }
 
+/* What holds back a demand: the first guard that fails, with its value. */
+static void test_blocker(void **state) {
+        static const struct {
+                const char *name, *text;
+                struct sample set[4];
+                size_t n;
+                const char *expect;     /* NULL: no blocker */
+        } cases[] = {
+                { "guard fails",        "pool.cpu > 80% and cpu.busy < 80%", { { SIGNAL_POOL_CPU, 95 }, { SIGNAL_CPU_BUSY, 100 } }, 2,
+                  "cpu.busy 100% >= 80%" },
+                { "fraction",           "pool.cpu > 80% and cpu.busy < 80%", { { SIGNAL_POOL_CPU, 95 }, { SIGNAL_CPU_BUSY, 85.25 } }, 2,
+                  "cpu.busy 85.25% >= 80%" },
+                { "second guard",       "pool.cpu > 80 and load1 < 2 and psi.cpu <= 10", { { SIGNAL_POOL_CPU, 95 }, { SIGNAL_LOAD1, 1.5 }, { SIGNAL_PSI_CPU, 30 } }, 3,
+                  "psi.cpu 30% > 10" },
+                { "number on left",     "pool.cpu > 80 and 2 > load1", { { SIGNAL_POOL_CPU, 95 }, { SIGNAL_LOAD1, 3 } }, 2,
+                  "2 <= load1 3" },
+                { "unavailable guard",  "pool.cpu > 80 and psi.cpu < 20", { { SIGNAL_POOL_CPU, 95 } }, 1, "psi.cpu n/a" },
+                { "no demand",          "pool.cpu > 80% and cpu.busy < 80%", { { SIGNAL_POOL_CPU, 5 }, { SIGNAL_CPU_BUSY, 100 } }, 2, NULL },
+                { "holds",              "pool.cpu > 80% and cpu.busy < 80%", { { SIGNAL_POOL_CPU, 95 }, { SIGNAL_CPU_BUSY, 10 } }, 2, NULL },
+                { "one comparison",     "pool.cpu > 80%", { { SIGNAL_POOL_CPU, 5 } }, 1, NULL },
+                { "or at the top",      "pool.cpu > 80 or load1 < 1", { { SIGNAL_POOL_CPU, 5 }, { SIGNAL_LOAD1, 3 } }, 2, NULL },
+                { "not as the guard",   "pool.cpu > 80 and not load1 > 1", { { SIGNAL_POOL_CPU, 95 }, { SIGNAL_LOAD1, 3 } }, 2, NULL },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct signals s = {};
+                struct condition *c = NULL;
+                char buf[64] = "untouched";
+                print_message("case: %s\n", cases[i].name);
+                for (size_t k = 0; k < cases[i].n; k++)
+                        signals_set(&s, cases[i].set[k].id, cases[i].set[k].value);
+                assert_int_equal(condition_parse(cases[i].text, &c, NULL, NULL, 0), 0);
+                enum signal_id id = condition_blocker(c, &s, buf, sizeof(buf));
+                if (cases[i].expect) {
+                        assert_int_not_equal(id, _SIGNAL_INVALID);
+                        assert_string_equal(buf, cases[i].expect);
+                } else {
+                        assert_int_equal(id, _SIGNAL_INVALID);
+                        assert_string_equal(buf, "untouched");
+                }
+                condition_free(c);
+        }
+}
+
 int main(int argc, char **argv) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_canonical),
@@ -297,6 +342,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_limits),
                 cmocka_unit_test(test_signals_mask_and_format),
                 cmocka_unit_test(test_roundtrip_property),
+                cmocka_unit_test(test_blocker),
         };
         if (argc > 1)
                 cmocka_set_test_filter(argv[1]);
