@@ -20,10 +20,22 @@
 #include "supervisor/batch_internal.h"
 #include "supervisor/log.h"
 
-static void kill_all(struct batch *b) {
+/* Sends sig to the process group of every running task. */
+static void signal_all(struct batch *b, int sig) {
         for (unsigned i = 0; i < b->n_slots; i++)
                 if (b->slots[i]->busy && !b->slots[i]->exited)
-                        (void) kill(-b->slots[i]->pid, SIGKILL);
+                        (void) kill(-b->slots[i]->pid, sig);
+}
+
+static void kill_all(struct batch *b) {
+        signal_all(b, SIGKILL);
+}
+
+/* As for pool workers: stop_signal, then SIGCONT so that a stopped
+ * (SIGSTOP'd) task can act on it; SIGKILL follows after stop_timeout. */
+static void stop_all(struct batch *b) {
+        signal_all(b, b->config->workers.stop_signal);
+        signal_all(b, SIGCONT);
 }
 
 static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -52,7 +64,10 @@ void batch_stop(struct batch *b) {
         if (b->on_stopping)
                 b->on_stopping(b->userdata);
         if (b->running > 0) {
-                log_info("stopping: no new tasks; waiting for %u running", b->running);
+                char sig[16];
+                log_info("stopping: no new tasks; sending %s to %u running",
+                         signal_to_string(b->config->workers.stop_signal, sig), b->running);
+                stop_all(b);
                 int r = sd_event_add_time_relative(b->event, &b->stop_timer, CLOCK_MONOTONIC,
                                                    b->config->workers.stop_timeout, 0, on_stop_timer, b);
                 if (r < 0) {
@@ -240,6 +255,7 @@ static int slot_on_timeout(sd_event_source *src, uint64_t usec, void *userdata) 
                             format_duration(s->batch->config->tasks.timeout, t), w->stop_signal,
                             strsignal(w->stop_signal));
                 (void) kill(-s->pid, w->stop_signal);
+                (void) kill(-s->pid, SIGCONT);
                 s->timeout_phase = 1;
         } else {
                 log_warning("task %llu (pid %d) %s, killing", (unsigned long long) s->task.seq, s->pid,
