@@ -191,14 +191,15 @@ def test_a_broken_joblog_is_refused_with_file_and_line(tmp_path):
     assert joblog.read_text().count("\n") == 3, "the refused joblog is left alone"
 
 
-def test_term_lets_running_tasks_finish_and_exits_1_with_tasks_undone(tmp_path):
+def test_term_lets_running_tasks_that_ignore_it_finish_and_exits_1_with_tasks_undone(tmp_path):
     n = 200
     tasks = write_lines(tmp_path / "tasks", range(1, n + 1))
     joblog = tmp_path / "joblog"
     fifo = tmp_path / "go"
     os.mkfifo(fifo)
-    # Each task says it started on stderr, then waits until the test lets it end.
-    script = 'echo "started $1" >&2; read x < "$0"; echo "$1"'
+    # Each task ignores TERM, says it started on stderr, then waits until the
+    # test lets it end: within stop_timeout, it may finish.
+    script = 'trap "" TERM; echo "started $1" >&2; read x < "$0"; echo "$1"'
     proc = subprocess.Popen([CORRAL, "run", "--metrics", "none", "--max", "2", "--tasks", tasks,
                              "--joblog", str(joblog), "--", "sh", "-c", script, str(fifo)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -207,7 +208,7 @@ def test_term_lets_running_tasks_finish_and_exits_1_with_tasks_undone(tmp_path):
         log.wait(r"^started \d+$")
         log.wait(r"^started \d+$")
         proc.send_signal(signal.SIGTERM)
-        log.wait(r"stopping: no new tasks; waiting for 2 running")
+        log.wait(r"stopping: no new tasks; sending TERM to 2 running")
         # Let the two running tasks end: each reads one line from the FIFO. The
         # FIFO stays open until corral ends, so a task that opens it late still
         # finds its line.

@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The batch's input: task lines read as far as the dispatcher needs (a pipe
+ * only when epoll says it is readable), the shard's lines cut into
+ * invocations of tasks.batch lines, invocations the joblog has as done
+ * skipped (--resume), and the rest queued.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "supervisor/batch_internal.h"
+#include "supervisor/log.h"
+
+/* Queues the gathered invocation, unless the joblog has it as done. */
+static int batch_push_gathered(struct batch *b) {
+        struct pending p = b->gather;
+        bool done = b->gather_done;
+
+        b->gather = (struct pending) {};
+        b->gather_done = false;
+        if (p.lines == 0 || done)
+                return 0;
+        p.ord = b->next_ord;
+        p.len = b->gather_text.len;
+        p.line = malloc(p.len + 1);
+        if (!p.line)
+                return -ENOMEM;
+        memcpy(p.line, b->gather_text.data, p.len);
+        p.line[p.len] = '\0';
+        if (queue_push_back(&b->queue, &p) < 0) {
+                free(p.line);
+                return -ENOMEM;
+        }
+        b->next_ord++;
+        return 0;
+}
+
+/* Adds one line of the shard to the invocation being gathered; queues it
+ * once it has tasks.batch lines. */
+static int batch_gather(struct batch *b, uint64_t seq, const char *line, size_t len) {
+        const struct tasks_config *t = &b->config->tasks;
+        unsigned per = t->batch > 1 ? t->batch : 1;
+        int r;
+
+        if (b->shard_pos++ % per == 0) {
+                b->gather = (struct pending) { .seq = seq };
+                b->gather_text.len = 0;
+                b->gather_done = (b->opts.resume || b->opts.resume_failed) &&
+                                 joblog_state_done(&b->done_before, seq, b->opts.resume_failed, t->retries);
+        }
+        if (b->gather_done)
+                b->skipped++;
+        else {
+                if (b->gather.lines > 0 && (r = strbuf_append(&b->gather_text, "\n", 1)) < 0)
+                        return r;
+                if ((r = strbuf_append(&b->gather_text, line, len)) < 0)
+                        return r;
+                b->gather.lines++;
+        }
+        if (b->shard_pos % per == 0)
+                return batch_push_gathered(b);
+        return 0;
+}
+
+/* Moves whole lines from the reader into the queue, up to the target. */
+static int batch_take_lines(struct batch *b) {
+        const struct tasks_config *t = &b->config->tasks;
+        char *line;
+        size_t len;
+        int r;
+
+        while (b->queue.len < b->queue_target) {
+                r = line_reader_next(&b->reader, &line, &len);
+                if (r == -E2BIG) {
+                        log_error("%s:%llu: a task line longer than %u bytes cannot be an argument",
+                                  t->from, (unsigned long long) b->line_no + 1, TASK_LINE_MAX);
+                        return r;
+                }
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        return 0;
+                uint64_t seq = ++b->line_no;
+                if (!batch_in_shard(t, seq))
+                        continue;
+                r = batch_gather(b, seq, line, len);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* The end of the input: a last, shorter invocation goes too (as xargs -n). */
+static int batch_input_ended(struct batch *b) {
+        b->in_eof = true;
+        return batch_push_gathered(b);
+}
+
+/* One read() of the input. Returns 0, or a negative errno after which the
+ * input counts as ended. */
+static int batch_read_input(struct batch *b) {
+        char *p;
+        size_t n;
+        int r = line_reader_space(&b->reader, READ_CHUNK, &p, &n);
+        if (r < 0)
+                return r;
+        ssize_t k;
+        do
+                k = read(b->in_fd, p, n);
+        while (k < 0 && errno == EINTR);
+        if (k < 0 && errno == EAGAIN)
+                return 0;
+        if (k < 0) {
+                r = -errno;
+                log_error_errno(r, "Failed to read the tasks from %s: %m", b->config->tasks.from);
+                line_reader_commit(&b->reader, 0);
+                return r;
+        }
+        line_reader_commit(&b->reader, (size_t) k);
+        return 0;
+}
+
+static void batch_input_failed(struct batch *b, int r) {
+        (void) r;
+        b->fatal_status = 2;
+        b->in_eof = true;
+        batch_stop(b);
+}
+
+/* Fills the queue from a regular file, which never blocks for long. For a
+ * pipe or terminal, only arms the input source while the queue is short. */
+void batch_fill_queue(struct batch *b) {
+        int r;
+
+        if (b->stopping || b->in_eof)
+                return;
+        if (b->in_async) {
+                r = batch_take_lines(b);   /* lines already read */
+                if (r < 0)
+                        return batch_input_failed(b, r);
+                if (b->reader.eof && b->reader.start == b->reader.end && batch_input_ended(b) < 0)
+                        return batch_input_failed(b, -ENOMEM);
+                (void) sd_event_source_set_enabled(b->in_source, !b->in_eof && b->queue.len < b->queue_target
+                                                                         ? SD_EVENT_ON : SD_EVENT_OFF);
+                return;
+        }
+        while (b->queue.len < b->queue_target && !b->in_eof) {
+                r = batch_take_lines(b);
+                if (r < 0)
+                        return batch_input_failed(b, r);
+                if (b->queue.len >= b->queue_target)
+                        break;
+                if (b->reader.eof) {
+                        if (batch_input_ended(b) < 0)
+                                return batch_input_failed(b, -ENOMEM);
+                        break;
+                }
+                r = batch_read_input(b);
+                if (r < 0)
+                        return batch_input_failed(b, r);
+        }
+}
+
+static int on_input(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct batch *b = userdata;
+        (void) s;
+        (void) fd;
+        (void) revents;
+        int r = batch_read_input(b);
+        if (r < 0) {
+                batch_input_failed(b, r);
+                return 0;
+        }
+        batch_progress(b);
+        return 0;
+}
+
+/* Lines in the input file from its current offset (the bar's total). */
+static uint64_t count_lines(int fd, const struct tasks_config *t) {
+        char buf[64 * 1024];
+        off_t off = lseek(fd, 0, SEEK_CUR);
+        uint64_t lines = 0;
+        bool partial = false;
+        ssize_t n;
+
+        if (off < 0)
+                return 0;
+        while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+                for (char *p = buf, *end = buf + n; (p = memchr(p, '\n', (size_t) (end - p))); p++)
+                        lines++;
+                partial = buf[n - 1] != '\n';
+                off += n;
+        }
+        lines += partial;
+        if (t->shard_count > 1)
+                lines = lines > t->shard_index ? (lines - t->shard_index - 1) / t->shard_count + 1 : 0;
+        return lines;
+}
+
+int batch_open_input(struct batch *b) {
+        const char *from = b->config->tasks.from;
+        struct stat st;
+
+        if (strcmp(from, "-") == 0) {
+                b->in_fd = STDIN_FILENO;
+                /* The tasks must not eat the task lines. */
+                b->null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (b->null_fd < 0)
+                        return log_error_errno(errno, "Failed to open /dev/null: %m");
+        } else {
+                b->in_fd = open(from, O_RDONLY | O_CLOEXEC);
+                if (b->in_fd < 0)
+                        return log_error_errno(errno, "cannot read the tasks from %s: %m", from), -EINVAL;
+        }
+        if (fstat(b->in_fd, &st) < 0)
+                return log_error_errno(errno, "cannot read the tasks from %s: %m", from), -EINVAL;
+        if (S_ISREG(st.st_mode)) {
+                b->total = count_lines(b->in_fd, &b->config->tasks);
+                return 0;
+        }
+        /* A pipe or terminal may block: read it when the loop says it is readable. */
+        int r = sd_event_add_io(b->event, &b->in_source, b->in_fd, EPOLLIN, on_input, b);
+        if (r == -EPERM)
+                return 0;    /* not pollable (/dev/null): plain reads never block */
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the task input: %m");
+        (void) sd_event_source_set_enabled(b->in_source, SD_EVENT_OFF);
+        b->in_async = true;
+        return 0;
+}

@@ -1,0 +1,386 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One task's life in batch mode: starting an attempt in a slot (through the
+ * vfork-style spawner: dispatch at xargs speed), its exit, tasks.timeout's
+ * escalation (stop_signal, then SIGKILL, then no more waiting for output a
+ * leftover holds), the accounting of an ended attempt (retry or result), and
+ * the stop of the whole batch on TERM.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include "conf/units.h"
+#include "supervisor/identity.h"
+#include "supervisor/spawn.h"
+
+#include "supervisor/batch_internal.h"
+#include "supervisor/log.h"
+
+/* Sends sig to the process group of every running task. */
+static void signal_all(struct batch *b, int sig) {
+        for (unsigned i = 0; i < b->n_slots; i++)
+                if (b->slots[i]->busy && !b->slots[i]->exited)
+                        (void) kill(-b->slots[i]->pid, sig);
+}
+
+static void kill_all(struct batch *b) {
+        signal_all(b, SIGKILL);
+}
+
+/* As for pool workers: stop_signal, then SIGCONT so that a stopped
+ * (SIGSTOP'd) task can act on it; SIGKILL follows after stop_timeout. */
+static void stop_all(struct batch *b) {
+        signal_all(b, b->config->workers.stop_signal);
+        signal_all(b, SIGCONT);
+}
+
+static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct batch *b = userdata;
+        char t[32];
+        (void) s;
+        (void) usec;
+        log_warning("%u task%s still running %s after the stop, killing", b->running, b->running == 1 ? "" : "s",
+                    format_duration(b->config->workers.stop_timeout, t));
+        kill_all(b);
+        return 0;
+}
+
+void batch_stop(struct batch *b) {
+        if (b->finished)
+                return;
+        if (b->stopping) {
+                log_notice("stopping at once");
+                kill_all(b);
+                return;
+        }
+        b->stopping = true;
+        b->undone = b->queue.len > 0 || !b->in_eof;
+        queue_clear(&b->queue);
+        b->in_source = sd_event_source_disable_unref(b->in_source);
+        if (b->on_stopping)
+                b->on_stopping(b->userdata);
+        if (b->running > 0) {
+                char sig[16];
+                log_info("stopping: no new tasks; sending %s to %u running",
+                         signal_to_string(b->config->workers.stop_signal, sig), b->running);
+                stop_all(b);
+                int r = sd_event_add_time_relative(b->event, &b->stop_timer, CLOCK_MONOTONIC,
+                                                   b->config->workers.stop_timeout, 0, on_stop_timer, b);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to arm the stop timer, killing the tasks now: %m");
+                        kill_all(b);
+                }
+        }
+        batch_maybe_finish(b);
+}
+
+/* The command cannot run at all: say so once, end with exit 2. */
+void batch_fatal(struct batch *b, int error) {
+        char as[256];
+        log_error_errno(error, "cannot run '%s'%s: %m", b->config->command[0],
+                        identity_describe(&b->config->workers, as, sizeof(as)));
+        b->fatal_status = 2;
+        batch_stop(b);
+}
+
+void slot_release_io(struct slot *s) {
+        s->child = sd_event_source_unref(s->child);
+        s->out = sd_event_source_disable_unref(s->out);
+        s->timer = sd_event_source_disable_unref(s->timer);
+        s->out_fd = safe_close(s->out_fd);
+        if (s->err_fd >= 0)
+                slot_read_stderr(s, true);
+        s->err = sd_event_source_disable_unref(s->err);
+        s->err_fd = safe_close(s->err_fd);
+        s->err_line.len = 0;
+}
+
+/* Keeps the lowest failed Seqs, sorted, for the summary. */
+static void note_failed(struct batch *b, uint64_t seq) {
+        size_t i = b->n_first_failed;
+        if (i == FIRST_FAILED_MAX) {
+                if (seq >= b->first_failed[i - 1])
+                        return;
+                i--;
+        } else
+                b->n_first_failed++;
+        for (; i > 0 && b->first_failed[i - 1] > seq; i--)
+                b->first_failed[i] = b->first_failed[i - 1];
+        b->first_failed[i] = seq;
+}
+
+/* Accounts for one ended attempt: joblog, retry or result, output. The slot
+ * is free afterwards. The caller calls batch_progress(). */
+void slot_finish(struct slot *s) {
+        struct batch *b = s->batch;
+        usec_t now = batch_now(b);
+        double runtime = (double) (now - s->started) / (double) USEC_PER_SEC;
+        bool killed = s->how != CLD_EXITED;
+        int exitval = killed ? 0 : s->status;
+        int sig = killed ? s->status : 0;
+        bool ok = !killed && exitval == 0 && !s->timed_out;
+        enum metrics_outcome outcome = killed ? METRICS_OUTCOME_SIGNAL :
+                                       exitval == 0 && !s->timed_out ? METRICS_OUTCOME_SUCCESS :
+                                       METRICS_OUTCOME_FAILURE;
+
+        if (s->timed_out) {
+                /* As GNU parallel logs a job its --timeout killed: Exitval -1
+                 * and the signal, the one sent when the task exited on it. */
+                exitval = -1;
+                if (!killed)
+                        sig = b->config->workers.stop_signal;
+        }
+
+        slot_release_io(s);
+        /* Live output is out already, retried or not: what is written cannot
+         * be taken back, so a last line without a newline goes too. */
+        if (s->live)
+                slot_pass_on(s, true);
+        batch_joblog_write(b, &s->task, s->started_real, runtime, s->received, exitval, sig);
+        b->exits[outcome]++;
+        metrics_histogram_observe(&b->durations, runtime);
+        b->interval_attempts++;
+        b->interval_seconds += runtime;
+        s->task.attempts++;
+        log_debug("task %llu (pid %d) %s %d after %.3fs", (unsigned long long) s->task.seq, s->pid,
+                  killed ? "killed by signal" : "exited with status", killed ? sig : exitval, runtime);
+
+        s->busy = false;
+        s->pid = 0;
+        b->running--;
+        b->running_lines -= s->task.lines;
+
+        if (!ok && !b->stopping && s->task.attempts <= b->config->tasks.retries) {
+                /* Another attempt, first in line; this attempt's output, unless
+                 * it went out live, is dropped. */
+                s->output.len = 0;
+                if (queue_push_front(&b->queue, &s->task) >= 0) {
+                        s->task = (struct pending) {};
+                        return;
+                }
+                log_warning_errno(ENOMEM, "Failed to queue task %llu for a retry: %m",
+                                  (unsigned long long) s->task.seq);
+        }
+
+        /* Results, the rate and the bar count task lines, not invocations:
+         * a batch of N lines that failed is N failed lines. */
+        b->interval_done += s->task.lines;
+        if (ok)
+                b->ok += s->task.lines;
+        else {
+                b->failed += s->task.lines;
+                for (unsigned i = 0; i < s->task.lines && i < FIRST_FAILED_MAX; i++)
+                        note_failed(b, s->task.seq + (uint64_t) i * b->config->tasks.shard_count);
+        }
+        if (b->keep_order) {
+                /* The buffer goes to the order buffer; the slot starts a new one. */
+                char *data = NULL;
+                size_t len = s->output.len;
+                if (len > 0) {
+                        data = s->output.data;
+                        s->output = (struct strbuf) {};
+                }
+                if (order_buffer_put(&b->order, s->task.ord, data, len) >= 0)
+                        b->order_held++;
+                else
+                        log_warning_errno(ENOMEM, "Failed to keep the output of task %llu: %m",
+                                          (unsigned long long) s->task.seq);
+                batch_emit_in_order(b);
+                batch_order_head_goes_live(b);
+        } else {
+                batch_emit(b, s->output.data, s->output.len);
+                s->output.len = 0;
+        }
+        free(s->task.line);
+        s->task = (struct pending) {};
+}
+
+static int slot_on_exit(sd_event_source *src, const siginfo_t *si, void *userdata) {
+        struct slot *s = userdata;
+        struct batch *b = s->batch;
+        (void) src;
+
+        s->exited = true;
+        s->how = si->si_code;
+        s->status = si->si_status;
+        s->child = sd_event_source_unref(s->child);
+        /* Still a zombie, so the group cannot be someone else's: what the task
+         * left running goes with it, and its end of the pipe with that. */
+        (void) kill(-s->pid, SIGKILL);
+        if (!s->eof)
+                slot_read(s, true);
+        /* A descendant that left the group may still hold the pipe: then the
+         * output ends at its EOF. */
+        if (s->eof) {
+                slot_finish(s);
+                batch_progress(b);
+        }
+        return 0;
+}
+
+/* Stops waiting for the output of a task that ended: something it started
+ * outside its process group still holds the pipe open. */
+static void slot_abandon_output(struct slot *s) {
+        log_warning("task %llu ended, but a process it left behind keeps its output open; not waiting for it",
+                    (unsigned long long) s->task.seq);
+        s->out = sd_event_source_disable_unref(s->out);
+        s->out_fd = safe_close(s->out_fd);
+        s->eof = true;
+        slot_finish(s);
+        batch_progress(s->batch);
+}
+
+/* tasks.timeout, in phases so that a hung task can never hang the batch:
+ * stop_signal to the task's process group, SIGKILL stop_timeout later, and
+ * if it ended but a descendant still holds its output, stop waiting. */
+static int slot_on_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
+        struct slot *s = userdata;
+        const struct workers_config *w = &s->batch->config->workers;
+        char t[32];
+        (void) usec;
+
+        if (s->exited) {
+                /* Reaped, so its pid may be another process's now: no kill. */
+                slot_abandon_output(s);
+                return 0;
+        }
+        s->timed_out = true;
+        if (s->timeout_phase == 0 && w->stop_signal != SIGKILL) {
+                log_warning("task %llu (pid %d) ran longer than its timeout %s, sending signal %d (%s)",
+                            (unsigned long long) s->task.seq, s->pid,
+                            format_duration(s->batch->config->tasks.timeout, t), w->stop_signal,
+                            strsignal(w->stop_signal));
+                (void) kill(-s->pid, w->stop_signal);
+                (void) kill(-s->pid, SIGCONT);
+                s->timeout_phase = 1;
+        } else {
+                log_warning("task %llu (pid %d) %s, killing", (unsigned long long) s->task.seq, s->pid,
+                            s->timeout_phase == 0 ? "ran longer than its timeout" : "is still running");
+                (void) kill(-s->pid, SIGKILL);
+                s->timeout_phase = 2;
+        }
+        /* Again after stop_timeout: to kill, or to stop waiting for the output. */
+        if (sd_event_source_set_time_relative(src, w->stop_timeout) >= 0)
+                (void) sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+/* Starts s->task in slot s. Returns 0; or a negative errno with the task
+ * still in s->task and nothing started. A failed exec of a command that
+ * varies per task is a failed attempt, already accounted for. */
+int slot_start(struct batch *b, struct slot *s) {
+        const struct pending *t = &s->task;
+        _cleanup_(closep) int out_read = -EBADF, out_write = -EBADF;
+        int fds[2], r;
+
+        s->output.len = 0;
+        s->received = 0;
+        r = task_argv_build(&b->argv, b->config->command, t->line, t->len);
+        if (r < 0)
+                return r;
+        snprintf(b->id_var, sizeof(b->id_var), "CORRAL_WORKER_ID=%u", s->id);
+        snprintf(b->seq_var, sizeof(b->seq_var), "CORRAL_TASK_SEQ=%llu", (unsigned long long) t->seq);
+        b->task_var.len = 0;
+        if (strbuf_append(&b->task_var, "CORRAL_TASK=", strlen("CORRAL_TASK=")) < 0 ||
+            strbuf_append(&b->task_var, t->line, t->len) < 0)
+                return -ENOMEM;
+        b->envp[b->env_task] = b->id_var;
+        b->envp[b->env_task + 1] = b->max_var;
+        b->envp[b->env_task + 2] = b->seq_var;
+        b->envp[b->env_task + 3] = b->task_var.data;
+
+        if (!b->direct_output) {
+                if (pipe2(fds, O_CLOEXEC) < 0)
+                        return -errno;
+                out_read = fds[0];
+                out_write = fds[1];
+                if (fcntl(out_read, F_SETFL, O_NONBLOCK) < 0)
+                        return -errno;
+        }
+
+        _cleanup_(closep) int err_read = -EBADF, err_write = -EBADF;
+        if (b->prefix_stderr) {
+                if (pipe2(fds, O_CLOEXEC) < 0)
+                        return -errno;
+                err_read = fds[0];
+                err_write = fds[1];
+                if (fcntl(err_read, F_SETFL, O_NONBLOCK) < 0)
+                        return -errno;
+        }
+        int stdio[3] = { b->null_fd, out_write, err_write };
+        struct spawn_request req = {
+                .path = b->exe,
+                .argv = b->argv.argv,
+                .envp = b->envp,
+                .cwd = b->config->workers.cwd,
+                .identity = &b->config->workers.identity,
+                .stdio = stdio,
+                .keep_fds = b->shm ? b->shm->fds : NULL,
+                .n_keep_fds = b->shm ? b->shm->n_segments : 0,
+        };
+        s->started = batch_now(b);
+        {
+                usec_t real = 0;
+                (void) sd_event_now(b->event, CLOCK_REALTIME, &real);
+                s->started_real = (double) real / (double) USEC_PER_SEC;
+        }
+        pid_t pid = spawn_worker(&req);
+        if (pid < 0)
+                return (int) pid;
+        out_write = safe_close(out_write);
+        err_write = safe_close(err_write);
+
+        s->pid = pid;
+        s->busy = true;
+        s->exited = s->timed_out = false;
+        s->eof = b->direct_output;   /* nothing to read: it writes to our stdout */
+        s->live = b->output == TASK_OUTPUT_UNGROUP ||
+                  (b->output == TASK_OUTPUT_LINE && (!b->keep_order || t->ord == b->order.next));
+        s->timeout_phase = 0;
+        s->output.len = 0;
+        b->running++;
+        b->running_lines += t->lines;
+
+        r = sd_event_add_child(b->event, &s->child, pid, WEXITED, slot_on_exit, s);
+        if (r >= 0)
+                r = sd_event_source_set_child_process_own(s->child, true);
+        if (r >= 0 && out_read >= 0)
+                r = sd_event_add_io(b->event, &s->out, out_read, EPOLLIN, slot_on_output, s);
+        if (r >= 0 && err_read >= 0)
+                r = sd_event_add_io(b->event, &s->err, err_read, EPOLLIN, slot_on_stderr, s);
+        if (r >= 0 && b->config->tasks.timeout > 0)
+                r = sd_event_add_time_relative(b->event, &s->timer, CLOCK_MONOTONIC, b->config->tasks.timeout,
+                                               TIMEOUT_ACCURACY, slot_on_timeout, s);
+        if (r < 0) {
+                /* Cannot watch it: take it back, the task waits for another try. */
+                (void) kill(-pid, SIGKILL);
+                if (!s->child)
+                        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                                ;
+                slot_release_io(s);
+                s->busy = false;
+                s->pid = 0;
+                b->running--;
+                b->running_lines -= t->lines;
+                return r;
+        }
+        s->out_fd = TAKE_FD(out_read);
+        s->err_fd = TAKE_FD(err_read);
+        log_debug("task %llu started in slot %u (pid %d)", (unsigned long long) t->seq, s->id, pid);
+        return 0;
+}
+
+bool batch_is_exec_error(int r) {
+        switch (-r) {
+        case ENOENT: case EACCES: case ENOEXEC: case ENOTDIR: case ELOOP:
+        case ENAMETOOLONG: case EISDIR: case ETXTBSY: case EPERM: case E2BIG:
+                return true;   /* E2BIG: this task's line, not the command; EPERM:
+                                * also corral may not become workers.user/group */
+        default:
+                return false;
+        }
+}
