@@ -1,0 +1,25 @@
+# SPDX-License-Identifier: MIT
+"""corral for Python: the worker side of corral's protocols and a Pool-like map.
+
+Worker side (a program that corral runs):
+    serve(fn)            stream mode: one result line per input line
+    shared(name)         a shared segment as a read-only memoryview
+    shared_array(name)   ... as a read-only numpy array (.npy keeps dtype and shape)
+    ready(), status(t)   the notify protocol (sd_notify), for server pools
+    task()               per-task mode: the task's line, seq and id
+
+Caller side (a program that runs corral):
+    map(fn, iterable)    like multiprocessing.Pool.map, on corral's adaptive pool
+    imap(fn, iterable)   the results as they come
+
+Pure Python 3; numpy only for shared_array. See doc/python.md.
+"""
+from corral.notify import notify, ready, status, watchdog
+from corral.pool import CorralError, TaskError, imap, map
+from corral.shared import shared, shared_array
+from corral.worker import FAILED_LINE, Task, serve, task
+
+__all__ = [
+    "CorralError", "FAILED_LINE", "Task", "TaskError", "imap", "map", "notify", "ready", "serve",
+    "shared", "shared_array", "status", "task", "watchdog",
+]
