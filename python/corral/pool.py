@@ -378,7 +378,7 @@ def map(fn, iterable, *, shared=None, keep_order=True, max=None, timeout=None, r
     fn). keep_order=False returns the results in completion order. max caps
     the pool (default corral's: 4 x usable CPUs), timeout (seconds) limits one
     input, retries re-runs an input whose function raised or whose worker died
-    or timed out. corral_args are more `corral run` flags, e.g. ["-j", "8"].
+    or timed out. corral_args are more `corral run` flags, e.g. ["--min", "8"].
 
     Raises TaskError naming the first input that failed (the worker's exception
     is its __cause__), CorralError when corral itself fails."""
