@@ -403,3 +403,22 @@ def test_task_outside_corral_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("CORRAL_TASK", raising=False)
     with pytest.raises(LookupError, match="per-task mode"):
         corral.task()
+
+
+# ---- the examples (packaging/examples/*.py) ----
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "packaging" / "examples"
+
+
+@pytest.mark.parametrize("name", ["thumbnails_map.py", "thumbnails_serve.py", "urls_map.py", "table_lookup.py"])
+def test_example_compiles(name):
+    compile((EXAMPLES / name).read_text(), name, "exec")
+
+
+def test_table_lookup_example_answers_from_the_shared_table(tmp_path):
+    np = pytest.importorskip("numpy", reason="python3-numpy is not installed")
+    keys = np.arange(0, 3000, 3, dtype="<u8")
+    np.save(tmp_path / "table.npy", np.stack([keys, keys * keys], 1))
+    p = run_python(EXAMPLES / "table_lookup.py", tmp_path / "table.npy", 3, 4, 2997)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["3 9", "4 -", "2997 8982009"]
