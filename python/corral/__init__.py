@@ -14,10 +14,26 @@ Caller side (a program that runs corral):
 
 Pure Python 3; numpy only for shared_array. See doc/python.md.
 """
-from corral.notify import notify, ready, status, watchdog
-from corral.pool import CorralError, TaskError, imap, map
 from corral.shared import shared, shared_array
 from corral.worker import FAILED_LINE, Task, serve, task
+
+# A worker starts with what it uses: the caller side (subprocess, threads) and
+# the notify socket are imported on first use (PEP 562).
+_LAZY = {
+    "CorralError": "corral.pool", "TaskError": "corral.pool", "imap": "corral.pool", "map": "corral.pool",
+    "notify": "corral.notify", "ready": "corral.notify", "status": "corral.notify", "watchdog": "corral.notify",
+}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'corral' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CorralError", "FAILED_LINE", "Task", "TaskError", "imap", "map", "notify", "ready", "serve",

@@ -7,7 +7,6 @@ does not run), then answers corral.map's JSON lines (corral/_wire.py) until
 end of input. A function that cannot be loaded is reported on every line,
 so that map raises at once instead of corral restarting a failing worker.
 """
-import argparse
 import importlib
 import json
 import os
@@ -72,14 +71,24 @@ def handler(fn, retries):
     return handle
 
 
+USAGE = "usage: python3 -m corral._worker [--main PATH | --main-module NAME] [--retries N] MODULE QUALNAME"
+
+
+def parse(argv):
+    """The options of corral.map's worker (no argparse: a worker starts lean)."""
+    opts = {"--main": None, "--main-module": None, "--retries": "0"}
+    args = list(argv)
+    while args and args[0] in opts and len(args) > 1:
+        key, value = args[0], args[1]
+        opts[key] = value
+        del args[:2]
+    if len(args) != 2 or not opts["--retries"].isdigit():
+        sys.exit(USAGE)
+    return args[0], args[1], opts["--main"], opts["--main-module"], int(opts["--retries"])
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python3 -m corral._worker")
-    p.add_argument("--main", dest="main_path")
-    p.add_argument("--main-module")
-    p.add_argument("--retries", type=int, default=0)
-    p.add_argument("module")
-    p.add_argument("qualname")
-    args = p.parse_args(argv)
+    module, qualname, main_path, main_module, retries = parse(sys.argv[1:] if argv is None else argv)
     # Ctrl-C reaches the whole terminal group: corral stops the workers with TERM.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     extra = os.environ.get("CORRAL_PY_PATH")
@@ -89,12 +98,11 @@ def main(argv=None):
     from corral.worker import _take_protocol_fds
     in_fd, out_fd = _take_protocol_fds()
     try:
-        fn = load(args.module, args.qualname, args.main_path, args.main_module)
-        retries = args.retries
+        fn = load(module, qualname, main_path, main_module)
     except BaseException as e:      # SystemExit of a main script too
         text = traceback.format_exc()
-        sys.stderr.write(f"corral._worker: cannot load {args.module}.{args.qualname}:\n{text}")
-        err = ImportError(f"corral.map's worker cannot load {args.module}.{args.qualname}: "
+        sys.stderr.write(f"corral._worker: cannot load {module}.{qualname}:\n{text}")
+        err = ImportError(f"corral.map's worker cannot load {module}.{qualname}: "
                           f"{type(e).__name__}: {e}")
 
         def fn(arg):

@@ -5,7 +5,6 @@ $CORRAL_SHM_<NAME> (size in $CORRAL_SHM_<NAME>_SIZE). Mapping it shares the one
 physical copy: nothing here copies the data."""
 import mmap
 import os
-import re
 import struct
 
 __all__ = ["shared", "shared_array"]
@@ -15,7 +14,8 @@ _NPY_MAGIC = b"\x93NUMPY"
 
 
 def _env_name(name):
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_]{1,64}", name):
+    if not isinstance(name, str) or not 0 < len(name) <= 64 or not name.isascii() or \
+            not name.replace("_", "a").isalnum():
         raise ValueError(f"corral.shared: {name!r} is not a segment name (letters, digits and underscores)")
     return "CORRAL_SHM_" + name.upper()
 
