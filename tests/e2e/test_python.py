@@ -101,6 +101,12 @@ def die_once(x):
     return x
 
 
+def hang_on_two(x):
+    if x == 2:
+        threading.Event().wait()        # never set: a hung request, say
+    return x
+
+
 def table_row_sum(i):
     table = corral.shared_array("table")
     return [int(table[i].sum()), str(table.dtype), list(table.shape), table.flags.writeable]
@@ -265,6 +271,20 @@ def test_without_retries_the_input_whose_worker_died_is_named(tmp_path, monkeypa
     with pytest.raises(corral.TaskError, match=r"input #5 \(5\) got no result") as info:
         within(corral.map, die_once, range(20))
     assert info.value.index == 5 and info.value.type_name is None
+
+
+def test_an_input_over_the_timeout_is_named_and_the_run_ends():
+    # corral's clock for a line includes its worker's start-up: generous.
+    with pytest.raises(corral.TaskError, match=r"input #2 \(2\) got no result: .* timed out") as info:
+        within(corral.map, hang_on_two, range(6), timeout=10)
+    assert info.value.index == 2
+
+
+def test_a_bad_shared_source_is_corrals_error_with_its_log():
+    with pytest.raises(corral.CorralError, match="status 2") as info:
+        within(corral.map, square, [1], shared={"table": "/nonexistent/table.npy"})
+    assert info.value.status == 2
+    assert "/nonexistent/table.npy" in info.value.log
 
 
 def test_a_function_whose_module_fails_to_import_fails_its_inputs_not_the_pool(tmp_path):
