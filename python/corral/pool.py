@@ -171,7 +171,6 @@ class _Run:
         self.inputs = {}            # index -> input, while unanswered
         self.sent = 0               # inputs taken from the iterable
         self.done = 0               # answered or given up
-        self.fed = False            # the iterable is exhausted (or failed)
         self.feed_error = None
         self.stopping = False
         self.log = collections.deque(maxlen=_LOG_TAIL)
@@ -195,10 +194,23 @@ class _Run:
                 pass
 
     def _write(self, buf):
-        if buf:
-            self.proc.stdin.write(b"".join(buf))
-            self.proc.stdin.flush()
-            buf.clear()
+        """Writes the lines of buf (never under the lock: corral may wait for
+        us to read results first). False once corral's stdin is closed."""
+        try:
+            if buf:
+                self.proc.stdin.write(b"".join(buf))
+                self.proc.stdin.flush()
+                buf.clear()
+            return True
+        except (BrokenPipeError, ValueError):   # corral stopped, or stop() closed it
+            return False
+
+    def _window_open(self):
+        """Waits until fewer than `window` inputs are unanswered; False when stopping."""
+        with self.cond:
+            while self.sent - self.done >= self.window and not self.stopping:
+                self.cond.wait()
+            return not self.stopping
 
     def _feed(self, iterable):
         batch = _FEED_BATCH if hasattr(iterable, "__len__") else 1
@@ -206,26 +218,20 @@ class _Run:
         try:
             for index, item in enumerate(iterable):
                 line = _wire.encode(index, item, "a")
+                if self.sent - self.done >= self.window and not self._write(buf):
+                    return              # never wait on answers to lines not sent
+                if not self._window_open():
+                    return
                 with self.cond:
-                    if self.sent - self.done >= self.window:
-                        self._write(buf)        # never wait on answers to unsent lines
-                        while self.sent - self.done >= self.window and not self.stopping:
-                            self.cond.wait()
-                    if self.stopping:
-                        return
                     self.inputs[index] = item
                     self.sent += 1
                 buf.append(line)
-                if len(buf) >= batch:
-                    self._write(buf)
+                if len(buf) >= batch and not self._write(buf):
+                    return
             self._write(buf)
-        except (BrokenPipeError, ValueError):
-            pass                    # corral stopped (or we closed its stdin)
-        except BaseException as e:  # the iterable raised, or an input cannot be sent
+        except BaseException as e:      # the iterable raised, or an input cannot be sent
             self.feed_error = e
         finally:
-            with self.cond:
-                self.fed = True
             try:
                 self.proc.stdin.close()
             except OSError:
@@ -263,9 +269,12 @@ class _Run:
                     continue
         for t in self.threads:
             t.join(_STOP_SECONDS)
-        for f in (p.stdout, p.stderr):
-            if f:
-                f.close()
+        for f in (p.stdin, p.stdout, p.stderr):
+            try:
+                if f:
+                    f.close()
+            except OSError:
+                pass
         p.wait()
 
     def log_text(self):
@@ -292,8 +301,8 @@ def _given_up(index, input, retries):
 
 
 def _results(run, keep_order, retries):
-    """Yields (index, value) as corral writes them; raises TaskError for a
-    failed or given-up input."""
+    """Yields the results as corral writes them; raises TaskError for a
+    failed or given-up input, CorralError when corral failed."""
     expect = 0                      # keep_order: the next index corral owes
     for raw in run.proc.stdout:
         line = raw.rstrip(b"\n")

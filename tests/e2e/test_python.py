@@ -253,6 +253,17 @@ def test_imap_yields_a_result_before_the_input_ends(keep_order):
     assert within(consume) == [49, 64]
 
 
+def test_an_exception_of_the_input_iterable_reaches_the_caller():
+    def inputs():
+        yield from range(5)
+        raise OSError("the input file went away")
+
+    got = []
+    with pytest.raises(OSError, match="went away"):
+        within(lambda: got.extend(corral.imap(square, inputs())))
+    assert got == [0, 1, 4, 9, 16]
+
+
 def test_closing_imap_early_stops_corral():
     it = corral.imap(square, range(10 ** 9))
     assert within(next, it) == 0
