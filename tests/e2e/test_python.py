@@ -453,3 +453,16 @@ def test_table_lookup_example_answers_from_the_shared_table(tmp_path):
     p = run_python(EXAMPLES / "table_lookup.py", tmp_path / "table.npy", 3, 4, 2997)
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines() == ["3 9", "4 -", "2997 8982009"]
+
+
+def test_meson_installs_every_module_of_the_package():
+    build = os.environ.get("CORRAL_BUILD_ROOT")
+    if not build:
+        pytest.skip("CORRAL_BUILD_ROOT is not set (meson test sets it)")
+    p = subprocess.run(["meson", "introspect", "--installed", build], capture_output=True, text=True,
+                       timeout=DEADLINE)
+    assert p.returncode == 0, p.stderr
+    installed = json.loads(p.stdout)
+    for module in sorted((SOURCE / "corral").glob("*.py")):
+        dest = installed.get(str(module))
+        assert dest and dest.endswith(f"/corral/{module.name}"), f"{module.name} is not installed: {dest}"
