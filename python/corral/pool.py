@@ -297,7 +297,8 @@ def _task_error(run, index, input, err):
 def _given_up(index, input, retries):
     attempts = retries + 1
     return TaskError(f"corral.map: input #{index} ({_short(input)}) got no result: the worker running it died or it "
-                     f"timed out, {attempts} time{'s' if attempts > 1 else ''} (see corral's log)", index, input)
+                     f"timed out, {attempts} time{'s' if attempts > 1 else ''}, or corral was stopped (see corral's "
+                     "log)", index, input)
 
 
 def _results(run, keep_order, retries):
