@@ -356,7 +356,8 @@ def _argv(fn, keep_order, max, timeout, retries, corral_args):
     if retries:
         argv += ["--retries", str(retries)]
     argv += list(corral_args)
-    argv += ["--", sys.executable, "-m", "corral._worker", "--retries", str(retries), *worker]
+    python = sys.executable or shutil.which("python3") or "python3"
+    argv += ["--", python, "-m", "corral._worker", "--retries", str(retries), *worker]
     return argv
 
 
