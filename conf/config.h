@@ -92,6 +92,7 @@ struct workers_config {
         struct worker_identity identity;     /* resolved from user and group by `corral run` */
         char **env;              /* "KEY=VALUE", added to the inherited environment */
         char *cwd;
+        unsigned cwd_line, cwd_column;       /* where it is in the file, 0 if not there */
 };
 
 struct shared_config {
@@ -145,6 +146,7 @@ struct config_origins {
 struct corral_config {
         char *path;              /* the file it came from, NULL for built-in defaults */
         char **command;          /* argv */
+        unsigned command_line, command_column;   /* where it is in the file, 0 if not there */
         struct workers_config workers;
         usec_t sample_interval;
         struct policy_config policy;
