@@ -348,13 +348,14 @@ static void record_origin(struct loader *l, const void *value, struct config_ori
                 };
 }
 
-/* Where the values conf_validate relates are in the file; and workers.user
- * and group, whose existence is the machine's business (`corral run` and
- * `corral check` look them up later and need the positions for their errors). */
+/* Where the values conf_validate relates are in the file; and the command,
+ * workers.cwd, user and group, whether they work being the machine's
+ * business (`corral run` and `corral check` find out later and need the
+ * positions for their errors). */
 static void record_origins(struct loader *l) {
         struct corral_config *c = l->c;
         struct config_origins *o = &c->origin;
-        struct config_origin user = {}, group = {}, command = {}, cwd = {};
+        struct config_origin user = {}, group = {}, cwd = {}, command = {};
 
         record_origin(l, &c->workers.min, &o->min);
         record_origin(l, &c->workers.max, &o->max);
@@ -372,12 +373,12 @@ static void record_origins(struct loader *l) {
         c->workers.user_column = user.column;
         c->workers.group_line = group.line;
         c->workers.group_column = group.column;
-        record_origin(l, &c->command, &command);
         record_origin(l, &c->workers.cwd, &cwd);
-        c->command_line = command.line;
-        c->command_column = command.column;
         c->workers.cwd_line = cwd.line;
         c->workers.cwd_column = cwd.column;
+        record_origin(l, &c->command, &command);
+        c->command_line = command.line;
+        c->command_column = command.column;
 }
 
 void schema_walk(struct loader *l) {

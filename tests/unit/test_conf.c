@@ -298,7 +298,7 @@ static void test_validate_merged(void **state) {
 
 /* workers.user/group are looked up later, by `corral run`: their errors need the positions. */
 static void test_user_and_group_keep_their_positions(void **state) {
-        static const char text[] = "command: [w]\nworkers:\n  min: 1\n  user: nobody\n  group:   web\n";
+        static const char text[] = "command: [w]\nworkers:\n  min: 1\n  user: nobody\n  group:   web\n  cwd: /srv\n";
         struct conf_diagnostics d = {};
         struct corral_config c;
         (void) state;
@@ -310,6 +310,10 @@ static void test_user_and_group_keep_their_positions(void **state) {
         assert_string_equal(c.workers.group, "web");
         assert_int_equal(c.workers.group_line, 5);
         assert_int_equal(c.workers.group_column, 12);
+        assert_int_equal(c.workers.cwd_line, 6);
+        assert_int_equal(c.workers.cwd_column, 8);
+        assert_int_equal(c.command_line, 1);
+        assert_int_equal(c.command_column, 10);
         config_done(&c);
         conf_diagnostics_done(&d);
 }
