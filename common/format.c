@@ -34,7 +34,7 @@ const char *format_duration(usec_t t, char buf[static FORMAT_MAX]) {
                 return buf;
         }
         if (t == 0) {
-                snprintf(buf, FORMAT_MAX, "0");
+                snprintf(buf, FORMAT_MAX, "0s");
                 return buf;
         }
         while (t < units[u].size)

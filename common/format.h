@@ -13,7 +13,7 @@
 #define FORMAT_MAX 32
 
 /* Writes a duration the way the user would write it in a configuration:
- * "0", "250ms", "1.5s", "2m", "1.25h", "infinity" for USEC_INFINITY; at most
+ * "0s", "250ms", "1.5s", "2m", "1.25h", "infinity" for USEC_INFINITY; at most
  * 4 significant digits, in the largest unit that is not more than t.
  * Truncated, never rounded up: 1.9999s reads "1.999s", so a value just short
  * of a threshold never reads as the threshold. Returns buf; cannot fail. */

@@ -5,7 +5,7 @@ the bash completion works, and the Kubernetes and Grafana files parse and name
 real metrics.
 
 The documentation checks read the code (the flags in each --help, the keys in
-conf/load.c, the metric names in metrics/corral_metrics.c, the policy signals in
+conf/schema.c, the metric names in metrics/corral_metrics.c, the policy signals in
 policy/signals.c), so a new flag, key or metric without documentation fails here.
 """
 import json
@@ -77,13 +77,13 @@ def help_flags(subcommand):
 
 
 def config_keys():
-    """Dotted paths of every key in conf/load.c's field tables."""
-    text = (SOURCE / "conf" / "load.c").read_text()
+    """Dotted paths of every key in conf/schema.c's field tables."""
+    text = (SOURCE / "conf" / "schema.c").read_text()
     tables = {}
     for name, body in re.findall(r"static const struct field (\w+)\[\] = \{(.*?)\n\};", text, re.S):
         tables[name] = [(m[1], m[2], (re.search(r"\.sub = (\w+)", m[0]) or [None, None])[1])
                         for m in re.finditer(r'\{ *"(\w+)", *(\w+)[^\n]*\}', body)]
-    assert "top_fields" in tables, "conf/load.c: no top_fields table"
+    assert "top_fields" in tables, "conf/schema.c: no top_fields table"
     # Tables reached through a custom parser rather than .sub.
     custom = {"rules": ("rule_fields", "policy.rules[]"), "shared": ("shared_fields", "shared.NAME")}
     keys = []
@@ -310,10 +310,10 @@ def test_man_pages_document_signals_metrics_environment(rendered):
     for signal in code_policy_signals():
         assert signal in text, signal
         assert signal in rendered["corral.yaml.5"], signal
-    # Process signals corral handles (supervisor/cmd_run.c) and the variables it
-    # reads or sets anywhere in the code.
-    run_c = (SOURCE / "supervisor" / "cmd_run.c").read_text()
-    handled = re.search(r"handled_signals\[\] = \{([^}]*)\}", run_c)[1]
+    # Process signals corral handles (supervisor/main.c blocks them first thing)
+    # and the variables it reads or sets anywhere in the code.
+    main_c = (SOURCE / "supervisor" / "main.c").read_text()
+    handled = re.search(r"loop_signals\[\] = \{([^}]*)\}", main_c)[1]
     for sig in re.findall(r"SIG([A-Z]+)", handled):
         if sig != "CHLD":
             assert re.search(rf"\b{sig}\b", text), sig
@@ -343,7 +343,7 @@ def test_man_yaml_documents_every_key(rendered):
         if not found:
             missing.append(key)
     assert not missing, f"keys missing from corral.yaml(5): {missing}"
-    conf_h = (SOURCE / "conf" / "load.c").read_text()
+    conf_h = (SOURCE / "conf" / "schema.c").read_text()
     for names in re.findall(r"_names\[\] = \{([^}]*)\}", conf_h):
         for value in re.findall(r'"([\w-]+)"', names):
             assert value in text, f"enum value {value} missing from corral.yaml(5)"

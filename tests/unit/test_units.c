@@ -89,7 +89,7 @@ static void test_format_duration(void **state) {
         char buf[32];
         (void) state;
 
-        assert_string_equal(format_duration(0, buf), "0");
+        assert_string_equal(format_duration(0, buf), "0s");
         assert_string_equal(format_duration(100 * USEC_PER_MSEC, buf), "100ms");
         assert_string_equal(format_duration(1500 * USEC_PER_MSEC, buf), "1.5s");
         assert_string_equal(format_duration(120 * USEC_PER_SEC, buf), "2m");
