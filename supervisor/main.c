@@ -58,9 +58,14 @@ int main(int argc, char **argv) {
         }
 
         /* The other commands keep the default actions (a TERM ends `corral
-         * sample`); what arrived meanwhile is delivered now. */
+         * sample`); what arrived meanwhile is delivered now. `run` resets an
+         * inherited SIG_IGN: with SIGCHLD ignored the kernel reaps the workers
+         * itself and the loop fails with ECHILD at the first exit. */
         if (argc < 2 || strcmp(argv[1], "run") != 0)
                 (void) sigprocmask(SIG_SETMASK, &old, NULL);
+        else
+                for (size_t i = 0; i < ELEMENTSOF(loop_signals); i++)
+                        (void) signal(loop_signals[i], SIG_DFL);
         if (argc < 2) {
                 fprintf(stderr, "corral: no command given\n\n%s", usage);
                 return EXIT_USAGE;

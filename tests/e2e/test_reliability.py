@@ -60,6 +60,18 @@ def test_hup_while_reading_the_config_reloads_later(corral, tmp_path):
     assert c.wait() == 0
 
 
+def test_an_inherited_sigchld_ignore_does_not_break_the_loop(corral):
+    """Started with SIGCHLD ignored, the kernel would reap the workers itself and
+    the loop would fail with ECHILD at the first exit."""
+    c = corral("run", "--", *SLEEP, corral_prefix=["env", "--ignore-signal=CHLD"])
+    pid = c.started(1)[0]
+    os.kill(pid, signal.SIGKILL)
+    c.log.wait(rf"worker 0 \(pid {pid}\) was killed by signal KILL")
+    c.started(1)
+    c.signal(signal.SIGTERM)
+    assert c.wait() == 0
+
+
 def test_other_commands_still_die_of_term(tmp_path):
     """Blocking in main() must not make `corral check` deaf to TERM."""
     fifo = str(tmp_path / "c.yaml")
