@@ -269,11 +269,18 @@ static usec_t pool_restart_wait(struct pool *p, usec_t delay) {
         return delay;
 }
 
+/* The view of the child's state that stream.c and the snapshot read. */
+static void worker_sync_state(struct worker *w) {
+        const struct child *c = &w->child;
+        w->state = child_is_live(c) ? WORKER_RUNNING : c->state == CHILD_STOPPING ? WORKER_STOPPING : WORKER_EMPTY;
+}
+
 static void worker_started(struct child *c, void *userdata) {
         struct worker *w = userdata;
         struct pool *p = w->pool;
         (void) c;
         p->started_once = true;
+        worker_sync_state(w);   /* before the hook, which may look */
         if (p->hooks)
                 p->hooks->started(p, w, 0, p->hooks->userdata);
 }
@@ -411,9 +418,9 @@ static void worker_killed(struct child *c, void *userdata) {
 }
 
 static void worker_changed(struct child *c, enum child_state old, void *userdata) {
-        struct worker *w = userdata;
+        (void) c;
         (void) old;
-        w->state = child_is_live(c) ? WORKER_RUNNING : c->state == CHILD_STOPPING ? WORKER_STOPPING : WORKER_EMPTY;
+        worker_sync_state(userdata);
 }
 
 static const struct child_owner worker_owner = {
@@ -504,7 +511,7 @@ static int pool_grow_slots(struct pool *p, unsigned n) {
                 if (!w)
                         return -ENOMEM;
                 *w = (struct worker) { .pool = p, .id = p->n_alloc };
-                child_init(&w->child, &child_os_sd_event, p->event, &p->stop, &worker_owner, w);
+                child_init(&w->child, p->os, p->os_data, &p->stop, &worker_owner, w);
                 p->workers[p->n_alloc] = w;
         }
         return 0;
@@ -575,11 +582,14 @@ int pool_reconfigure(struct pool *p, const struct corral_config *config) {
         return pool_set_desired(p, p->desired);
 }
 
-int pool_new(sd_event *e, const struct corral_config *config, struct pool **ret) {
+int pool_new_os(sd_event *e, const struct corral_config *config, const struct child_os *os, void *os_data,
+                struct pool **ret) {
         struct pool *p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
         p->event = sd_event_ref(e);
+        p->os = os;
+        p->os_data = os_data;
         p->config = config;
         p->max = config->workers.max;
         pool_set_limits(p, &config->workers);
@@ -594,6 +604,10 @@ int pool_new(sd_event *e, const struct corral_config *config, struct pool **ret)
                 p->rng = (uint64_t) pool_now(p) ^ ((uint64_t) getpid() << 32);
         *ret = p;
         return 0;
+}
+
+int pool_new(sd_event *e, const struct corral_config *config, struct pool **ret) {
+        return pool_new_os(e, config, &child_os_sd_event, e, ret);
 }
 
 struct pool *pool_free(struct pool *p) {

@@ -81,6 +81,8 @@ struct pool {
         usec_t restart_at;       /* when the earliest slot in its backoff is refilled */
         struct child_stop stop;  /* what the children's stop means (a reload changes it) */
         sd_event_source *kick;   /* runs pool_reconcile() after the children's events */
+        const struct child_os *os;   /* how the children reach the system (tests: a fake) */
+        void *os_data;
         bool started_once;       /* a worker ran: from now on a command that cannot run is not exit 2 */
         bool stopping;
         bool crash_loop;
@@ -105,6 +107,11 @@ struct pool {
 /* A pool on loop `e` with the slots of config->workers.max; the config must
  * outlive it (or be replaced by pool_reconfigure() first). */
 int pool_new(sd_event *e, const struct corral_config *config, struct pool **ret);
+
+/* The same with the children's operating system given: unit tests pass a
+ * fake one; e still runs the pool's own deferred steps. */
+int pool_new_os(sd_event *e, const struct corral_config *config, const struct child_os *os, void *os_data,
+                struct pool **ret);
 
 /* Kills (SIGKILL) and reaps any worker still there, then frees. Accepts NULL. */
 struct pool *pool_free(struct pool *p);

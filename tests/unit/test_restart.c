@@ -6,6 +6,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "conf/config.h"
 #include "supervisor/pool.h"
 #include "supervisor/restart.h"
 
@@ -127,6 +131,215 @@ static void test_transient_failures_back_off_without_a_crash_loop(void **state) 
         assert_false(restart_is_crash_loop(&s, &defaults));
 }
 
+
+/* ---- the pool on a fake operating system ---- */
+
+struct fake_os {
+        pid_t next_pid;
+        int fail[64];            /* the spawn's answer by call (0: a new pid) */
+        unsigned n_spawns;
+        unsigned n_kills;
+        int kills[64][2];
+};
+
+static pid_t fake_spawn(void *os, const struct spawn_request *req) {
+        struct fake_os *f = os;
+        (void) req;
+        unsigned i = f->n_spawns++;
+        if (i < ELEMENTSOF(f->fail) && f->fail[i] < 0)
+                return f->fail[i];
+        return f->next_pid++;
+}
+
+static int fake_watch(void *os, struct child *c) {
+        (void) os;
+        (void) c;
+        return 0;
+}
+
+static void fake_nothing(void *os, struct child *c) {
+        (void) os;
+        (void) c;
+}
+
+static int fake_kill(void *os, pid_t pgid, int sig) {
+        struct fake_os *f = os;
+        if (f->n_kills < ELEMENTSOF(f->kills)) {
+                f->kills[f->n_kills][0] = pgid;
+                f->kills[f->n_kills][1] = sig;
+        }
+        f->n_kills++;
+        return 0;
+}
+
+static int fake_set_timer(void *os, struct child *c, usec_t when) {
+        (void) os;
+        (void) c;
+        (void) when;
+        return 0;
+}
+
+static usec_t fake_now(void *os) {
+        (void) os;
+        return 1000 * S;
+}
+
+static const struct child_os fake_child_os = {
+        .spawn = fake_spawn, .watch = fake_watch, .unwatch = fake_nothing, .release = fake_nothing,
+        .kill = fake_kill, .set_timer = fake_set_timer, .now = fake_now,
+};
+
+struct pool_fixture {
+        sd_event *e;
+        struct corral_config config, next;
+        struct fake_os os;
+        struct pool *p;
+};
+
+static void fixture_config(struct corral_config *c, char **command, unsigned max) {
+        config_init(c);
+        c->command = command;
+        c->workers.min = 1;
+        c->workers.max = max;
+        c->workers.crash_burst = 2;
+}
+
+static void fixture_setup(struct pool_fixture *fx, unsigned max) {
+        static char *command[] = { "/bin/true", NULL };
+        *fx = (struct pool_fixture) { .os = { .next_pid = 100 } };
+        fixture_config(&fx->config, command, max);
+        assert_int_equal(sd_event_new(&fx->e), 0);
+        assert_int_equal(pool_new_os(fx->e, &fx->config, &fake_child_os, &fx->os, &fx->p), 0);
+}
+
+static void fixture_done(struct pool_fixture *fx) {
+        fx->p = pool_free(fx->p);
+        fx->e = sd_event_unref(fx->e);
+}
+
+/* Runs the pool's deferred steps. */
+static void settle(struct pool_fixture *fx) {
+        while (sd_event_run(fx->e, 0) > 0)
+                ;
+}
+
+static void worker_exits(struct pool_fixture *fx, unsigned id, int status) {
+        siginfo_t si = { .si_code = CLD_EXITED, .si_status = status };
+        child_exited(&fx->p->workers[id]->child, &si);
+        settle(fx);
+}
+
+static unsigned live(const struct pool *p) {
+        return pool_count(p, WORKER_RUNNING);
+}
+
+static void test_pool_transient_start_failure_is_retried_until_full(void **state) {
+        struct pool_fixture fx;
+        (void) state;
+
+        fixture_setup(&fx, 3);
+        fx.os.fail[2] = -EMFILE;
+        pool_set_desired(fx.p, 3);
+        settle(&fx);
+        assert_int_equal(live(fx.p), 2);
+        assert_int_equal(fx.p->workers[2]->child.state, CHILD_BACKOFF);
+        assert_false(fx.p->stopping);
+
+        /* Its backoff over, the slot is started again, and this time it runs. */
+        child_timer(&fx.p->workers[2]->child);
+        settle(&fx);
+        assert_int_equal(live(fx.p), 3);
+        assert_int_equal(fx.p->restart.quick_failures, 0);
+        fixture_done(&fx);
+}
+
+static void test_pool_command_that_cannot_run_at_startup_is_exit_2(void **state) {
+        struct pool_fixture fx;
+        int exit_code = -1;
+        (void) state;
+
+        fixture_setup(&fx, 2);
+        fx.os.fail[0] = -ENOENT;
+        pool_set_desired(fx.p, 2);
+        assert_true(fx.p->stopping);
+        assert_int_equal(fx.p->exit_status, 2);
+        assert_int_equal(fx.os.n_spawns, 1);   /* one failure says it all */
+        assert_true(sd_event_get_exit_code(fx.e, &exit_code) >= 0);
+        assert_int_equal(exit_code, 2);
+        fixture_done(&fx);
+}
+
+static void test_pool_replacement_that_cannot_run_is_a_failure(void **state) {
+        struct pool_fixture fx;
+        (void) state;
+
+        fixture_setup(&fx, 2);
+        pool_set_desired(fx.p, 2);
+        fx.os.fail[2] = fx.os.fail[3] = -ENOENT;
+        worker_exits(&fx, 0, 1);                  /* a quick failure ... */
+        child_timer(&fx.p->workers[0]->child);    /* ... whose replacement cannot start */
+        settle(&fx);
+        assert_false(fx.p->stopping);
+        assert_int_equal(fx.p->workers[0]->child.state, CHILD_BACKOFF);
+        assert_int_equal(fx.p->workers[1]->child.state, CHILD_RUNNING);
+        assert_int_equal(fx.p->restart.quick_failures, 2);
+
+        /* One more is more than the burst of 2: a crash loop, exit 3. */
+        child_timer(&fx.p->workers[0]->child);
+        settle(&fx);
+        assert_true(fx.p->stopping);
+        assert_true(fx.p->crash_loop);
+        assert_int_equal(fx.p->exit_status, 3);
+        fixture_done(&fx);
+}
+
+static void test_pool_rolling_replacement_that_cannot_start_keeps_the_old_worker(void **state) {
+        static char *command[] = { "/bin/sh", NULL };
+        struct pool_fixture fx;
+        (void) state;
+
+        fixture_setup(&fx, 3);
+        pool_set_desired(fx.p, 2);
+        pid_t old0 = fx.p->workers[0]->child.pid, old1 = fx.p->workers[1]->child.pid;
+        fixture_config(&fx.next, command, 3);
+        fx.os.fail[2] = -ENOEXEC;                 /* passes the look, fails the exec */
+        assert_int_equal(pool_reconfigure(fx.p, &fx.next), 0);
+        settle(&fx);
+        /* The new one could not start in slot 2: nobody was stopped. */
+        assert_int_equal(fx.p->workers[2]->child.state, CHILD_BACKOFF);
+        assert_int_equal(fx.p->workers[0]->child.state, CHILD_OUTDATED);
+        assert_int_equal(fx.p->workers[1]->child.state, CHILD_OUTDATED);
+        assert_int_equal(fx.os.n_kills, 0);
+        assert_int_equal(fx.p->restart.quick_failures, 0);
+
+        /* The retry starts it; only then is an old one stopped. */
+        child_timer(&fx.p->workers[2]->child);
+        settle(&fx);
+        assert_int_equal(fx.p->workers[2]->child.state, CHILD_RUNNING);
+        assert_int_equal(pool_count(fx.p, WORKER_STOPPING), 1);
+        assert_int_equal(fx.os.kills[0][1], SIGTERM);
+        assert_true(fx.os.kills[0][0] == -old0 || fx.os.kills[0][0] == -old1);
+        fixture_done(&fx);
+}
+
+static void test_pool_reload_to_a_missing_command_changes_nothing(void **state) {
+        static char *command[] = { "/nonexistent/prog", NULL };
+        struct pool_fixture fx;
+        (void) state;
+
+        fixture_setup(&fx, 2);
+        pool_set_desired(fx.p, 2);
+        fixture_config(&fx.next, command, 2);
+        assert_int_equal(pool_reconfigure(fx.p, &fx.next), -ENOENT);
+        settle(&fx);
+        assert_ptr_equal(fx.p->config, &fx.config);
+        assert_int_equal(fx.p->workers[0]->child.state, CHILD_RUNNING);
+        assert_int_equal(fx.p->workers[1]->child.state, CHILD_RUNNING);
+        assert_int_equal(fx.os.n_spawns, 2);
+        assert_int_equal(fx.os.n_kills, 0);
+        fixture_done(&fx);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_quick_failures_double_up_to_max),
@@ -137,6 +350,11 @@ int main(void) {
                 cmocka_unit_test(test_zero_initial_delay_restarts_at_once),
                 cmocka_unit_test(test_free_slot_is_lowest_and_reused),
                 cmocka_unit_test(test_transient_failures_back_off_without_a_crash_loop),
+                cmocka_unit_test(test_pool_transient_start_failure_is_retried_until_full),
+                cmocka_unit_test(test_pool_command_that_cannot_run_at_startup_is_exit_2),
+                cmocka_unit_test(test_pool_replacement_that_cannot_run_is_a_failure),
+                cmocka_unit_test(test_pool_rolling_replacement_that_cannot_start_keeps_the_old_worker),
+                cmocka_unit_test(test_pool_reload_to_a_missing_command_changes_nothing),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
