@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* corral's entry point: blocks the run loop's signals, picks the subcommand. */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "common/util.h"
@@ -35,6 +37,17 @@ static int cmd_version(int argc, char **argv) {
  * which sd-event requires; workers unblock them before exec. */
 static const int loop_signals[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGTTIN, SIGTTOU };
 
+/* Fills a closed fd 0, 1 or 2 with /dev/null, so that the first file corral
+ * or a library opens (libproc2's /proc/stat) does not become a standard
+ * stream: `--tasks -` would read it, a worker would inherit it as stdin.
+ * Opened read-only, so that a write to a stdout or stderr that was closed
+ * still fails with EBADF, as it did: a closed stdout stays an error. */
+static void fill_closed_stdio(void) {
+        for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++)
+                if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDONLY) != fd)
+                        break;    /* opens take the lowest free fd: this one */
+}
+
 int main(int argc, char **argv) {
         static const struct {
                 const char *name;
@@ -49,6 +62,7 @@ int main(int argc, char **argv) {
         };
         sigset_t block, old;
 
+        fill_closed_stdio();
         sigemptyset(&block);
         for (size_t i = 0; i < ELEMENTSOF(loop_signals); i++)
                 sigaddset(&block, loop_signals[i]);

@@ -122,28 +122,21 @@ def test_start_failing_for_want_of_fds_is_retried_until_the_pool_is_full(corral,
     cfg = tmp_path / "corral.yaml"
     write_config(cfg, f"[{SLEEP}, '1000']", "{min: 1, max: 30, restart_backoff: {initial: 10ms, max: 200ms}}",
                  "policy: {rules: []}\nsample: {interval: 1h}\n")
-
-    def few_fds():
-        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-
-    c = corral("run", "-c", str(cfg), preexec_fn=few_fds)
+    c = corral("run", "-c", str(cfg))
     c.started(1)
-    port = c.metrics_port()
-    # Idle HTTP clients hold most of corral's fds (the server takes up to half
-    # of the table), so that 30 workers cannot all get theirs ...
-    before = len(fd_table(c.pid))
-    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(32)]
+    # Lower corral's soft fd limit to a few more than it holds, so that 30
+    # workers (a pidfd each) cannot all start ...
+    soft, hard = resource.prlimit(c.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(c.pid, resource.RLIMIT_NOFILE, (len(fd_table(c.pid)) + 8, hard))
     try:
-        await_true("the clients accepted", lambda: len(fd_table(c.pid)) >= before + 32)
         write_config(cfg, f"[{SLEEP}, '1000']", "{min: 30, max: 30, restart_backoff: {initial: 10ms, max: 200ms}}",
                      "policy: {rules: []}\nsample: {interval: 1h}\n")
         c.signal(signal.SIGHUP)
         c.log.wait(r"Failed to start worker \d+: Too many open files")
         assert len(c.children()) < 30
     finally:
-        # ... until they leave.
-        for s in clients:
-            s.close()
+        # ... until the limit is raised again, as `prlimit --pid` would.
+        resource.prlimit(c.pid, resource.RLIMIT_NOFILE, (soft, hard))
     await_true("30 workers", lambda: len(c.children()) == 30, timeout=60)
     assert c.proc.poll() is None
     c.signal(signal.SIGTERM)
