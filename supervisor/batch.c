@@ -48,8 +48,12 @@ void batch_maybe_finish(struct batch *b) {
         if (!b->stopping && (b->queue.len > 0 || !b->in_eof))
                 return;
 
-        b->finished = true;
         batch_emit_rest(b);
+        /* The results are the point of the run: the end waits until they are
+         * written, unless writing failed or a stop gave up on them. */
+        if (!sink_idle(b->sink) && sink_error(b->sink) == 0 && !b->output_abandoned)
+                return;
+        b->finished = true;
         int status = b->fatal_status ? b->fatal_status : (b->failed > 0 || b->undone) ? 1 : 0;
         if (b->bar_fd >= 0) {
                 batch_bar_draw(b, true);
@@ -97,7 +101,8 @@ static void batch_hold_back(struct batch *b, int r) {
 static void batch_dispatch(struct batch *b) {
         bool varies = !b->exe;
 
-        while (!b->stopping && b->running < b->concurrency) {
+        /* Backpressure: while corral's stdout is full, nothing new starts. */
+        while (!b->stopping && b->running < b->concurrency && !sink_full(b->sink)) {
                 if (b->queue.len == 0)
                         batch_fill_queue(b);
                 if (b->queue.len == 0 || b->stopping)
@@ -141,8 +146,22 @@ static void batch_dispatch(struct batch *b) {
         }
 }
 
+/* Writing results failed (EPIPE, ENOSPC, a closed stdout): a failure of
+ * the run, which stops as on TERM. The joblog has only the tasks whose output
+ * was written, so --resume runs the others. */
+static void batch_check_output(struct batch *b) {
+        int r = sink_error(b->sink);
+        if (r == 0 || b->output_failed)
+                return;
+        b->output_failed = true;
+        b->undone = true;
+        log_error_errno(r, "Failed to write the output: %m; stopping the batch");
+        batch_stop(b);
+}
+
 /* After anything changed: start what can start, read ahead, maybe end. */
 void batch_progress(struct batch *b) {
+        batch_check_output(b);
         batch_dispatch(b);
         batch_fill_queue(b);
         batch_maybe_finish(b);
@@ -159,7 +178,8 @@ static int batch_grow_slots(struct batch *b, unsigned n) {
                 struct slot *s = calloc(1, sizeof(*s));
                 if (!s)
                         return -ENOMEM;
-                *s = (struct slot) { .batch = b, .id = b->n_slots, .out_fd = -EBADF, .err_fd = -EBADF };
+                *s = (struct slot) { .batch = b, .id = b->n_slots, .out_fd = -EBADF, .err_fd = -EBADF,
+                                      .spool = SPOOL_INIT };
                 b->slots[b->n_slots] = s;
         }
         return 0;
@@ -207,11 +227,15 @@ int batch_new(sd_event *e, const struct corral_config *config, const struct batc
                 .output = config->tasks.output,
                 .keep_order = config->tasks.keep_order,
         };
-        r = batch_apply_config(b, config);
+        b->order.free_item = task_result_free;
+        r = sink_new(e, STDOUT_FILENO, &b->sink);
+        if (r >= 0)
+                r = batch_apply_config(b, config);
         if (r < 0) {
                 batch_free(b);
                 return log_error_errno(r, "Failed to set up the batch: %m");
         }
+        sink_set_callback(b->sink, batch_on_sink, b);
         r = batch_open_joblog(b);
         if (r >= 0)
                 r = batch_open_input(b);
@@ -244,6 +268,8 @@ int batch_start(struct batch *b) {
 struct batch *batch_free(struct batch *b) {
         if (!b)
                 return NULL;
+        /* First: what was not written leaves its task undone (out of the joblog). */
+        b->sink = sink_free(b->sink);
         for (unsigned i = 0; i < b->n_slots; i++) {
                 struct slot *s = b->slots[i];
                 if (s->busy && !s->exited)
@@ -251,6 +277,7 @@ struct batch *batch_free(struct batch *b) {
                 slot_release_io(s);
                 free(s->task.line);
                 strbuf_done(&s->output);
+                spool_done(&s->spool);
                 strbuf_done(&s->err_line);
                 free(s);
         }

@@ -23,7 +23,11 @@
 #include "common/util.h"
 #include "supervisor/batch.h"
 #include "supervisor/joblog.h"
+#include "supervisor/output_sink.h"
+#include "supervisor/spool.h"
 #include "supervisor/task.h"
+
+struct joblog_pending;
 
 /* With keep_order, a task starts only while its output is at most this many
  * places ahead of the next one to print: a stuck task holds up the output
@@ -32,6 +36,9 @@
 #define BAR_INTERVAL (200 * USEC_PER_MSEC)
 #define FIRST_FAILED_MAX 5
 #define READ_CHUNK (64u * 1024u)
+/* With keep_order, outputs waiting for their turn beyond this much memory
+ * go to files (each task's own spool is capped by SPOOL_MEMORY_MAX). */
+#define ORDER_MEMORY_MAX (16u * 1024u * 1024u)
 /* sd-event's default slack is 250ms, which would stretch a short timeout by
  * most of itself. */
 #define TIMEOUT_ACCURACY (1 * USEC_PER_MSEC)
@@ -68,8 +75,10 @@ struct slot {
         bool exited, eof, timed_out;
         unsigned timeout_phase;  /* 0: running; 1: stop_signal sent; 2: SIGKILL sent */
         int how, status;         /* CLD_EXITED (status: exit status) or killed (status: signal) */
-        struct strbuf output;    /* group: all of it; live: what may not go out yet */
+        struct strbuf output;    /* live: what may not go out yet (part of a line) */
+        struct spool spool;      /* not live: all of it, in memory or a file */
         bool live;               /* its output is passed on as it comes */
+        bool output_lost;        /* it could not be kept (no room for the spill file) */
         uint64_t received;       /* bytes it wrote to stdout (the joblog's Receive) */
 };
 
@@ -123,9 +132,13 @@ struct batch {
         bool direct_output;      /* ungroup: tasks write to corral's stdout itself */
         bool bar_over_output;    /* the bar shares a terminal with the output */
         bool bar_drawn;          /* a bar line is on the terminal now */
-        struct order_buffer order;
+        struct order_buffer order;   /* of struct task_result */
         size_t order_held;
-        bool stdout_broken;
+        size_t order_memory;     /* bytes of output the order buffer holds in memory */
+        struct sink *sink;       /* corral's stdout */
+        bool output_paused;      /* the sink is full: tasks' output is not read */
+        bool output_failed;      /* writing to stdout failed: the batch stops */
+        bool output_abandoned;   /* the stop gave up on output nobody read */
 
         /* counts */
         uint64_t ok, failed, skipped, total;  /* total 0: unknown */
@@ -221,6 +234,17 @@ int batch_open_input(struct batch *b);
 void batch_fill_queue(struct batch *b);
 
 /* task_output.c */
+/* What an ended task leaves for the order buffer: its output and its joblog
+ * line, which is written once the output is. */
+struct task_result {
+        struct spool out;
+        struct joblog_pending *line;
+};
+void task_result_free(void *item);
+/* Queues an ended task's output (taking it), then its joblog line. */
+void batch_deliver(struct batch *b, struct spool *out, struct joblog_pending *line);
+/* The sink wrote, drained or failed: resume reading output, dispatch, maybe end. */
+void batch_on_sink(void *userdata);
 void batch_emit(struct batch *b, const char *data, size_t len);
 void batch_emit_in_order(struct batch *b);
 void batch_emit_rest(struct batch *b);
@@ -233,8 +257,15 @@ int slot_on_stderr(sd_event_source *src, int fd, uint32_t revents, void *userdat
 
 /* batch_joblog.c */
 int batch_open_joblog(struct batch *b);
-void batch_joblog_write(struct batch *b, const struct pending *t, double start, double runtime,
-                        uint64_t received, int exitval, int sig);
+/* An attempt's joblog line, to be written once its output is: NULL without
+ * a joblog (or when it cannot be formatted, logged). */
+struct joblog_pending *batch_joblog_line(struct batch *b, const struct pending *t, double start, double runtime,
+                                         uint64_t received, int exitval, int sig);
+/* Writes line once everything queued on stdout before now is written; if
+ * that never happens the task is left undone (not in the joblog). Takes line;
+ * accepts NULL. */
+void batch_joblog_after_output(struct batch *b, struct joblog_pending *line);
+void batch_joblog_pending_free(struct joblog_pending *line);
 
 /* progress_bar.c */
 int batch_bar_open(const struct batch_options *o);

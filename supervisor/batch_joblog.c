@@ -2,7 +2,9 @@
 /*
  * The batch's joblog: opening it (reading it first for --resume, and
  * refusing a resume whose --batch/--shard cuts differ), and one line per
- * attempt; a line that cannot be written stops the batch.
+ * attempt, written once the attempt's output is (so that the joblog never
+ * says "done" for output that was lost); a line that cannot be written stops
+ * the batch.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,30 +34,65 @@ static void joblog_failed(struct batch *b, uint64_t seq, ssize_t written, off_t 
         b->undone = true;
 }
 
-void batch_joblog_write(struct batch *b, const struct pending *t, double start, double runtime,
-                         uint64_t received, int exitval, int sig) {
+/* A formatted line waiting for its task's output to be written. */
+struct joblog_pending {
+        struct batch *batch;
+        uint64_t seq;
+        size_t len;
+        char text[];
+};
+
+struct joblog_pending *batch_joblog_line(struct batch *b, const struct pending *t, double start, double runtime,
+                                         uint64_t received, int exitval, int sig) {
         if (b->joblog_fd < 0)
-                return;
+                return NULL;
         b->joblog_line.len = 0;
         b->command_line.len = 0;
-        if (task_argv_build(&b->joblog_argv, b->config->command, t->line, t->len) < 0 ||
-            task_command_line(&b->command_line, b->joblog_argv.argv) < 0)
-                return (void) log_warning_errno(ENOMEM, "Failed to write the joblog line of task %llu: %m",
-                                                (unsigned long long) t->seq);
         struct joblog_entry e = {
                 .seq = t->seq, .start = start, .runtime = runtime, .receive = received,
-                .exitval = exitval, .signal = sig, .command = b->command_line.data,
+                .exitval = exitval, .signal = sig,
         };
-        if (joblog_format(&b->joblog_line, &e) < 0)
+        struct joblog_pending *l = NULL;
+        if (task_argv_build(&b->joblog_argv, b->config->command, t->line, t->len) >= 0 &&
+            task_command_line(&b->command_line, b->joblog_argv.argv) >= 0 &&
+            (e.command = b->command_line.data, joblog_format(&b->joblog_line, &e) >= 0) &&
+            (l = malloc(sizeof(*l) + b->joblog_line.len))) {
+                *l = (struct joblog_pending) { .batch = b, .seq = t->seq, .len = b->joblog_line.len };
+                memcpy(l->text, b->joblog_line.data, l->len);
+                return l;
+        }
+        log_warning_errno(ENOMEM, "Failed to write the joblog line of task %llu: %m", (unsigned long long) t->seq);
+        return NULL;
+}
+
+void batch_joblog_pending_free(struct joblog_pending *l) {
+        free(l);
+}
+
+/* The task's output is out (delivered), or will never be: only then does the
+ * joblog say the task ran, so that --resume runs again what was not written. */
+static void joblog_output_done(void *data, bool delivered) {
+        struct joblog_pending *l = data;
+        struct batch *b = l->batch;
+
+        if (!delivered || b->joblog_fd < 0) {
+                b->undone = true;
+                free(l);
                 return;
+        }
         /* One write per line (O_APPEND): a SIGKILL of corral loses no line and
          * never leaves half of one. */
         off_t end = lseek(b->joblog_fd, 0, SEEK_END);
         errno = 0;
-        ssize_t n = write(b->joblog_fd, b->joblog_line.data, b->joblog_line.len);
-        if (n == (ssize_t) b->joblog_line.len)
-                return;
-        joblog_failed(b, t->seq, n, end, n < 0 ? errno : ENOSPC);
+        ssize_t n = write(b->joblog_fd, l->text, l->len);
+        if (n != (ssize_t) l->len)
+                joblog_failed(b, l->seq, n, end, n < 0 ? errno : ENOSPC);
+        free(l);
+}
+
+void batch_joblog_after_output(struct batch *b, struct joblog_pending *line) {
+        if (line)
+                (void) sink_mark(b->sink, joblog_output_done, line);
 }
 
 /* With tasks.batch, a joblog Seq stands for the invocation that starts at

@@ -31,6 +31,11 @@ void batch_bar_draw(struct batch *b, bool last) {
         double elapsed = (double) (batch_now(b) - b->start_time) / (double) USEC_PER_SEC;
         uint64_t done = b->ok + b->failed + b->skipped;
 
+        /* Output queued for the bar's terminal goes first: a bar drawn now
+         * would have it glued on. The next tick draws it. */
+        if (!last && b->bar_over_output && !sink_idle(b->sink))
+                return;
+
         if (ioctl(b->bar_fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20)
                 width = ws.ws_col - 1;
         if (width > sizeof(line) - 1)

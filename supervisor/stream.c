@@ -28,7 +28,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <math.h>
-#include <poll.h>
 #include "conf/units.h"
 
 #include "supervisor/log.h"
@@ -36,31 +35,67 @@
 
 /* Writes the output buffer to stdout, waiting if stdout is a full
  * non-blocking pipe: the results are the point of the run. */
-void stream_flush(struct stream *s) {
-        size_t off = 0;
-        while (off < s->out.len) {
-                ssize_t n = write(STDOUT_FILENO, s->out.data + off, s->out.len - off);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 && errno == EAGAIN) {
-                        (void) poll(&(struct pollfd) { .fd = STDOUT_FILENO, .events = POLLOUT }, 1, -1);
-                        continue;
-                }
-                if (n < 0) {
-                        /* Nobody reads the results (EPIPE): the stream stops, see
-                         * stream_dispatch(); what is left is dropped. */
-                        if (!s->out_failed)
-                                log_error_errno(errno, "Failed to write results, stopping: %m");
-                        s->out_failed = true;
-                        break;
-                }
-                off += (size_t) n;
+static void stream_check_output(struct stream *s) {
+        int r = sink_error(s->sink);
+        if (r < 0 && !s->out_failed) {
+                /* Nobody reads the results (EPIPE), a full disk: the stream
+                 * stops, see stream_dispatch(); what is left is dropped. */
+                log_error_errno(r, "Failed to write results, stopping: %m");
+                s->out_failed = true;
         }
-        s->out.len = 0;
 }
 
-/* Results of the oldest spans in order; a head span still running hands over
- * what it holds, and its next results go straight out. */
+void stream_note_given_up(struct stream *s, uint64_t seq) {
+        if (s->given_up < FIRST_GIVEN_UP_MAX)
+                s->first_given_up[s->given_up] = seq;
+        s->given_up++;
+}
+
+/* Queues the results in order so far on corral's stdout (never blocks). */
+void stream_flush(struct stream *s) {
+        if (s->out.len > 0)
+                (void) sink_write_buf(s->sink, &s->out);
+        stream_check_output(s);
+}
+
+/* The pool stops once the results are written, or writing failed, or a stop
+ * gave up on them. */
+static void stream_try_end(struct stream *s) {
+        if (!s->finished || s->ended)
+                return;
+        if (!sink_idle(s->sink) && sink_error(s->sink) == 0 && !s->output_abandoned)
+                return;
+        s->ended = true;
+        stream_check_output(s);
+        pool_stop(s->pool, s->end_status || s->out_failed || s->output_abandoned ? 1 : 0);
+}
+
+/* stop_timeout after a stop: results nobody took by then are given up. */
+static void stream_abandon_output(struct stream *s) {
+        if (sink_idle(s->sink) || s->output_abandoned)
+                return;
+        log_warning("stream: %" PRIu64 " bytes of results not taken by the reader, dropping them",
+                    sink_pending(s->sink));
+        s->output_abandoned = true;
+        sink_drop(s->sink);
+}
+
+/* The sink wrote, drained or failed: read results again, dispatch, maybe end. */
+static void stream_on_sink(void *userdata) {
+        struct stream *s = userdata;
+        stream_check_output(s);
+        if (s->out_paused && !sink_full(s->sink)) {
+                s->out_paused = false;
+                for (unsigned i = 0; i < s->n_workers; i++)
+                        if (s->workers[i] && s->workers[i]->out_src)
+                                (void) sd_event_source_set_enabled(s->workers[i]->out_src, SD_EVENT_ON);
+        }
+        if (s->finished)
+                stream_try_end(s);
+        else
+                stream_kick(s);
+}
+
 void stream_emit_in_order(struct stream *s) {
         while (s->ring_len > 0) {
                 struct span *span = s->ring[s->ring_head];
@@ -104,7 +139,7 @@ static void stream_finish(struct stream *s) {
         if (s->finished)
                 return;
         s->finished = true;
-        s->stop_timer = sd_event_source_disable_unref(s->stop_timer);
+        /* The stop timer stays: it also bounds the wait for the reader. */
         s->timeout_timer = sd_event_source_disable_unref(s->timeout_timer);
         s->in_src = sd_event_source_disable_unref(s->in_src);
         if (s->keep_order)
@@ -126,7 +161,8 @@ static void stream_finish(struct stream *s) {
                          unread || s->undone ? ", stopped with lines left undone" : "");
         if (s->undone)
                 log_warning("stream: %" PRIu64 " lines sent to workers were left without a result", s->undone);
-        pool_stop(s->pool, status);
+        s->end_status = status;
+        stream_try_end(s);
 }
 
 static void stream_maybe_finish(struct stream *s) {
@@ -173,7 +209,8 @@ void stream_dispatch(struct stream *s) {
                 return;
         }
         s->stalled = false;
-        if (!s->stopping)
+        /* Backpressure: while corral's stdout is full, no new lines go out. */
+        if (!s->stopping && !sink_full(s->sink))
                 for (;;) {
                         struct sworker *sw = stream_pick(s);
                         if (!sw) {
@@ -240,15 +277,20 @@ static int on_stop_timer(sd_event_source *src, uint64_t usec, void *userdata) {
         char t[32];
         (void) src;
         (void) usec;
-        log_warning("stream: lines still outstanding after %s, stopping the workers",
-                    format_duration(s->config->workers.stop_timeout, t));
+        if (!s->finished)
+                log_warning("stream: lines still outstanding after %s, stopping the workers",
+                            format_duration(s->config->workers.stop_timeout, t));
         stream_finish(s);
+        stream_abandon_output(s);
+        stream_try_end(s);
         return 0;
 }
 
 void stream_stop(struct stream *s) {
         s->stops++;
         if (s->finished || s->stops > 2) {
+                stream_abandon_output(s);
+                s->ended = true;
                 pool_stop(s->pool, 1);
                 return;
         }
@@ -362,7 +404,9 @@ int stream_new(sd_event *e, const struct corral_config *config, struct pool *poo
         s->hooks.userdata = s;
         s->interval_start = stream_now(s);
 
-        r = stream_open_input(s);
+        r = sink_new(e, STDOUT_FILENO, &s->sink);
+        if (r >= 0)
+                r = stream_open_input(s);
         if (r >= 0)
                 r = sd_event_add_defer(e, &s->kick, on_kick, s);
         if (r >= 0)
@@ -374,6 +418,7 @@ int stream_new(sd_event *e, const struct corral_config *config, struct pool *poo
                 stream_free(s);
                 return r;
         }
+        sink_set_callback(s->sink, stream_on_sink, s);
         pool->hooks = &s->hooks;
         *ret = s;
         return 0;
@@ -417,6 +462,7 @@ struct stream *stream_free(struct stream *s) {
         free(s->retry);
         chunk_unref(s->chunk);
         strbuf_done(&s->out);
+        sink_free(s->sink);
         sd_event_source_disable_unref(s->in_src);
         sd_event_source_disable_unref(s->kick);
         sd_event_source_disable_unref(s->timeout_timer);

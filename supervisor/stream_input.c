@@ -22,6 +22,15 @@
 static int stream_read_input(struct stream *s) {
         struct chunk *c = s->chunk;
 
+        if (c && !s->skipping_input && c->len - s->cut > STREAM_LINE_MAX &&
+            !memchr(c->data + s->cut, '\n', c->len - s->cut)) {
+                /* A line longer than the limit: given up, and the rest of it
+                 * is dropped as it is read. */
+                log_error("line %" PRIu64 " given up: longer than %u bytes", s->next_seq, STREAM_LINE_MAX);
+                stream_note_given_up(s, s->next_seq++);
+                s->skipping_input = true;
+                c->len = s->cut;
+        }
         if (!c || c->cap - c->len < CHUNK_MIN_READ) {
                 size_t carry = c ? c->len - s->cut : 0, cap = CHUNK_SIZE;
                 while (cap < 2 * carry)
@@ -36,7 +45,10 @@ static int stream_read_input(struct stream *s) {
                 s->chunk = c = n;
                 s->cut = 0;
         }
-        ssize_t n = read(s->in_fd, c->data + c->len, c->cap - c->len);
+        /* At most a chunk per read: a long line is checked against
+         * STREAM_LINE_MAX as it grows, not after it filled the memory. */
+        size_t room = c->cap - c->len;
+        ssize_t n = read(s->in_fd, c->data + c->len, room < CHUNK_SIZE ? room : CHUNK_SIZE);
         if (n < 0)
                 return errno == EINTR ? -EAGAIN : -errno;
         if (n == 0) {
@@ -51,6 +63,15 @@ static int stream_read_input(struct stream *s) {
                 }
                 s->in_src = sd_event_source_disable_unref(s->in_src);
                 return 0;
+        }
+        if (s->skipping_input) {
+                char *p = c->data + c->len, *nl = memchr(p, '\n', (size_t) n);
+                if (!nl)
+                        return -EAGAIN;   /* all of it belongs to the over-long line */
+                size_t rest = (size_t) (p + n - (nl + 1));
+                memmove(p, nl + 1, rest);
+                n = (ssize_t) rest;
+                s->skipping_input = false;
         }
         c->len += (size_t) n;
         return (int) n;

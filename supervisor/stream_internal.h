@@ -17,6 +17,7 @@
 #include <systemd/sd-event.h>
 
 #include "common/util.h"
+#include "supervisor/output_sink.h"
 #include "supervisor/stream.h"
 #include "supervisor/task.h"
 
@@ -40,6 +41,9 @@
 #define SPANS_MAX 65536u                 /* in flight: bounds memory with keep_order */
 #define IN_FLIGHT_BYTES_MAX (32u * 1024u * 1024u)
 #define FIRST_GIVEN_UP_MAX 5
+/* The longest input line and the longest result line: a longer one is an
+ * error for that line (given up), never memory that grows with it. */
+#define STREAM_LINE_MAX (8u * 1024u * 1024u)
 
 struct chunk {
         unsigned refs;           /* the reader's and one per span cut from it */
@@ -81,6 +85,7 @@ struct sworker {
         bool killed;             /* replaced by the stream: timeout or protocol error */
         bool charge;             /* ... and its oldest line is to blame (timeout) */
         bool closed_in;
+        bool skipping;           /* dropping a result longer than STREAM_LINE_MAX */
 };
 
 struct stream {
@@ -96,6 +101,12 @@ struct stream {
         struct chunk *chunk;     /* being read into and cut */
         size_t cut;              /* bytes of chunk already cut into spans */
         bool eof, input_failed, out_failed;
+        struct sink *sink;       /* corral's stdout */
+        bool out_paused;         /* the sink is full: workers' results are not read */
+        bool output_abandoned;   /* the stop gave up on results nobody read */
+        bool ended;              /* the pool was told to stop */
+        bool skipping_input;     /* dropping an input line longer than STREAM_LINE_MAX */
+        int end_status;
         uint64_t next_seq;
         size_t span_lines;
 
@@ -185,6 +196,8 @@ void stream_hook_recycle(struct pool *p, struct worker *w, void *userdata);
 
 /* stream.c */
 void stream_flush(struct stream *s);
+/* Counts line seq as given up (no result), for the summary. */
+void stream_note_given_up(struct stream *s, uint64_t seq);
 void stream_emit_in_order(struct stream *s);
 void span_complete(struct stream *s, struct span *span);
 void span_abandon(struct stream *s, struct span *span);

@@ -195,6 +195,67 @@ static bool sworker_route(struct sworker *sw, const char *p, size_t len) {
         return true;
 }
 
+/* The worker's oldest outstanding line gets no result: its answer was
+ * longer than STREAM_LINE_MAX. Returns false on a protocol error (nothing
+ * outstanding): the worker is being replaced. */
+static bool sworker_skip_result(struct sworker *sw) {
+        struct stream *s = sw->stream;
+        struct span *span = sworker_head(sw);
+        if (!span) {
+                log_error("worker %u wrote a result with no line pending (protocol error), replacing it", sw->id);
+                sworker_kill(sw, false);
+                return false;
+        }
+        uint64_t seq = span->seq + span->n_done;
+        log_error("line %" PRIu64 " given up: its result is longer than %u bytes", seq, STREAM_LINE_MAX);
+        stream_note_given_up(s, seq);
+        span->n_done++;
+        sw->lines--;
+        sw->answered++;
+        sw->progress = stream_now(s);
+        if (span->n_done == span->n_lines) {
+                sworker_pop(sw);
+                span_complete(s, span);
+                if ((span = sworker_head(sw)))
+                        span->head_since = sw->progress;
+        }
+        return true;
+}
+
+/* Handles n new bytes at the end of rbuf: whole lines are routed (only the
+ * new bytes are searched for a newline, so a long line costs linear time),
+ * a partial line longer than STREAM_LINE_MAX is dropped as it comes.
+ * Returns false when the worker is being replaced. */
+static bool sworker_take(struct sworker *sw, size_t n) {
+        struct strbuf *b = &sw->rbuf;
+        if (sw->skipping) {
+                char *nl = memchr(b->data + b->len - n, '\n', n);
+                if (!nl) {
+                        b->len -= n;   /* more of the over-long result */
+                        return true;
+                }
+                size_t rest = (size_t) (b->data + b->len - (nl + 1));
+                memmove(b->data + b->len - n, nl + 1, rest);
+                b->len = b->len - n + rest;
+                n = rest;
+                sw->skipping = false;
+                if (!sworker_skip_result(sw))
+                        return false;
+        }
+        const char *nl = n ? memrchr(b->data + b->len - n, '\n', n) : NULL;
+        if (nl) {
+                size_t whole = (size_t) (nl - b->data) + 1;
+                if (!sworker_route(sw, b->data, whole))
+                        return false;
+                memmove(b->data, b->data + whole, b->len - whole);
+                b->len -= whole;
+        } else if (b->len > STREAM_LINE_MAX) {
+                sw->skipping = true;
+                b->len = 0;
+        }
+        return true;
+}
+
 /* Reads results: once per wakeup, or until the pipe is empty (`drain`, for a
  * worker that has exited: what it wrote before it died counts). */
 static void sworker_read(struct sworker *sw, bool drain) {
@@ -215,14 +276,8 @@ static void sworker_read(struct sworker *sw, bool drain) {
                         return;
                 }
                 sw->rbuf.len += (size_t) n;
-                const char *nl = memrchr(sw->rbuf.data, '\n', sw->rbuf.len);
-                if (nl) {
-                        size_t whole = (size_t) (nl - sw->rbuf.data) + 1;
-                        if (!sworker_route(sw, sw->rbuf.data, whole))
-                                return;
-                        memmove(sw->rbuf.data, sw->rbuf.data + whole, sw->rbuf.len - whole);
-                        sw->rbuf.len -= whole;
-                }
+                if (!sworker_take(sw, (size_t) n))
+                        return;
                 if (!drain)
                         return;
         }
@@ -231,9 +286,15 @@ static void sworker_read(struct sworker *sw, bool drain) {
 static int sworker_on_stdout(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         struct sworker *sw = userdata;
         struct stream *s = sw->stream;
-        (void) src;
         (void) fd;
         (void) revents;
+        /* Backpressure: nobody reads our results fast enough; the worker waits
+         * on its pipe until the sink drains (stream_on_sink() reads on). */
+        if (sink_full(s->sink)) {
+                (void) sd_event_source_set_enabled(src, SD_EVENT_OFF);
+                s->out_paused = true;
+                return 0;
+        }
         sworker_read(sw, false);
         stream_flush(s);
         stream_dispatch(s);
@@ -256,9 +317,7 @@ static void span_charge(struct stream *s, struct span *span) {
         int shown = (int) (len > 0 ? len - 1 : 0);
         log_error("line %" PRIu64 " (\"%.*s%s\") given up: it ended %u worker%s", seq, shown > 60 ? 60 : shown,
                   span->in + off, shown > 60 ? "..." : "", span->suspect_kills, span->suspect_kills == 1 ? "" : "s");
-        if (s->given_up < FIRST_GIVEN_UP_MAX)
-                s->first_given_up[s->given_up] = seq;
-        s->given_up++;
+        stream_note_given_up(s, seq);
         /* No result for it: skipping it keeps the order of the others. */
         span->n_done++;
 }

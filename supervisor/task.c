@@ -302,27 +302,34 @@ static int order_buffer_grow(struct order_buffer *o, size_t need) {
         return 0;
 }
 
-int order_buffer_put(struct order_buffer *o, uint64_t ord, char *data, size_t len) {
+static void order_item_free(const struct order_buffer *o, void *item) {
+        if (o->free_item && item)
+                o->free_item(item);
+        else
+                free(item);
+}
+
+int order_buffer_put(struct order_buffer *o, uint64_t ord, void *item, size_t len) {
         if (ord < o->next) {
-                free(data);
+                order_item_free(o, item);
                 return -EINVAL;
         }
         if (ord - o->next >= o->cap && order_buffer_grow(o, (size_t) (ord - o->next) + 1) < 0) {
-                free(data);
+                order_item_free(o, item);
                 return -ENOMEM;
         }
         struct order_entry *e = &o->ring[ord & (o->cap - 1)];
-        *e = (struct order_entry) { .data = data, .len = len, .ready = true };
+        *e = (struct order_entry) { .item = item, .len = len, .ready = true };
         return 0;
 }
 
-bool order_buffer_pop(struct order_buffer *o, char **ret_data, size_t *ret_len) {
+bool order_buffer_pop(struct order_buffer *o, void **ret_item, size_t *ret_len) {
         if (o->cap == 0)
                 return false;
         struct order_entry *e = &o->ring[o->next & (o->cap - 1)];
         if (!e->ready)
                 return false;
-        *ret_data = e->data;
+        *ret_item = e->item;
         *ret_len = e->len;
         *e = (struct order_entry) {};
         o->next++;
@@ -331,9 +338,9 @@ bool order_buffer_pop(struct order_buffer *o, char **ret_data, size_t *ret_len) 
 
 void order_buffer_done(struct order_buffer *o) {
         for (size_t i = 0; i < o->cap; i++)
-                free(o->ring[i].data);
+                order_item_free(o, o->ring[i].item);
         free(o->ring);
-        *o = (struct order_buffer) {};
+        *o = (struct order_buffer) { .free_item = o->free_item };
 }
 
 static void format_eta(char *buf, size_t size, double seconds) {

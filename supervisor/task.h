@@ -100,26 +100,29 @@ size_t task_output_cut(const char *data, size_t len, size_t cap, bool final);
 
 /*
  * Outputs of tasks put back in input order (keep_order). Each task has an
- * ordinal, 0, 1, 2, ... in input order; an output is put once its task ended
- * for good, and comes out once every earlier one came out. Memory is bounded
- * by the spread of ordinals in flight (the dispatcher keeps it bounded).
+ * ordinal, 0, 1, 2, ... in input order; an item (its output) is put once its
+ * task ended for good, and comes out once every earlier one came out. Memory
+ * is bounded by the spread of ordinals in flight (the dispatcher keeps it
+ * bounded).
  */
 struct order_buffer {
         struct order_entry {
-                char *data;      /* owned; NULL for an empty output */
+                void *item;      /* owned; may be NULL */
                 size_t len;
                 bool ready;
         } *ring;
         size_t cap;              /* a power of two; 0 until the first put */
         uint64_t next;           /* the ordinal to come out next */
+        void (*free_item)(void *item);   /* NULL: free() */
 };
 
-/* Takes ownership of data (malloc'd, may be NULL when len is 0). ord must be
- * >= o->next and not put before. Returns 0 or -ENOMEM (data is then freed). */
-int order_buffer_put(struct order_buffer *o, uint64_t ord, char *data, size_t len);
-/* The next output in order, if it is ready: the caller owns *ret_data.
- * Returns true with an output, false when the next one is not there yet. */
-bool order_buffer_pop(struct order_buffer *o, char **ret_data, size_t *ret_len);
+/* Takes ownership of item (may be NULL). ord must be >= o->next and not put
+ * before. Returns 0 or -ENOMEM/-EINVAL (item is then freed). */
+int order_buffer_put(struct order_buffer *o, uint64_t ord, void *item, size_t len);
+/* The next item in order, if it is ready: the caller owns *ret_item.
+ * Returns true with an item, false when the next one is not there yet. */
+bool order_buffer_pop(struct order_buffer *o, void **ret_item, size_t *ret_len);
+/* Frees the items still held. */
 void order_buffer_done(struct order_buffer *o);
 
 /* The progress bar's one line (no "\r", no newline), fitted into width

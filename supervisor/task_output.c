@@ -10,43 +10,54 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <poll.h>
 #include <sys/uio.h>
 
 #include "supervisor/batch_internal.h"
 #include "supervisor/log.h"
 
-/* Writes a task's output whole, in one go where the pipe allows. */
+/* Queues output on corral's stdout; the bar steps aside first when they share
+ * a terminal (and comes back once the output is out). A failed write is seen
+ * by batch_progress(), which stops the batch. */
 void batch_emit(struct batch *b, const char *data, size_t len) {
-        bool redraw = len > 0 && batch_bar_step_aside(b, true);
-        while (len > 0 && !b->stdout_broken) {
-                ssize_t n = write(STDOUT_FILENO, data, len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 && errno == EAGAIN) {
-                        /* An inherited non-blocking stdout: wait for room. */
-                        (void) poll(&(struct pollfd) { .fd = STDOUT_FILENO, .events = POLLOUT }, 1, -1);
-                        continue;
-                }
-                if (n < 0) {
-                        log_warning_errno(errno, "Failed to write task output, dropping it from now on: %m");
-                        b->stdout_broken = true;
-                        return;
-                }
-                data += n;
-                len -= (size_t) n;
-        }
-        if (redraw)
+        if (len == 0)
+                return;
+        bool redraw = batch_bar_step_aside(b, true);
+        (void) sink_write(b->sink, data, len);
+        if (redraw && sink_idle(b->sink))
                 batch_bar_draw(b, false);
 }
 
+static void emit_spool(struct batch *b, struct spool *o) {
+        if (spool_len(o) > 0) {
+                bool redraw = batch_bar_step_aside(b, true);
+                (void) spool_to_sink(o, b->sink);
+                if (redraw && sink_idle(b->sink))
+                        batch_bar_draw(b, false);
+        }
+        spool_done(o);
+}
+
+void batch_deliver(struct batch *b, struct spool *out, struct joblog_pending *line) {
+        emit_spool(b, out);
+        batch_joblog_after_output(b, line);
+}
+
+void task_result_free(void *item) {
+        struct task_result *r = item;
+        spool_done(&r->out);
+        batch_joblog_pending_free(r->line);
+        free(r);
+}
+
 void batch_emit_in_order(struct batch *b) {
-        char *data;
+        void *item;
         size_t len;
-        while (order_buffer_pop(&b->order, &data, &len)) {
+        while (order_buffer_pop(&b->order, &item, &len)) {
+                struct task_result *r = item;
                 b->order_held--;
-                batch_emit(b, data, len);
-                free(data);
+                b->order_memory -= r->out.mem.len;
+                batch_deliver(b, &r->out, r->line);
+                free(r);
         }
 }
 
@@ -57,6 +68,17 @@ void batch_emit_rest(struct batch *b) {
                 if (b->order_held > 0)
                         b->order.next++;   /* a hole: that task never ended */
         }
+}
+
+void batch_on_sink(void *userdata) {
+        struct batch *b = userdata;
+        if (b->output_paused && !sink_full(b->sink)) {
+                b->output_paused = false;
+                for (unsigned i = 0; i < b->n_slots; i++)
+                        if (b->slots[i]->out)
+                                (void) sd_event_source_set_enabled(b->slots[i]->out, SD_EVENT_ON);
+        }
+        batch_progress(b);
 }
 
 /* Passes on a task's stderr line by line, each prefixed with the task's
@@ -91,7 +113,8 @@ void slot_read_stderr(struct slot *s, bool final) {
         bool redraw = false;
         while (start < l->len) {
                 char *nl = memchr(l->data + start, '\n', l->len - start);
-                if (!nl && !final)
+                /* A line longer than the cap goes out in pieces, each its own line. */
+                if (!nl && !final && l->len - start < TASK_LINE_BUFFER_MAX)
                         break;
                 size_t end = nl ? (size_t) (nl - l->data) + 1 : l->len;
                 struct iovec iov[3] = {
@@ -141,25 +164,32 @@ void batch_order_head_goes_live(struct batch *b) {
                 struct slot *s = b->slots[i];
                 if (s->busy && !s->live && s->task.ord == b->order.next) {
                         s->live = true;
-                        slot_pass_on(s, false);
+                        emit_spool(b, &s->spool);
                         return;
                 }
         }
 }
 
-/* Reads what the task wrote. until_empty: drain (at exit) rather than one
- * read (from the event loop, which calls again while there is more). */
+/* Reads what the task wrote: a live task's output is passed on, another's
+ * collected in its spool. until_empty: drain (at exit) rather than one read
+ * (from the event loop, which calls again while there is more). */
 void slot_read(struct slot *s, bool until_empty) {
-        const struct batch *b = s->batch;
+        struct batch *b = s->batch;
+        char buf[READ_CHUNK];
         for (;;) {
-                if (strbuf_reserve(&s->output, READ_CHUNK) < 0) {
-                        log_warning_errno(ENOMEM, "Failed to keep the output of task %llu, dropping it: %m",
-                                          (unsigned long long) s->task.seq);
-                        s->output.len = 0;
-                        if (strbuf_reserve(&s->output, READ_CHUNK) < 0)
-                                return;
+                char *p = buf;
+                size_t room = sizeof(buf);
+                if (s->live) {
+                        if (strbuf_reserve(&s->output, READ_CHUNK) < 0) {
+                                log_warning_errno(ENOMEM, "Failed to pass on the output of task %llu, "
+                                                  "dropping part of it: %m", (unsigned long long) s->task.seq);
+                                s->output.len = 0;
+                        } else {
+                                p = s->output.data + s->output.len;
+                                room = s->output.cap - s->output.len;
+                        }
                 }
-                ssize_t n = read(s->out_fd, s->output.data + s->output.len, s->output.cap - s->output.len);
+                ssize_t n = read(s->out_fd, p, room);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0 && errno == EAGAIN)
@@ -171,11 +201,20 @@ void slot_read(struct slot *s, bool until_empty) {
                         s->out_fd = safe_close(s->out_fd);
                         return;
                 }
-                s->output.len += (size_t) n;
                 if (b->output != TASK_OUTPUT_UNGROUP)
                         s->received += (uint64_t) n;
-                if (s->live)
+                if (s->live && p != buf) {
+                        s->output.len += (size_t) n;
                         slot_pass_on(s, false);
+                } else if (!s->live && !s->output_lost) {
+                        int r = spool_append(&s->spool, p, (size_t) n, SPOOL_MEMORY_MAX);
+                        if (r < 0) {
+                                log_error_errno(r, "Failed to keep the output of task %llu (in $TMPDIR): %m; "
+                                                "it is left undone", (unsigned long long) s->task.seq);
+                                s->output_lost = true;
+                                spool_done(&s->spool);
+                        }
+                }
                 if (!until_empty)
                         return;
         }
@@ -184,9 +223,15 @@ void slot_read(struct slot *s, bool until_empty) {
 int slot_on_output(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         struct slot *s = userdata;
         struct batch *b = s->batch;
-        (void) src;
         (void) fd;
         (void) revents;
+        /* Backpressure: nobody reads our output fast enough; the tasks wait on
+         * their pipes until batch_on_sink() reads on. */
+        if (sink_full(b->sink)) {
+                (void) sd_event_source_set_enabled(src, SD_EVENT_OFF);
+                b->output_paused = true;
+                return 0;
+        }
         slot_read(s, false);
         if (s->eof && s->exited) {
                 slot_finish(s);

@@ -38,14 +38,28 @@ static void stop_all(struct batch *b) {
         signal_all(b, SIGCONT);
 }
 
+/* stop_timeout after a stop: TERM is acted on within it whatever the reader
+ * of our output does, so output nobody took by then is given up. */
+static void abandon_output(struct batch *b) {
+        if (sink_idle(b->sink) || b->output_abandoned)
+                return;
+        log_warning("%llu bytes of output not taken by the reader, dropping them (their tasks stay undone)",
+                    (unsigned long long) sink_pending(b->sink));
+        b->output_abandoned = true;
+        sink_drop(b->sink);
+}
+
 static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct batch *b = userdata;
         char t[32];
         (void) s;
         (void) usec;
-        log_warning("%u task%s still running %s after the stop, killing", b->running, b->running == 1 ? "" : "s",
-                    format_duration(b->config->workers.stop_timeout, t));
+        if (b->running > 0)
+                log_warning("%u task%s still running %s after the stop, killing", b->running,
+                            b->running == 1 ? "" : "s", format_duration(b->config->workers.stop_timeout, t));
         kill_all(b);
+        abandon_output(b);
+        batch_maybe_finish(b);
         return 0;
 }
 
@@ -55,10 +69,13 @@ void batch_stop(struct batch *b) {
         if (b->stopping) {
                 log_notice("stopping at once");
                 kill_all(b);
+                abandon_output(b);
+                batch_maybe_finish(b);
                 return;
         }
         b->stopping = true;
-        b->undone = b->queue.len > 0 || !b->in_eof;
+        if (b->queue.len > 0 || !b->in_eof)
+                b->undone = true;
         queue_clear(&b->queue);
         b->in_source = sd_event_source_disable_unref(b->in_source);
         if (b->on_stopping)
@@ -68,11 +85,14 @@ void batch_stop(struct batch *b) {
                 log_info("stopping: no new tasks; sending %s to %u running",
                          signal_to_string(b->config->workers.stop_signal, sig), b->running);
                 stop_all(b);
+        }
+        if (b->running > 0 || !sink_idle(b->sink)) {
                 int r = sd_event_add_time_relative(b->event, &b->stop_timer, CLOCK_MONOTONIC,
                                                    b->config->workers.stop_timeout, 0, on_stop_timer, b);
                 if (r < 0) {
                         log_error_errno(r, "Failed to arm the stop timer, killing the tasks now: %m");
                         kill_all(b);
+                        abandon_output(b);
                 }
         }
         batch_maybe_finish(b);
@@ -113,6 +133,37 @@ static void note_failed(struct batch *b, uint64_t seq) {
         b->first_failed[i] = seq;
 }
 
+/* keep_order: the output and joblog line wait for their turn; past
+ * ORDER_MEMORY_MAX of waiting output in memory, new ones wait in files. */
+static void slot_result_in_order(struct slot *s, struct joblog_pending *line) {
+        struct batch *b = s->batch;
+        struct task_result *r = malloc(sizeof(*r));
+        if (!r) {
+                log_warning_errno(ENOMEM, "Failed to keep the output of task %llu: %m",
+                                  (unsigned long long) s->task.seq);
+                spool_done(&s->spool);
+                batch_joblog_pending_free(line);
+                b->undone = true;
+                return;
+        }
+        *r = (struct task_result) { .out = s->spool, .line = line };
+        s->spool = SPOOL_INIT;
+        int e;
+        if (b->order_memory + r->out.mem.len > ORDER_MEMORY_MAX && (e = spool_spill(&r->out)) < 0)
+                log_warning_errno(e, "Failed to move waiting output to $TMPDIR, keeping it in memory: %m");
+        size_t memory = r->out.mem.len;
+        e = order_buffer_put(&b->order, s->task.ord, r, 0);   /* frees r on failure */
+        if (e >= 0) {
+                b->order_held++;
+                b->order_memory += memory;
+        } else {
+                log_warning_errno(e, "Failed to keep the output of task %llu: %m", (unsigned long long) s->task.seq);
+                b->undone = true;
+        }
+        batch_emit_in_order(b);
+        batch_order_head_goes_live(b);
+}
+
 /* Accounts for one ended attempt: joblog, retry or result, output. The slot
  * is free afterwards. The caller calls batch_progress(). */
 void slot_finish(struct slot *s) {
@@ -140,7 +191,15 @@ void slot_finish(struct slot *s) {
          * be taken back, so a last line without a newline goes too. */
         if (s->live)
                 slot_pass_on(s, true);
-        batch_joblog_write(b, &s->task, s->started_real, runtime, s->received, exitval, sig);
+        struct joblog_pending *line = batch_joblog_line(b, &s->task, s->started_real, runtime, s->received,
+                                                        exitval, sig);
+        if (s->output_lost) {
+                /* Not in the joblog: --resume runs it again. */
+                batch_joblog_pending_free(line);
+                line = NULL;
+                b->undone = true;
+                s->output_lost = false;
+        }
         b->exits[outcome]++;
         metrics_histogram_observe(&b->durations, runtime);
         b->interval_attempts++;
@@ -156,8 +215,12 @@ void slot_finish(struct slot *s) {
 
         if (!ok && !b->stopping && s->task.attempts <= b->config->tasks.retries) {
                 /* Another attempt, first in line; this attempt's output, unless
-                 * it went out live, is dropped. */
+                 * it went out live, is dropped. Its joblog line follows what
+                 * went out live. */
                 s->output.len = 0;
+                spool_done(&s->spool);
+                batch_joblog_after_output(b, line);
+                line = NULL;
                 if (queue_push_front(&b->queue, &s->task) >= 0) {
                         s->task = (struct pending) {};
                         return;
@@ -176,25 +239,10 @@ void slot_finish(struct slot *s) {
                 for (unsigned i = 0; i < s->task.lines && i < FIRST_FAILED_MAX; i++)
                         note_failed(b, s->task.seq + (uint64_t) i * b->config->tasks.shard_count);
         }
-        if (b->keep_order) {
-                /* The buffer goes to the order buffer; the slot starts a new one. */
-                char *data = NULL;
-                size_t len = s->output.len;
-                if (len > 0) {
-                        data = s->output.data;
-                        s->output = (struct strbuf) {};
-                }
-                if (order_buffer_put(&b->order, s->task.ord, data, len) >= 0)
-                        b->order_held++;
-                else
-                        log_warning_errno(ENOMEM, "Failed to keep the output of task %llu: %m",
-                                          (unsigned long long) s->task.seq);
-                batch_emit_in_order(b);
-                batch_order_head_goes_live(b);
-        } else {
-                batch_emit(b, s->output.data, s->output.len);
-                s->output.len = 0;
-        }
+        if (b->keep_order)
+                slot_result_in_order(s, line);
+        else
+                batch_deliver(b, &s->spool, line);
         free(s->task.line);
         s->task = (struct pending) {};
 }

@@ -175,7 +175,7 @@ static char *dup_text(const char *s) {
 
 static void test_order_buffer_puts_outputs_back_in_order(void **state) {
         struct order_buffer o = {};
-        char *data;
+        void *data;
         size_t len;
         (void) state;
 
