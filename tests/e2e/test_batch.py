@@ -14,8 +14,8 @@ import pytest
 
 from conftest import CORRAL, TIMEOUT, Stream
 
-# The chaos test's size: 1,000 (a task costs 20-100 ms on a busy machine, and a
-# kill lands every 20 ms whatever the size); CORRAL_CHAOS_TASKS scales it.
+# The chaos test's size: 1,000 (a task costs 20-100 ms on a busy machine, and
+# more tasks only mean more of the same kills); CORRAL_CHAOS_TASKS scales it.
 CHAOS_TASKS = int(os.environ.get("CORRAL_CHAOS_TASKS") or 1000)
 BATCH_TIMEOUT = 240
 
