@@ -71,7 +71,7 @@ struct sampler {
         struct stat_info *stat;         /* NULL under a root */
         struct meminfo_info *meminfo;   /* NULL under a root */
 
-        const char *root;               /* NULL: the kernel's files; else a copy */
+        char *root;                     /* NULL: the kernel's files; else a copy */
         int root_fd[_ROOT_MAX];
 
         /* Two readings of /proc/stat, swapped each sample. */
@@ -365,7 +365,7 @@ struct sampler *sampler_free(struct sampler *s) {
                 safe_close(s->psi_fd[i]);
         for (size_t i = 0; i < _ROOT_MAX; i++)
                 safe_close(s->root_fd[i]);
-        free((char *) s->root);
+        free(s->root);
         cgroup_view_close(&s->cgroup);
         for (size_t i = 0; i < s->n_pids; i++)
                 safe_close(s->pids[i].fd);

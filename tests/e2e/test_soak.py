@@ -47,6 +47,18 @@ def await_joblog(path, n, timeout=120):
         time.sleep(0.02)
 
 
+def idle_fds(pid, timeout=TIMEOUT):
+    """corral's fd table once no task runs and the sampler has dropped the
+    /proc/PID/stat of the last ones (it does so at its next sample)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        table = fds(pid)
+        if not any(re.fullmatch(r"/proc/\d+/stat", t) for t in table.values()):
+            return table
+        assert time.monotonic() < deadline, f"task stat files still open: {sorted(table.items())}"
+        time.sleep(0.05)
+
+
 def test_reloads_during_a_batch_lose_no_task_and_leak_nothing(tmp_path):
     conf, joblog = tmp_path / "c.yaml", tmp_path / "joblog"
 
@@ -75,7 +87,7 @@ def test_reloads_during_a_batch_lose_no_task_and_leak_nothing(tmp_path):
             p.stdin.flush()
             if i + 1 == warmup:
                 await_joblog(joblog, sent)
-                before, rss = fds(p.pid), rss_kib(p.pid)
+                before, rss = idle_fds(p.pid), rss_kib(p.pid)
         await_joblog(joblog, sent)
         after = await_fds(p.pid, before)
         assert len(after) == len(before)
