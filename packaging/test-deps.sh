@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # unit and end-to-end tests (meson test)
   libcmocka-dev python3 python3-pytest procps util-linux curl binutils
+  # tests of the Python package: shared_array (its tests skip without numpy)
+  python3-numpy
   # tests/valgrind/run
   valgrind
   # tests/fuzz: clang's libFuzzer
