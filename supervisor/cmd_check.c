@@ -19,6 +19,8 @@
 #include "supervisor/identity.h"
 #include "supervisor/spawn.h"
 
+static const char check_try[] = "Try 'corral check --help' for more information.\n";
+
 static const char check_usage[] =
         "Usage: corral check -c FILE\n"
         "\n"
@@ -147,18 +149,18 @@ int cmd_check(int argc, char **argv) {
                         fputs(check_usage, stdout);
                         return EXIT_OK;
                 case ':':
-                        fprintf(stderr, "corral check: option '%s' needs a value\n\n%s", argv[optind - 1], check_usage);
+                        fprintf(stderr, "corral check: option '%s' needs a value\n%s", argv[optind - 1], check_try);
                         return EXIT_USAGE;
                 default:
-                        fprintf(stderr, "corral check: unknown option '%s'\n\n%s", argv[optind - 1], check_usage);
+                        fprintf(stderr, "corral check: unknown option '%s'\n%s", argv[optind - 1], check_try);
                         return EXIT_USAGE;
                 }
         if (optind < argc) {
-                fprintf(stderr, "corral check: unexpected argument '%s'\n\n%s", argv[optind], check_usage);
+                fprintf(stderr, "corral check: unexpected argument '%s'\n%s", argv[optind], check_try);
                 return EXIT_USAGE;
         }
         if (!path) {
-                fprintf(stderr, "corral check: no file given (-c FILE)\n\n%s", check_usage);
+                fprintf(stderr, "corral check: no file given (-c FILE)\n%s", check_try);
                 return EXIT_USAGE;
         }
 

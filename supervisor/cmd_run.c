@@ -33,7 +33,7 @@ int cmd_run(int argc, char **argv) {
 
         r = run_args_parse(argc, argv, &args, error, sizeof(error));
         if (r < 0) {
-                fprintf(stderr, "corral run: %s\n\n%s", error, run_usage);
+                fprintf(stderr, "corral run: %s\nTry 'corral run --help' for more information.\n", error);
                 return EXIT_USAGE;
         }
         if (args.help) {

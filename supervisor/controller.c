@@ -523,10 +523,12 @@ static int on_resize_signal(sd_event_source *s, const struct signalfd_siginfo *s
                 n++;
         else if (si->ssi_signo == SIGTTOU && n > c->config->workers.min)
                 n--;
-        log_info("manual resize: %u -> %u worker%s", now, n, n == 1 ? "" : "s");
-        /* Held until a rule fires. */
+        /* Held until a rule fires. A change is logged once, by resize(). */
         policy_manual(&c->policy, n, now_monotonic(c));
-        resize(c, n, "manual", "by hand");
+        if (n == now)
+                log_info("manual resize: already %u worker%s (%s %u)", n, n == 1 ? "" : "s",
+                         si->ssi_signo == SIGTTIN ? "max" : "min", n);
+        resize(c, n, "manual", "manual resize");
         return 0;
 }
 

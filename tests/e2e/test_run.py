@@ -178,18 +178,19 @@ def test_manual_resize_with_ttin_and_ttou(corral):
     c.started(1)
     c.out.wait("^ready")
     c.signal(signal.SIGTTIN)
-    c.log.wait(r"manual resize: 1 -> 2 workers")
+    c.log.wait(r"scale 1 -> 2 \(manual resize\)$")
     assert list(c.started(1)) == [1]
     c.signal(signal.SIGTTIN)
-    c.log.wait(r"manual resize: 2 -> 2 workers")
+    c.log.wait(r"manual resize: already 2 workers \(max 2\)$")
     c.signal(signal.SIGTTOU)
-    c.log.wait(r"manual resize: 2 -> 1 worker$")
+    c.log.wait(r"scale 2 -> 1 \(manual resize\)$")
     c.log.wait(r"worker 1 \(pid \d+\) was killed by signal TERM")
     c.signal(signal.SIGTTOU)
-    c.log.wait(r"manual resize: 1 -> 1 worker$")
+    c.log.wait(r"manual resize: already 1 worker \(min 1\)$")
     c.signal(signal.SIGTERM)
     assert c.wait() == 0
     assert len(re.findall(r"started \(pid", c.log.text())) == 2
+    assert len(re.findall(r"-> 2", c.log.text())) == 1, "a change is logged once"
 
 
 def test_worker_exits_are_not_restarted_while_stopping(corral):
@@ -213,7 +214,8 @@ def test_bad_command_lines_give_a_reason_and_the_usage(args, reason):
     assert r.returncode == 2
     first = r.stderr.splitlines()[0]
     assert first.startswith("corral run: ") and reason in first, r.stderr
-    assert "Usage: corral run" in r.stderr
+    # One line of reason and a pointer to --help, not the whole help.
+    assert r.stderr.splitlines()[1:] == ["Try 'corral run --help' for more information."], r.stderr
 
 
 def test_version_and_help():
