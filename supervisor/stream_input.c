@@ -31,7 +31,9 @@ static int stream_read_input(struct stream *s) {
                 s->skipping_input = true;
                 c->len = s->cut;
         }
-        if (!c || c->cap - c->len < CHUNK_MIN_READ) {
+        /* A new chunk also when a long line was dropped from a grown one,
+         * so that its memory goes back rather than staying with the reads. */
+        if (!c || c->cap - c->len < CHUNK_MIN_READ || (c->cap > CHUNK_SIZE && c->len == s->cut)) {
                 size_t carry = c ? c->len - s->cut : 0, cap = CHUNK_SIZE;
                 while (cap < 2 * carry)
                         cap *= 2;   /* a long line: grow until it fits */

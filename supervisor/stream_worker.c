@@ -251,7 +251,7 @@ static bool sworker_take(struct sworker *sw, size_t n) {
                 b->len -= whole;
         } else if (b->len > STREAM_LINE_MAX) {
                 sw->skipping = true;
-                b->len = 0;
+                strbuf_done(b);   /* give the memory back: the next read reserves anew */
         }
         return true;
 }
