@@ -52,7 +52,7 @@ def copy_source(dest):
         shutil.copytree(SOURCE, dest, ignore=ignore, symlinks=True)
         return
     for f in files:
-        if re.match(r"(debian/(build|corral|tmp|\.debhelper)/|debian/(files|debhelper-build-stamp|.*\.substvars)$|obj-)", f):
+        if re.match(r"(debian/(build|corral|python3-corral|tmp|\.debhelper)/|debian/(files|debhelper-build-stamp|.*\.substvars)$|obj-)", f):
             continue    # an in-tree package build's output
         target = dest / f
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -138,3 +138,13 @@ def test_installed_program_runs(package, tmp_path):
     assert project_version() in out.stdout
     unit = (tmp_path / "lib/systemd/system/corral.service").read_text()
     assert "ExecStart=/usr/bin/corral run -c /etc/corral/corral.yaml" in unit
+
+
+def test_python_module_is_its_own_package(package):
+    python_deb = package.parent / f"python3-corral_{project_version()}_all.deb"
+    out = run("dpkg-deb", "--contents", python_deb)
+    assert out.returncode == 0, out.stderr
+    paths = {line.split()[-1].lstrip(".") for line in out.stdout.splitlines()}
+    assert "/usr/lib/python3/dist-packages/corral/__init__.py" in paths, sorted(paths)
+    out = run("dpkg-deb", "--contents", package)
+    assert "dist-packages" not in out.stdout, "the Python module belongs to python3-corral"
