@@ -100,6 +100,14 @@ int conf_load_text(const char *path, const void *text, size_t size, struct corra
 int conf_validate(const struct corral_config *c, const char *path, bool partial, struct conf_diagnostics *diag);
 
 /*
+ * Warnings over c as it will run (after its flags): a rule or policy.target
+ * reading a task signal (tasks.*) in a pool without tasks, where the signal
+ * is unavailable and the rule never fires. Appends CONF_WARNING items at the
+ * rule's `when:` to diag; returns 0 or -ENOMEM.
+ */
+int conf_lint(const struct corral_config *c, const char *path, struct conf_diagnostics *diag);
+
+/*
  * Fills c's policy with the built-in default of DESIGN.md, replacing its rules,
  * target and optimize: long-lived (batch false) adds a worker on
  * `pool.cpu > 80% and cpu.busy < 80%` for 2s and gives one back on

@@ -20,6 +20,22 @@
 
 /* ---- values with parsers of their own: rules, the target value, shared segments ---- */
 
+/* A valid condition that probably does not mean what it says (a ratio for a
+ * percentage, a bound no percentage reaches, a contradiction) runs as
+ * written; the warning points at the comparison. */
+static void warn_when(struct loader *l, const yaml_node_t *n, const struct condition *c, const char *path) {
+        struct condition_warning w[8];
+        size_t found = condition_lint(c, w, ELEMENTSOF(w));
+
+        for (size_t i = 0; i < found; i++) {
+                unsigned line, column;
+                scalar_position(l, n, w[i].offset, &line, &column);
+                if (conf_diagnostics_add(l->diag, CONF_WARNING, l->path, line, column, "%s: %s", path,
+                                         w[i].message) < 0)
+                        l->oom = -ENOMEM;
+        }
+}
+
 static void parse_when(struct loader *l, const yaml_node_t *n, void *base, const char *path) {
         struct rule_config *rule = base;
         char error[256];
@@ -39,6 +55,7 @@ static void parse_when(struct loader *l, const yaml_node_t *n, void *base, const
                 scalar_position(l, n, offset, &line, &column);
                 return loader_error_at(l, line, column, "%s: %s", path, error);
         }
+        warn_when(l, n, c, path);
         char *text = strdup(s);
         if (!text) {
                 l->oom = -ENOMEM;

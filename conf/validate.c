@@ -14,6 +14,7 @@
 
 #include "conf/conf.h"
 #include "conf/units.h"
+#include "policy/condition.h"
 
 /* The value set last by a flag overrides the file's, and its origin says so. */
 static bool in_file(const struct config_origin *o) {
@@ -192,4 +193,39 @@ int conf_validate(const struct corral_config *c, const char *path, bool partial,
         check_output(&v, c);
         check_resume(&v, c, partial);
         return v.r;
+}
+
+/* The signals only a batch provides. */
+static const uint32_t task_signals = 1u << SIGNAL_TASKS_BACKLOG | 1u << SIGNAL_TASKS_BUSY |
+                                     1u << SIGNAL_TASKS_RATE | 1u << SIGNAL_TASKS_LATENCY;
+
+int conf_lint(const struct corral_config *c, const char *path, struct conf_diagnostics *diag) {
+        const struct policy_config *p = &c->policy;
+        int r;
+
+        if (c->tasks.from)
+                return 0;
+        for (size_t i = 0; i < p->n_rules; i++) {
+                uint32_t m = condition_signals(p->rules[i].when) & task_signals;
+                for (enum signal_id id = 0; m && id < _SIGNAL_MAX; id++) {
+                        if (!(m & (1u << id)))
+                                continue;
+                        r = conf_diagnostics_add(diag, CONF_WARNING, path, p->rules[i].line, p->rules[i].column,
+                                                 "rule '%s' reads %s, but a pool without tasks (no --tasks or "
+                                                 "tasks.from) has none: it is unavailable, and a comparison "
+                                                 "reading it is false", p->rules[i].name, signal_name(id));
+                        if (r < 0)
+                                return r;
+                        break;  /* one warning a rule */
+                }
+        }
+        if (p->has_target && (task_signals & (1u << p->target_signal))) {
+                r = conf_diagnostics_add(diag, CONF_WARNING, path, c->origin.target.line, c->origin.target.column,
+                                         "policy.target reads %s, but a pool without tasks (no --tasks or "
+                                         "tasks.from) has none: the pool stays at its size",
+                                         signal_name(p->target_signal));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }

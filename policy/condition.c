@@ -15,47 +15,7 @@
 #include "common/strdist.h"
 #include "common/util.h"
 #include "policy/condition.h"
-
-enum node_type {
-        NODE_CMP,
-        NODE_NOT,
-        NODE_AND,
-        NODE_OR,
-        _NODE_MAX,
-};
-
-enum cmp_op {
-        OP_LT,
-        OP_LE,
-        OP_GT,
-        OP_GE,
-        OP_EQ,
-        OP_NE,
-        _OP_MAX,
-};
-
-static const char *const op_text[_OP_MAX] = {
-        [OP_LT] = "<", [OP_LE] = "<=", [OP_GT] = ">", [OP_GE] = ">=", [OP_EQ] = "==", [OP_NE] = "!=",
-};
-
-struct operand {
-        enum signal_id signal;  /* _SIGNAL_INVALID for a number */
-        double value;
-        bool percent;           /* written with '%' */
-};
-
-struct node {
-        enum node_type type;
-        enum cmp_op op;                 /* NODE_CMP */
-        struct operand lhs, rhs;        /* NODE_CMP */
-        uint16_t a, b;                  /* children: NOT uses a; AND/OR use a and b */
-};
-
-struct condition {
-        size_t n_nodes;                 /* the root is nodes[n_nodes - 1] */
-        uint32_t signals;
-        struct node nodes[];
-};
+#include "policy/condition_internal.h"
 
 /* Numbers are kept to what a double holds exactly in decimal (15 digits), so
  * the canonical text always re-parses to the same value. */
@@ -195,6 +155,7 @@ static int add_node(struct parser *p, size_t offset, const struct node *n) {
                 return fail(p, offset, "condition too long (more than %d comparisons and operators)",
                             CONDITION_MAX_NODES);
         p->nodes[p->n_nodes] = *n;
+        p->nodes[p->n_nodes].offset = offset;
         return (int) p->n_nodes++;
 }
 

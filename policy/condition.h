@@ -57,6 +57,20 @@ int condition_format(const struct condition *c, char *buf, size_t size);
  * not a comparison) returns _SIGNAL_INVALID and leaves buf alone. */
 enum signal_id condition_blocker(const struct condition *c, const struct signals *s, char *buf, size_t size);
 
+/* A part of a valid condition that is almost certainly not what was meant. */
+struct condition_warning {
+        size_t offset;                  /* 0-based byte offset of the comparison in the text */
+        char message[200];              /* one line, e.g. "pool.cpu > 0.8: ..." */
+};
+
+/* Finds, in text order of the checks: a percentage signal compared with a
+ * number under 1 written without '%' (a ratio, where 0.8 means 0.8%); a
+ * bound outside 0-100 for a percentage signal other than pool.cpu (which is
+ * of one core, so a threaded worker goes beyond 100); comparisons joined by
+ * `and` that can never hold together. Writes at most n to out; returns how
+ * many it wrote. Pure; cannot fail. */
+size_t condition_lint(const struct condition *c, struct condition_warning *out, size_t n);
+
 /* Frees c. Accepts NULL, returns NULL. */
 struct condition *condition_free(struct condition *c);
 

@@ -13,15 +13,16 @@
 
 /* ---- measurements ---- */
 
-static void stats_add(struct optimize_stats *x, double v, const struct signals *s) {
+/* cpu: the sample's mean cpu.busy, NAN if unknown. */
+static void stats_add(struct optimize_stats *x, double v, double cpu) {
         double d = v - x->mean;
 
         /* Welford: stable for the long settled windows, no array of samples. */
         x->n++;
         x->mean += d / x->n;
         x->m2 += d * (v - x->mean);
-        if (signals_has(s, SIGNAL_CPU_BUSY) && isfinite(s->value[SIGNAL_CPU_BUSY])) {
-                x->cpu_sum += s->value[SIGNAL_CPU_BUSY];
+        if (isfinite(cpu)) {
+                x->cpu_sum += cpu;
                 x->cpu_n++;
         }
 }
@@ -267,19 +268,24 @@ static bool judge(struct optimize_state *st, const struct optimize_params *p, us
         if (v == 0 && st->probe_stats.n < OPTIMIZE_WINDOW_MAX)
                 return false;
 
-        /* The larger size wins only by beating the bias clearly; an unclear
-         * outcome at the window's end goes to the smaller one. */
-        bool larger_wins = v > 0;
+        /* The larger size wins only by beating the bias clearly, the
+         * smaller only when the larger clearly does not: an unclear outcome
+         * at the window's end keeps the base, so that the search never
+         * moves (least of all down) on a doubt. */
+        bool probe_wins = v != 0 && (v > 0) == up;
         fmt_rate(p, large->mean, a);
         fmt_rate(p, small->mean, b);
-        if (larger_wins)
+        if (v > 0)
                 say(ret, "optimize: %u workers %s beat %u workers %s by %.0f%%", nl, a, ns, b,
                     gain_percent(large->mean, small->mean));
-        else
+        else if (v < 0)
                 say(ret, "optimize: %u workers %s not %g%% better than %u workers %s", nl, a, p->bias, ns, b);
+        else
+                say(ret, "optimize: %u workers %s against %u workers %s unclear after %u samples; keeping %u", nl, a,
+                    ns, b, st->probe_stats.n, st->base);
 
         unsigned dist = distance(st->probe, st->base);
-        if (larger_wins == up) {
+        if (probe_wins) {
                 /* The probe won: it is the new base, already measured. Its
                  * neighbour on the side we came from just lost to it. */
                 st->base = st->probe;
@@ -339,7 +345,10 @@ static unsigned watch(struct optimize_state *st, const struct optimize_params *p
         }
 
         if (st->shifts >= OPTIMIZE_SHIFT_WINDOWS) {
-                struct optimize_stats now_stats = st->shifted;
+                /* The last window only: the first that shifted may straddle
+                 * the change, and a base that mixes two rates is too wide
+                 * to tell any probe from it. */
+                struct optimize_stats now_stats = fresh;
                 say(ret, "optimize: %u workers now %s, was %s: searching again", st->base,
                     fmt_rate(p, now_stats.mean, a), fmt_rate(p, st->ref.mean, b));
                 search_begin(st, p, st->base, &now_stats, now);
@@ -365,17 +374,17 @@ static unsigned expected(const struct optimize_state *st) {
 }
 
 /* One valid sample at the expected size: the dispatcher of the phases. */
-static unsigned take(struct optimize_state *st, const struct optimize_params *p, double v, const struct signals *s,
+static unsigned take(struct optimize_state *st, const struct optimize_params *p, double v, double cpu,
                      usec_t now, struct optimize_advice *ret) {
         char a[32], b[32];
 
         switch (st->phase) {
         case OPTIMIZE_MEASURE:
-                stats_add(&st->base_stats, v, s);
+                stats_add(&st->base_stats, v, cpu);
                 say(ret, "optimize: %u workers %s", st->base, fmt_rate(p, st->base_stats.mean, a));
                 return next_move(st, p, now, ret);
         case OPTIMIZE_PROBE:
-                stats_add(&st->probe_stats, v, s);
+                stats_add(&st->probe_stats, v, cpu);
                 unsigned size;
                 if (st->probe_stats.n >= OPTIMIZE_WINDOW_MIN && judge(st, p, now, ret, &size))
                         return size;
@@ -383,11 +392,36 @@ static unsigned take(struct optimize_state *st, const struct optimize_params *p,
                     fmt_rate(p, st->base_stats.mean, a), st->probe_stats.n, fmt_rate(p, st->probe_stats.mean, b));
                 return st->probe;
         case OPTIMIZE_SETTLED:
-                stats_add(&st->watch, v, s);
+                stats_add(&st->watch, v, cpu);
                 return watch(st, p, now, ret);
         default:
                 return st->base;        /* IDLE is left before a sample is taken */
         }
+}
+
+/* Pools a tasks.rate sample over seconds into st->pool: true with the pooled
+ * rate and cpu.busy once it spans OPTIMIZE_SAMPLE_TASKS completions. Other
+ * signals are not counts: each sample is one. */
+static bool pool_sample(struct optimize_state *st, const struct optimize_params *p, const struct signals *s,
+                        double seconds, double *v, double *cpu) {
+        bool has_cpu = signals_has(s, SIGNAL_CPU_BUSY) && isfinite(s->value[SIGNAL_CPU_BUSY]);
+
+        *v = s->value[p->signal];
+        *cpu = has_cpu ? s->value[SIGNAL_CPU_BUSY] : NAN;
+        if (p->signal != SIGNAL_TASKS_RATE || !(seconds > 0))
+                return true;
+        st->pool.tasks += *v * seconds;
+        st->pool.seconds += seconds;
+        if (has_cpu) {
+                st->pool.cpu_sum += *cpu;
+                st->pool.cpu_n++;
+        }
+        if (st->pool.tasks < OPTIMIZE_SAMPLE_TASKS - 1e-9)
+                return false;
+        *v = st->pool.tasks / st->pool.seconds;
+        *cpu = st->pool.cpu_n ? st->pool.cpu_sum / st->pool.cpu_n : NAN;
+        st->pool = (struct optimize_pool) {};
+        return true;
 }
 
 /* ---- the entry points ---- */
@@ -415,10 +449,12 @@ int optimize_step(struct optimize_state *st, const struct optimize_params *p, co
         char a[32];
 
         st->last = now;
+        bool completions = signals_has(s, SIGNAL_TASKS_RATE) && s->value[SIGNAL_TASKS_RATE] > 0;
         if (signals_has(s, SIGNAL_TASKS_LATENCY) && s->value[SIGNAL_TASKS_LATENCY] >= 0 &&
             isfinite(s->value[SIGNAL_TASKS_LATENCY])) {
                 double v = s->value[SIGNAL_TASKS_LATENCY];
                 st->latency = st->latency > 0 ? (st->latency + v) / 2 : v;
+                completions = true;
         }
 
         /* No backlog: the rate is the input's, not the pool's. */
@@ -447,22 +483,37 @@ int optimize_step(struct optimize_state *st, const struct optimize_params *p, co
         bool begun = st->phase == OPTIMIZE_IDLE || current != expected(st);
         if (begun) {
                 search_begin(st, p, current, NULL, now);
-                st->clean_after = now;
+                /* The pool was at this size before this sample: the next
+                 * one's interval is clean, if no task is longer. */
+                st->changed = now > 0 ? now - 1 : 0;
+                st->completed = false;
+                st->pool = (struct optimize_pool) {};
         }
-        if (begun || prev < st->clean_after) {
-                say(&adv, "optimize: %u workers starting, %s %s set aside", current, signal_name(p->signal),
-                    fmt_rate(p, s->value[p->signal], a));
+        /* The new size shows once the tasks running at the change have had a
+         * task's duration to end (at least the next sample, whose interval
+         * begins at the change, is set aside). Until a task completed, that
+         * duration is unknown and the rate 0/s says nothing of the size. */
+        usec_t settle = (usec_t) (st->latency * USEC_PER_SEC);
+        bool clean = st->completed && prev >= st->changed + (settle > 0 ? settle : 1);
+        st->completed |= completions;
+        if (begun || !clean) {
+                say(&adv, "optimize: %u workers starting, %s %s set aside%s", current, signal_name(p->signal),
+                    fmt_rate(p, s->value[p->signal], a), st->completed ? "" : " (no task completed yet)");
                 *ret = adv;
                 return 0;
         }
 
-        adv.size = take(st, p, s->value[p->signal], s, now, &adv);
+        double v, cpu;
+        if (!pool_sample(st, p, s, (double) (now - prev) / USEC_PER_SEC, &v, &cpu)) {
+                say(&adv, "optimize: %u workers, %.0f of %.0f tasks of a sample", current, st->pool.tasks,
+                    OPTIMIZE_SAMPLE_TASKS);
+                *ret = adv;
+                return 0;
+        }
+        adv.size = take(st, p, v, cpu, now, &adv);
         if (adv.size != current) {
-                /* The new size shows once the tasks running at the change
-                 * have had a task's duration to end (at least the next
-                 * sample, whose interval begins now, is set aside). */
-                usec_t settle = (usec_t) (st->latency * USEC_PER_SEC);
-                st->clean_after = now + (settle > 0 ? settle : 1);
+                st->changed = now;
+                st->pool = (struct optimize_pool) {};
         }
         *ret = adv;
         return 0;

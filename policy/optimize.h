@@ -8,9 +8,14 @@
  * I/O-bound and contended tasks each find their own peak.
  *
  * How it searches (one sample per call; the pool follows its advice):
- *   - Measuring: after a size change, samples are set aside until one whose
- *     interval began a task duration (tasks.latency) after the change: before
- *     that, tasks of the old size were still ending or the new ones not yet.
+ *   - Measuring: a search begins once a task has completed (a start
+ *     measured before any task could end is 0/s, not the size's rate, and
+ *     the first completions set tasks.latency). After a size change, samples
+ *     are set aside until one whose interval began a task duration
+ *     (tasks.latency) after the change: before that, tasks of the old size
+ *     were still ending or the new ones not yet. Samples of tasks.rate are
+ *     pooled until they span OPTIMIZE_SAMPLE_TASKS completions, so that one
+ *     sample is a rate, not a count of 0 or 1 task in 100 ms.
  *     Then the mean and variance of the samples describe the size: at least
  *     OPTIMIZE_WINDOW_MIN of them, OPTIMIZE_WINDOW before a fine probe
  *     (whose difference is near the bias, so it needs a precise base), and
@@ -19,9 +24,11 @@
  *     L wins only when its mean beats (1 + bias) times S's by more than the
  *     one-sided 99% quantile of Student's t (Welch's test against the biased
  *     mean: strict while few samples are in, so a probe can be judged early
- *     when the difference is large). When S clearly wins, or nothing is clear
- *     after OPTIMIZE_WINDOW_MAX samples, the smaller size wins: the bias and
- *     the noise both favour fewer workers.
+ *     when the difference is large). S wins only when L clearly fails to
+ *     beat it by the bias (S is not significantly worse). When nothing is
+ *     clear after OPTIMIZE_WINDOW_MAX samples, the base stays: the search
+ *     never moves on a doubt, so it never settles below a size it measured
+ *     as better (the starting size, the CPU count, is kept when in doubt).
  *   - Moving: a search's first probe up leaps as far as the idle CPU allows
  *     (workers using a tenth of the CPUs could be ten times as many; at most
  *     OPTIMIZE_LEAP_MAX times): tasks that wait reach their size in one move,
@@ -64,12 +71,13 @@
 #define OPTIMIZE_LEAP_WINDOW 2u         /* samples of a base before a leap */
 #define OPTIMIZE_WINDOW_MIN 3u          /* samples before a size is compared */
 #define OPTIMIZE_WINDOW 5u              /* samples of a base before a fine probe; a settled window */
-#define OPTIMIZE_WINDOW_MAX 20u         /* a probe measured this long without a clear winner: the smaller wins */
+#define OPTIMIZE_WINDOW_MAX 20u         /* a probe measured this long without a clear winner: the base stays */
 #define OPTIMIZE_Z 2.5                  /* standard errors a settled size's shift must clear */
 #define OPTIMIZE_LEAP_MAX 8u            /* a search's first probe up multiplies the size by at most this */
 #define OPTIMIZE_CPU_BUSY_MAX 95.0      /* %: above it, grow only while throughput still rises */
 #define OPTIMIZE_SHIFT_WINDOWS 3u       /* settled windows in a row that moved before a new search */
 #define OPTIMIZE_REPROBE_WINDOWS 40u    /* settled windows between two looks at the neighbours */
+#define OPTIMIZE_SAMPLE_TASKS 8.0       /* tasks.rate: completions one sample of a size spans, at least */
 
 #define OPTIMIZE_WHY_MAX 160
 
@@ -85,6 +93,14 @@ enum optimize_phase {
 struct optimize_stats {
         unsigned n;
         double mean, m2;
+        double cpu_sum;
+        unsigned cpu_n;
+};
+
+/* tasks.rate samples being pooled into one: 100 ms samples of a few tasks a
+ * second are each 0 or 10/s, whose spread hides a doubling. */
+struct optimize_pool {
+        double tasks, seconds;
         double cpu_sum;
         unsigned cpu_n;
 };
@@ -106,7 +122,9 @@ struct optimize_state {
         bool rising;                    /* the last move was up and won */
         bool cautious;                  /* a look at a settled size's neighbours: no acceleration yet */
         bool leap;                      /* the next probe up may leap by the idle CPU */
-        usec_t clean_after;             /* samples whose interval began before this are set aside */
+        usec_t changed;                 /* when the size last changed (or the search began) */
+        bool completed;                 /* a task completed since the search began: the latency is known */
+        struct optimize_pool pool;      /* tasks.rate samples not yet making one sample */
         usec_t last;                    /* the previous sample's time */
         double latency;                 /* recent mean task duration, seconds (0: unknown) */
         unsigned shifts;                /* SETTLED: windows in a row that moved */

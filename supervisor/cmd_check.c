@@ -3,8 +3,9 @@
  * `corral check -c FILE`: validates a configuration file the way `run` and a
  * reload would, prints every problem as FILE:LINE:COL: message (unknown
  * workers.user/group included), and warns about signals this machine cannot
- * provide (a rule reading them never fires) and about a command or
- * workers.cwd that cannot be used here.
+ * provide (a rule reading them never fires), about task signals in a pool
+ * without tasks, and about a command or workers.cwd that cannot be used here
+ * (conf_load() warns about doubtful conditions itself).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -177,6 +178,8 @@ int cmd_check(int argc, char **argv) {
                 r = warn_unavailable(&config, &diag);
         if (r >= 0)
                 r = warn_recycle_tasks(&config, &diag);
+        if (r >= 0)
+                r = conf_lint(&config, config.path, &diag);
         for (size_t i = 0; i < diag.n_items; i++)
                 fprintf(stderr, "%s\n", diag.items[i].message);
         if (r == -ENOMEM) {

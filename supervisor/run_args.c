@@ -13,7 +13,7 @@
 
 
 const char run_usage[] =
-        "Usage: corral run [-c FILE] [--min N] [--max N] [--metrics HOST:PORT|none]\n"
+        "Usage: corral run [-c FILE] [--min N] [--max N] [-j N] [--metrics HOST:PORT|none]\n"
         "                  [--stop-timeout DURATION]\n"
         "                  [--restart-delay DURATION] [--crash-limit N]\n"
         "                  [--tasks FILE|-] [--stream] [--keep-order] [--line-buffer|--ungroup]\n"
@@ -30,6 +30,7 @@ const char run_usage[] =
         "  -c, --config FILE          read the configuration from FILE\n"
         "      --min N                keep at least N workers (default 1)\n"
         "      --max N                at most N workers (default: usable CPUs)\n"
+        "  -j, --jobs N               exactly N workers: --min N --max N\n"
         "      --metrics HOST:PORT    serve /metrics, /healthz and /status there\n"
         "                             (default 127.0.0.1:9311; none: do not)\n"
         "      --stop-timeout DURATION  SIGKILL workers still running this long after\n"
@@ -91,6 +92,7 @@ static const struct option run_options[] = {
         { "config",        required_argument, NULL, 'c' },
         { "min",           required_argument, NULL, ARG_MIN },
         { "max",           required_argument, NULL, ARG_MAX },
+        { "jobs",          required_argument, NULL, 'j' },
         { "metrics",       required_argument, NULL, ARG_METRICS },
         { "stop-timeout",  required_argument, NULL, ARG_STOP_TIMEOUT },
         { "restart-delay", required_argument, NULL, ARG_RESTART_DELAY },
@@ -231,11 +233,11 @@ int run_args_apply(const struct run_args *a, struct corral_config *c) {
                 return r;
         if (a->min_set) {
                 w->min = a->min;
-                set_by(&c->origin.min, "--min");
+                set_by(&c->origin.min, a->min_flag ? a->min_flag : "--min");
         }
         if (a->max_set) {
                 w->max = a->max;
-                set_by(&c->origin.max, "--max");
+                set_by(&c->origin.max, a->max_flag ? a->max_flag : "--max");
         }
         if (a->stop_timeout != USEC_INFINITY)
                 w->stop_timeout = a->stop_timeout;
@@ -279,7 +281,7 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
 
         optind = 0;   /* glibc: reinitialise, so the parser can run more than once */
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "+:c:vqh", run_options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "+:c:j:vqh", run_options, NULL)) >= 0) {
                 switch (c) {
                 case 'c':
                         a.config_path = optarg;
@@ -288,11 +290,22 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
                         if (parse_unsigned(optarg, WORKERS_LIMIT, &a.min) < 0)
                                 return fail("--min: '%s' is not a number of workers (0-%u)", optarg, WORKERS_LIMIT);
                         a.min_set = true;
+                        a.min_flag = "--min";
                         break;
                 case ARG_MAX:
                         if (parse_unsigned(optarg, WORKERS_LIMIT, &a.max) < 0 || a.max == 0)
                                 return fail("--max: '%s' is not a number of workers (1-%u)", optarg, WORKERS_LIMIT);
                         a.max_set = true;
+                        a.max_flag = "--max";
+                        break;
+                case 'j':
+                        /* xargs -P's and make's spelling of a fixed size; a later --min or --max still
+                         * moves one bound. */
+                        if (parse_unsigned(optarg, WORKERS_LIMIT, &a.max) < 0 || a.max == 0)
+                                return fail("-j: '%s' is not a number of workers (1-%u)", optarg, WORKERS_LIMIT);
+                        a.min = a.max;
+                        a.min_set = a.max_set = true;
+                        a.min_flag = a.max_flag = "-j";
                         break;
                 case ARG_METRICS:
                         /* The syntax of metrics.listen in the file; whether the host resolves is

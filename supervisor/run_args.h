@@ -17,6 +17,7 @@ struct run_args {
         const char *metrics;       /* --metrics HOST:PORT|none */
         unsigned min, max;
         bool min_set, max_set;
+        const char *min_flag, *max_flag;  /* "--min"/"--max", or "-j" that set both */
         usec_t stop_timeout;       /* USEC_INFINITY: not given */
         usec_t restart_delay;      /* USEC_INFINITY: not given */
         unsigned crash_limit;

@@ -40,8 +40,10 @@ static int validate(const struct corral_config *c) {
         _cleanup_(conf_diagnostics_done) struct conf_diagnostics diag = {};
 
         int r = conf_validate(c, c->path, false, &diag);
+        if (r >= 0)
+                r = conf_lint(c, c->path, &diag);
         for (size_t i = 0; i < diag.n_items; i++)
-                log_error("%s", diag.items[i].message);
+                log_full(diag.items[i].severity == CONF_ERROR ? LOG_ERR : LOG_WARNING, 0, "%s", diag.items[i].message);
         return r;
 }
 

@@ -65,10 +65,10 @@ _corral() {
                 --stop-timeout|--restart-delay|--timeout)
                     COMPREPLY=($(compgen -W '100ms 500ms 1s 5s 10s 30s 1m' -- "$cur"))
                     return 0 ;;
-                --min|--max|--crash-limit|--retries|--batch|--shard)
+                --min|--max|-j|--jobs|--crash-limit|--retries|--batch|--shard)
                     return 0 ;;
             esac
-            COMPREPLY=($(compgen -W '-c --config --min --max --metrics --tasks --stream
+            COMPREPLY=($(compgen -W '-c --config --min --max -j --jobs --metrics --tasks --stream
                 --keep-order --line-buffer --ungroup --joblog --resume --resume-failed --retries --timeout
                 --batch --shard --bar --stop-timeout --restart-delay --crash-limit
                 -v --verbose -q --quiet -h --help --' -- "$cur"))

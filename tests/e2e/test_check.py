@@ -172,3 +172,40 @@ def test_usage_errors(args, reason):
     assert r.returncode == 2
     # One line of reason and a pointer to --help, not the whole help.
     assert r.stderr.splitlines() == [reason, "Try 'corral check --help' for more information."]
+
+
+def test_doubtful_conditions_warn(tmp_path, psi_dir):
+    """A ratio for a percentage, a bound no percentage reaches, an `and` that
+    never holds and a task signal in a pool without tasks: valid, so exit 0,
+    but each warned about at its place."""
+    (tmp_path / "c.yaml").write_text(
+        "policy:\n"
+        "  rules:\n"
+        "    - {name: grow, when: pool.cpu > 0.8 and cpu.busy < 80%, scale: +1}\n"
+        "    - {name: hot, when: cpu.busy > 180, scale: -1}\n"
+        "    - name: never\n"
+        "      when: \"pool.cpu > 20% and (cpu.busy > 80% and cpu.busy < 50%)\"\n"
+        "      scale: +1\n"
+        "    - {name: backlog, when: tasks.backlog > 10, scale: +1}\n")
+    r = check("-c", "c.yaml", cwd=tmp_path, psi=psi_dir)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == [
+        "c.yaml:3:26: warning: policy.rules[0].when: pool.cpu > 0.8: pool.cpu is a percentage (0-100), "
+        "so 0.8 means 0.8%, not a ratio; write 80% if you meant 0.8",
+        "c.yaml:4:25: warning: policy.rules[1].when: cpu.busy > 180: cpu.busy ranges over 0-100%, "
+        "so this comparison never holds",
+        "c.yaml:6:34: warning: policy.rules[2].when: 'cpu.busy > 80%' and 'cpu.busy < 50%' can never both "
+        "hold, so this 'and' is never true",
+        "c.yaml:8:29: warning: rule 'backlog' reads tasks.backlog, but a pool without tasks (no --tasks or "
+        "tasks.from) has none: it is unavailable, and a comparison reading it is false",
+    ]
+    assert r.stdout.startswith("c.yaml: OK: ")
+
+    # With tasks, the task signal is what a batch provides.
+    (tmp_path / "b.yaml").write_text(
+        "tasks: {from: t.txt}\n"
+        "policy:\n"
+        "  rules:\n"
+        "    - {name: backlog, when: tasks.backlog > 10 and pool.cpu > 80%, scale: +1}\n")
+    r = check("-c", "b.yaml", cwd=tmp_path, psi=psi_dir)
+    assert r.returncode == 0 and r.stderr == "", r.stderr

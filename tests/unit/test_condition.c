@@ -334,6 +334,67 @@ static void test_blocker(void **state) {
         }
 }
 
+/* condition_lint: what a valid condition probably did not mean, at the
+ * comparison's offset; nothing for the ordinary ones. */
+static void test_lint(void **state) {
+        static const struct {
+                const char *text;
+                size_t offset;          /* of the first warning */
+                const char *message;    /* the first warning; NULL: none */
+                size_t count;
+        } t[] = {
+                /* a ratio where a percentage is read */
+                { "pool.cpu > 0.8", 0,
+                  "pool.cpu > 0.8: pool.cpu is a percentage (0-100), so 0.8 means 0.8%, not a ratio; "
+                  "write 80% if you meant 0.8", 1 },
+                { "cpu.busy < 95% and 0.5 < mem.available", 19,
+                  "mem.available > 0.5: mem.available is a percentage (0-100), so 0.5 means 0.5%, not a ratio; "
+                  "write 50% if you meant 0.5", 1 },
+                { "pool.cpu > 0.8%", 0, NULL, 0 },              /* said in percent: meant */
+                { "tasks.rate > 0.5", 0, NULL, 0 },             /* not a percentage */
+                { "load1 > 0.7", 0, NULL, 0 },
+                { "cpu.busy > 0", 0, NULL, 0 },
+                /* a bound no percentage reaches */
+                { "cpu.busy > 180", 0, "cpu.busy > 180: cpu.busy ranges over 0-100%, so this comparison never holds", 1 },
+                { "psi.cpu <= 150%", 0, "psi.cpu <= 150%: psi.cpu ranges over 0-100%, so this comparison always holds", 1 },
+                { "pool.cpu > 180", 0, NULL, 0 },               /* of one core: a threaded worker exceeds 100 */
+                { "cpu.busy >= 100", 0, NULL, 0 },
+                /* an `and` that can never hold */
+                { "cpu.busy > 80% and cpu.busy < 50%", 0,
+                  "'cpu.busy > 80%' and 'cpu.busy < 50%' can never both hold, so this 'and' is never true", 1 },
+                { "pool.cpu > 20 and (cpu.busy >= 50 and 50 > cpu.busy)", 19,
+                  "'cpu.busy >= 50' and 'cpu.busy < 50' can never both hold, so this 'and' is never true", 1 },
+                { "tasks.backlog == 3 and tasks.backlog > 3", 0,
+                  "'tasks.backlog == 3' and 'tasks.backlog > 3' can never both hold, so this 'and' is never true", 1 },
+                { "cpu.busy >= 50 and cpu.busy <= 50", 0, NULL, 0 },    /* exactly 50 */
+                { "cpu.busy > 80% or cpu.busy < 50%", 0, NULL, 0 },
+                { "cpu.busy > 80% and not cpu.busy > 90%", 0, NULL, 0 },
+                { "cpu.busy > 80% and pool.cpu < 50%", 0, NULL, 0 },
+                { "(cpu.busy > 80% or psi.cpu > 1) and cpu.busy < 50%", 0, NULL, 0 },
+                { "cpu.busy != 5 and cpu.busy == 5", 0, NULL, 0 },      /* != is not narrowed: no false alarm */
+                /* several findings */
+                { "cpu.busy > 0.9 and cpu.busy > 180", 0, NULL, 2 },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                _cleanup_(condition_freep) struct condition *c = NULL;
+                struct condition_warning w[4];
+                assert_int_equal(condition_parse(t[i].text, &c, NULL, NULL, 0), 0);
+                size_t n = condition_lint(c, w, ELEMENTSOF(w));
+                if (n != t[i].count || (t[i].message && strcmp(w[0].message, t[i].message) != 0) ||
+                    (t[i].message && w[0].offset != t[i].offset))
+                        fail_msg("'%s': %zu warnings, first at %zu: '%s'", t[i].text, n, n ? w[0].offset : 0,
+                                 n ? w[0].message : "");
+        }
+        /* at most n are written */
+        _cleanup_(condition_freep) struct condition *c = NULL;
+        struct condition_warning one[1];
+        assert_int_equal(condition_parse("cpu.busy > 0.9 and cpu.busy > 180", &c, NULL, NULL, 0), 0);
+        assert_int_equal(condition_lint(c, one, 1), 1);
+        assert_int_equal(condition_lint(NULL, one, 1), 0);
+}
+
 int main(int argc, char **argv) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_canonical),
@@ -343,6 +404,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_signals_mask_and_format),
                 cmocka_unit_test(test_roundtrip_property),
                 cmocka_unit_test(test_blocker),
+                cmocka_unit_test(test_lint),
         };
         if (argc > 1)
                 cmocka_set_test_filter(argv[1]);

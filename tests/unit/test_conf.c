@@ -318,6 +318,53 @@ static void test_user_and_group_keep_their_positions(void **state) {
         conf_diagnostics_done(&d);
 }
 
+/* Doubtful conditions load (they run as written) with a warning at the
+ * comparison; conf_lint warns about task signals only without tasks; the
+ * built-in policies warn about nothing. */
+static void test_lint_warnings(void **state) {
+        static const char text[] = "command: [w]\n"
+                                   "policy:\n"
+                                   "  target: {signal: tasks.backlog, value: 5}\n"
+                                   "  rules:\n"
+                                   "    - {name: r, when: cpu.busy > 0.5, scale: +1}\n";
+        struct conf_diagnostics d = {};
+        struct corral_config c;
+        (void) state;
+
+        assert_int_equal(conf_load_text("t.yaml", text, strlen(text), &c, &d), 0);
+        assert_int_equal(d.n_errors, 0);
+        assert_int_equal(d.n_warnings, 1);
+        assert_string_equal(d.items[0].message, "t.yaml:5:23: warning: policy.rules[0].when: cpu.busy > 0.5: cpu.busy "
+                                                "is a percentage (0-100), so 0.5 means 0.5%, not a ratio; write 50% "
+                                                "if you meant 0.5");
+        conf_diagnostics_done(&d);
+        assert_int_equal(conf_lint(&c, c.path, &d), 0);
+        assert_int_equal(d.n_warnings, 1);
+        assert_string_equal(d.items[0].message, "t.yaml:3:11: warning: policy.target reads tasks.backlog, but a pool "
+                                                "without tasks (no --tasks or tasks.from) has none: the pool stays at "
+                                                "its size");
+        conf_diagnostics_done(&d);
+        c.tasks.from = strdup("t.txt");
+        assert_non_null(c.tasks.from);
+        assert_int_equal(conf_lint(&c, c.path, &d), 0);
+        assert_int_equal(d.n_items, 0);
+        config_done(&c);
+
+        for (int batch = 0; batch <= 1; batch++) {
+                config_init(&c);
+                assert_int_equal(config_default_policy(&c, batch), 0);
+                if (batch)
+                        c.tasks.from = strdup("-");
+                assert_int_equal(conf_lint(&c, NULL, &d), 0);
+                assert_int_equal(d.n_items, 0);
+                for (size_t i = 0; i < c.policy.n_rules; i++) {
+                        struct condition_warning w[1];
+                        assert_int_equal(condition_lint(c.policy.rules[i].when, w, 1), 0);
+                }
+                config_done(&c);
+        }
+}
+
 int main(int argc, char **argv) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_default_policy),
@@ -327,6 +374,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_nesting_depth_is_bounded),
                 cmocka_unit_test(test_validate_merged),
                 cmocka_unit_test(test_user_and_group_keep_their_positions),
+                cmocka_unit_test(test_lint_warnings),
         };
         if (argc > 1)
                 cmocka_set_test_filter(argv[1]);

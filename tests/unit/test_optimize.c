@@ -320,6 +320,130 @@ static void test_curves(void **state) {
         assert_int_equal(failures, 0);
 }
 
+/* ---- the failures of issue 23: discrete tasks sampled every 100 ms ----
+ *
+ * A pool of workers runs tasks of a given duration; a sample every 100 ms
+ * reports the completions of its interval as tasks.rate (so each is 0, 10,
+ * 20/s...) and their mean duration as tasks.latency (unavailable while none
+ * completed), as the batch does. CPU-bound tasks share the CPUs with each
+ * other and with background hogs; sleep tasks do not. The seeker must never
+ * settle below the starting size (the CPU count) when the starting size is
+ * measurably better, whatever the quantisation or the 0/s start. */
+struct task_case {
+        const char *name;
+        bool cpu_bound;         /* false: the task sleeps */
+        double seconds;         /* the task's work (CPU or sleep) */
+        double jitter;          /* each task's work varies by +-this share */
+        unsigned hogs;          /* background CPU hogs beside the pool */
+        unsigned start, max;
+        unsigned floor;         /* the seeker must never settle below this */
+};
+
+#define SIM_CPUS 2
+#define SIM_TICK 0.005          /* s: the simulation's step */
+#define SIM_WORKERS 64
+
+static const struct task_case task_cases[] = {
+        /* the image job: 0.15 s of CPU each, 2 CPUs, samples of 0, 10 or 20/s */
+        { "cpu 0.15 s, quiet", true, 0.15, 0.1, 0, 2, 8, 2 },
+        { "cpu 0.15 s, one hog", true, 0.15, 0.1, 1, 2, 8, 2 },
+        /* nothing finishes in the first second: the start measures 0/s */
+        { "cpu 1 s, 0/s start", true, 1.0, 0.05, 0, 2, 8, 2 },
+        /* sleep 0.5 with background load: cpu.busy high, no leap, jittery durations */
+        { "sleep 0.5 s, background load", false, 0.5, 0.3, 2, 2, 8, 2 },
+        { "sleep 1 s, quiet", false, 1.0, 0.05, 0, 2, 8, 4 },
+};
+
+struct sim {
+        double left[SIM_WORKERS];       /* work left of the running task (< 0: idle) */
+        double began[SIM_WORKERS];
+        double t;
+        uint32_t seed;
+};
+
+static double task_work(const struct task_case *tc, struct sim *m) {
+        return tc->seconds * noise(&m->seed, tc->jitter);
+}
+
+/* Advances 100 ms at size; fills the sample's signals. */
+static void sim_interval(const struct task_case *tc, struct sim *m, unsigned size, struct signals *s) {
+        unsigned done = 0;
+        double took = 0;
+
+        for (unsigned i = 0; i < size; i++)
+                if (m->left[i] < 0) {
+                        m->left[i] = task_work(tc, m);
+                        m->began[i] = m->t;
+                }
+        for (int k = 0; k < (int) (0.1 / SIM_TICK + 0.5); k++) {
+                unsigned running = 0;
+                for (unsigned i = 0; i < SIM_WORKERS; i++)
+                        running += m->left[i] >= 0;
+                double share = tc->cpu_bound ? fmin(1.0, (double) SIM_CPUS / (running + tc->hogs)) : 1.0;
+                m->t += SIM_TICK;
+                for (unsigned i = 0; i < SIM_WORKERS; i++) {
+                        if (m->left[i] < 0)
+                                continue;
+                        m->left[i] -= SIM_TICK * share;
+                        if (m->left[i] > 1e-9)
+                                continue;
+                        done++;
+                        took += m->t - m->began[i];
+                        /* a worker beyond the size retires after its task */
+                        m->left[i] = i < size ? task_work(tc, m) : -1;
+                        m->began[i] = m->t;
+                }
+        }
+        unsigned running = 0;
+        for (unsigned i = 0; i < SIM_WORKERS; i++)
+                running += m->left[i] >= 0;
+        double busy = tc->cpu_bound ? fmin(SIM_CPUS, running + tc->hogs) : fmin(SIM_CPUS, tc->hogs + 0.02 * running);
+        *s = (struct signals) {};
+        signals_set(s, SIGNAL_TASKS_RATE, done / 0.1);
+        if (done)
+                signals_set(s, SIGNAL_TASKS_LATENCY, took / done);
+        signals_set(s, SIGNAL_TASKS_BACKLOG, 1000);
+        signals_set(s, SIGNAL_CPU_BUSY, 100.0 * busy / SIM_CPUS);
+}
+
+static unsigned run_task_case(const struct task_case *tc) {
+        struct optimize_params p = { SIGNAL_TASKS_RATE, 5, 1, tc->max };
+        struct optimize_state st = {};
+        struct sim m = { .seed = 0x9e3779b9u };
+        unsigned size = tc->start, lowest = UINT_MAX, failures = 0;
+        struct optimize_advice adv = {};
+        char why[OPTIMIZE_WHY_MAX] = "";
+
+        for (unsigned i = 0; i < SIM_WORKERS; i++)
+                m.left[i] = -1;
+        for (unsigned i = 0; i < 1200; i++) {       /* two minutes */
+                struct signals s;
+                sim_interval(tc, &m, size, &s);
+                assert_int_equal(optimize_step(&st, &p, &s, size, BASE + i * 100 * USEC_PER_MSEC, &adv), 0);
+                if (st.phase == OPTIMIZE_SETTLED && st.base < lowest) {
+                        lowest = st.base;
+                        snprintf(why, sizeof(why), "%s", adv.why);
+                }
+                size = adv.size;
+        }
+        if (lowest < tc->floor || size < tc->floor) {
+                print_error("case '%s': settled at %u, ends at %u (floor %u): %s\n", tc->name, lowest, size,
+                            tc->floor, why);
+                failures++;
+        }
+        print_message("%-40s settled no lower than %u, ends at %u\n", tc->name, lowest, size);
+        return failures;
+}
+
+static void test_task_series(void **state) {
+        unsigned failures = 0;
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(task_cases); i++)
+                failures += run_task_case(&task_cases[i]);
+        assert_int_equal(failures, 0);
+}
+
 /* One sample for the direct tests: a noise-free rate at a backlog. */
 static struct signals sample(double rate, double cpu_busy) {
         struct signals s = {};
@@ -597,6 +721,7 @@ static void test_limits_bypassed(void **state) {
 int main(int argc, char **argv) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_curves),
+                cmocka_unit_test(test_task_series),
                 cmocka_unit_test(test_fine_step),
                 cmocka_unit_test(test_invalid),
                 cmocka_unit_test(test_reasons),

@@ -135,6 +135,41 @@ static void test_apply_records_origins(void **state) {
         config_done(&c);
 }
 
+/* -j N is --min N --max N; a later --min or --max moves one bound, and an
+ * error names the flag that set the value. */
+static void test_jobs(void **state) {
+        struct run_args a;
+        struct corral_config c;
+        char err[256] = "";
+        (void) state;
+
+        assert_int_equal(PARSE(&a, err, "-j", "3", "--", "true"), 0);
+        assert_true(a.min_set && a.max_set);
+        assert_int_equal(a.min, 3);
+        assert_int_equal(a.max, 3);
+        config_init(&c);
+        assert_int_equal(run_args_apply(&a, &c), 0);
+        assert_int_equal(c.workers.min, 3);
+        assert_int_equal(c.workers.max, 3);
+        assert_string_equal(c.origin.min.flag, "-j");
+        assert_string_equal(c.origin.max.flag, "-j");
+        config_done(&c);
+
+        assert_int_equal(PARSE(&a, err, "-j5", "--max", "8", "--", "true"), 0);
+        assert_int_equal(a.min, 5);
+        assert_int_equal(a.max, 8);
+        assert_int_equal(PARSE(&a, err, "--jobs", "2", "--", "true"), 0);
+        assert_int_equal(a.min, 2);
+        assert_int_equal(a.max, 2);
+
+        assert_int_equal(PARSE(&a, err, "-j", "0", "--", "true"), -EINVAL);
+        assert_string_equal(err, "-j: '0' is not a number of workers (1-65536)");
+        assert_int_equal(PARSE(&a, err, "-j", "4", "--max", "2", "--", "true"), -EINVAL);
+        assert_string_equal(err, "-j 4 is larger than --max 2");
+        assert_int_equal(PARSE(&a, err, "-j"), -EINVAL);
+        assert_string_equal(err, "-j needs a value");
+}
+
 static void test_help_needs_no_command(void **state) {
         struct run_args a;
         char err[256] = "";
@@ -152,6 +187,7 @@ int main(void) {
                 cmocka_unit_test(test_refusals_name_their_reason),
                 cmocka_unit_test(test_flags_meet_the_configuration_rules),
                 cmocka_unit_test(test_apply_records_origins),
+                cmocka_unit_test(test_jobs),
                 cmocka_unit_test(test_help_needs_no_command),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
