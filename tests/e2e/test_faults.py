@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from conftest import CORRAL, TIMEOUT, WRAPPER, Stream, py, wait_gone
+from conftest import CORRAL, SLOWDOWN, TIMEOUT, WRAPPER, Stream, py, wait_gone
 
-STOP_MARGIN = 3.0   # seconds a stop may take beyond stop_timeout (slow CI, sanitizers)
+STOP_MARGIN = 3.0 * SLOWDOWN   # seconds a stop may take beyond stop_timeout (slow CI, sanitizers, valgrind)
 
 SLEEPER = py(r"""
 import os, signal
