@@ -298,7 +298,8 @@ static const char *start_failure_what(const struct corral_config *c, char *buf, 
 }
 
 /* A worker could not start. At startup a command that cannot run is exit 2,
- * as ever; after that it is that worker's failure (backoff, crash loop). A
+ * as ever; after that it is that worker's failure (backoff, crash loop, which
+ * gives up only when no other worker runs). A
  * lack of resources, or a rolling replacement while the old workers still
  * run, is retried after the backoff without counting toward a crash loop. */
 static usec_t worker_start_failed(struct pool *p, struct worker *w, const struct child_end *end) {
@@ -332,6 +333,16 @@ static usec_t worker_start_failed(struct pool *p, struct worker *w, const struct
         }
         log_error_errno(end->error, "Failed to start worker %u: cannot %s%s: %m", w->id, what, as);
         delay = restart_record_exit(&p->restart, &p->limits, 0, true);
+        unsigned running = pool_count_child(p, child_is_live);
+        if (restart_is_crash_loop(&p->restart, &p->limits) && running > 0) {
+                /* A restart that cannot start never stops the workers that
+                 * run: giving up would turn one missing binary into an outage. */
+                log_error("'%s' could not start %u times in a row; the %u running worker%s keep%s running, "
+                          "retrying in %s", command_line(p->config->command, cmd, sizeof(cmd)),
+                          p->restart.quick_failures, running, running == 1 ? "" : "s", running == 1 ? "s" : "",
+                          format_duration(delay, t));
+                return pool_restart_wait(p, delay);
+        }
         if (restart_is_crash_loop(&p->restart, &p->limits)) {
                 log_error("crash loop: '%s' failed %u times in a row, the last one %s; giving up",
                           command_line(p->config->command, cmd, sizeof(cmd)), p->restart.quick_failures,

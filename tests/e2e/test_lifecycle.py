@@ -111,6 +111,23 @@ def test_replacement_that_never_starts_is_a_crash_loop(corral, tmp_path):
             "No such file or directory; giving up" % app) in c.log.text()
 
 
+def test_replacement_that_never_starts_keeps_the_running_workers(corral, tmp_path):
+    app, cfg = vanishing_command(tmp_path, "{min: 2, max: 2, restart_backoff: {initial: 1ms, max: 10ms}, "
+                                           "crash_limit: {burst: 2}}")
+    c = corral("run", "-c", cfg)
+    workers = c.started(2)
+    first, second = workers[0], workers[1]
+    away = tmp_path / "app.away"
+    app.rename(away)
+    os.kill(first, signal.SIGKILL)
+    c.log.wait(rf"could not start 3 times in a row; the 1 running worker keeps running, retrying in")
+    assert c.proc.poll() is None and alive(second), "a crash loop of starts never stops running workers"
+    away.rename(app)
+    c.started(1)
+    c.signal(signal.SIGTERM)
+    assert c.wait() == 0
+
+
 def test_bad_cwd_at_startup_is_exit_2_and_says_which(corral, tmp_path):
     cfg = write_config(tmp_path / "corral.yaml", f"[{SLEEP}, '1000']", "{min: 1, max: 1, cwd: /nonexistent}")
     c = corral("run", "-c", cfg)

@@ -284,8 +284,17 @@ static void test_pool_replacement_that_cannot_run_is_a_failure(void **state) {
         assert_int_equal(fx.p->workers[1]->child.state, CHILD_RUNNING);
         assert_int_equal(fx.p->restart.quick_failures, 2);
 
-        /* One more is more than the burst of 2: a crash loop, exit 3. */
+        /* One more is more than the burst of 2, but worker 1 runs: a restart
+         * that cannot start never stops it. */
         child_timer(&fx.p->workers[0]->child);
+        settle(&fx);
+        assert_false(fx.p->stopping);
+        assert_int_equal(fx.p->workers[1]->child.state, CHILD_RUNNING);
+
+        /* Once no worker runs, it is a crash loop: exit 3. */
+        fx.os.fail[4] = -ENOENT;
+        worker_exits(&fx, 1, 1);
+        child_timer(&fx.p->workers[1]->child);
         settle(&fx);
         assert_true(fx.p->stopping);
         assert_true(fx.p->crash_loop);
