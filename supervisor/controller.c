@@ -528,7 +528,7 @@ static int on_resize_signal(sd_event_source *s, const struct signalfd_siginfo *s
         if (n == now)
                 log_info("manual resize: already %u worker%s (%s %u)", n, n == 1 ? "" : "s",
                          si->ssi_signo == SIGTTIN ? "max" : "min", n);
-        resize(c, n, "manual", "manual resize");
+        resize(c, n, "manual", "by hand");
         return 0;
 }
 

@@ -69,7 +69,7 @@ def test_reload_with_a_broken_file_keeps_the_running_config(corral, tmp_path):
     # Still the same two workers: nothing was stopped or started.
     assert c.children() == sorted(before.values())
     c.signal(signal.SIGTTIN)    # the old bounds still apply: max 3
-    c.log.wait(r"scale 2 -> 3 \(manual resize\)$")
+    c.log.wait(r"scale 2 -> 3 \(by hand\)$")
     c.signal(signal.SIGTERM)
     assert c.wait() == 0
 

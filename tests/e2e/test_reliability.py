@@ -25,8 +25,8 @@ SLEEP = ["sleep", "1000"]   # coreutils: a worker that starts fast and obeys TER
 @pytest.mark.parametrize("sig,effect", [
     (signal.SIGTERM, r"received SIGTERM"),
     (signal.SIGINT, r"received SIGINT"),
-    (signal.SIGTTIN, r"scale 1 -> 2 \(manual resize\)"),
-    (signal.SIGTTOU, r"scale 2 -> 1 \(manual resize\)"),
+    (signal.SIGTTIN, r"scale 1 -> 2 \(by hand\)"),
+    (signal.SIGTTOU, r"scale 2 -> 1 \(by hand\)"),
 ])
 def test_signal_while_reading_the_config_is_acted_on_later(corral, tmp_path, sig, effect):
     fifo = str(tmp_path / "c.yaml")
