@@ -19,6 +19,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "common/exit_status.h"
 #include "conf/units.h"
 #include "supervisor/identity.h"
 #include "supervisor/log.h"
@@ -313,7 +314,7 @@ static usec_t worker_start_failed(struct pool *p, struct worker *w, const struct
                 return CHILD_NO_RESTART;
         if (!end->transient && !p->started_once) {
                 log_error_errno(end->error, "cannot %s%s: %m", what, as);
-                pool_stop(p, 2);
+                pool_stop(p, EXIT_USAGE);
                 return CHILD_NO_RESTART;
         }
         snprintf(p->last_exit, sizeof(p->last_exit), "could not start: %s", strerror(-end->error));
@@ -348,7 +349,7 @@ static usec_t worker_start_failed(struct pool *p, struct worker *w, const struct
                           command_line(p->config->command, cmd, sizeof(cmd)), p->restart.quick_failures,
                           p->last_exit);
                 p->crash_loop = true;
-                pool_stop(p, 3);
+                pool_stop(p, EXIT_CRASH_LOOP);
                 return CHILD_NO_RESTART;
         }
         log_info("restarting worker %u in %s", w->id, format_duration(delay, t));
@@ -386,7 +387,7 @@ static usec_t worker_exited(struct pool *p, struct worker *w, const struct child
                           command_line(p->config->command, cmd, sizeof(cmd)), p->restart.quick_failures,
                           p->last_exit);
                 p->crash_loop = true;
-                pool_stop(p, 3);
+                pool_stop(p, EXIT_CRASH_LOOP);
                 return CHILD_NO_RESTART;
         }
         p->restarts++;

@@ -49,6 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "supervisor/sampler.h"
 #include "supervisor/sampler_cgroup.h"
 
@@ -93,12 +94,6 @@ struct sampler {
 
         usec_t last;
 };
-
-static usec_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
-}
 
 static int cmp_cpu_id(const void *a, const void *b) {
         const struct cpu_ticks *x = a, *y = b;

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "conf/units.h"
 #include "supervisor/child.h"
 #include "supervisor/shm.h"
@@ -55,12 +56,6 @@ static __attribute__((format(printf, 4, 5))) int fail(struct shm_error *err, int
         (void) vsnprintf(err->message + n, sizeof(err->message) - (size_t) n, format, ap);
         va_end(ap);
         return r;
-}
-
-static usec_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
 }
 
 /* A /proc/meminfo value: "kB" values in bytes, plain counts as they are. */

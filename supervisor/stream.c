@@ -28,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <math.h>
+#include "common/exit_status.h"
 #include "conf/units.h"
 
 #include "supervisor/log.h"
@@ -67,7 +68,7 @@ static void stream_try_end(struct stream *s) {
                 return;
         s->ended = true;
         stream_check_output(s);
-        pool_stop(s->pool, s->end_status || s->out_failed || s->output_abandoned ? 1 : 0);
+        pool_stop(s->pool, s->end_status || s->out_failed || s->output_abandoned ? EXIT_TASKS_FAILED : EXIT_OK);
 }
 
 /* stop_timeout after a stop: results nobody took by then are given up. */
@@ -291,7 +292,7 @@ void stream_stop(struct stream *s) {
         if (s->finished || s->stops > 2) {
                 stream_abandon_output(s);
                 s->ended = true;
-                pool_stop(s->pool, 1);
+                pool_stop(s->pool, EXIT_TASKS_FAILED);
                 return;
         }
         if (s->stopping) {

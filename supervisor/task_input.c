@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "common/exit_status.h"
 #include "supervisor/batch_internal.h"
 #include "supervisor/log.h"
 
@@ -126,7 +127,7 @@ static int batch_read_input(struct batch *b) {
 
 static void batch_input_failed(struct batch *b, int r) {
         (void) r;
-        b->fatal_status = 2;
+        b->fatal_status = EXIT_USAGE;
         b->in_eof = true;
         batch_stop(b);
 }

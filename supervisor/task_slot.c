@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include "common/exit_status.h"
 #include "conf/units.h"
 #include "supervisor/identity.h"
 #include "supervisor/spawn.h"
@@ -103,7 +104,7 @@ void batch_fatal(struct batch *b, int error) {
         char as[256];
         log_error_errno(error, "cannot run '%s'%s: %m", b->config->command[0],
                         identity_describe(&b->config->workers, as, sizeof(as)));
-        b->fatal_status = 2;
+        b->fatal_status = EXIT_USAGE;
         batch_stop(b);
 }
 
