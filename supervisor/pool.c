@@ -298,6 +298,16 @@ static const char *start_failure_what(const struct corral_config *c, char *buf, 
         return buf;
 }
 
+/* The crash loop: say what ran and how the last one ended, stop with exit 3. */
+static usec_t pool_give_up(struct pool *p) {
+        char cmd[512];
+        log_error("crash loop: '%s' failed %u times in a row, the last one %s; giving up",
+                  command_line(p->config->command, cmd, sizeof(cmd)), p->restart.quick_failures, p->last_exit);
+        p->crash_loop = true;
+        pool_stop(p, EXIT_CRASH_LOOP);
+        return CHILD_NO_RESTART;
+}
+
 /* A worker could not start. At startup a command that cannot run is exit 2,
  * as ever; after that it is that worker's failure (backoff, crash loop, which
  * gives up only when no other worker runs). A
@@ -344,21 +354,15 @@ static usec_t worker_start_failed(struct pool *p, struct worker *w, const struct
                           format_duration(delay, t));
                 return pool_restart_wait(p, delay);
         }
-        if (restart_is_crash_loop(&p->restart, &p->limits)) {
-                log_error("crash loop: '%s' failed %u times in a row, the last one %s; giving up",
-                          command_line(p->config->command, cmd, sizeof(cmd)), p->restart.quick_failures,
-                          p->last_exit);
-                p->crash_loop = true;
-                pool_stop(p, EXIT_CRASH_LOOP);
-                return CHILD_NO_RESTART;
-        }
+        if (restart_is_crash_loop(&p->restart, &p->limits))
+                return pool_give_up(p);
         log_info("restarting worker %u in %s", w->id, format_duration(delay, t));
         return pool_restart_wait(p, delay);
 }
 
 static usec_t worker_exited(struct pool *p, struct worker *w, const struct child_end *end) {
         const struct workers_config *wc = &p->config->workers;
-        char how[80], up[32], cmd[512];
+        char how[80], up[32];
 
         p->exits[end->outcome]++;
         child_end_describe(end, how, sizeof(how));
@@ -382,14 +386,8 @@ static usec_t worker_exited(struct pool *p, struct worker *w, const struct child
         }
 
         usec_t delay = restart_record_exit(&p->restart, &p->limits, end->uptime, failed);
-        if (restart_is_crash_loop(&p->restart, &p->limits)) {
-                log_error("crash loop: '%s' failed %u times in a row, the last one %s; giving up",
-                          command_line(p->config->command, cmd, sizeof(cmd)), p->restart.quick_failures,
-                          p->last_exit);
-                p->crash_loop = true;
-                pool_stop(p, EXIT_CRASH_LOOP);
-                return CHILD_NO_RESTART;
-        }
+        if (restart_is_crash_loop(&p->restart, &p->limits))
+                return pool_give_up(p);
         p->restarts++;
         w->restarts++;
         log_info("restarting worker %u in %s", w->id, format_duration(delay, up));
