@@ -76,13 +76,9 @@ int conf_load(const char *path, struct corral_config *ret, struct conf_diagnosti
 
 int conf_load_text(const char *path, const void *text, size_t size, struct corral_config *ret,
                    struct conf_diagnostics *diag) {
-        if (size > CONF_MAX_FILE_SIZE) {
-                if (conf_diagnostics_add(diag, CONF_ERROR, path, 0, 0,
-                                         "too large (more than %d KiB; a configuration is a few KiB)",
-                                         CONF_MAX_FILE_SIZE / 1024) < 0)
-                        return -ENOMEM;
-                return -EFBIG;
-        }
+        int r = conf_refuse_too_large(path, size, diag);
+        if (r < 0)
+                return r;
         /* The loader wants a NUL after the text, as read_file leaves one. */
         _cleanup_free_ char *copy = malloc(size + 1);
         if (!copy)

@@ -101,6 +101,8 @@ void loader_error_at(struct loader *l, unsigned line, unsigned column, const cha
 /* Reads the file at path whole (at most CONF_MAX_FILE_SIZE bytes, a NUL
  * after them). Returns 0, or a negative errno with the reason in diag. */
 int conf_read_file(const char *path, struct conf_diagnostics *diag, char **ret, size_t *ret_size);
+/* 0, or -EFBIG with the diagnostic when size is over CONF_MAX_FILE_SIZE. */
+int conf_refuse_too_large(const char *path, size_t size, struct conf_diagnostics *diag);
 
 /* Parses l->text into l->doc after the checks libyaml makes badly or not at
  * all (binary data, invalid UTF-8, tabs in indentation, nesting depth).

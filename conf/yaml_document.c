@@ -120,6 +120,16 @@ void scalar_position(const struct loader *l, const yaml_node_t *n, size_t offset
 
 /* ---- the file ---- */
 
+int conf_refuse_too_large(const char *path, size_t size, struct conf_diagnostics *diag) {
+        if (size <= CONF_MAX_FILE_SIZE)
+                return 0;
+        if (conf_diagnostics_add(diag, CONF_ERROR, path, 0, 0,
+                                 "too large (more than %d KiB; a configuration is a few KiB)",
+                                 CONF_MAX_FILE_SIZE / 1024) < 0)
+                return -ENOMEM;
+        return -EFBIG;
+}
+
 int conf_read_file(const char *path, struct conf_diagnostics *diag, char **ret, size_t *ret_size) {
         _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         struct stat st;
@@ -157,13 +167,9 @@ int conf_read_file(const char *path, struct conf_diagnostics *diag, char **ret, 
                         break;
                 size += (size_t) k;
         }
-        if (size > CONF_MAX_FILE_SIZE) {
-                if (conf_diagnostics_add(diag, CONF_ERROR, path, 0, 0,
-                                         "too large (more than %d KiB; a configuration is a few KiB)",
-                                         CONF_MAX_FILE_SIZE / 1024) < 0)
-                        return -ENOMEM;
-                return -EFBIG;
-        }
+        r = conf_refuse_too_large(path, size, diag);
+        if (r < 0)
+                return r;
         buf[size] = '\0';
         *ret = TAKE_PTR(buf);
         *ret_size = size;

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The insides of shm.c shared by its helpers (not for use outside shm*.c):
+ *
+ *   shm.c          segments and sets: load, seal, reference-count, reload
+ *   shm_sink.c     filling a memfd: sendfile, splice, read/write, huge-page windows
+ *   shm_command.c  a command's stdout as a source, run on the child lifecycle
+ */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "supervisor/shm.h"
+
+enum copy_mode {
+        COPY_SENDFILE,   /* from a file */
+        COPY_SPLICE,     /* from a pipe */
+        COPY_READ_WRITE, /* from anything else, or where the kernel refused the above */
+        COPY_HUGE,       /* read() into a mapping: hugetlbfs takes no write() */
+};
+
+/* The memfd being filled. */
+struct sink {
+        const char *name;        /* for messages */
+        int fd;                  /* the writable memfd */
+        enum copy_mode mode;
+        uint64_t limit;          /* max bytes */
+        uint64_t size;           /* bytes in so far */
+        uint64_t expect;         /* a file's size, 0 if unknown */
+        uint64_t page;           /* huge page size */
+        uint8_t *window;         /* COPY_HUGE: mapping of [window_off, window_off + window_len) */
+        uint64_t window_off, window_len;
+};
+
+static inline uint64_t round_up(uint64_t v, uint64_t to) {
+        return (v + to - 1) / to * to;
+}
+
+/* Fills err with "shared segment 'NAME': " and the message; returns r. */
+__attribute__((format(printf, 4, 5))) int shm_fail(struct shm_error *err, int r, const char *name,
+                                                    const char *format, ...);
+
+/* Hugepagesize in bytes, HugePages_Total and HugePages_Free (counts), from
+ * /proc/meminfo through libproc2. */
+int shm_huge_pages(uint64_t *ret_page_size, uint64_t *ret_total, uint64_t *ret_free);
+
+/* shm_sink.c */
+int shm_memfd_new(const struct shared_config *sc, struct shm_error *err);
+int shm_huge_check(const struct shared_config *sc, uint64_t *ret_page, struct shm_error *err);
+void sink_unmap(struct sink *k);
+/* One step of the copy: bytes moved, 0 at end of input, -1 with errno;
+ * *ret_window_error < 0 (err filled) when a huge-page window failed. */
+ssize_t sink_step(struct sink *k, int in, struct shm_error *err, int *ret_window_error);
+int sink_fill(struct sink *k, int in, const char *what, struct shm_error *err);
+
+/* shm_command.c */
+int shm_load_command(const struct shared_config *sc, struct sink *k, struct shm_source *ret_source,
+                     struct shm_error *err);
