@@ -10,6 +10,7 @@ import queue
 import re
 import select
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +35,21 @@ def py(code):
     """argv running a Python snippet as a worker."""
     return [PYTHON, "-c", code]
 
+
+
+def need(tool):
+    """The path of a program the test needs, or a skip that says how to get it."""
+    path = shutil.which(tool)
+    if not path:
+        pytest.skip(f"{tool} is not installed (packaging/test-deps.sh installs it)")
+    return path
+
+
+def run_tool(*args, timeout=120, **kwargs):
+    """A finished run of a helper program (not corral), output as text."""
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    return subprocess.run([str(a) for a in args], timeout=timeout, **kwargs)
 
 # The C helpers of tests/tasks/, built with the tests (meson sets the path).
 TASKS_DIR = os.environ.get("CORRAL_TASKS_DIR") or os.path.join(

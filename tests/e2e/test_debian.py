@@ -13,25 +13,20 @@ import os
 import pathlib
 import re
 import shutil
-import subprocess
 
 import pytest
+
+from conftest import need, run_tool
 
 SOURCE = pathlib.Path(os.environ.get("CORRAL_SOURCE_ROOT") or pathlib.Path(__file__).resolve().parents[2])
 
 
+
+
 def run(*args, **kwargs):
-    kwargs.setdefault("capture_output", True)
-    kwargs.setdefault("text", True)
+    """Building a package takes minutes on a busy machine."""
     kwargs.setdefault("timeout", 600)
-    return subprocess.run([str(a) for a in args], **kwargs)
-
-
-def need(tool):
-    path = shutil.which(tool)
-    if not path:
-        pytest.skip(f"{tool} is not installed (packaging/test-deps.sh installs it)")
-    return path
+    return run_tool(*args, **kwargs)
 
 
 def project_version():

@@ -12,10 +12,10 @@ import json
 import os
 import pathlib
 import re
-import shutil
-import subprocess
 
 import pytest
+
+from conftest import need, run_tool as run
 
 CORRAL = os.environ["CORRAL"]
 SOURCE = pathlib.Path(os.environ.get("CORRAL_SOURCE_ROOT") or pathlib.Path(__file__).resolve().parents[2])
@@ -42,18 +42,6 @@ CONTRACT_RUN_FLAGS = {
 SUBCOMMANDS = ("run", "check", "sample", "status", "version")
 
 
-def run(*args, **kwargs):
-    kwargs.setdefault("capture_output", True)
-    kwargs.setdefault("text", True)
-    kwargs.setdefault("timeout", 120)
-    return subprocess.run([str(a) for a in args], **kwargs)
-
-
-def need(tool):
-    path = shutil.which(tool)
-    if not path:
-        pytest.skip(f"{tool} is not installed (CI installs it from packaging/test-deps.sh)")
-    return path
 
 
 # ---------------------------------------------------------------------------
