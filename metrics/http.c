@@ -11,12 +11,14 @@
 #include <sys/eventfd.h>
 #include <time.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <microhttpd.h>
 
+#include "common/hostport.h"
 #include "common/util.h"
 #include "metrics/http.h"
 
@@ -193,29 +195,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 int metrics_listen_parse(const char *listen, struct sockaddr_storage *ret_addr, socklen_t *ret_len) {
         _cleanup_free_ char *host = NULL;
-        const char *colon, *port;
+        uint16_t port_number;
+        char port[8];
 
         if (!listen)
                 return -EINVAL;
-        if (listen[0] == '[') {
-                const char *end = strchr(listen, ']');
-                if (!end || end[1] != ':')
-                        return -EINVAL;
-                host = strndup(listen + 1, (size_t) (end - listen - 1));
-                port = end + 2;
-        } else {
-                colon = strrchr(listen, ':');
-                /* A bare IPv6 address is ambiguous with its port: brackets are required. */
-                if (!colon || memchr(listen, ':', (size_t) (colon - listen)))
-                        return -EINVAL;
-                host = strndup(listen, (size_t) (colon - listen));
-                port = colon + 1;
-        }
-        if (!host)
-                return -ENOMEM;
-        if (!*host || strlen(port) < 1 || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port) ||
-            atoi(port) > 65535)
-                return -EINVAL;
+        int r = hostport_parse(listen, &host, &port_number);
+        if (r < 0)
+                return r;
+        snprintf(port, sizeof(port), "%u", port_number);
 
         struct addrinfo hints = {
                 .ai_socktype = SOCK_STREAM,
