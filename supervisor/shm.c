@@ -7,8 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libproc2/meminfo.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -16,57 +14,17 @@
 #include <unistd.h>
 
 #include "common/clock.h"
-#include "supervisor/shm_internal.h"
+#include "supervisor/shm_command.h"
+#include "supervisor/shm_sink.h"
 
 #define SHM_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 
-int shm_fail(struct shm_error *err, int r, const char *name, const char *format, ...) {
-        va_list ap;
-        int n = snprintf(err->message, sizeof(err->message), "shared segment '%s': ", name);
-        if (n < 0 || (size_t) n >= sizeof(err->message))
-                return r;
-        va_start(ap, format);
-        (void) vsnprintf(err->message + n, sizeof(err->message) - (size_t) n, format, ap);
-        va_end(ap);
-        return r;
-}
-
-
-/* Fresh values (select, not get: MEMINFO_GET caches for a second). The
- * file is closed again before any worker is spawned, so libproc2's missing
- * O_CLOEXEC does not matter here. */
-static int meminfo_read(enum meminfo_item *items, int n, uint64_t *ret) {
-        struct meminfo_info *info = NULL;
-        int r = procps_meminfo_new(&info);
-        if (r < 0)
-                return r;
-        struct meminfo_stack *m = procps_meminfo_select(info, items, n);
-        if (m)
-                for (int i = 0; i < n; i++)
-                        ret[i] = m->head[i].result.ul_int;
-        procps_meminfo_unref(&info);
-        return m ? 0 : -EIO;
-}
-
-int shm_huge_pages(uint64_t *ret_page_size, uint64_t *ret_total, uint64_t *ret_free) {
-        enum meminfo_item items[] = { MEMINFO_MEM_HUGE_SIZE, MEMINFO_MEM_HUGE_TOTAL, MEMINFO_MEM_HUGE_FREE };
-        uint64_t v[3];
-        int r = meminfo_read(items, 3, v);
-        if (r < 0)
-                return r;
-        *ret_page_size = v[0] * 1024;
-        *ret_total = v[1];
-        *ret_free = v[2];
-        return 0;
-}
-
 int shm_default_max_size(uint64_t *ret) {
-        enum meminfo_item item = MEMINFO_MEM_AVAILABLE;
-        uint64_t avail_kib;
-        int r = meminfo_read(&item, 1, &avail_kib);
+        uint64_t avail;
+        int r = shm_mem_available(&avail);
         if (r < 0)
                 return r;
-        *ret = avail_kib * 1024 / 2;
+        *ret = avail / 2;
         return 0;
 }
 

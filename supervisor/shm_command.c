@@ -15,7 +15,8 @@
 
 #include "conf/units.h"
 #include "supervisor/child.h"
-#include "supervisor/shm_internal.h"
+#include "supervisor/shm_command.h"
+#include "supervisor/shm_sink.h"
 
 extern char **environ;
 

@@ -1,10 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The insides of shm.c shared by its helpers (not for use outside shm*.c):
- *
- *   shm.c          segments and sets: load, seal, reference-count, reload
- *   shm_sink.c     filling a memfd: sendfile, splice, read/write, huge-page windows
- *   shm_command.c  a command's stdout as a source, run on the child lifecycle
+ * Filling a segment's memfd (for shm.c and shm_command.c only): the sink
+ * that data is copied into, the memfd and its huge pages, and the one way
+ * a failure is worded ("shared segment 'NAME': ...").
  */
 #pragma once
 
@@ -41,11 +39,13 @@ static inline uint64_t round_up(uint64_t v, uint64_t to) {
 __attribute__((format(printf, 4, 5))) int shm_fail(struct shm_error *err, int r, const char *name,
                                                     const char *format, ...);
 
+/* MemAvailable in bytes, from /proc/meminfo through libproc2. */
+int shm_mem_available(uint64_t *ret);
+
 /* Hugepagesize in bytes, HugePages_Total and HugePages_Free (counts), from
  * /proc/meminfo through libproc2. */
 int shm_huge_pages(uint64_t *ret_page_size, uint64_t *ret_total, uint64_t *ret_free);
 
-/* shm_sink.c */
 int shm_memfd_new(const struct shared_config *sc, struct shm_error *err);
 int shm_huge_check(const struct shared_config *sc, uint64_t *ret_page, struct shm_error *err);
 void sink_unmap(struct sink *k);
@@ -54,6 +54,3 @@ void sink_unmap(struct sink *k);
 ssize_t sink_step(struct sink *k, int in, struct shm_error *err, int *ret_window_error);
 int sink_fill(struct sink *k, int in, const char *what, struct shm_error *err);
 
-/* shm_command.c */
-int shm_load_command(const struct shared_config *sc, struct sink *k, struct shm_source *ret_source,
-                     struct shm_error *err);
