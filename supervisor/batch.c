@@ -409,3 +409,99 @@ void batch_set_on_stopping(struct batch *b, void (*cb)(void *userdata), void *us
         b->on_stopping = cb;
         b->userdata = userdata;
 }
+
+/* ---- the batch as a workload (workload.h) ---- */
+
+static int bw_start(void *w, unsigned size) {
+        struct batch *b = w;
+        log_info("batch from %s: up to %u task%s at once", b->config->tasks.from, b->max, b->max == 1 ? "" : "s");
+        batch_set_concurrency(b, size);
+        return batch_start(b);
+}
+
+static unsigned bw_size(const void *w) {
+        return batch_concurrency(w);
+}
+
+static unsigned bw_max(const void *w) {
+        return batch_max(w);
+}
+
+static void bw_resize(void *w, unsigned n) {
+        batch_set_concurrency(w, n);
+}
+
+static void bw_stop(void *w) {
+        batch_stop(w);
+}
+
+static bool bw_stopping(const void *w) {
+        return batch_stopping(w);
+}
+
+static int bw_reconfigure(void *w, const struct corral_config *config) {
+        return batch_reconfigure(w, config);
+}
+
+static int bw_set_shm(void *w, struct shm_set *shm) {
+        return batch_set_shm(w, shm);
+}
+
+static size_t bw_slots(const void *w) {
+        return ((const struct batch *) w)->n_slots;
+}
+
+static size_t bw_running_pids(const void *w, pid_t *pids, size_t n) {
+        return batch_running_pids(w, pids, n);
+}
+
+static void bw_fill_signals(void *w, struct signals *s) {
+        batch_fill_signals(w, s);
+}
+
+static void bw_fill_snapshot(const void *w, struct metrics_snapshot *s, const struct workload_view *v) {
+        (void) v;   /* a task's process is too short-lived for a row */
+        batch_fill_snapshot(w, s);
+}
+
+static void bw_describe(const void *w, char *buf, size_t size) {
+        snprintf(buf, size, "tasks %u/%u running", batch_running(w), batch_concurrency(w));
+}
+
+static void bw_free(void *w) {
+        batch_free(w);
+}
+
+static const struct workload_ops batch_workload_ops = {
+        .kind = "batch",
+        .start = bw_start,
+        .size = bw_size,
+        .max = bw_max,
+        .resize = bw_resize,
+        .stop = bw_stop,
+        .stopping = bw_stopping,
+        .reconfigure = bw_reconfigure,
+        .set_shm = bw_set_shm,
+        .slots = bw_slots,
+        .running_pids = bw_running_pids,
+        .fill_signals = bw_fill_signals,
+        .fill_snapshot = bw_fill_snapshot,
+        .describe = bw_describe,
+        .free = bw_free,
+};
+
+int batch_workload_new(sd_event *e, const struct corral_config *config, const struct workload_options *o,
+                       const struct workload_owner *owner, struct workload *ret) {
+        struct batch *b;
+        int r = batch_new(e, config, &(struct batch_options) {
+                                  .resume = o->resume, .resume_failed = o->resume_failed, .bar = o->bar,
+                          }, &b);
+        if (r < 0)
+                return r;   /* logged */
+        batch_set_on_stopping(b, owner->stopping, owner->userdata);
+        if (config->workers.recycle_tasks > 0)
+                log_warning("workers.recycle.tasks counts stream-mode lines only: "
+                            "in per-task mode each task is its own process; ignoring it");
+        *ret = (struct workload) { .ops = &batch_workload_ops, .impl = b };
+        return 0;
+}

@@ -26,6 +26,7 @@
 #include "conf/config.h"
 #include "metrics/corral_metrics.h"
 #include "policy/signals.h"
+#include "supervisor/workload.h"
 
 struct batch;
 

@@ -154,7 +154,7 @@ static int worker_start(struct pool *p, struct worker *w) {
                 .stdio = p->hooks ? stdio : NULL,
         };
         cpu_set_t cpus;
-        int cpu = r >= 0 && p->place ? p->place(p, w->id, p->userdata) : -1;
+        int cpu = r >= 0 && p->owner && p->owner->place ? p->owner->place(w->id, p->owner->userdata) : -1;
         if (cpu >= 0) {
                 CPU_ZERO(&cpus);
                 CPU_SET(cpu, &cpus);
@@ -461,6 +461,19 @@ void pool_worker_recycle_ready(struct worker *w) {
         pool_kick(w->pool);
 }
 
+void pool_set_hooks(struct pool *p, const struct pool_hooks *hooks) {
+        p->hooks = hooks;
+}
+
+void pool_unset_hooks(struct pool *p, const struct pool_hooks *hooks) {
+        if (p->hooks == hooks)
+                p->hooks = NULL;
+}
+
+bool pool_worker_running(const struct worker *w) {
+        return w->state == WORKER_RUNNING;
+}
+
 void pool_stop(struct pool *p, int status) {
         char sig[16];
 
@@ -472,8 +485,8 @@ void pool_stop(struct pool *p, int status) {
         }
         p->stopping = true;
         p->exit_status = status;
-        if (p->on_stopping)
-                p->on_stopping(p, p->userdata);
+        if (p->owner && p->owner->stopping)
+                p->owner->stopping(p->owner->userdata);
 
         /* STOP also leaves slots waiting out their backoff empty. */
         unsigned n = pool_count_child(p, child_is_live);
