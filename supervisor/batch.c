@@ -131,8 +131,8 @@ static void batch_dispatch(struct batch *b) {
                         b->running_lines += s->task.lines;
                         s->exited = s->eof = true;
                         s->timed_out = false;
-                        s->how = CLD_EXITED;
-                        s->status = 127;
+                        s->end = (struct child_end) { .outcome = CHILD_FAILURE, .status = 127 };
+                        s->pid = 0;   /* none ran */
                         char as[256];
                         log_warning_errno(r, "task %llu: cannot run '%s'%s: %m", (unsigned long long) s->task.seq,
                                           b->argv.argv[0], identity_describe(&b->config->workers, as, sizeof(as)));
@@ -178,8 +178,7 @@ static int batch_grow_slots(struct batch *b, unsigned n) {
                 struct slot *s = calloc(1, sizeof(*s));
                 if (!s)
                         return -ENOMEM;
-                *s = (struct slot) { .batch = b, .id = b->n_slots, .out_fd = -EBADF, .err_fd = -EBADF,
-                                      .spool = SPOOL_INIT };
+                slot_init(b, s, b->n_slots);
                 b->slots[b->n_slots] = s;
         }
         return 0;
@@ -190,6 +189,8 @@ static int batch_apply_config(struct batch *b, const struct corral_config *confi
 
         b->config = config;
         b->max = config->workers.max;
+        b->stop = (struct child_stop) { .signal = config->workers.stop_signal,
+                                        .timeout = config->workers.stop_timeout };
         r = batch_grow_slots(b, b->max);
         if (r < 0)
                 return r;
@@ -226,6 +227,8 @@ int batch_new(sd_event *e, const struct corral_config *config, const struct batc
                 .prefix_stderr = isatty(STDERR_FILENO),
                 .output = config->tasks.output,
                 .keep_order = config->tasks.keep_order,
+                .os = &child_os_sd_event,
+                .os_data = e,
         };
         b->order.free_item = task_result_free;
         r = sink_new(e, STDOUT_FILENO, &b->sink);
@@ -272,8 +275,7 @@ struct batch *batch_free(struct batch *b) {
         b->sink = sink_free(b->sink);
         for (unsigned i = 0; i < b->n_slots; i++) {
                 struct slot *s = b->slots[i];
-                if (s->busy && !s->exited)
-                        (void) kill(-s->pid, SIGKILL);   /* the child source reaps it */
+                child_done(&s->child);   /* kills its group; the child source reaps it */
                 slot_release_io(s);
                 free(s->task.line);
                 strbuf_done(&s->output);
@@ -361,8 +363,8 @@ bool batch_stopping(const struct batch *b) {
 size_t batch_running_pids(const struct batch *b, pid_t *pids, size_t n) {
         size_t k = 0;
         for (unsigned i = 0; i < b->n_slots && k < n; i++)
-                if (b->slots[i]->busy && !b->slots[i]->exited)
-                        pids[k++] = b->slots[i]->pid;
+                if (child_has_process(&b->slots[i]->child))
+                        pids[k++] = b->slots[i]->child.pid;
         return k;
 }
 
