@@ -258,6 +258,7 @@ static int on_timeout_timer(sd_event_source *src, uint64_t usec, void *userdata)
                 struct sworker *sw = s->workers[i];
                 if (!sw || !sw->w || sw->killed || sw->lines == 0)
                         continue;
+                sworker_clock(sw, now);
                 if (now - sw->progress >= timeout) {
                         struct span *head = sworker_head(sw);
                         log_warning("worker %u has had line %" PRIu64 " for over %s, replacing it", sw->id,
