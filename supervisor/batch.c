@@ -256,6 +256,13 @@ int batch_new(sd_event *e, const struct corral_config *config, const struct batc
         return 0;
 }
 
+void batch_set_os(struct batch *b, const struct child_os *os, void *os_data) {
+        b->os = os;
+        b->os_data = os_data;
+        for (unsigned i = 0; i < b->n_slots; i++)
+                slot_init(b, b->slots[i], i);
+}
+
 int batch_start(struct batch *b) {
         b->start_time = b->interval_start = batch_now(b);
         if (b->bar_fd >= 0) {

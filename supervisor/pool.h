@@ -173,6 +173,10 @@ void pool_fill_snapshot(const struct pool *p, struct metrics_snapshot *s, const 
 /* "workers 2/4": running, and the bound; for the systemd status. Cannot fail. */
 void pool_describe(const struct pool *p, char *buf, size_t size);
 
+/* Makes p a workload (workload.h) owned by owner (borrowed); the workload
+ * frees p. For pool_workload_new() and unit tests on a fake OS. Cannot fail. */
+void pool_workload_init(struct pool *p, const struct workload_owner *owner, struct workload *ret);
+
 /* workers.recycle.rss: a worker whose resident memory at the last sample is
  * over its own limit is replaced. Cannot fail. */
 void pool_recycle_over_rss(struct pool *p, const struct sampler *sampler);

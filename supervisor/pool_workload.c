@@ -159,16 +159,20 @@ static const struct workload_ops pool_workload_ops = {
         .free = pw_free,
 };
 
+void pool_workload_init(struct pool *p, const struct workload_owner *owner, struct workload *ret) {
+        p->owner = owner;
+        *ret = (struct workload) { .ops = &pool_workload_ops, .impl = p };
+}
+
 int pool_workload_new(sd_event *e, const struct corral_config *config, const struct workload_owner *owner,
                       struct workload *ret) {
         struct pool *p;
         int r = pool_new(e, config, &p);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the pool: %m");
-        p->owner = owner;
         if (config->workers.recycle_tasks > 0)
                 log_warning("workers.recycle.tasks counts stream-mode lines only: "
                             "a pool without tasks has none to count; ignoring it");
-        *ret = (struct workload) { .ops = &pool_workload_ops, .impl = p };
+        pool_workload_init(p, owner, ret);
         return 0;
 }
