@@ -461,19 +461,6 @@ void pool_worker_recycle_ready(struct worker *w) {
         pool_kick(w->pool);
 }
 
-void pool_set_hooks(struct pool *p, const struct pool_hooks *hooks) {
-        p->hooks = hooks;
-}
-
-void pool_unset_hooks(struct pool *p, const struct pool_hooks *hooks) {
-        if (p->hooks == hooks)
-                p->hooks = NULL;
-}
-
-bool pool_worker_running(const struct worker *w) {
-        return w->state == WORKER_RUNNING;
-}
-
 void pool_stop(struct pool *p, int status) {
         char sig[16];
 

@@ -2,8 +2,9 @@
 /*
  * The pool as the controller sees it: the workload operations (workload.h)
  * of a plain pool of long-lived workers, and what the pool gives every
- * workload built on it (the stream too): its part of a snapshot and the
- * recycle of workers over their memory limit, both read at a sample.
+ * workload built on it (the stream too): the hooks that let the stream see
+ * the workers' lives, its part of a snapshot and the recycle of workers over
+ * their memory limit, both read at a sample.
  */
 #include <errno.h>
 #include <math.h>
@@ -14,6 +15,19 @@
 #include "supervisor/log.h"
 #include "supervisor/pool.h"
 #include "supervisor/sampler.h"
+
+void pool_set_hooks(struct pool *p, const struct pool_hooks *hooks) {
+        p->hooks = hooks;
+}
+
+void pool_unset_hooks(struct pool *p, const struct pool_hooks *hooks) {
+        if (p->hooks == hooks)
+                p->hooks = NULL;
+}
+
+bool pool_worker_running(const struct worker *w) {
+        return w->state == WORKER_RUNNING;
+}
 
 static enum metrics_worker_state worker_metrics_state(const struct worker *w) {
         return w->state == WORKER_RUNNING ? METRICS_WORKER_RUNNING : METRICS_WORKER_STOPPING;
