@@ -11,10 +11,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "common/clock.h"
 #include "conf/units.h"
 #include "supervisor/batch.h"
 #include "supervisor/commands.h"
@@ -174,12 +174,6 @@ static void on_stopping(void *userdata) {
 static bool stop_signal_repeats(const struct stop_request *last, const struct signalfd_siginfo *si, usec_t now) {
         return last->done > 0 && si->ssi_pid != 0 && si->ssi_pid == last->pid && si->ssi_signo == last->signo &&
                now < last->done + STOP_REPEAT_WINDOW_USEC;
-}
-
-static usec_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
 }
 
 static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
