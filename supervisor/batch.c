@@ -15,6 +15,7 @@
 #include "supervisor/identity.h"
 
 #include "supervisor/batch_internal.h"
+#include "supervisor/slots.h"
 #include "supervisor/log.h"
 
 usec_t batch_now(struct batch *b) {
@@ -167,21 +168,13 @@ void batch_progress(struct batch *b) {
         batch_maybe_finish(b);
 }
 
+static int slot_make(void *userdata, unsigned id) {
+        struct batch *b = userdata;
+        return (b->slots[id] = slot_new(b, id)) ? 0 : -ENOMEM;
+}
+
 static int batch_grow_slots(struct batch *b, unsigned n) {
-        if (n <= b->n_slots)
-                return 0;
-        struct slot **a = reallocarray(b->slots, n, sizeof(struct slot *));
-        if (!a)
-                return -ENOMEM;
-        b->slots = a;
-        for (; b->n_slots < n; b->n_slots++) {
-                struct slot *s = calloc(1, sizeof(*s));
-                if (!s)
-                        return -ENOMEM;
-                slot_init(b, s, b->n_slots);
-                b->slots[b->n_slots] = s;
-        }
-        return 0;
+        return slots_grow(&b->slots, &b->n_slots, n, slot_make, b);
 }
 
 static int batch_apply_config(struct batch *b, const struct corral_config *config) {

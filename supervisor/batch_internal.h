@@ -235,6 +235,8 @@ void slot_finish(struct slot *s);
 void slot_release_io(struct slot *s);
 /* An empty slot `id` of b, its child idle. Cannot fail. */
 void slot_init(struct batch *b, struct slot *s, unsigned id);
+/* A new empty slot, or NULL (no memory). */
+struct slot *slot_new(struct batch *b, unsigned id);
 /* The errors of exec that say the program cannot run (not a lack of resources). */
 bool batch_is_exec_error(int r);
 /* The command cannot run at all: say so once, end with exit 2. */

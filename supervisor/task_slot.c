@@ -349,19 +349,17 @@ void slot_init(struct batch *b, struct slot *s, unsigned id) {
         child_init(&s->child, b->os, b->os_data, &b->stop, &slot_owner, s);
 }
 
-/* Starts s->task in slot s. Returns 0; or a negative errno with the task
- * still in s->task and nothing started. A failed exec of a command that
- * varies per task is a failed attempt, already accounted for. */
-int slot_start(struct batch *b, struct slot *s) {
-        const struct pending *t = &s->task;
-        _cleanup_(closep) int out_read = -EBADF, out_write = -EBADF;
-        int fds[2], r;
+struct slot *slot_new(struct batch *b, unsigned id) {
+        struct slot *s = malloc(sizeof(*s));
+        if (s)
+                slot_init(b, s, id);
+        return s;
+}
 
-        s->output.len = 0;
-        s->received = 0;
-        r = task_argv_build(&b->argv, b->config->command, t->line, t->len);
-        if (r < 0)
-                return r;
+/* The per-task entries of the environment the batch reuses: its slot, its
+ * seq and its line(s). 0 or -ENOMEM. */
+static int slot_env(struct batch *b, const struct slot *s) {
+        const struct pending *t = &s->task;
         snprintf(b->id_var, sizeof(b->id_var), "CORRAL_WORKER_ID=%u", s->id);
         snprintf(b->seq_var, sizeof(b->seq_var), "CORRAL_TASK_SEQ=%llu", (unsigned long long) t->seq);
         b->task_var.len = 0;
@@ -372,25 +370,40 @@ int slot_start(struct batch *b, struct slot *s) {
         b->envp[b->env_task + 1] = b->max_var;
         b->envp[b->env_task + 2] = b->seq_var;
         b->envp[b->env_task + 3] = b->task_var.data;
+        return 0;
+}
 
-        if (!b->direct_output) {
-                if (pipe2(fds, O_CLOEXEC) < 0)
-                        return -errno;
-                out_read = fds[0];
-                out_write = fds[1];
-                if (fcntl(out_read, F_SETFL, O_NONBLOCK) < 0)
-                        return -errno;
-        }
+/* A pipe for a task's output: our end non-blocking. 0 or a negative errno. */
+static int output_pipe(int *ret_read, int *ret_write) {
+        int fds[2];
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return -errno;
+        *ret_read = fds[0];
+        *ret_write = fds[1];
+        return fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0 ? -errno : 0;
+}
 
+/* Starts s->task in slot s. Returns 0; or a negative errno with the task
+ * still in s->task and nothing started. A failed exec of a command that
+ * varies per task is a failed attempt, already accounted for. */
+int slot_start(struct batch *b, struct slot *s) {
+        const struct pending *t = &s->task;
+        _cleanup_(closep) int out_read = -EBADF, out_write = -EBADF;
+        int r;
+
+        s->output.len = 0;
+        s->received = 0;
+        r = task_argv_build(&b->argv, b->config->command, t->line, t->len);
+        if (r < 0)
+                return r;
+        r = slot_env(b, s);
+        if (r < 0)
+                return r;
         _cleanup_(closep) int err_read = -EBADF, err_write = -EBADF;
-        if (b->prefix_stderr) {
-                if (pipe2(fds, O_CLOEXEC) < 0)
-                        return -errno;
-                err_read = fds[0];
-                err_write = fds[1];
-                if (fcntl(err_read, F_SETFL, O_NONBLOCK) < 0)
-                        return -errno;
-        }
+        if (!b->direct_output && (r = output_pipe(&out_read, &out_write)) < 0)
+                return r;
+        if (b->prefix_stderr && (r = output_pipe(&err_read, &err_write)) < 0)
+                return r;
         int stdio[3] = { b->null_fd, out_write, err_write };
         struct spawn_request req = {
                 .path = b->exe,
