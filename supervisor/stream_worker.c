@@ -35,8 +35,8 @@ static bool sworker_took_head(const struct sworker *sw) {
         const struct span *head = sworker_head(sw);
         int unread = 0;
         size_t one;
-        if (sw->peek_fd < 0 || !head || ioctl(sw->peek_fd, FIONREAD, &unread) < 0)
-                return true;   /* cannot tell: the clock runs, as it used to */
+        if (!head || ioctl(sw->peek_fd, FIONREAD, &unread) < 0)
+                return true;   /* cannot tell: the clock runs */
         size_t line = stream_take_lines(head->in + head->from, head->len - head->from, 1, SIZE_MAX, &one);
         return sw->written >= (uint64_t) unread + line;
 }
@@ -45,18 +45,22 @@ static bool sworker_took_head(const struct sworker *sw) {
  * tasks.timeout bounds the work on a line, not the worker's start-up (a
  * model server may load for a minute before it reads its first line). Until
  * a worker has answered once, its clock is held while its first line still
- * sits unread in its stdin pipe; it starts once the worker has taken it (seen
- * at a check: a hang is caught within two timeouts), or at its first answer.
+ * sits unread in its stdin pipe; it starts once the worker is seen to have
+ * taken it, at a check (so a hang is caught between one and two timeouts
+ * after the read), or at its first answer.
  * Our own read end of the pipe tells, even after the write end is closed at
- * the end of the input.
+ * the end of the input; without one (its dup failed) the clock runs from when
+ * the line was sent, as it used to.
  */
 void sworker_clock(struct sworker *sw, usec_t now) {
         if (sw->clock_runs || sw->lines == 0)
                 return;
-        if (sw->answered > 0 || sworker_took_head(sw)) {
-                sw->clock_runs = true;
+        if (sw->answered > 0 || sw->peek_fd < 0) {
+                sw->clock_runs = true;   /* from its last answer; or cannot tell: as it used to */
                 return;
         }
+        /* From when it is seen taken: it may have read it just now. */
+        sw->clock_runs = sworker_took_head(sw);
         sw->progress = now;
 }
 
