@@ -228,26 +228,30 @@ static struct child *task_child(struct batch_fx *fx, unsigned slot) {
         return &((struct batch *) fx->w.impl)->slots[slot]->child;
 }
 
+/* Two tasks running (pids 100 and 101), then TERM: each gets stop_signal
+ * and SIGCONT on its process group, and its kill timer. */
+static void batch_fx_two_tasks_stopped(struct batch_fx *fx) {
+        batch_fx_setup(fx, 2, 0);
+        assert_int_equal(workload_start(&fx->w, 2), 0);
+        settle(fx->e);
+        assert_int_equal(fx->os.n_spawns, 2);
+        assert_int_equal(task_child(fx, 0)->state, CHILD_RUNNING);
+        workload_stop(&fx->w);
+        assert_int_equal(fx->log.stopping, 1);
+        assert_int_equal(fx->os.n_kills, 4);
+        fake_os_assert_kill(&fx->os, 0, -100, SIGTERM);
+        fake_os_assert_kill(&fx->os, 1, -100, SIGCONT);
+        fake_os_assert_kill(&fx->os, 2, -101, SIGTERM);
+        fake_os_assert_kill(&fx->os, 3, -101, SIGCONT);
+        assert_int_equal(fx->os.timer, fx->os.now + 5 * S);
+        assert_int_equal(task_child(fx, 1)->state, CHILD_STOPPING);
+}
+
 static void test_term_stops_each_task_then_kills_after_stop_timeout(void **state) {
         struct batch_fx fx;
         (void) state;
 
-        batch_fx_setup(&fx, 2, 0);
-        assert_int_equal(workload_start(&fx.w, 2), 0);
-        settle(fx.e);
-        assert_int_equal(fx.os.n_spawns, 2);
-        assert_int_equal(task_child(&fx, 0)->state, CHILD_RUNNING);
-
-        /* TERM: stop_signal and SIGCONT to each task's process group. */
-        workload_stop(&fx.w);
-        assert_int_equal(fx.log.stopping, 1);
-        assert_int_equal(fx.os.n_kills, 4);
-        fake_os_assert_kill(&fx.os, 0, -100, SIGTERM);
-        fake_os_assert_kill(&fx.os, 1, -100, SIGCONT);
-        fake_os_assert_kill(&fx.os, 2, -101, SIGTERM);
-        fake_os_assert_kill(&fx.os, 3, -101, SIGCONT);
-        assert_int_equal(fx.os.timer, fx.os.now + 5 * S);
-        assert_int_equal(task_child(&fx, 1)->state, CHILD_STOPPING);
+        batch_fx_two_tasks_stopped(&fx);
 
         /* One acts on it; the other is killed once stop_timeout has passed. */
         fake_os_exit(task_child(&fx, 0), CLD_EXITED, 0);
@@ -266,11 +270,7 @@ static void test_tasks_stopped_together_are_killed_together(void **state) {
         struct batch_fx fx;
         (void) state;
 
-        batch_fx_setup(&fx, 2, 0);
-        assert_int_equal(workload_start(&fx.w, 2), 0);
-        settle(fx.e);
-        workload_stop(&fx.w);
-        assert_int_equal(fx.os.n_kills, 4);
+        batch_fx_two_tasks_stopped(&fx);
         /* Neither acts on TERM: the first timer kills both, a second TERM is not needed. */
         fx.os.now += 5 * S;
         child_timer(task_child(&fx, 0));
