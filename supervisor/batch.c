@@ -496,7 +496,8 @@ int batch_workload_new(sd_event *e, const struct corral_config *config, const st
                        const struct workload_owner *owner, struct workload *ret) {
         struct batch *b;
         int r = batch_new(e, config, &(struct batch_options) {
-                                  .resume = o->resume, .resume_failed = o->resume_failed, .bar = o->bar,
+                                  .resume = o->resume, .resume_failed = o->resume_failed,
+                                  .bar = o->quiet ? BATCH_BAR_NEVER : o->bar ? BATCH_BAR_ALWAYS : BATCH_BAR_AUTO,
                           }, &b);
         if (r < 0)
                 return r;   /* logged */

@@ -16,7 +16,6 @@
 
 #include "common/clock.h"
 #include "conf/units.h"
-#include "supervisor/batch.h"
 #include "supervisor/commands.h"
 #include "supervisor/controller.h"
 #include "supervisor/controller_internal.h"
@@ -368,8 +367,8 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
         r = workload_new(c.event, c.config, &(struct workload_options) {
                                  .resume = args->resume,
                                  .resume_failed = args->resume_failed,
-                                 .bar = args->verbosity < 0 ? BATCH_BAR_NEVER :
-                                        args->bar ? BATCH_BAR_ALWAYS : BATCH_BAR_AUTO,
+                                 .quiet = args->verbosity < 0,
+                                 .bar = args->bar,
                          }, &c.owner, &c.work);
         if (r < 0)
                 return EXIT_USAGE;   /* logged */

@@ -80,7 +80,8 @@ struct workload {
 
 struct workload_options {
         bool resume, resume_failed;      /* batch: --resume, --resume-failed */
-        int bar;                         /* batch: enum batch_bar */
+        bool quiet;                      /* batch: -q, no progress bar */
+        bool bar;                        /* batch: --bar, a bar even when stderr is no terminal */
 };
 
 /*

@@ -213,7 +213,7 @@ static void batch_fx_setup(struct batch_fx *fx, unsigned max, usec_t timeout) {
         fx->config.tasks.from = fx->path;
         fx->owner = (struct workload_owner) { .stopping = owner_stopping, .userdata = &fx->log };
         assert_int_equal(sd_event_new(&fx->e), 0);
-        assert_int_equal(workload_new(fx->e, &fx->config, &(struct workload_options) { .bar = BATCH_BAR_NEVER },
+        assert_int_equal(workload_new(fx->e, &fx->config, &(struct workload_options) { .quiet = true },
                                       &fx->owner, &fx->w), 0);
         batch_set_os(fx->w.impl, &fake_child_os, &fx->os);
 }
