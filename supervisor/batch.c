@@ -15,6 +15,7 @@
 #include "supervisor/identity.h"
 
 #include "supervisor/batch_internal.h"
+#include "supervisor/slots.h"
 #include "supervisor/log.h"
 
 usec_t batch_now(struct batch *b) {
@@ -131,8 +132,8 @@ static void batch_dispatch(struct batch *b) {
                         b->running_lines += s->task.lines;
                         s->exited = s->eof = true;
                         s->timed_out = false;
-                        s->how = CLD_EXITED;
-                        s->status = 127;
+                        s->end = (struct child_end) { .outcome = CHILD_FAILURE, .status = 127 };
+                        s->pid = 0;   /* none ran */
                         char as[256];
                         log_warning_errno(r, "task %llu: cannot run '%s'%s: %m", (unsigned long long) s->task.seq,
                                           b->argv.argv[0], identity_describe(&b->config->workers, as, sizeof(as)));
@@ -167,22 +168,13 @@ void batch_progress(struct batch *b) {
         batch_maybe_finish(b);
 }
 
+static int slot_make(void *userdata, unsigned id) {
+        struct batch *b = userdata;
+        return (b->slots[id] = slot_new(b, id)) ? 0 : -ENOMEM;
+}
+
 static int batch_grow_slots(struct batch *b, unsigned n) {
-        if (n <= b->n_slots)
-                return 0;
-        struct slot **a = reallocarray(b->slots, n, sizeof(struct slot *));
-        if (!a)
-                return -ENOMEM;
-        b->slots = a;
-        for (; b->n_slots < n; b->n_slots++) {
-                struct slot *s = calloc(1, sizeof(*s));
-                if (!s)
-                        return -ENOMEM;
-                *s = (struct slot) { .batch = b, .id = b->n_slots, .out_fd = -EBADF, .err_fd = -EBADF,
-                                      .spool = SPOOL_INIT };
-                b->slots[b->n_slots] = s;
-        }
-        return 0;
+        return slots_grow(&b->slots, &b->n_slots, n, slot_make, b);
 }
 
 static int batch_apply_config(struct batch *b, const struct corral_config *config) {
@@ -190,6 +182,8 @@ static int batch_apply_config(struct batch *b, const struct corral_config *confi
 
         b->config = config;
         b->max = config->workers.max;
+        b->stop = (struct child_stop) { .signal = config->workers.stop_signal,
+                                        .timeout = config->workers.stop_timeout };
         r = batch_grow_slots(b, b->max);
         if (r < 0)
                 return r;
@@ -226,6 +220,8 @@ int batch_new(sd_event *e, const struct corral_config *config, const struct batc
                 .prefix_stderr = isatty(STDERR_FILENO),
                 .output = config->tasks.output,
                 .keep_order = config->tasks.keep_order,
+                .os = &child_os_sd_event,
+                .os_data = e,
         };
         b->order.free_item = task_result_free;
         r = sink_new(e, STDOUT_FILENO, &b->sink);
@@ -253,6 +249,13 @@ int batch_new(sd_event *e, const struct corral_config *config, const struct batc
         return 0;
 }
 
+void batch_set_os(struct batch *b, const struct child_os *os, void *os_data) {
+        b->os = os;
+        b->os_data = os_data;
+        for (unsigned i = 0; i < b->n_slots; i++)
+                slot_init(b, b->slots[i], i);
+}
+
 int batch_start(struct batch *b) {
         b->start_time = b->interval_start = batch_now(b);
         if (b->bar_fd >= 0) {
@@ -272,8 +275,7 @@ struct batch *batch_free(struct batch *b) {
         b->sink = sink_free(b->sink);
         for (unsigned i = 0; i < b->n_slots; i++) {
                 struct slot *s = b->slots[i];
-                if (s->busy && !s->exited)
-                        (void) kill(-s->pid, SIGKILL);   /* the child source reaps it */
+                child_done(&s->child);   /* kills its group; the child source reaps it */
                 slot_release_io(s);
                 free(s->task.line);
                 strbuf_done(&s->output);
@@ -361,8 +363,8 @@ bool batch_stopping(const struct batch *b) {
 size_t batch_running_pids(const struct batch *b, pid_t *pids, size_t n) {
         size_t k = 0;
         for (unsigned i = 0; i < b->n_slots && k < n; i++)
-                if (b->slots[i]->busy && !b->slots[i]->exited)
-                        pids[k++] = b->slots[i]->pid;
+                if (child_has_process(&b->slots[i]->child))
+                        pids[k++] = b->slots[i]->child.pid;
         return k;
 }
 
@@ -408,4 +410,101 @@ void batch_fill_snapshot(const struct batch *b, struct metrics_snapshot *s) {
 void batch_set_on_stopping(struct batch *b, void (*cb)(void *userdata), void *userdata) {
         b->on_stopping = cb;
         b->userdata = userdata;
+}
+
+/* ---- the batch as a workload (workload.h) ---- */
+
+static int bw_start(void *w, unsigned size) {
+        struct batch *b = w;
+        log_info("batch from %s: up to %u task%s at once", b->config->tasks.from, b->max, b->max == 1 ? "" : "s");
+        batch_set_concurrency(b, size);
+        return batch_start(b);
+}
+
+static unsigned bw_size(const void *w) {
+        return batch_concurrency(w);
+}
+
+static unsigned bw_max(const void *w) {
+        return batch_max(w);
+}
+
+static void bw_resize(void *w, unsigned n) {
+        batch_set_concurrency(w, n);
+}
+
+static void bw_stop(void *w) {
+        batch_stop(w);
+}
+
+static bool bw_stopping(const void *w) {
+        return batch_stopping(w);
+}
+
+static int bw_reconfigure(void *w, const struct corral_config *config) {
+        return batch_reconfigure(w, config);
+}
+
+static int bw_set_shm(void *w, struct shm_set *shm) {
+        return batch_set_shm(w, shm);
+}
+
+static size_t bw_slots(const void *w) {
+        return ((const struct batch *) w)->n_slots;
+}
+
+static size_t bw_running_pids(const void *w, pid_t *pids, size_t n) {
+        return batch_running_pids(w, pids, n);
+}
+
+static void bw_fill_signals(void *w, struct signals *s) {
+        batch_fill_signals(w, s);
+}
+
+static void bw_fill_snapshot(const void *w, struct metrics_snapshot *s, const struct workload_view *v) {
+        (void) v;   /* a task's process is too short-lived for a row */
+        batch_fill_snapshot(w, s);
+}
+
+static void bw_describe(const void *w, char *buf, size_t size) {
+        snprintf(buf, size, "tasks %u/%u running", batch_running(w), batch_concurrency(w));
+}
+
+static void bw_free(void *w) {
+        batch_free(w);
+}
+
+static const struct workload_ops batch_workload_ops = {
+        .kind = "batch",
+        .start = bw_start,
+        .size = bw_size,
+        .max = bw_max,
+        .resize = bw_resize,
+        .stop = bw_stop,
+        .stopping = bw_stopping,
+        .reconfigure = bw_reconfigure,
+        .set_shm = bw_set_shm,
+        .slots = bw_slots,
+        .running_pids = bw_running_pids,
+        .fill_signals = bw_fill_signals,
+        .fill_snapshot = bw_fill_snapshot,
+        .describe = bw_describe,
+        .free = bw_free,
+};
+
+int batch_workload_new(sd_event *e, const struct corral_config *config, const struct workload_options *o,
+                       const struct workload_owner *owner, struct workload *ret) {
+        struct batch *b;
+        int r = batch_new(e, config, &(struct batch_options) {
+                                  .resume = o->resume, .resume_failed = o->resume_failed,
+                                  .bar = o->quiet ? BATCH_BAR_NEVER : o->bar ? BATCH_BAR_ALWAYS : BATCH_BAR_AUTO,
+                          }, &b);
+        if (r < 0)
+                return r;   /* logged */
+        batch_set_on_stopping(b, owner->stopping, owner->userdata);
+        if (config->workers.recycle_tasks > 0)
+                log_warning("workers.recycle.tasks counts stream-mode lines only: "
+                            "in per-task mode each task is its own process; ignoring it");
+        *ret = (struct workload) { .ops = &batch_workload_ops, .impl = b };
+        return 0;
 }

@@ -26,6 +26,7 @@
 #include "conf/config.h"
 #include "metrics/corral_metrics.h"
 #include "policy/signals.h"
+#include "supervisor/workload.h"
 
 struct batch;
 
@@ -54,6 +55,11 @@ int batch_new(sd_event *e, const struct corral_config *config, const struct batc
 
 /* Kills (SIGKILL) the tasks still running, then frees. Accepts NULL; returns NULL. */
 struct batch *batch_free(struct batch *b);
+
+/* The tasks' processes reach the system through os (unit tests: a fake);
+ * before batch_start() only. Cannot fail. */
+struct child_os;
+void batch_set_os(struct batch *b, const struct child_os *os, void *os_data);
 
 /* Starts reading the input and running tasks. Returns 0 or a negative errno. */
 int batch_start(struct batch *b);

@@ -22,6 +22,7 @@
 
 #include "common/util.h"
 #include "supervisor/batch.h"
+#include "supervisor/child.h"
 #include "supervisor/joblog.h"
 #include "supervisor/output_sink.h"
 #include "supervisor/spool.h"
@@ -63,18 +64,21 @@ struct queue {
 struct slot {
         struct batch *batch;
         unsigned id;
-        bool busy;
+        bool busy;               /* holds a task: its process runs, or its output is still read */
         struct pending task;
-        pid_t pid;
+        struct child child;      /* the task's process: its life, as a pool worker's */
+        pid_t pid;               /* the attempt's, for the log (child.pid is 0 once it ended) */
         usec_t started;          /* CLOCK_MONOTONIC */
         double started_real;     /* seconds since the epoch, for the joblog */
-        sd_event_source *child, *out, *timer, *err;
+        sd_event_source *out, *err;
+        sd_event_source *timer;  /* ended, output held by a leftover: when to stop waiting */
         int out_fd;
         int err_fd;              /* the task's stderr, when corral prefixes its lines */
         struct strbuf err_line;  /* a partial stderr line */
-        bool exited, eof, timed_out;
-        unsigned timeout_phase;  /* 0: running; 1: stop_signal sent; 2: SIGKILL sent */
-        int how, status;         /* CLD_EXITED (status: exit status) or killed (status: signal) */
+        bool exited;             /* its process ended (child.end says how) */
+        bool eof;                /* its output ended */
+        bool timed_out;          /* it went past tasks.timeout (the joblog says -1) */
+        struct child_end end;    /* how it ended */
         struct strbuf output;    /* live: what may not go out yet (part of a line) */
         struct spool spool;      /* not live: all of it, in memory or a file */
         bool live;               /* its output is passed on as it comes */
@@ -150,6 +154,11 @@ struct batch {
         double interval_seconds;
         usec_t interval_start, start_time;
 
+        /* the tasks' processes */
+        struct child_stop stop;  /* workers.stop_signal and stop_timeout (a reload changes them) */
+        const struct child_os *os;   /* how they reach the system (tests: a fake) */
+        void *os_data;
+
         /* the end */
         bool stopping, finished, undone;
         int fatal_status;        /* 2 when the command cannot run; 0 otherwise */
@@ -224,6 +233,10 @@ int slot_start(struct batch *b, struct slot *s);
 /* Accounts for one ended attempt; the slot is free afterwards. */
 void slot_finish(struct slot *s);
 void slot_release_io(struct slot *s);
+/* An empty slot `id` of b, its child idle. Cannot fail. */
+void slot_init(struct batch *b, struct slot *s, unsigned id);
+/* A new empty slot, or NULL (no memory). */
+struct slot *slot_new(struct batch *b, unsigned id);
 /* The errors of exec that say the program cannot run (not a lack of resources). */
 bool batch_is_exec_error(int r);
 /* The command cannot run at all: say so once, end with exit 2. */

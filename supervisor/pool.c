@@ -24,6 +24,7 @@
 #include "supervisor/identity.h"
 #include "supervisor/log.h"
 #include "supervisor/pool.h"
+#include "supervisor/slots.h"
 #include "supervisor/spawn.h"
 
 extern char **environ;
@@ -154,7 +155,7 @@ static int worker_start(struct pool *p, struct worker *w) {
                 .stdio = p->hooks ? stdio : NULL,
         };
         cpu_set_t cpus;
-        int cpu = r >= 0 && p->place ? p->place(p, w->id, p->userdata) : -1;
+        int cpu = r >= 0 && p->owner && p->owner->place ? p->owner->place(w->id, p->owner->userdata) : -1;
         if (cpu >= 0) {
                 CPU_ZERO(&cpus);
                 CPU_SET(cpu, &cpus);
@@ -472,8 +473,8 @@ void pool_stop(struct pool *p, int status) {
         }
         p->stopping = true;
         p->exit_status = status;
-        if (p->on_stopping)
-                p->on_stopping(p, p->userdata);
+        if (p->owner && p->owner->stopping)
+                p->owner->stopping(p->owner->userdata);
 
         /* STOP also leaves slots waiting out their backoff empty. */
         unsigned n = pool_count_child(p, child_is_live);
@@ -508,23 +509,20 @@ int pool_set_desired(struct pool *p, unsigned n) {
         return 0;
 }
 
+static int worker_make(void *userdata, unsigned id) {
+        struct pool *p = userdata;
+        struct worker *w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        *w = (struct worker) { .pool = p, .id = id };
+        child_init(&w->child, p->os, p->os_data, &p->stop, &worker_owner, w);
+        p->workers[id] = w;
+        return 0;
+}
+
 /* Makes sure there are at least n slots; existing workers keep their place. */
 static int pool_grow_slots(struct pool *p, unsigned n) {
-        if (n <= p->n_alloc)
-                return 0;
-        struct worker **a = reallocarray(p->workers, n, sizeof(struct worker *));
-        if (!a)
-                return -ENOMEM;
-        p->workers = a;
-        for (; p->n_alloc < n; p->n_alloc++) {
-                struct worker *w = calloc(1, sizeof(*w));
-                if (!w)
-                        return -ENOMEM;
-                *w = (struct worker) { .pool = p, .id = p->n_alloc };
-                child_init(&w->child, p->os, p->os_data, &p->stop, &worker_owner, w);
-                p->workers[p->n_alloc] = w;
-        }
-        return 0;
+        return slots_grow(&p->workers, &p->n_alloc, n, worker_make, p);
 }
 
 static bool strv_equal(char *const *a, char *const *b) {

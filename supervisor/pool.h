@@ -19,6 +19,7 @@
 #include "supervisor/recycle.h"
 #include "supervisor/restart.h"
 #include "supervisor/shm.h"
+#include "supervisor/workload.h"
 
 /* A worker as the rest of corral sees it; the pool keeps it equal to its
  * child's state (child.h), which is the one that decides. */
@@ -93,13 +94,9 @@ struct pool {
         uint64_t recycles[_RECYCLE_MAX];
         uint64_t rng;            /* recycle_random()'s state, for the jitter */
 
-        /* workers.placement: the CPU a new worker is pinned to, or -1 for none. */
-        int (*place)(struct pool *p, unsigned worker_id, void *userdata);
-
-        /* Called when the pool starts stopping (a crash loop included), so the
-         * owner can say so at once (/healthz, sd_notify). */
-        void (*on_stopping)(struct pool *p, void *userdata);
-        void *userdata;
+        /* The controller: told when the pool starts stopping (a crash loop
+         * included), asked where a new worker goes (workers.placement). */
+        const struct workload_owner *owner;
 
         const struct pool_hooks *hooks;
 };
@@ -159,6 +156,30 @@ unsigned pool_count(const struct pool *p, enum worker_state state);
 
 /* Writes the pids of up to n running workers; returns how many. */
 size_t pool_running_pids(const struct pool *p, pid_t *pids, size_t n);
+
+/* Stream mode: hooks sees the workers' lives from now on; NULL detaches
+ * `hooks` if it is the one installed. The hooks must outlive the pool or be
+ * detached. Cannot fail. */
+void pool_set_hooks(struct pool *p, const struct pool_hooks *hooks);
+void pool_unset_hooks(struct pool *p, const struct pool_hooks *hooks);
+
+/* Whether w runs and takes work (not stopping, not gone). */
+bool pool_worker_running(const struct worker *w);
+
+/* The pool's fields of a snapshot: size, bounds, counts, exits, recycles and
+ * a row per worker (cpu and rss from v->sampler) in v->rows. Cannot fail. */
+void pool_fill_snapshot(const struct pool *p, struct metrics_snapshot *s, const struct workload_view *v);
+
+/* "workers 2/4": running, and the bound; for the systemd status. Cannot fail. */
+void pool_describe(const struct pool *p, char *buf, size_t size);
+
+/* Makes p a workload (workload.h) owned by owner (borrowed); the workload
+ * frees p. For pool_workload_new() and unit tests on a fake OS. Cannot fail. */
+void pool_workload_init(struct pool *p, const struct workload_owner *owner, struct workload *ret);
+
+/* workers.recycle.rss: a worker whose resident memory at the last sample is
+ * over its own limit is replaced. Cannot fail. */
+void pool_recycle_over_rss(struct pool *p, const struct sampler *sampler);
 
 /* The lowest idle slot below n, or -ENOSPC. Worker ids are reused lowest first. */
 int pool_free_slot(struct worker *const *workers, unsigned n);

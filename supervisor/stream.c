@@ -172,7 +172,7 @@ static void stream_maybe_finish(struct stream *s) {
 }
 
 static bool sworker_usable(const struct sworker *sw) {
-        return sw->w && sw->w->state == WORKER_RUNNING && !sw->killed && !sw->closed_in && sw->in_fd >= 0;
+        return sw->w && pool_worker_running(sw->w) && !sw->killed && !sw->closed_in && sw->in_fd >= 0;
 }
 
 /* The usable worker with the fewest lines outstanding that has room for more. */
@@ -258,6 +258,7 @@ static int on_timeout_timer(sd_event_source *src, uint64_t usec, void *userdata)
                 struct sworker *sw = s->workers[i];
                 if (!sw || !sw->w || sw->killed || sw->lines == 0)
                         continue;
+                sworker_clock(sw, now);
                 if (now - sw->progress >= timeout) {
                         struct span *head = sworker_head(sw);
                         log_warning("worker %u has had line %" PRIu64 " for over %s, replacing it", sw->id,
@@ -420,7 +421,7 @@ int stream_new(sd_event *e, const struct corral_config *config, struct pool *poo
                 return r;
         }
         sink_set_callback(s->sink, stream_on_sink, s);
-        pool->hooks = &s->hooks;
+        pool_set_hooks(pool, &s->hooks);
         *ret = s;
         return 0;
 }
@@ -428,8 +429,8 @@ int stream_new(sd_event *e, const struct corral_config *config, struct pool *poo
 struct stream *stream_free(struct stream *s) {
         if (!s)
                 return NULL;
-        if (s->pool && s->pool->hooks == &s->hooks)
-                s->pool->hooks = NULL;
+        if (s->pool)
+                pool_unset_hooks(s->pool, &s->hooks);
         if (s->keep_order)
                 stream_emit_in_order(s);
         stream_flush(s);

@@ -71,6 +71,7 @@ struct sworker {
         struct worker *w;        /* NULL while the slot has no worker */
         unsigned id;
         int in_fd, out_fd;       /* its stdin's write end, its stdout's read end */
+        int peek_fd;             /* a read end of its stdin: what it has not read yet (FIONREAD) */
         sd_event_source *in_src, *out_src;
         struct span **q;         /* assigned, oldest first: a ring of q_cap, a power of two */
         unsigned q_cap, q_head, q_len;
@@ -80,6 +81,8 @@ struct sworker {
         usec_t progress;         /* its last answer, or when it got work while idle */
         struct strbuf rbuf;      /* result bytes not yet a whole line */
         uint64_t answered;       /* lines, since it started: workers.recycle.tasks */
+        uint64_t written;        /* bytes written to its stdin, since it started */
+        bool clock_runs;         /* tasks.timeout counts: it answered, or read all it was sent */
         bool draining;           /* to be recycled: no new lines, replaced once it holds none */
         bool blocked;            /* its stdin pipe is full: waiting for EPOLLOUT */
         bool killed;             /* replaced by the stream: timeout or protocol error */
@@ -189,6 +192,8 @@ struct span *sworker_pop(struct sworker *sw);
 void sworker_kill(struct sworker *sw, bool charge);
 void sworker_write(struct sworker *sw);
 uint64_t sworker_budget(const struct sworker *sw);
+/* Before tasks.timeout is applied: start-up does not count (moves progress on). */
+void sworker_clock(struct sworker *sw, usec_t now);
 int stream_hook_open_stdio(struct pool *p, struct worker *w, int ret_stdio[2], void *userdata);
 void stream_hook_started(struct pool *p, struct worker *w, int error, void *userdata);
 bool stream_hook_ended(struct pool *p, struct worker *w, bool asked_to_stop, void *userdata);

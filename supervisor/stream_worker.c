@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/uio.h>
 #include "conf/units.h"
 
@@ -23,7 +24,44 @@ void sworker_close(struct sworker *sw) {
         sw->out_src = sd_event_source_disable_unref(sw->out_src);
         sw->in_fd = safe_close(sw->in_fd);
         sw->out_fd = safe_close(sw->out_fd);
+        sw->peek_fd = safe_close(sw->peek_fd);
         sw->rbuf.len = 0;
+}
+
+/* Whether the worker has taken its oldest line out of its stdin pipe: what
+ * we wrote, less what still sits in the pipe, covers that line. Before its
+ * first answer that line is the first thing it was sent. */
+static bool sworker_took_head(const struct sworker *sw) {
+        const struct span *head = sworker_head(sw);
+        int unread = 0;
+        size_t one;
+        if (!head || ioctl(sw->peek_fd, FIONREAD, &unread) < 0)
+                return true;   /* cannot tell: the clock runs */
+        size_t line = stream_take_lines(head->in + head->from, head->len - head->from, 1, SIZE_MAX, &one);
+        return sw->written >= (uint64_t) unread + line;
+}
+
+/*
+ * tasks.timeout bounds the work on a line, not the worker's start-up (a
+ * model server may load for a minute before it reads its first line). Until
+ * a worker has answered once, its clock is held while its first line still
+ * sits unread in its stdin pipe; it starts once the worker is seen to have
+ * taken it, at a check (so a hang is caught between one and two timeouts
+ * after the read), or at its first answer.
+ * Our own read end of the pipe tells, even after the write end is closed at
+ * the end of the input; without one (its dup failed) the clock runs from when
+ * the line was sent, as it used to.
+ */
+void sworker_clock(struct sworker *sw, usec_t now) {
+        if (sw->clock_runs || sw->lines == 0)
+                return;
+        if (sw->answered > 0 || sw->peek_fd < 0) {
+                sw->clock_runs = true;   /* from its last answer; or cannot tell: as it used to */
+                return;
+        }
+        /* From when it is seen taken: it may have read it just now. */
+        sw->clock_runs = sworker_took_head(sw);
+        sw->progress = now;
 }
 
 /* Room for one more span in the queue. Returns 0 or -ENOMEM. */
@@ -114,6 +152,7 @@ void sworker_write(struct sworker *sw) {
                         sworker_close_input(sw);
                         return;
                 }
+                sw->written += (uint64_t) k;
                 for (size_t left = (size_t) k; left > 0;) {
                         struct span *span = *sworker_at(sw, sw->q_sent);
                         size_t rest = span->len - span->from - sw->sent_off;
@@ -361,7 +400,8 @@ static int sworker_get(struct stream *s, unsigned id, struct sworker **ret) {
                 struct sworker *sw = calloc(1, sizeof(*sw));
                 if (!sw)
                         return -ENOMEM;
-                *sw = (struct sworker) { .stream = s, .id = id, .in_fd = -EBADF, .out_fd = -EBADF };
+                *sw = (struct sworker) { .stream = s, .id = id, .in_fd = -EBADF, .out_fd = -EBADF,
+                                         .peek_fd = -EBADF };
                 s->workers[id] = sw;
         }
         *ret = s->workers[id];
@@ -394,6 +434,9 @@ int stream_hook_open_stdio(struct pool *p, struct worker *w, int ret_stdio[2], v
         (void) fcntl(out[0], F_SETFL, O_NONBLOCK);
         sw->in_fd = in[1];
         sw->out_fd = out[0];
+        /* Holding a read end costs the EPIPE of a worker that closes its
+         * stdin and lives on; its exit or the timeout still ends it. */
+        sw->peek_fd = fcntl(in[0], F_DUPFD_CLOEXEC, 3);
         ret_stdio[0] = in[0];
         ret_stdio[1] = out[1];
         return 0;
@@ -411,8 +454,8 @@ void stream_hook_started(struct pool *p, struct worker *w, int error, void *user
                 return;
         }
         sw->w = w;
-        sw->killed = sw->charge = sw->closed_in = sw->draining = false;
-        sw->answered = 0;
+        sw->killed = sw->charge = sw->closed_in = sw->draining = sw->clock_runs = false;
+        sw->answered = sw->written = 0;
         int r = sd_event_add_io(s->event, &sw->out_src, sw->out_fd, EPOLLIN, sworker_on_stdout, sw);
         if (r < 0) {
                 log_error_errno(r, "Failed to watch worker %u's output, replacing it: %m", w->id);

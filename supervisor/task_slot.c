@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One task's life in batch mode: starting an attempt in a slot (through the
- * vfork-style spawner: dispatch at xargs speed), its exit, tasks.timeout's
- * escalation (stop_signal, then SIGKILL, then no more waiting for output a
- * leftover holds), the accounting of an ended attempt (retry or result), and
- * the stop of the whole batch on TERM.
+ * One task's life in batch mode: starting an attempt in a slot, its process
+ * going through the one child lifecycle of child.h (the vfork-style spawner,
+ * the pidfd watch, stop_signal + SIGCONT to its group, SIGKILL after
+ * stop_timeout), tasks.timeout as that child's age limit, the bounded wait for
+ * output a leftover holds, the accounting of an ended attempt (retry or
+ * result), and the stop of the whole batch on TERM.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,7 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include "common/exit_status.h"
 #include "conf/units.h"
 #include "supervisor/identity.h"
@@ -21,22 +21,11 @@
 #include "supervisor/batch_internal.h"
 #include "supervisor/log.h"
 
-/* Sends sig to the process group of every running task. */
-static void signal_all(struct batch *b, int sig) {
+/* The same event to every task's child: STOP (stop_signal + SIGCONT to its
+ * process group, SIGKILL after stop_timeout) or KILL. */
+static void dispatch_all(struct batch *b, enum child_event event) {
         for (unsigned i = 0; i < b->n_slots; i++)
-                if (b->slots[i]->busy && !b->slots[i]->exited)
-                        (void) kill(-b->slots[i]->pid, sig);
-}
-
-static void kill_all(struct batch *b) {
-        signal_all(b, SIGKILL);
-}
-
-/* As for pool workers: stop_signal, then SIGCONT so that a stopped
- * (SIGSTOP'd) task can act on it; SIGKILL follows after stop_timeout. */
-static void stop_all(struct batch *b) {
-        signal_all(b, b->config->workers.stop_signal);
-        signal_all(b, SIGCONT);
+                child_dispatch(&b->slots[i]->child, event);
 }
 
 /* stop_timeout after a stop: TERM is acted on within it whatever the reader
@@ -50,15 +39,11 @@ static void abandon_output(struct batch *b) {
         sink_drop(b->sink);
 }
 
+/* The tasks' own timers kill them; this one bounds the wait for the reader. */
 static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct batch *b = userdata;
-        char t[32];
         (void) s;
         (void) usec;
-        if (b->running > 0)
-                log_warning("%u task%s still running %s after the stop, killing", b->running,
-                            b->running == 1 ? "" : "s", format_duration(b->config->workers.stop_timeout, t));
-        kill_all(b);
         abandon_output(b);
         batch_maybe_finish(b);
         return 0;
@@ -69,7 +54,7 @@ void batch_stop(struct batch *b) {
                 return;
         if (b->stopping) {
                 log_notice("stopping at once");
-                kill_all(b);
+                dispatch_all(b, CHILD_EVENT_KILL);
                 abandon_output(b);
                 batch_maybe_finish(b);
                 return;
@@ -85,14 +70,14 @@ void batch_stop(struct batch *b) {
                 char sig[16];
                 log_info("stopping: no new tasks; sending %s to %u running",
                          signal_to_string(b->config->workers.stop_signal, sig), b->running);
-                stop_all(b);
+                dispatch_all(b, CHILD_EVENT_STOP);
         }
         if (b->running > 0 || !sink_idle(b->sink)) {
                 int r = sd_event_add_time_relative(b->event, &b->stop_timer, CLOCK_MONOTONIC,
                                                    b->config->workers.stop_timeout, 0, on_stop_timer, b);
                 if (r < 0) {
                         log_error_errno(r, "Failed to arm the stop timer, killing the tasks now: %m");
-                        kill_all(b);
+                        dispatch_all(b, CHILD_EVENT_KILL);
                         abandon_output(b);
                 }
         }
@@ -109,7 +94,6 @@ void batch_fatal(struct batch *b, int error) {
 }
 
 void slot_release_io(struct slot *s) {
-        s->child = sd_event_source_unref(s->child);
         s->out = sd_event_source_disable_unref(s->out);
         s->timer = sd_event_source_disable_unref(s->timer);
         s->out_fd = safe_close(s->out_fd);
@@ -171,9 +155,9 @@ void slot_finish(struct slot *s) {
         struct batch *b = s->batch;
         usec_t now = batch_now(b);
         double runtime = (double) (now - s->started) / (double) USEC_PER_SEC;
-        bool killed = s->how != CLD_EXITED;
-        int exitval = killed ? 0 : s->status;
-        int sig = killed ? s->status : 0;
+        bool killed = s->end.outcome == CHILD_SIGNAL;
+        int exitval = killed ? 0 : s->end.status;
+        int sig = killed ? s->end.status : 0;
         bool ok = !killed && exitval == 0 && !s->timed_out;
         enum metrics_outcome outcome = killed ? METRICS_OUTCOME_SIGNAL :
                                        exitval == 0 && !s->timed_out ? METRICS_OUTCOME_SUCCESS :
@@ -210,7 +194,6 @@ void slot_finish(struct slot *s) {
                   killed ? "killed by signal" : "exited with status", killed ? sig : exitval, runtime);
 
         s->busy = false;
-        s->pid = 0;
         b->running--;
         b->running_lines -= s->task.lines;
 
@@ -248,29 +231,6 @@ void slot_finish(struct slot *s) {
         s->task = (struct pending) {};
 }
 
-static int slot_on_exit(sd_event_source *src, const siginfo_t *si, void *userdata) {
-        struct slot *s = userdata;
-        struct batch *b = s->batch;
-        (void) src;
-
-        s->exited = true;
-        s->how = si->si_code;
-        s->status = si->si_status;
-        s->child = sd_event_source_unref(s->child);
-        /* Still a zombie, so the group cannot be someone else's: what the task
-         * left running goes with it, and its end of the pipe with that. */
-        (void) kill(-s->pid, SIGKILL);
-        if (!s->eof)
-                slot_read(s, true);
-        /* A descendant that left the group may still hold the pipe: then the
-         * output ends at its EOF. */
-        if (s->eof) {
-                slot_finish(s);
-                batch_progress(b);
-        }
-        return 0;
-}
-
 /* Stops waiting for the output of a task that ended: something it started
  * outside its process group still holds the pipe open. */
 static void slot_abandon_output(struct slot *s) {
@@ -283,54 +243,123 @@ static void slot_abandon_output(struct slot *s) {
         batch_progress(s->batch);
 }
 
-/* tasks.timeout, in phases so that a hung task can never hang the batch:
- * stop_signal to the task's process group, SIGKILL stop_timeout later, and
- * if it ended but a descendant still holds its output, stop waiting. */
-static int slot_on_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
-        struct slot *s = userdata;
-        const struct workers_config *w = &s->batch->config->workers;
-        char t[32];
+static int on_output_deadline(sd_event_source *src, uint64_t usec, void *userdata) {
+        (void) src;
         (void) usec;
-
-        if (s->exited) {
-                /* Reaped, so its pid may be another process's now: no kill. */
-                slot_abandon_output(s);
-                return 0;
-        }
-        s->timed_out = true;
-        if (s->timeout_phase == 0 && w->stop_signal != SIGKILL) {
-                log_warning("task %llu (pid %d) ran longer than its timeout %s, sending signal %d (%s)",
-                            (unsigned long long) s->task.seq, s->pid,
-                            format_duration(s->batch->config->tasks.timeout, t), w->stop_signal,
-                            strsignal(w->stop_signal));
-                (void) kill(-s->pid, w->stop_signal);
-                (void) kill(-s->pid, SIGCONT);
-                s->timeout_phase = 1;
-        } else {
-                log_warning("task %llu (pid %d) %s, killing", (unsigned long long) s->task.seq, s->pid,
-                            s->timeout_phase == 0 ? "ran longer than its timeout" : "is still running");
-                (void) kill(-s->pid, SIGKILL);
-                s->timeout_phase = 2;
-        }
-        /* Again after stop_timeout: to kill, or to stop waiting for the output. */
-        if (sd_event_source_set_time_relative(src, w->stop_timeout) >= 0)
-                (void) sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+        slot_abandon_output(userdata);
         return 0;
 }
 
-/* Starts s->task in slot s. Returns 0; or a negative errno with the task
- * still in s->task and nothing started. A failed exec of a command that
- * varies per task is a failed attempt, already accounted for. */
-int slot_start(struct batch *b, struct slot *s) {
-        const struct pending *t = &s->task;
-        _cleanup_(closep) int out_read = -EBADF, out_write = -EBADF;
-        int fds[2], r;
-
-        s->output.len = 0;
-        s->received = 0;
-        r = task_argv_build(&b->argv, b->config->command, t->line, t->len);
+/* With tasks.timeout, a task that ended while a leftover holds its output
+ * is waited for until its timeout, or stop_timeout more once it timed out:
+ * a hung leftover can never hang the batch. */
+static void slot_await_output(struct slot *s) {
+        const struct batch *b = s->batch;
+        usec_t timeout = b->config->tasks.timeout, now = batch_now(s->batch);
+        if (timeout == 0)
+                return;
+        usec_t when = s->timed_out ? now + b->config->workers.stop_timeout : s->started + timeout;
+        int r = sd_event_add_time(b->event, &s->timer, CLOCK_MONOTONIC, when > now ? when : now, TIMEOUT_ACCURACY,
+                                  on_output_deadline, s);
         if (r < 0)
-                return r;
+                log_warning_errno(r, "Failed to bound the wait for task %llu's output, ignoring: %m",
+                                  (unsigned long long) s->task.seq);
+}
+
+/* ---- the task's child (child.h): the lifecycle every process of corral goes through ---- */
+
+static void slot_started(struct child *c, void *userdata) {
+        (void) c;
+        (void) userdata;
+}
+
+/* The process ended. A start that failed is slot_start()'s to report. */
+static usec_t slot_ended(struct child *c, const struct child_end *end, void *userdata) {
+        struct slot *s = userdata;
+        (void) c;
+        if (end->outcome == CHILD_START_FAILED)
+                return CHILD_NO_RESTART;
+        s->end = *end;
+        s->exited = true;
+        if (!s->eof)
+                slot_read(s, true);
+        /* A descendant that left the group may still hold the pipe: then the
+         * output ends at its EOF. */
+        if (s->eof) {
+                slot_finish(s);
+                batch_progress(s->batch);
+        } else
+                slot_await_output(s);
+        return CHILD_NO_RESTART;
+}
+
+/* tasks.timeout is the task child's age limit: past it the task is stopped
+ * as a pool worker is, stop_signal + SIGCONT, SIGKILL after stop_timeout. */
+static void slot_timed_out(struct child *c, void *userdata) {
+        struct slot *s = userdata;
+        const struct workers_config *w = &s->batch->config->workers;
+        char t[32], sig[16];
+
+        s->timed_out = true;
+        if (w->stop_signal != SIGKILL)
+                log_warning("task %llu (pid %d) ran longer than its timeout %s, sending SIG%s",
+                            (unsigned long long) s->task.seq, c->pid, format_duration(c->age, t),
+                            signal_to_string(w->stop_signal, sig));
+        else
+                log_warning("task %llu (pid %d) ran longer than its timeout %s, killing",
+                            (unsigned long long) s->task.seq, c->pid, format_duration(c->age, t));
+        child_dispatch(c, CHILD_EVENT_STOP);
+}
+
+static bool slot_stopped_by_batch(const struct slot *s) {
+        return s->child.state == CHILD_STOPPING && !s->timed_out;
+}
+
+/* stop_timeout passed after the stop signal (SIGKILL was sent). The tasks a
+ * stop signalled together are killed together, with one line. */
+static void slot_killed(struct child *c, void *userdata) {
+        struct slot *s = userdata;
+        struct batch *b = s->batch;
+        char t[32];
+        unsigned n = 0;
+
+        if (s->timed_out) {
+                log_warning("task %llu (pid %d) is still running, killing", (unsigned long long) s->task.seq,
+                            c->pid);
+                return;
+        }
+        for (unsigned i = 0; i < b->n_slots; i++)
+                n += slot_stopped_by_batch(b->slots[i]);
+        log_warning("%u task%s still running %s after the stop, killing", n, n == 1 ? "" : "s",
+                    format_duration(c->stop->timeout, t));
+        for (unsigned i = 0; i < b->n_slots; i++)
+                if (b->slots[i] != s && slot_stopped_by_batch(b->slots[i]))
+                        child_dispatch(&b->slots[i]->child, CHILD_EVENT_KILL);
+}
+
+static const struct child_owner slot_owner = {
+        .started = slot_started,
+        .ended = slot_ended,
+        .recycle = slot_timed_out,
+        .killed = slot_killed,
+};
+
+void slot_init(struct batch *b, struct slot *s, unsigned id) {
+        *s = (struct slot) { .batch = b, .id = id, .out_fd = -EBADF, .err_fd = -EBADF, .spool = SPOOL_INIT };
+        child_init(&s->child, b->os, b->os_data, &b->stop, &slot_owner, s);
+}
+
+struct slot *slot_new(struct batch *b, unsigned id) {
+        struct slot *s = malloc(sizeof(*s));
+        if (s)
+                slot_init(b, s, id);
+        return s;
+}
+
+/* The per-task entries of the environment the batch reuses: its slot, its
+ * seq and its line(s). 0 or -ENOMEM. */
+static int slot_env(struct batch *b, const struct slot *s) {
+        const struct pending *t = &s->task;
         snprintf(b->id_var, sizeof(b->id_var), "CORRAL_WORKER_ID=%u", s->id);
         snprintf(b->seq_var, sizeof(b->seq_var), "CORRAL_TASK_SEQ=%llu", (unsigned long long) t->seq);
         b->task_var.len = 0;
@@ -341,25 +370,40 @@ int slot_start(struct batch *b, struct slot *s) {
         b->envp[b->env_task + 1] = b->max_var;
         b->envp[b->env_task + 2] = b->seq_var;
         b->envp[b->env_task + 3] = b->task_var.data;
+        return 0;
+}
 
-        if (!b->direct_output) {
-                if (pipe2(fds, O_CLOEXEC) < 0)
-                        return -errno;
-                out_read = fds[0];
-                out_write = fds[1];
-                if (fcntl(out_read, F_SETFL, O_NONBLOCK) < 0)
-                        return -errno;
-        }
+/* A pipe for a task's output: our end non-blocking. 0 or a negative errno. */
+static int output_pipe(int *ret_read, int *ret_write) {
+        int fds[2];
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return -errno;
+        *ret_read = fds[0];
+        *ret_write = fds[1];
+        return fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0 ? -errno : 0;
+}
 
+/* Starts s->task in slot s. Returns 0; or a negative errno with the task
+ * still in s->task and nothing started. A failed exec of a command that
+ * varies per task is a failed attempt, already accounted for. */
+int slot_start(struct batch *b, struct slot *s) {
+        const struct pending *t = &s->task;
+        _cleanup_(closep) int out_read = -EBADF, out_write = -EBADF;
+        int r;
+
+        s->output.len = 0;
+        s->received = 0;
+        r = task_argv_build(&b->argv, b->config->command, t->line, t->len);
+        if (r < 0)
+                return r;
+        r = slot_env(b, s);
+        if (r < 0)
+                return r;
         _cleanup_(closep) int err_read = -EBADF, err_write = -EBADF;
-        if (b->prefix_stderr) {
-                if (pipe2(fds, O_CLOEXEC) < 0)
-                        return -errno;
-                err_read = fds[0];
-                err_write = fds[1];
-                if (fcntl(err_read, F_SETFL, O_NONBLOCK) < 0)
-                        return -errno;
-        }
+        if (!b->direct_output && (r = output_pipe(&out_read, &out_write)) < 0)
+                return r;
+        if (b->prefix_stderr && (r = output_pipe(&err_read, &err_write)) < 0)
+                return r;
         int stdio[3] = { b->null_fd, out_write, err_write };
         struct spawn_request req = {
                 .path = b->exe,
@@ -371,55 +415,36 @@ int slot_start(struct batch *b, struct slot *s) {
                 .keep_fds = b->shm ? b->shm->fds : NULL,
                 .n_keep_fds = b->shm ? b->shm->n_segments : 0,
         };
-        s->started = batch_now(b);
-        {
-                usec_t real = 0;
-                (void) sd_event_now(b->event, CLOCK_REALTIME, &real);
-                s->started_real = (double) real / (double) USEC_PER_SEC;
-        }
-        pid_t pid = spawn_worker(&req);
-        if (pid < 0)
-                return (int) pid;
-        out_write = safe_close(out_write);
-        err_write = safe_close(err_write);
-
-        s->pid = pid;
-        s->busy = true;
-        s->exited = s->timed_out = false;
-        s->eof = b->direct_output;   /* nothing to read: it writes to our stdout */
-        s->live = b->output == TASK_OUTPUT_UNGROUP ||
-                  (b->output == TASK_OUTPUT_LINE && (!b->keep_order || t->ord == b->order.next));
-        s->timeout_phase = 0;
-        s->output.len = 0;
-        b->running++;
-        b->running_lines += t->lines;
-
-        r = sd_event_add_child(b->event, &s->child, pid, WEXITED, slot_on_exit, s);
-        if (r >= 0)
-                r = sd_event_source_set_child_process_own(s->child, true);
-        if (r >= 0 && out_read >= 0)
+        /* Watched before it exists: a task that cannot be watched never runs. */
+        if (out_read >= 0)
                 r = sd_event_add_io(b->event, &s->out, out_read, EPOLLIN, slot_on_output, s);
         if (r >= 0 && err_read >= 0)
                 r = sd_event_add_io(b->event, &s->err, err_read, EPOLLIN, slot_on_stderr, s);
-        if (r >= 0 && b->config->tasks.timeout > 0)
-                r = sd_event_add_time_relative(b->event, &s->timer, CLOCK_MONOTONIC, b->config->tasks.timeout,
-                                               TIMEOUT_ACCURACY, slot_on_timeout, s);
+        s->started = batch_now(b);
+        usec_t real = 0;
+        (void) sd_event_now(b->event, CLOCK_REALTIME, &real);
+        s->started_real = (double) real / (double) USEC_PER_SEC;
+        s->exited = s->timed_out = false;
+        s->eof = b->direct_output;   /* nothing to read: it writes to our stdout */
+        if (r >= 0)
+                r = child_start(&s->child, &req, b->config->tasks.timeout);
         if (r < 0) {
-                /* Cannot watch it: take it back, the task waits for another try. */
-                (void) kill(-pid, SIGKILL);
-                if (!s->child)
-                        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-                                ;
-                slot_release_io(s);
-                s->busy = false;
-                s->pid = 0;
-                b->running--;
-                b->running_lines -= t->lines;
+                slot_release_io(s);   /* the task waits for another try */
                 return r;
         }
+        out_write = safe_close(out_write);
+        err_write = safe_close(err_write);
+
+        s->busy = true;
+        s->pid = s->child.pid;
+        s->live = b->output == TASK_OUTPUT_UNGROUP ||
+                  (b->output == TASK_OUTPUT_LINE && (!b->keep_order || t->ord == b->order.next));
+        s->output.len = 0;
+        b->running++;
+        b->running_lines += t->lines;
         s->out_fd = TAKE_FD(out_read);
         s->err_fd = TAKE_FD(err_read);
-        log_debug("task %llu started in slot %u (pid %d)", (unsigned long long) t->seq, s->id, pid);
+        log_debug("task %llu started in slot %u (pid %d)", (unsigned long long) t->seq, s->id, s->child.pid);
         return 0;
 }
 

@@ -137,6 +137,34 @@ def test_a_hung_line_retried_comes_back(tmp_path):
 DUP = task("line", "--dup-on", "dup")
 
 
+def test_timeout_does_not_count_a_workers_start_up():
+    # Each worker waits 2 s before it reads anything (a model server loading):
+    # --timeout 1s bounds the work on a line, not the start-up, so no worker
+    # is replaced and every line is answered.
+    slow = task("line", "--start-delay-us", "2000000")
+    lines = [str(i) for i in range(1, 201)]
+    p = run_stream("--min", "2", "--max", "2", "--timeout", "1s", "--keep-order", "--", *slow,
+                   input="".join(f"{x}\n" for x in lines).encode(), timeout=60)
+    log = p.stderr.decode()
+    assert p.returncode == 0, log
+    assert "replacing it" not in log
+    assert p.stdout.decode().split("\n")[:-1] == [f"out-{x}" for x in lines]
+
+
+def test_a_slow_starting_worker_hung_on_its_first_line_is_still_replaced():
+    # The clock starts once the worker has read its line: a hang after the
+    # start-up is caught as ever.
+    slow_hang = task("line", "--start-delay-us", "500000", "--hang-on", "hang")
+    lines = ["hang"] + [str(i) for i in range(2, 51)]
+    p = run_stream("--min", "1", "--max", "1", "--timeout", "1s", "--retries", "0", "--keep-order", "--",
+                   *slow_hang, input="".join(f"{x}\n" for x in lines).encode(), timeout=60)
+    log = p.stderr.decode()
+    assert p.returncode == 1, log
+    assert "has had line 1 for over 1s, replacing it" in log
+    assert 'line 1 ("hang") given up' in log
+    assert p.stdout.decode().split("\n")[:-1] == [f"out-{x}" for x in lines[1:]]
+
+
 def test_an_unsolicited_result_is_a_protocol_error_and_the_worker_is_replaced():
     c = Live("--min", "1", "--max", "1", "--keep-order", "--", *DUP)
     try:

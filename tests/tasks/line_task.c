@@ -6,12 +6,13 @@
  * worker's ~0.1 s start-up on a busy machine (PLATFORM.md) would be measured
  * instead of corral.
  *
- * Usage: line-task [--prefix P] [--tag-pid] [--delay-us N] [--exit-on WORD]
+ * Usage: line-task [--prefix P] [--tag-pid] [--delay-us N] [--start-delay-us N] [--exit-on WORD]
  *                  [--hang-on WORD] [--hang-once FILE] [--dup-on WORD]
  *   answers "P<line>" (default P "out-"); with --tag-pid "<pid> <first word>";
  *   --exit-on: exits 3 on that line; --hang-on: never answers that line (with
  *   --hang-once FILE: only if FILE does not exist yet, which it then creates);
- *   --dup-on: answers that line, then writes "extra" (an unsolicited result).
+ *   --dup-on: answers that line, then writes "extra" (an unsolicited result);
+ *   --start-delay-us: waits that long before reading anything (a slow start-up).
  */
 #include <fcntl.h>
 #include <getopt.h>
@@ -24,7 +25,7 @@
 
 struct line_opts {
         const char *prefix, *exit_on, *hang_on, *hang_once, *dup_on;
-        unsigned long delay_us;
+        unsigned long delay_us, start_delay_us;
         int tag_pid;
 };
 
@@ -37,6 +38,7 @@ static void parse(int argc, char **argv, struct line_opts *o) {
                 { "hang-on",   required_argument, NULL, 'h' },
                 { "hang-once", required_argument, NULL, 'o' },
                 { "dup-on",    required_argument, NULL, 'u' },
+                { "start-delay-us", required_argument, NULL, 's' },
                 {}
         };
         int c;
@@ -51,6 +53,7 @@ static void parse(int argc, char **argv, struct line_opts *o) {
                 case 'h': o->hang_on = optarg; break;
                 case 'o': o->hang_once = optarg; break;
                 case 'u': o->dup_on = optarg; break;
+                case 's': o->start_delay_us = strtoul(optarg, NULL, 10); break;
                 default:
                         fprintf(stderr, "line-task: bad arguments\n");
                         exit(2);
@@ -78,6 +81,8 @@ int main(int argc, char **argv) {
         ssize_t n;
 
         parse(argc, argv, &o);
+        if (o.start_delay_us)
+                usleep((useconds_t) o.start_delay_us);
         while ((n = getline(&line, &size, stdin)) > 0) {
                 if (line[n - 1] == '\n')
                         line[--n] = '\0';

@@ -10,75 +10,20 @@
 #include <cmocka.h>
 
 #include "supervisor/child.h"
+#include "tests/unit/fake_os.h"
 
 #define MS USEC_PER_MSEC
 #define S USEC_PER_SEC
 #define PID 4242
 
-/* ---- the fake OS and owner ---- */
+/* ---- the fake owner (the OS is tests/unit/fake_os.c) ---- */
 
 struct fake {
-        usec_t now;
-        pid_t spawn_result;      /* the pid, or a negative errno */
-        int watch_result;
-        bool watching;
-        usec_t timer;            /* USEC_INFINITY: disarmed */
-        int kills[16][2];        /* {pgid, sig} */
-        size_t n_kills;
-
+        struct fake_os os;
         usec_t delay;            /* what `ended` answers */
         struct child_end end;
         unsigned n_started, n_ended, n_recycle, n_ready, n_killed;
         bool ready_on_recycle;   /* the owner has no work to take away */
-};
-
-static pid_t fake_spawn(void *os, const struct spawn_request *req) {
-        (void) req;
-        return ((struct fake *) os)->spawn_result;
-}
-
-static int fake_watch(void *os, struct child *c) {
-        struct fake *f = os;
-        (void) c;
-        f->watching = f->watch_result >= 0;
-        return f->watch_result;
-}
-
-static void fake_unwatch(void *os, struct child *c) {
-        (void) c;
-        ((struct fake *) os)->watching = false;
-}
-
-static void fake_release(void *os, struct child *c) {
-        struct fake *f = os;
-        (void) c;
-        f->watching = false;
-        f->timer = USEC_INFINITY;
-}
-
-static int fake_kill(void *os, pid_t pgid, int sig) {
-        struct fake *f = os;
-        if (f->n_kills < ELEMENTSOF(f->kills)) {
-                f->kills[f->n_kills][0] = pgid;
-                f->kills[f->n_kills][1] = sig;
-                f->n_kills++;
-        }
-        return 0;
-}
-
-static int fake_set_timer(void *os, struct child *c, usec_t when) {
-        (void) c;
-        ((struct fake *) os)->timer = when;
-        return 0;
-}
-
-static usec_t fake_now(void *os) {
-        return ((struct fake *) os)->now;
-}
-
-static const struct child_os fake_os = {
-        .spawn = fake_spawn, .watch = fake_watch, .unwatch = fake_unwatch, .release = fake_release,
-        .kill = fake_kill, .set_timer = fake_set_timer, .now = fake_now,
 };
 
 static void owner_started(struct child *c, void *userdata) {
@@ -120,8 +65,9 @@ static const struct child_stop stop = { .signal = SIGTERM, .timeout = 5 * S };
 static const struct spawn_request request = { .argv = (char *[]) { "worker", NULL } };
 
 static void setup(struct fake *f, struct child *c) {
-        *f = (struct fake) { .now = 100 * S, .spawn_result = PID, .timer = USEC_INFINITY, .delay = CHILD_NO_RESTART };
-        child_init(c, &fake_os, f, &stop, &fake_owner, f);
+        *f = (struct fake) { .delay = CHILD_NO_RESTART };
+        fake_os_init(&f->os, 100 * S, PID);
+        child_init(c, &fake_child_os, &f->os, &stop, &fake_owner, f);
 }
 
 /* A running child, started at 100 s. */
@@ -132,14 +78,11 @@ static void setup_running(struct fake *f, struct child *c, usec_t age) {
 }
 
 static void assert_kill(const struct fake *f, size_t i, pid_t pgid, int sig) {
-        assert_true(i < f->n_kills);
-        assert_int_equal(f->kills[i][0], pgid);
-        assert_int_equal(f->kills[i][1], sig);
+        fake_os_assert_kill(&f->os, i, pgid, sig);
 }
 
 static void exit_with(struct child *c, int code, int status) {
-        siginfo_t si = { .si_code = code, .si_status = status };
-        child_exited(c, &si);
+        fake_os_exit(c, code, status);
 }
 
 /* ---- starting ---- */
@@ -152,9 +95,9 @@ static void test_start_runs_and_watches(void **state) {
         setup_running(&f, &c, 0);
         assert_int_equal(c.pid, PID);
         assert_int_equal(c.started, 100 * S);
-        assert_true(f.watching);
+        assert_true(f.os.watching);
         assert_int_equal(f.n_started, 1);
-        assert_int_equal(f.timer, USEC_INFINITY);   /* no age limit, no timer */
+        assert_int_equal(f.os.timer, USEC_INFINITY);   /* no age limit, no timer */
         assert_true(child_is_live(&c));
 }
 
@@ -164,7 +107,7 @@ static void test_start_failure_permanent_backs_off(void **state) {
         (void) state;
 
         setup(&f, &c);
-        f.spawn_result = -ENOENT;
+        fake_os_fail_next(&f.os, -ENOENT);
         f.delay = 200 * MS;
         assert_int_equal(child_start(&c, &request, 0), -ENOENT);
         assert_int_equal(f.n_ended, 1);
@@ -174,7 +117,7 @@ static void test_start_failure_permanent_backs_off(void **state) {
         assert_false(f.end.transient);
         assert_int_equal(c.state, CHILD_BACKOFF);
         assert_int_equal(c.pid, 0);
-        assert_int_equal(f.timer, 100 * S + 200 * MS);
+        assert_int_equal(f.os.timer, 100 * S + 200 * MS);
 
         /* The backoff ends: idle, and the owner is told it may start it. */
         child_timer(&c);
@@ -190,7 +133,7 @@ static void test_start_failure_transient_is_marked(void **state) {
                 struct fake f;
                 struct child c;
                 setup(&f, &c);
-                f.spawn_result = transient[i];
+                fake_os_fail_next(&f.os, transient[i]);
                 f.delay = 1 * S;
                 assert_int_equal(child_start(&c, &request, 0), transient[i]);
                 assert_true(f.end.transient);
@@ -207,10 +150,10 @@ static void test_start_failure_without_restart_stays_idle(void **state) {
         (void) state;
 
         setup(&f, &c);
-        f.spawn_result = -EACCES;
+        fake_os_fail_next(&f.os, -EACCES);
         assert_int_equal(child_start(&c, &request, 0), -EACCES);
         assert_int_equal(c.state, CHILD_IDLE);
-        assert_int_equal(f.timer, USEC_INFINITY);
+        assert_int_equal(f.os.timer, USEC_INFINITY);
 }
 
 static void test_watch_failure_is_a_start_failure(void **state) {
@@ -219,7 +162,7 @@ static void test_watch_failure_is_a_start_failure(void **state) {
         (void) state;
 
         setup(&f, &c);
-        f.watch_result = -EMFILE;
+        f.os.watch_result = -EMFILE;
         assert_int_equal(child_start(&c, &request, 0), -EMFILE);
         assert_int_equal(f.end.outcome, CHILD_START_FAILED);
         assert_true(f.end.transient);
@@ -249,7 +192,7 @@ static void test_exit_while_running_is_classified(void **state) {
                 char text[80];
                 print_message("case %s\n", cases[i].name);
                 setup_running(&f, &c, 0);
-                f.now += 3 * S;
+                f.os.now += 3 * S;
                 f.delay = 100 * MS;
                 exit_with(&c, cases[i].code, cases[i].status);
                 assert_int_equal(f.end.outcome, cases[i].outcome);
@@ -258,9 +201,9 @@ static void test_exit_while_running_is_classified(void **state) {
                 assert_string_equal(child_end_describe(&f.end, text, sizeof(text)), cases[i].text);
                 /* What is left of its process group goes with it. */
                 assert_kill(&f, 0, -PID, SIGKILL);
-                assert_false(f.watching);
+                assert_false(f.os.watching);
                 assert_int_equal(c.state, CHILD_BACKOFF);
-                assert_int_equal(f.timer, 103 * S + 100 * MS);
+                assert_int_equal(f.os.timer, 103 * S + 100 * MS);
         }
 }
 
@@ -274,16 +217,16 @@ static void test_stop_signals_group_and_arms_kill_timer(void **state) {
         setup_running(&f, &c, 0);
         child_dispatch(&c, CHILD_EVENT_STOP);
         assert_int_equal(c.state, CHILD_STOPPING);
-        assert_int_equal(f.n_kills, 2);
+        assert_int_equal(f.os.n_kills, 2);
         assert_kill(&f, 0, -PID, SIGTERM);
         assert_kill(&f, 1, -PID, SIGCONT);
-        assert_int_equal(f.timer, 105 * S);
+        assert_int_equal(f.os.timer, 105 * S);
         assert_true(child_has_process(&c));
         assert_false(child_is_live(&c));
 
         /* A second STOP sends nothing more. */
         child_dispatch(&c, CHILD_EVENT_STOP);
-        assert_int_equal(f.n_kills, 2);
+        assert_int_equal(f.os.n_kills, 2);
 }
 
 static void test_exit_during_stop_was_asked_for(void **state) {
@@ -296,7 +239,7 @@ static void test_exit_during_stop_was_asked_for(void **state) {
         exit_with(&c, CLD_EXITED, 0);
         assert_true(f.end.asked_to_stop);
         assert_int_equal(c.state, CHILD_IDLE);
-        assert_int_equal(f.timer, USEC_INFINITY);   /* the kill timer is gone */
+        assert_int_equal(f.os.timer, USEC_INFINITY);   /* the kill timer is gone */
         assert_int_equal(f.n_killed, 0);
 }
 
@@ -307,7 +250,7 @@ static void test_timeout_during_stop_kills_the_group(void **state) {
 
         setup_running(&f, &c, 0);
         child_dispatch(&c, CHILD_EVENT_STOP);
-        f.now = 105 * S;
+        f.os.now = 105 * S;
         child_timer(&c);
         assert_int_equal(f.n_killed, 1);
         assert_kill(&f, 2, -PID, SIGKILL);
@@ -342,7 +285,7 @@ static void test_stop_in_backoff_cancels_it(void **state) {
         assert_int_equal(c.state, CHILD_BACKOFF);
         child_dispatch(&c, CHILD_EVENT_STOP);
         assert_int_equal(c.state, CHILD_IDLE);
-        assert_int_equal(f.timer, USEC_INFINITY);
+        assert_int_equal(f.os.timer, USEC_INFINITY);
         assert_int_equal(f.n_ready, 0);
 }
 
@@ -382,8 +325,8 @@ static void test_age_limit_recycles(void **state) {
         setup(&f, &c);
         f.ready_on_recycle = true;
         assert_int_equal(child_start(&c, &request, 60 * S), 0);
-        assert_int_equal(f.timer, 160 * S);
-        f.now = 160 * S;
+        assert_int_equal(f.os.timer, 160 * S);
+        f.os.now = 160 * S;
         child_timer(&c);
         /* The owner had nothing to take away: recycled at once. */
         assert_int_equal(c.state, CHILD_RECYCLED);
@@ -399,7 +342,7 @@ static void test_reload_outdates_running_and_draining(void **state) {
         setup_running(&f, &c, 60 * S);
         child_dispatch(&c, CHILD_EVENT_OUTDATE);
         assert_int_equal(c.state, CHILD_OUTDATED);
-        assert_int_equal(f.timer, USEC_INFINITY);   /* no age recycle for an outdated child */
+        assert_int_equal(f.os.timer, USEC_INFINITY);   /* no age recycle for an outdated child */
         assert_true(child_is_stale(&c));
 
         setup_running(&f, &c, 0);
@@ -432,7 +375,7 @@ static void test_ignored_events_keep_the_state(void **state) {
                 child_dispatch(&c, ignored_when_idle[i]);
                 assert_int_equal(c.state, CHILD_IDLE);
         }
-        assert_int_equal(f.n_kills, 0);
+        assert_int_equal(f.os.n_kills, 0);
 
         setup_running(&f, &c, 0);
         assert_int_equal(child_start(&c, &request, 0), -EBUSY);
@@ -450,8 +393,8 @@ static void test_done_kills_and_forgets(void **state) {
         child_dispatch(&c, CHILD_EVENT_STOP);
         child_done(&c);
         assert_kill(&f, 2, -PID, SIGKILL);
-        assert_false(f.watching);
-        assert_int_equal(f.timer, USEC_INFINITY);
+        assert_false(f.os.watching);
+        assert_int_equal(f.os.timer, USEC_INFINITY);
         assert_int_equal(c.state, CHILD_IDLE);
         assert_int_equal(f.n_ended, 0);
 }

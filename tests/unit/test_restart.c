@@ -12,6 +12,7 @@
 #include "conf/config.h"
 #include "supervisor/pool.h"
 #include "supervisor/restart.h"
+#include "tests/unit/fake_os.h"
 
 #define MS USEC_PER_MSEC
 #define S USEC_PER_SEC
@@ -134,61 +135,6 @@ static void test_transient_failures_back_off_without_a_crash_loop(void **state) 
 
 /* ---- the pool on a fake operating system ---- */
 
-struct fake_os {
-        pid_t next_pid;
-        int fail[64];            /* the spawn's answer by call (0: a new pid) */
-        unsigned n_spawns;
-        unsigned n_kills;
-        int kills[64][2];
-};
-
-static pid_t fake_spawn(void *os, const struct spawn_request *req) {
-        struct fake_os *f = os;
-        (void) req;
-        unsigned i = f->n_spawns++;
-        if (i < ELEMENTSOF(f->fail) && f->fail[i] < 0)
-                return f->fail[i];
-        return f->next_pid++;
-}
-
-static int fake_watch(void *os, struct child *c) {
-        (void) os;
-        (void) c;
-        return 0;
-}
-
-static void fake_nothing(void *os, struct child *c) {
-        (void) os;
-        (void) c;
-}
-
-static int fake_kill(void *os, pid_t pgid, int sig) {
-        struct fake_os *f = os;
-        if (f->n_kills < ELEMENTSOF(f->kills)) {
-                f->kills[f->n_kills][0] = pgid;
-                f->kills[f->n_kills][1] = sig;
-        }
-        f->n_kills++;
-        return 0;
-}
-
-static int fake_set_timer(void *os, struct child *c, usec_t when) {
-        (void) os;
-        (void) c;
-        (void) when;
-        return 0;
-}
-
-static usec_t fake_now(void *os) {
-        (void) os;
-        return 1000 * S;
-}
-
-static const struct child_os fake_child_os = {
-        .spawn = fake_spawn, .watch = fake_watch, .unwatch = fake_nothing, .release = fake_nothing,
-        .kill = fake_kill, .set_timer = fake_set_timer, .now = fake_now,
-};
-
 struct pool_fixture {
         sd_event *e;
         struct corral_config config, next;
@@ -206,7 +152,8 @@ static void fixture_config(struct corral_config *c, char **command, unsigned max
 
 static void fixture_setup(struct pool_fixture *fx, unsigned max) {
         static char *command[] = { "/bin/true", NULL };
-        *fx = (struct pool_fixture) { .os = { .next_pid = 100 } };
+        *fx = (struct pool_fixture) {};
+        fake_os_init(&fx->os, 1000 * S, 100);
         fixture_config(&fx->config, command, max);
         assert_int_equal(sd_event_new(&fx->e), 0);
         assert_int_equal(pool_new_os(fx->e, &fx->config, &fake_child_os, &fx->os, &fx->p), 0);
@@ -224,8 +171,7 @@ static void settle(struct pool_fixture *fx) {
 }
 
 static void worker_exits(struct pool_fixture *fx, unsigned id, int status) {
-        siginfo_t si = { .si_code = CLD_EXITED, .si_status = status };
-        child_exited(&fx->p->workers[id]->child, &si);
+        fake_os_exit(&fx->p->workers[id]->child, CLD_EXITED, status);
         settle(fx);
 }
 

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The inside of the controller, shared by the files that make it up:
+ *   controller.c          the loop: sample, decide, resize, signals, reload
+ *   controller_metrics.c  the snapshot assembled and published (HTTP, textfile)
+ * Nothing outside these files includes this header.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <systemd/sd-event.h>
+
+#include "conf/config.h"
+#include "metrics/corral_metrics.h"
+#include "metrics/http.h"
+#include "policy/decide.h"
+#include "supervisor/held_back.h"
+#include "supervisor/run_args.h"
+#include "supervisor/sampler.h"
+#include "supervisor/shm.h"
+#include "supervisor/workload.h"
+
+struct controller {
+        sd_event *event;
+        const struct run_args *args;
+        struct corral_config *config;    /* owned; replaced on reload */
+        struct workload work;            /* what is sized: a pool, a batch or a stream */
+        struct workload_owner owner;     /* the workload's way back to us */
+        struct sampler *sampler;
+        struct shm_set *shm;             /* the shared segments new workers get (a reference) */
+        struct metrics_http *http;
+        sd_event_source *sample_timer;
+
+        struct policy_state policy;
+        struct decision decision;        /* the last one, valid when decided */
+        bool decided;
+        char decision_label[64];         /* copied: decision.rule points into the config */
+        struct decision_view {
+                bool valid;              /* false until the size changed once */
+                unsigned from, to;
+                usec_t when;
+        } change;                        /* the last change of size */
+        struct held_back held_back;      /* what keeps the pool from growing, as last logged */
+        struct metrics_scale_count *scale_events;   /* labels owned */
+        size_t n_scale_events;
+
+        struct sample sample;            /* the last one, valid when have_sample */
+        bool have_sample;
+        bool sampler_failing;            /* logged once, until it recovers */
+        struct stop_request {            /* the last stop signal acted on */
+                uint32_t signo, pid;     /* pid 0: sent by the kernel (a terminal's Ctrl-C) */
+                usec_t done;             /* when acting on it ended */
+        } stop;
+        uint64_t reloads_ok, reloads_failed;
+
+        /* Buffers for the snapshot, reused every sample. */
+        struct metrics_worker *rows;
+        struct metrics_rule *rules;
+        size_t n_rules_alloc;
+        struct metrics_core *cores;
+        struct metrics_segment *segments;
+        pid_t *pids;
+        size_t n_buffers;
+};
+
+usec_t controller_now(struct controller *c);
+
+/* controller_metrics.c */
+/* Makes room for a row per worker, core, segment and rule. 0 or -ENOMEM. */
+int controller_ensure_buffers(struct controller *c);
+/* Renders and hands the pages to the HTTP thread and the textfile. */
+void controller_publish(struct controller *c);
+/* Counts a change of size by the rule (or "manual", "max", ...) that made it. */
+void controller_count_scale_event(struct controller *c, const char *label, enum metrics_direction dir);
+/* Serves metrics.listen, if any. 0, or a negative errno (logged). */
+int controller_start_metrics(struct controller *c);
+/* Frees the metrics' buffers and endpoint. */
+void controller_metrics_done(struct controller *c);

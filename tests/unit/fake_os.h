@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A fake operating system for the child lifecycle (struct child_os): spawns
+ * hand out pids without forking, kills and timers are recorded, the clock is
+ * a number the test moves. One fake for every unit test that drives children:
+ * the child table itself, the pool, the batch's task slots, the workloads.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "supervisor/child.h"
+
+#define FAKE_OS_CALLS 64
+
+struct fake_os {
+        usec_t now;                       /* what now() answers */
+        pid_t next_pid;                   /* the next spawn's pid (then one more) */
+        int fail[FAKE_OS_CALLS];          /* the spawn's answer by call: a negative errno, or 0 for a pid */
+        unsigned n_spawns;
+        int watch_result;                 /* what watch() answers */
+        bool watching;                    /* the last child watched is */
+        usec_t timer;                     /* the last timer set; USEC_INFINITY: disarmed */
+        int kills[FAKE_OS_CALLS][2];      /* {pgid, sig}, in order */
+        size_t n_kills;                   /* all of them, recorded or not */
+};
+
+extern const struct child_os fake_child_os;
+
+/* A fake at `now` whose first spawn gets pid `first_pid`. */
+void fake_os_init(struct fake_os *f, usec_t now, pid_t first_pid);
+
+/* The next spawn fails with error (a negative errno). */
+void fake_os_fail_next(struct fake_os *f, int error);
+
+/* The exit of c's process as the watch would report it: code CLD_EXITED
+ * (status: the exit status) or CLD_KILLED (status: the signal). */
+void fake_os_exit(struct child *c, int code, int status);
+
+/* Asserts that the i-th kill was sig to process group pgid (given as -pgid). */
+void fake_os_assert_kill(const struct fake_os *f, size_t i, pid_t target, int sig);
