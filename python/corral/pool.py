@@ -178,8 +178,9 @@ class _Run:
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE if relay else None, env=env)
         self.threads = [threading.Thread(target=self._feed, args=(iterable,), daemon=True)]
-        if relay:
-            self.threads.append(threading.Thread(target=self._relay, daemon=True))
+        self.relay = threading.Thread(target=self._relay, daemon=True) if relay else None
+        if self.relay:
+            self.threads.append(self.relay)
         for t in self.threads:
             t.start()
 
@@ -278,6 +279,10 @@ class _Run:
         p.wait()
 
     def log_text(self):
+        """corral's log to its end: the relay may still be reading it when
+        corral has exited."""
+        if self.relay:
+            self.relay.join(_STOP_SECONDS)
         return "\n".join(self.log)
 
 
