@@ -21,6 +21,7 @@
 #include <systemd/sd-event.h>
 
 #include "common/util.h"
+#include "supervisor/arg_limits.h"
 #include "supervisor/batch.h"
 #include "supervisor/joblog.h"
 #include "supervisor/output_sink.h"
@@ -107,6 +108,11 @@ struct batch {
         struct pending gather;   /* .line unused: the text is in gather_text */
         struct strbuf gather_text;
         bool gather_done;        /* the joblog has it as done: its lines are skipped */
+        /* An invocation is also cut early where its next line would break
+         * execve()'s limits: at the same places in every run over the same
+         * input and environment. */
+        struct arg_budget arg_budget;
+        size_t gather_bytes;     /* of the lines gathered, done or not */
         struct queue queue;
         size_t queue_target;
         int null_fd;             /* tasks' stdin when the input is corral's stdin */
@@ -228,6 +234,8 @@ void slot_release_io(struct slot *s);
 bool batch_is_exec_error(int r);
 /* The command cannot run at all: say so once, end with exit 2. */
 void batch_fatal(struct batch *b, int error);
+/* Keeps the lowest failed Seqs, sorted, for the summary. */
+void batch_note_failed(struct batch *b, uint64_t seq);
 
 /* task_input.c */
 int batch_open_input(struct batch *b);

@@ -120,8 +120,7 @@ void slot_release_io(struct slot *s) {
         s->err_line.len = 0;
 }
 
-/* Keeps the lowest failed Seqs, sorted, for the summary. */
-static void note_failed(struct batch *b, uint64_t seq) {
+void batch_note_failed(struct batch *b, uint64_t seq) {
         size_t i = b->n_first_failed;
         if (i == FIRST_FAILED_MAX) {
                 if (seq >= b->first_failed[i - 1])
@@ -238,7 +237,7 @@ void slot_finish(struct slot *s) {
         else {
                 b->failed += s->task.lines;
                 for (unsigned i = 0; i < s->task.lines && i < FIRST_FAILED_MAX; i++)
-                        note_failed(b, s->task.seq + (uint64_t) i * b->config->tasks.shard_count);
+                        batch_note_failed(b, s->task.seq + (uint64_t) i * b->config->tasks.shard_count);
         }
         if (b->keep_order)
                 slot_result_in_order(s, line);
