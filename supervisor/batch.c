@@ -238,6 +238,8 @@ int batch_new(sd_event *e, const struct corral_config *config, const struct batc
         sink_set_callback(b->sink, batch_on_sink, b);
         r = batch_open_joblog(b);
         if (r >= 0)
+                r = batch_open_results(b);
+        if (r >= 0)
                 r = batch_open_input(b);
         if (r < 0) {
                 batch_free(b);
@@ -279,6 +281,7 @@ struct batch *batch_free(struct batch *b) {
                 strbuf_done(&s->output);
                 spool_done(&s->spool);
                 strbuf_done(&s->err_line);
+                strbuf_done(&s->err_kept);
                 free(s);
         }
         free(b->slots);
@@ -292,6 +295,7 @@ struct batch *batch_free(struct batch *b) {
                 safe_close(b->in_fd);
         safe_close(b->null_fd);
         safe_close(b->joblog_fd);
+        results_file_free(b->results);
         if (b->bar_fd > STDERR_FILENO)
                 safe_close(b->bar_fd);
         line_reader_done(&b->reader);

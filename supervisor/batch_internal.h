@@ -25,6 +25,7 @@
 #include "supervisor/batch.h"
 #include "supervisor/joblog.h"
 #include "supervisor/output_sink.h"
+#include "supervisor/results_file.h"
 #include "supervisor/spool.h"
 #include "supervisor/task.h"
 
@@ -73,6 +74,8 @@ struct slot {
         int out_fd;
         int err_fd;              /* the task's stderr, when corral prefixes its lines */
         struct strbuf err_line;  /* a partial stderr line */
+        struct strbuf err_kept;  /* --results: the first RESULTS_OUTPUT_MAX bytes of stderr */
+        bool err_more;           /* ... and there was more */
         bool exited, eof, timed_out;
         unsigned timeout_phase;  /* 0: running; 1: stop_signal sent; 2: SIGKILL sent */
         int how, status;         /* CLD_EXITED (status: exit status) or killed (status: signal) */
@@ -116,6 +119,9 @@ struct batch {
         struct queue queue;
         size_t queue_target;
         int null_fd;             /* tasks' stdin when the input is corral's stdin */
+
+        /* --results FILE */
+        struct results_file *results;
 
         /* joblog */
         int joblog_fd;
@@ -251,6 +257,12 @@ struct task_result {
 void task_result_free(void *item);
 /* Queues an ended task's output (taking it), then its joblog line. */
 void batch_deliver(struct batch *b, struct spool *out, struct joblog_pending *line);
+/* --results: opens tasks.results; writes the record of a task that ended
+ * for good (not retried), or of a line that never ran (why says why). */
+int batch_open_results(struct batch *b);
+void batch_write_result(struct slot *s, int exitval, int sig, double runtime);
+void batch_write_not_run(struct batch *b, uint64_t seq, const char *why);
+void slot_keep_stderr(struct slot *s, const char *data, size_t len);
 /* The sink wrote, drained or failed: resume reading output, dispatch, maybe end. */
 void batch_on_sink(void *userdata);
 void batch_emit(struct batch *b, const char *data, size_t len);

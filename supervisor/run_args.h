@@ -26,6 +26,7 @@ struct run_args {
         /* batch mode; each overrides its tasks: key when given */
         const char *tasks;         /* --tasks FILE|- */
         const char *joblog;        /* --joblog FILE */
+        const char *results;       /* --results FILE */
         bool stream;               /* --stream */
         bool keep_order;           /* --keep-order */
         bool line_buffer;          /* --line-buffer */

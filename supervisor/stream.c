@@ -50,6 +50,7 @@ void stream_note_given_up(struct stream *s, uint64_t seq) {
         if (s->given_up < FIRST_GIVEN_UP_MAX)
                 s->first_given_up[s->given_up] = seq;
         s->given_up++;
+        stream_write_given_up(s, seq);
 }
 
 /* Queues the results in order so far on corral's stdout (never blocks). */
@@ -407,6 +408,8 @@ int stream_new(sd_event *e, const struct corral_config *config, struct pool *poo
 
         r = sink_new(e, STDOUT_FILENO, &s->sink);
         if (r >= 0)
+                r = stream_open_results(s);
+        if (r >= 0)
                 r = stream_open_input(s);
         if (r >= 0)
                 r = sd_event_add_defer(e, &s->kick, on_kick, s);
@@ -469,6 +472,7 @@ struct stream *stream_free(struct stream *s) {
         sd_event_source_disable_unref(s->timeout_timer);
         sd_event_source_disable_unref(s->stop_timer);
         safe_close(s->in_fd);
+        results_file_free(s->results);
         sd_event_unref(s->event);
         free(s);
         return NULL;

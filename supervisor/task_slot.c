@@ -239,6 +239,7 @@ void slot_finish(struct slot *s) {
                 for (unsigned i = 0; i < s->task.lines && i < FIRST_FAILED_MAX; i++)
                         batch_note_failed(b, s->task.seq + (uint64_t) i * b->config->tasks.shard_count);
         }
+        batch_write_result(s, exitval, sig, runtime);
         if (b->keep_order)
                 slot_result_in_order(s, line);
         else
@@ -327,6 +328,8 @@ int slot_start(struct batch *b, struct slot *s) {
 
         s->output.len = 0;
         s->received = 0;
+        s->err_kept.len = 0;
+        s->err_more = false;
         r = task_argv_build(&b->argv, b->config->command, t->line, t->len);
         if (r < 0)
                 return r;
@@ -351,7 +354,7 @@ int slot_start(struct batch *b, struct slot *s) {
         }
 
         _cleanup_(closep) int err_read = -EBADF, err_write = -EBADF;
-        if (b->prefix_stderr) {
+        if (b->prefix_stderr || b->results) {
                 if (pipe2(fds, O_CLOEXEC) < 0)
                         return -errno;
                 err_read = fds[0];
