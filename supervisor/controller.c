@@ -759,8 +759,7 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
                 r = batch_new(c.event, c.config, &(struct batch_options) {
                                       .resume = args->resume,
                                       .resume_failed = args->resume_failed,
-                                      .bar = args->verbosity < 0 ? BATCH_BAR_NEVER :
-                                             args->bar ? BATCH_BAR_ALWAYS : BATCH_BAR_AUTO,
+                                      .bar = run_bar_mode(args),
                               }, &c.batch);
                 if (r < 0)
                         return EXIT_USAGE;   /* logged */
@@ -783,6 +782,7 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
                         if (r < 0)
                                 return EXIT_USAGE;
                         stream_set_on_stopping(c.stream, on_stopping, &c);
+                        stream_set_bar(c.stream, run_bar_mode(args));
                 }
         }
 

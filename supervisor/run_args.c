@@ -432,3 +432,7 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
         *ret = a;
         return 0;
 }
+
+enum batch_bar run_bar_mode(const struct run_args *a) {
+        return a->bar ? BATCH_BAR_ALWAYS : a->verbosity < 0 ? BATCH_BAR_NEVER : BATCH_BAR_AUTO;
+}

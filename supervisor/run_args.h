@@ -11,6 +11,7 @@
 
 #include "common/util.h"
 #include "conf/config.h"
+#include "supervisor/batch.h"
 
 struct run_args {
         const char *config_path;   /* -c FILE */
@@ -61,3 +62,8 @@ int shard_from_env(const char *index, const char *count, unsigned *ret_index, un
                    char *error, size_t error_size);
 
 extern const char run_usage[];
+
+/* The progress bar the flags ask for: --bar forces it (even with -q, which
+ * otherwise hides it, as corral.map asks: quiet, with a bar on a terminal);
+ * by default on when stderr is a terminal. Cannot fail. */
+enum batch_bar run_bar_mode(const struct run_args *a);

@@ -136,6 +136,8 @@ struct stream {
         void *on_stopping_userdata;
 
         struct results_file *results;   /* --results FILE */
+        struct progress_bar *bar;       /* NULL: none (not a terminal, -q) */
+        uint64_t bar_total;             /* lines of the input file; 0: unknown */
 };
 
 static inline usec_t stream_now(struct stream *s) {
