@@ -24,11 +24,12 @@ int stream_open_results(struct stream *s) {
         case RESULTS_FILE:
                 break;
         }
+        /* -EINVAL once logged: stream_new()'s caller says nothing more */
         int r = results_file_open(path, false, &s->results);
         if (r == -ELOOP)
-                return log_error("--results %s is a symbolic link; refusing to write through it", path), r;
+                return log_error("--results %s is a symbolic link; refusing to write through it", path), -EINVAL;
         if (r < 0)
-                return log_error_errno(r, "cannot write the results to %s: %m", path), r;
+                return log_error_errno(r, "cannot write the results to %s: %m", path), -EINVAL;
         return 0;
 }
 

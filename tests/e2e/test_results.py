@@ -145,3 +145,17 @@ def test_stream_mode_has_a_record_per_line_and_one_for_a_given_up_line(tmp_path)
         else:
             assert (r["task"], r["stdout"], r["exit"], r["signal"]) == (line, f"out-{line}\n", 0, 0)
             assert r["duration"] >= 0
+
+
+def test_stream_mode_refuses_a_symlink_with_one_message(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.write_text("keep\n")
+    link = tmp_path / "link.jsonl"
+    os.symlink(target, link)
+    p = subprocess.run([CORRAL, "run", "--metrics", "none", "--stream", "--tasks", "-", "--results", str(link),
+                        "--", *ECHO], input=b"1\n", capture_output=True, timeout=120)
+    assert p.returncode == 2
+    err = p.stderr.decode()
+    assert err.count(str(link)) == 1 and "symbolic link" in err, err
+    assert "Failed to start the stream" not in err
+    assert target.read_text() == "keep\n"
