@@ -115,6 +115,7 @@ struct tasks_config {
         char *from;              /* NULL = no batch; "-" = stdin */
         enum task_mode mode;
         char *joblog;
+        char *results;           /* --results: a JSON-lines file (redis://: a queue's stream) */
         unsigned retries;
         bool keep_order;
         enum task_output output;

@@ -328,6 +328,7 @@ static const struct field tasks_fields[] = {
         { "from",       F_STRING,   C(tasks.from) },
         { "mode",       F_ENUM,     C(tasks.mode), .names = mode_names },
         { "joblog",     F_STRING,   C(tasks.joblog) },
+        { "results",    F_STRING,   C(tasks.results) },
         { "retries",    F_UINT,     C(tasks.retries), 0, COUNT_LIMIT },
         { "keep_order", F_BOOL,     C(tasks.keep_order) },
         { "output",     F_ENUM,     C(tasks.output), .names = task_output_names },

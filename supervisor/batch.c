@@ -234,6 +234,8 @@ int batch_new(sd_event *e, const struct corral_config *config, const struct batc
         sink_set_callback(b->sink, batch_on_sink, b);
         r = batch_open_joblog(b);
         if (r >= 0)
+                r = batch_open_results(b);
+        if (r >= 0)
                 r = batch_open_input(b);
         if (r < 0) {
                 batch_free(b);
@@ -281,6 +283,7 @@ struct batch *batch_free(struct batch *b) {
                 strbuf_done(&s->output);
                 spool_done(&s->spool);
                 strbuf_done(&s->err_line);
+                strbuf_done(&s->err_kept);
                 free(s);
         }
         free(b->slots);
@@ -294,6 +297,7 @@ struct batch *batch_free(struct batch *b) {
                 safe_close(b->in_fd);
         safe_close(b->null_fd);
         safe_close(b->joblog_fd);
+        results_file_free(b->results);
         if (b->bar_fd > STDERR_FILENO)
                 safe_close(b->bar_fd);
         line_reader_done(&b->reader);
@@ -497,7 +501,7 @@ int batch_workload_new(sd_event *e, const struct corral_config *config, const st
         struct batch *b;
         int r = batch_new(e, config, &(struct batch_options) {
                                   .resume = o->resume, .resume_failed = o->resume_failed,
-                                  .bar = o->quiet ? BATCH_BAR_NEVER : o->bar ? BATCH_BAR_ALWAYS : BATCH_BAR_AUTO,
+                                  .bar = batch_bar_mode(o->quiet, o->bar),
                           }, &b);
         if (r < 0)
                 return r;   /* logged */

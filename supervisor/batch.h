@@ -37,6 +37,12 @@ enum batch_bar {
         _BATCH_BAR_MAX,
 };
 
+/* The bar the flags ask for: --bar forces it, even with -q, which otherwise
+ * hides it (corral.map asks for a quiet run with a bar on a terminal). */
+static inline enum batch_bar batch_bar_mode(bool quiet, bool bar) {
+        return bar ? BATCH_BAR_ALWAYS : quiet ? BATCH_BAR_NEVER : BATCH_BAR_AUTO;
+}
+
 struct batch_options {
         bool resume;             /* skip the tasks the joblog has as done */
         bool resume_failed;      /* ... and rerun the ones that failed */

@@ -21,10 +21,12 @@
 #include <systemd/sd-event.h>
 
 #include "common/util.h"
+#include "supervisor/arg_limits.h"
 #include "supervisor/batch.h"
 #include "supervisor/child.h"
 #include "supervisor/joblog.h"
 #include "supervisor/output_sink.h"
+#include "supervisor/results_file.h"
 #include "supervisor/spool.h"
 #include "supervisor/task.h"
 
@@ -75,6 +77,8 @@ struct slot {
         int out_fd;
         int err_fd;              /* the task's stderr, when corral prefixes its lines */
         struct strbuf err_line;  /* a partial stderr line */
+        struct strbuf err_kept;  /* --results: the first RESULTS_OUTPUT_MAX bytes of stderr */
+        bool err_more;           /* ... and there was more */
         bool exited;             /* its process ended (child.end says how) */
         bool eof;                /* its output ended */
         bool timed_out;          /* it went past tasks.timeout (the joblog says -1) */
@@ -111,9 +115,17 @@ struct batch {
         struct pending gather;   /* .line unused: the text is in gather_text */
         struct strbuf gather_text;
         bool gather_done;        /* the joblog has it as done: its lines are skipped */
+        /* An invocation is also cut early where its next line would break
+         * execve()'s limits: at the same places in every run over the same
+         * input and environment. */
+        struct arg_budget arg_budget;
+        size_t gather_bytes;     /* of the lines gathered, done or not */
         struct queue queue;
         size_t queue_target;
         int null_fd;             /* tasks' stdin when the input is corral's stdin */
+
+        /* --results FILE */
+        struct results_file *results;
 
         /* joblog */
         int joblog_fd;
@@ -241,6 +253,8 @@ struct slot *slot_new(struct batch *b, unsigned id);
 bool batch_is_exec_error(int r);
 /* The command cannot run at all: say so once, end with exit 2. */
 void batch_fatal(struct batch *b, int error);
+/* Keeps the lowest failed Seqs, sorted, for the summary. */
+void batch_note_failed(struct batch *b, uint64_t seq);
 
 /* task_input.c */
 int batch_open_input(struct batch *b);
@@ -256,6 +270,12 @@ struct task_result {
 void task_result_free(void *item);
 /* Queues an ended task's output (taking it), then its joblog line. */
 void batch_deliver(struct batch *b, struct spool *out, struct joblog_pending *line);
+/* --results: opens tasks.results; writes the record of a task that ended
+ * for good (not retried), or of a line that never ran (why says why). */
+int batch_open_results(struct batch *b);
+void batch_write_result(struct slot *s, int exitval, int sig, double runtime);
+void batch_write_not_run(struct batch *b, uint64_t seq, const char *why);
+void slot_keep_stderr(struct slot *s, const char *data, size_t len);
 /* The sink wrote, drained or failed: resume reading output, dispatch, maybe end. */
 void batch_on_sink(void *userdata);
 void batch_emit(struct batch *b, const char *data, size_t len);

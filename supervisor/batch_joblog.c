@@ -98,7 +98,9 @@ void batch_joblog_after_output(struct batch *b, struct joblog_pending *line) {
 /* With tasks.batch, a joblog Seq stands for the invocation that starts at
  * that line, so resuming needs the cuts of the run that wrote it: the same
  * --batch and --shard. A Seq of this shard that starts no invocation here
- * shows they differ; the run is refused rather than redoing or skipping lines.
+ * shows they differ (unless the cell it is in started in the joblog too: an
+ * invocation cut early for execve()'s limits, which the input follows); the
+ * run is refused rather than redoing or skipping lines.
  * Seqs of other shards are fine (the joblogs of all shards concatenated). */
 static int check_resume_cuts(const struct batch *b) {
         const struct tasks_config *t = &b->config->tasks;
@@ -110,6 +112,10 @@ static int check_resume_cuts(const struct batch *b) {
         for (size_t i = 0; i < st->cap; i++) {
                 uint64_t seq = st->table[i].seq;
                 if (seq == 0 || !batch_in_shard(t, seq) || ((seq - 1) / t->shard_count) % t->batch == 0)
+                        continue;
+                /* Cut early for execve()'s limits: its cell started in the joblog too. */
+                uint64_t cell = seq - ((seq - 1) / t->shard_count) % t->batch * t->shard_count;
+                if (joblog_state_done(st, cell, false, 0))
                         continue;
                 if (first == 0 || seq < first)
                         first = seq;

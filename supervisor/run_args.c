@@ -17,7 +17,7 @@ const char run_usage[] =
         "                  [--stop-timeout DURATION]\n"
         "                  [--restart-delay DURATION] [--crash-limit N]\n"
         "                  [--tasks FILE|-] [--stream] [--keep-order] [--line-buffer|--ungroup]\n"
-        "                  [--joblog FILE] [--resume]\n"
+        "                  [--joblog FILE] [--results FILE] [--resume]\n"
         "                  [--resume-failed] [--retries N] [--timeout DURATION]\n"
         "                  [--batch N] [--shard K/N|env] [--bar] [-v|-q]\n"
         "                  [--] COMMAND [ARG...]\n"
@@ -49,6 +49,7 @@ const char run_usage[] =
         "      --ungroup              let tasks write to corral's stdout directly\n"
         "                             (fastest; lines of tasks may mix)\n"
         "      --joblog FILE          log every task attempt (GNU parallel format)\n"
+        "      --results FILE         write each task's result as a JSON line\n"
         "      --resume               skip the tasks the joblog has as done\n"
         "      --resume-failed        ... and run the failed ones again\n"
         "      --retries N            run a failed task up to N more times\n"
@@ -79,6 +80,7 @@ enum {
         ARG_LINE_BUFFER,
         ARG_UNGROUP,
         ARG_JOBLOG,
+        ARG_RESULTS,
         ARG_RESUME,
         ARG_RESUME_FAILED,
         ARG_RETRIES,
@@ -103,6 +105,7 @@ static const struct option run_options[] = {
         { "line-buffer",   no_argument,       NULL, ARG_LINE_BUFFER },
         { "ungroup",       no_argument,       NULL, ARG_UNGROUP },
         { "joblog",        required_argument, NULL, ARG_JOBLOG },
+        { "results",       required_argument, NULL, ARG_RESULTS },
         { "resume",        no_argument,       NULL, ARG_RESUME },
         { "resume-failed", no_argument,       NULL, ARG_RESUME_FAILED },
         { "retries",       required_argument, NULL, ARG_RETRIES },
@@ -166,7 +169,7 @@ static void set_by(struct config_origin *o, const char *flag) {
 /* The first flag given that only a batch takes, or NULL. */
 static const char *first_batch_flag(const struct run_args *a) {
         return a->keep_order ? "--keep-order" : a->line_buffer ? "--line-buffer" : a->ungroup ? "--ungroup" :
-               a->joblog ? "--joblog" : a->resume ? "--resume" : a->resume_failed ? "--resume-failed" :
+               a->joblog ? "--joblog" : a->results ? "--results" : a->resume ? "--resume" : a->resume_failed ? "--resume-failed" :
                a->retries_set ? "--retries" : a->timeout != USEC_INFINITY ? "--timeout" : a->batch ? "--batch" :
                a->shard_count ? "--shard" : a->bar ? "--bar" : NULL;
 }
@@ -179,6 +182,8 @@ static int apply_task_flags(const struct run_args *a, struct corral_config *c) {
         if (a->tasks && (r = replace_string(&t->from, a->tasks)) < 0)
                 return r;
         if (a->joblog && (r = replace_string(&t->joblog, a->joblog)) < 0)
+                return r;
+        if (a->results && (r = replace_string(&t->results, a->results)) < 0)
                 return r;
         if (a->stream) {
                 t->mode = TASK_MODE_STREAM;
@@ -348,6 +353,11 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
                         if (!*optarg)
                                 return fail("--joblog needs a file");
                         a.joblog = optarg;
+                        break;
+                case ARG_RESULTS:
+                        if (!*optarg)
+                                return fail("--results needs a file");
+                        a.results = optarg;
                         break;
                 case ARG_RESUME:
                         a.resume = true;

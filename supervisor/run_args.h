@@ -11,6 +11,7 @@
 
 #include "common/util.h"
 #include "conf/config.h"
+#include "supervisor/batch.h"
 
 struct run_args {
         const char *config_path;   /* -c FILE */
@@ -26,6 +27,7 @@ struct run_args {
         /* batch mode; each overrides its tasks: key when given */
         const char *tasks;         /* --tasks FILE|- */
         const char *joblog;        /* --joblog FILE */
+        const char *results;       /* --results FILE */
         bool stream;               /* --stream */
         bool keep_order;           /* --keep-order */
         bool line_buffer;          /* --line-buffer */

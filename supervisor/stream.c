@@ -32,6 +32,7 @@
 #include "conf/units.h"
 
 #include "supervisor/log.h"
+#include "supervisor/progress_bar.h"
 #include "supervisor/stream_internal.h"
 
 /* Writes the output buffer to stdout, waiting if stdout is a full
@@ -50,12 +51,15 @@ void stream_note_given_up(struct stream *s, uint64_t seq) {
         if (s->given_up < FIRST_GIVEN_UP_MAX)
                 s->first_given_up[s->given_up] = seq;
         s->given_up++;
+        stream_write_given_up(s, seq);
 }
 
 /* Queues the results in order so far on corral's stdout (never blocks). */
 void stream_flush(struct stream *s) {
-        if (s->out.len > 0)
+        if (s->out.len > 0) {
+                progress_bar_step_aside(s->bar, true);
                 (void) sink_write_buf(s->sink, &s->out);
+        }
         stream_check_output(s);
 }
 
@@ -146,6 +150,7 @@ static void stream_finish(struct stream *s) {
         if (s->keep_order)
                 stream_emit_in_order(s);
         stream_flush(s);
+        progress_bar_finish(s->bar);
 
         bool unread = s->stopping && !s->eof;
         status = s->given_up || s->undone || unread || s->input_failed || s->out_failed ? 1 : 0;
@@ -408,6 +413,8 @@ int stream_new(sd_event *e, const struct corral_config *config, struct pool *poo
 
         r = sink_new(e, STDOUT_FILENO, &s->sink);
         if (r >= 0)
+                r = stream_open_results(s);
+        if (r >= 0)
                 r = stream_open_input(s);
         if (r >= 0)
                 r = sd_event_add_defer(e, &s->kick, on_kick, s);
@@ -470,6 +477,8 @@ struct stream *stream_free(struct stream *s) {
         sd_event_source_disable_unref(s->timeout_timer);
         sd_event_source_disable_unref(s->stop_timer);
         safe_close(s->in_fd);
+        results_file_free(s->results);
+        progress_bar_free(s->bar);
         sd_event_unref(s->event);
         free(s);
         return NULL;

@@ -26,6 +26,7 @@
 #include "conf/config.h"
 #include "metrics/corral_metrics.h"
 #include "policy/signals.h"
+#include "supervisor/batch.h"
 #include "supervisor/pool.h"
 
 struct stream;
@@ -62,6 +63,9 @@ void stream_fill_signals(struct stream *s, struct signals *sig);
 void stream_fill_snapshot(const struct stream *s, struct metrics_snapshot *m);
 
 /* Called once when a stop begins. */
+/* Draws the progress bar (stream_bar.c) per mode: on a terminal only,
+ * counting lines answered. Problems are logged; the stream goes without. */
+void stream_set_bar(struct stream *s, enum batch_bar mode);
 void stream_set_on_stopping(struct stream *s, void (*cb)(void *userdata), void *userdata);
 
 /*

@@ -18,6 +18,7 @@
 
 #include "common/util.h"
 #include "supervisor/output_sink.h"
+#include "supervisor/results_file.h"
 #include "supervisor/stream.h"
 #include "supervisor/task.h"
 
@@ -136,6 +137,10 @@ struct stream {
 
         void (*on_stopping)(void *userdata);
         void *on_stopping_userdata;
+
+        struct results_file *results;   /* --results FILE */
+        struct progress_bar *bar;       /* NULL: none (not a terminal, -q) */
+        uint64_t bar_total;             /* lines of the input file; 0: unknown */
 };
 
 static inline usec_t stream_now(struct stream *s) {
@@ -203,6 +208,13 @@ void stream_hook_recycle(struct pool *p, struct worker *w, void *userdata);
 void stream_flush(struct stream *s);
 /* Counts line seq as given up (no result), for the summary. */
 void stream_note_given_up(struct stream *s, uint64_t seq);
+
+/* stream_results.c: --results FILE */
+int stream_open_results(struct stream *s);
+/* The records of the answers p (len bytes of whole result lines) to span's
+ * lines from its n_done on. */
+void stream_write_results(struct stream *s, const struct span *span, const char *p, size_t len, usec_t now);
+void stream_write_given_up(struct stream *s, uint64_t seq);
 void stream_emit_in_order(struct stream *s);
 void span_complete(struct stream *s, struct span *span);
 void span_abandon(struct stream *s, struct span *span);

@@ -213,6 +213,7 @@ static bool sworker_route(struct sworker *sw, const char *p, size_t len) {
                 }
                 size_t m, take = stream_take_lines(p, len, span->n_lines - span->n_done, SIZE_MAX, &m);
                 stream_deliver(s, span, p, take);
+                stream_write_results(s, span, p, take, now);
                 span->n_done += m;
                 sw->lines -= m;
                 sw->answered += m;

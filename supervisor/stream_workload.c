@@ -115,8 +115,8 @@ static const struct workload_ops stream_workload_ops = {
         .free = sw_free,
 };
 
-int stream_workload_new(sd_event *e, const struct corral_config *config, const struct workload_owner *owner,
-                        struct workload *ret) {
+int stream_workload_new(sd_event *e, const struct corral_config *config, const struct workload_options *o,
+                        const struct workload_owner *owner, struct workload *ret) {
         struct stream_workload *sw = calloc(1, sizeof(*sw));
         int r;
 
@@ -136,6 +136,7 @@ int stream_workload_new(sd_event *e, const struct corral_config *config, const s
                 return r;
         }
         stream_set_on_stopping(sw->stream, owner->stopping, owner->userdata);
+        stream_set_bar(sw->stream, batch_bar_mode(o->quiet, o->bar));
         *ret = (struct workload) { .ops = &stream_workload_ops, .impl = sw };
         return 0;
 }

@@ -233,20 +233,36 @@ void line_reader_commit(struct line_reader *r, size_t n) {
         r->end += n;
 }
 
+/* Drops a line longer than the reader's limit: what is read of it now, the
+ * rest as it comes, so memory stays bounded. Returns -E2BIG with its length
+ * once its end is dropped too, 0 until then. */
+static int line_reader_skip(struct line_reader *r, const char *nl, size_t *ret_len) {
+        size_t n = nl ? (size_t) (nl - (r->buf + r->start)) : r->end - r->start;
+
+        r->skipping = true;
+        r->skipped += n;
+        r->start += n + (nl != NULL);
+        if (r->start == r->end)
+                r->start = r->end = 0;
+        if (!nl && !r->eof)
+                return 0;
+        *ret_len = r->skipped;
+        r->skipping = false;
+        r->skipped = 0;
+        return -E2BIG;
+}
+
 int line_reader_next(struct line_reader *r, char **ret_line, size_t *ret_len) {
+        size_t max = r->max ? r->max : TASK_LINE_MAX;
         size_t avail = r->end - r->start;
         char *line = r->buf + r->start;
         char *nl = avail ? memchr(line, '\n', avail) : NULL;
-        size_t len;
+        size_t len = nl ? (size_t) (nl - line) : avail;
 
-        if (nl)
-                len = (size_t) (nl - line);
-        else if (r->eof && avail > 0)
-                len = avail;
-        else
-                return avail > TASK_LINE_MAX ? -E2BIG : 0;
-        if (len > TASK_LINE_MAX)
-                return -E2BIG;
+        if (r->skipping || len > max)
+                return line_reader_skip(r, nl, ret_len);
+        if (!nl && !(r->eof && avail > 0))
+                return 0;
 
         if (nl) {
                 *nl = '\0';

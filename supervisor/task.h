@@ -14,7 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Lines longer than this cannot be one argument of execve() (MAX_ARG_STRLEN). */
+/* The task input's longest line unless the reader is given another: one
+ * argument of execve() (MAX_ARG_STRLEN with 4 KiB pages). */
 #define TASK_LINE_MAX (128u * 1024u)
 
 struct strbuf {
@@ -69,6 +70,9 @@ struct line_reader {
         char *buf;
         size_t cap, start, end;
         bool eof;
+        size_t max;              /* the longest line; 0: TASK_LINE_MAX */
+        bool skipping;           /* dropping a line longer than max */
+        size_t skipped;          /* bytes of it dropped so far */
 };
 
 /* Room for at least `min` bytes at the end of the data (compacting or growing).
@@ -80,7 +84,9 @@ void line_reader_commit(struct line_reader *r, size_t n);
  * The next line without its '\n', NUL-terminated in place, valid until the
  * next call that changes the reader; after end of input a last line without
  * '\n' comes out too. Returns 1 with a line, 0 when more input is needed (or
- * none is left after eof), -E2BIG when a line is longer than TASK_LINE_MAX.
+ * none is left after eof). A line longer than max is dropped as it is read
+ * (memory stays bounded) and comes out, once its end is read, as -E2BIG with
+ * its length in *ret_len (*ret_line untouched).
  */
 int line_reader_next(struct line_reader *r, char **ret_line, size_t *ret_len);
 void line_reader_done(struct line_reader *r);

@@ -63,5 +63,13 @@ int batch_build_env(struct batch *b) {
         b->envp = envp;
         b->env_task = strv_length(envp) - ELEMENTSOF(ours);
         snprintf(b->max_var, sizeof(b->max_var), "CORRAL_WORKERS_MAX=%u", b->max);
+
+        /* What execve() leaves for the lines: the input's longest line follows. */
+        struct arg_limits limits;
+        arg_limits_system(&limits);
+        arg_budget_init(&b->arg_budget, &limits, b->config->command, arg_strv_bytes(envp, b->env_task), ours[3],
+                        ELEMENTSOF(ours) - 1, sizeof(b->id_var) - 1);
+        size_t line_max = arg_budget_line_max(&b->arg_budget);
+        b->reader.max = line_max > 0 ? line_max : 1;
         return 0;
 }

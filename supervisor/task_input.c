@@ -40,28 +40,69 @@ static int batch_push_gathered(struct batch *b) {
         return 0;
 }
 
+/* Opens the invocation that line seq starts (skipped whole when the joblog
+ * has it as done). */
+static void batch_gather_open(struct batch *b, uint64_t seq) {
+        const struct tasks_config *t = &b->config->tasks;
+
+        b->gather = (struct pending) { .seq = seq };
+        b->gather_text.len = 0;
+        b->gather_bytes = 0;
+        b->gather_done = (b->opts.resume || b->opts.resume_failed) &&
+                         joblog_state_done(&b->done_before, seq, b->opts.resume_failed, t->retries);
+}
+
+/* --resume: the run that wrote the joblog cut an invocation early at seq
+ * (its input or environment differed); cut there too, so that no line of a
+ * later part of it is taken as done. */
+static bool batch_joblog_cut_here(const struct batch *b, uint64_t seq) {
+        return (b->opts.resume || b->opts.resume_failed) && joblog_state_done(&b->done_before, seq, false, 0);
+}
+
+/* A line no invocation can carry (line NULL: dropped as it was read): a
+ * failed task, said with its place, not run and not retried. */
+static void batch_line_too_long(struct batch *b, uint64_t seq, size_t len) {
+        log_error("%s:%llu: a task line of %zu bytes is too long: execve() passes at most %zu bytes of a line "
+                  "to '%s' (as an argument and in $CORRAL_TASK); counting it as failed",
+                  b->config->tasks.from, (unsigned long long) seq, len, arg_budget_line_max(&b->arg_budget),
+                  b->config->command[0]);
+        b->failed++;
+        b->interval_done++;
+        b->exits[METRICS_OUTCOME_FAILURE]++;
+        batch_note_failed(b, seq);
+        batch_write_not_run(b, seq, "line too long");
+}
+
 /* Adds one line of the shard to the invocation being gathered; queues it
- * once it has tasks.batch lines. */
+ * once it has tasks.batch lines, or before a line that would not fit. */
 static int batch_gather(struct batch *b, uint64_t seq, const char *line, size_t len) {
         const struct tasks_config *t = &b->config->tasks;
         unsigned per = t->batch > 1 ? t->batch : 1;
+        bool never_fits = !line || !arg_budget_fits(&b->arg_budget, 0, 0, len);
         int r;
 
-        if (b->shard_pos++ % per == 0) {
-                b->gather = (struct pending) { .seq = seq };
-                b->gather_text.len = 0;
-                b->gather_done = (b->opts.resume || b->opts.resume_failed) &&
-                                 joblog_state_done(&b->done_before, seq, b->opts.resume_failed, t->retries);
+        if (b->shard_pos++ % per == 0 || b->gather.seq == 0)
+                batch_gather_open(b, seq);
+        else if (never_fits || !arg_budget_fits(&b->arg_budget, b->gather.lines, b->gather_bytes, len) ||
+                 batch_joblog_cut_here(b, seq)) {
+                if ((r = batch_push_gathered(b)) < 0)
+                        return r;
+                batch_gather_open(b, seq);
         }
-        if (b->gather_done)
+        if (never_fits) {
+                batch_line_too_long(b, seq, len);
+                b->gather = (struct pending) {};   /* the next line opens another */
+        } else if (b->gather_done) {
                 b->skipped++;
-        else {
+                b->gather.lines++;
+        } else {
                 if (b->gather.lines > 0 && (r = strbuf_append(&b->gather_text, "\n", 1)) < 0)
                         return r;
                 if ((r = strbuf_append(&b->gather_text, line, len)) < 0)
                         return r;
                 b->gather.lines++;
         }
+        b->gather_bytes += len;
         if (b->shard_pos % per == 0)
                 return batch_push_gathered(b);
         return 0;
@@ -76,12 +117,9 @@ static int batch_take_lines(struct batch *b) {
 
         while (b->queue.len < b->queue_target) {
                 r = line_reader_next(&b->reader, &line, &len);
-                if (r == -E2BIG) {
-                        log_error("%s:%llu: a task line longer than %u bytes cannot be an argument",
-                                  t->from, (unsigned long long) b->line_no + 1, TASK_LINE_MAX);
-                        return r;
-                }
-                if (r < 0)
+                if (r == -E2BIG)
+                        line = NULL;   /* dropped: too long for any invocation */
+                else if (r < 0)
                         return r;
                 if (r == 0)
                         return 0;

@@ -3,7 +3,7 @@
  * What tasks write: stdout collected through a pipe and written whole when
  * the task ends (group), passed on in whole lines as it comes (line-buffer),
  * or put back in input order (keep_order); stderr prefixed with the task's
- * number when it goes to a terminal.
+ * number when it goes to a terminal (read by corral then, or for --results).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -100,11 +100,19 @@ void slot_read_stderr(struct slot *s, bool final) {
                         }
                         break;
                 }
+                slot_keep_stderr(s, l->data + l->len, (size_t) n);
                 l->len += (size_t) n;
                 if (!final)
                         break;
         }
 
+        if (!s->batch->prefix_stderr) {
+                /* read only for --results: passed on untouched */
+                if (l->len > 0)
+                        (void) !write(STDERR_FILENO, l->data, l->len);
+                l->len = 0;
+                return;
+        }
         /* Complete lines go out now, one write() each; a partial one waits for
          * its end, unless the task is gone. */
         char prefix[32];

@@ -104,8 +104,7 @@ void slot_release_io(struct slot *s) {
         s->err_line.len = 0;
 }
 
-/* Keeps the lowest failed Seqs, sorted, for the summary. */
-static void note_failed(struct batch *b, uint64_t seq) {
+void batch_note_failed(struct batch *b, uint64_t seq) {
         size_t i = b->n_first_failed;
         if (i == FIRST_FAILED_MAX) {
                 if (seq >= b->first_failed[i - 1])
@@ -221,8 +220,9 @@ void slot_finish(struct slot *s) {
         else {
                 b->failed += s->task.lines;
                 for (unsigned i = 0; i < s->task.lines && i < FIRST_FAILED_MAX; i++)
-                        note_failed(b, s->task.seq + (uint64_t) i * b->config->tasks.shard_count);
+                        batch_note_failed(b, s->task.seq + (uint64_t) i * b->config->tasks.shard_count);
         }
+        batch_write_result(s, exitval, sig, runtime);
         if (b->keep_order)
                 slot_result_in_order(s, line);
         else
@@ -393,6 +393,8 @@ int slot_start(struct batch *b, struct slot *s) {
 
         s->output.len = 0;
         s->received = 0;
+        s->err_kept.len = 0;
+        s->err_more = false;
         r = task_argv_build(&b->argv, b->config->command, t->line, t->len);
         if (r < 0)
                 return r;
@@ -402,7 +404,7 @@ int slot_start(struct batch *b, struct slot *s) {
         _cleanup_(closep) int err_read = -EBADF, err_write = -EBADF;
         if (!b->direct_output && (r = output_pipe(&out_read, &out_write)) < 0)
                 return r;
-        if (b->prefix_stderr && (r = output_pipe(&err_read, &err_write)) < 0)
+        if ((b->prefix_stderr || b->results) && (r = output_pipe(&err_read, &err_write)) < 0)
                 return r;
         int stdio[3] = { b->null_fd, out_write, err_write };
         struct spawn_request req = {

@@ -7,6 +7,6 @@ int workload_new(sd_event *e, const struct corral_config *config, const struct w
         if (!config->tasks.from)
                 return pool_workload_new(e, config, owner, ret);
         if (config->tasks.mode == TASK_MODE_STREAM)
-                return stream_workload_new(e, config, owner, ret);
+                return stream_workload_new(e, config, o, owner, ret);
         return batch_workload_new(e, config, o, owner, ret);
 }

@@ -80,8 +80,8 @@ struct workload {
 
 struct workload_options {
         bool resume, resume_failed;      /* batch: --resume, --resume-failed */
-        bool quiet;                      /* batch: -q, no progress bar */
-        bool bar;                        /* batch: --bar, a bar even when stderr is no terminal */
+        bool quiet;                      /* -q: no progress bar, unless --bar */
+        bool bar;                        /* --bar: a bar even when stderr is no terminal */
 };
 
 /*
@@ -98,8 +98,8 @@ int pool_workload_new(sd_event *e, const struct corral_config *config, const str
                       struct workload *ret);
 int batch_workload_new(sd_event *e, const struct corral_config *config, const struct workload_options *o,
                        const struct workload_owner *owner, struct workload *ret);
-int stream_workload_new(sd_event *e, const struct corral_config *config, const struct workload_owner *owner,
-                        struct workload *ret);
+int stream_workload_new(sd_event *e, const struct corral_config *config, const struct workload_options *o,
+                        const struct workload_owner *owner, struct workload *ret);
 
 /* Frees it; the workload is empty after. Accepts an empty one. */
 static inline void workload_done(struct workload *w) {

@@ -55,7 +55,7 @@ _corral() {
                 -c|--config)
                     COMPREPLY=($(compgen -f -X '!*.y*ml' -- "$cur") $(compgen -d -- "$cur"))
                     return 0 ;;
-                --tasks|--joblog)
+                --tasks|--joblog|--results)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     [[ $prev == --tasks ]] && COMPREPLY+=($(compgen -W '-' -- "$cur"))
                     return 0 ;;
@@ -69,7 +69,7 @@ _corral() {
                     return 0 ;;
             esac
             COMPREPLY=($(compgen -W '-c --config --min --max -j --jobs --metrics --tasks --stream
-                --keep-order --line-buffer --ungroup --joblog --resume --resume-failed --retries --timeout
+                --keep-order --line-buffer --ungroup --joblog --results --resume --resume-failed --retries --timeout
                 --batch --shard --bar --stop-timeout --restart-delay --crash-limit
                 -v --verbose -q --quiet -h --help --' -- "$cur"))
             ;;

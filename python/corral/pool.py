@@ -352,7 +352,11 @@ def _argv(fn, keep_order, max, timeout, retries, corral_args):
     argv = [_corral_program(), "run", "-q", "--metrics", "none", "--stream", "--tasks", "-"]
     if keep_order:
         argv.append("--keep-order")
-    if os.isatty(2):
+    # The bar as corral's own: on when stderr is a terminal, "--bar" in
+    # corral_args forces it (on /dev/tty if stderr is redirected), "-q" hides
+    # it. map itself runs corral with -q (only warnings and errors), so it
+    # asks for the bar with --bar, which corral draws despite -q.
+    if os.isatty(2) and not ({"-q", "--quiet"} & set(corral_args)):
         argv.append("--bar")
     if max is not None:
         argv += ["--max", str(int(max))]
@@ -395,6 +399,9 @@ def map(fn, iterable, *, shared=None, keep_order=True, max=None, timeout=None, r
     the pool (default corral's: 4 x usable CPUs), timeout (seconds) limits one
     input, retries re-runs an input whose function raised or whose worker died
     or timed out. corral_args are more `corral run` flags, e.g. ["--min", "8"].
+    A progress bar (lines answered, rate) shows when stderr is a terminal;
+    corral_args=["-q"] hides it, ["--bar"] draws it on the terminal even when
+    stderr is redirected.
 
     Raises TaskError naming the first input that failed (the worker's exception
     is its __cause__), CorralError when corral itself fails."""

@@ -466,3 +466,72 @@ def test_meson_installs_every_module_of_the_package():
     for module in sorted((SOURCE / "corral").glob("*.py")):
         dest = installed.get(str(module))
         assert dest and dest.endswith(f"/corral/{module.name}"), f"{module.name} is not installed: {dest}"
+
+
+# ---- the progress bar (issue 24 item 2) ----
+
+BAR_SCRIPT = """
+import sys
+import corral
+
+def double(x):
+    return 2 * x
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    result = corral.map(double, range(300), corral_args=args)
+    print(sum(result), file=sys.stderr)
+"""
+
+
+def run_with_stderr_on_a_terminal(tmp_path, *args):
+    """Runs the bar script with its stderr on a new pseudo-terminal; returns
+    (exit status, what reached the terminal)."""
+    import pty
+    import select
+    path = script(tmp_path, "bar_script.py", BAR_SCRIPT)
+    master, slave = pty.openpty()
+    p = subprocess.Popen([PYTHON, str(path), *args], env=ENV, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=slave, start_new_session=True)
+    os.close(slave)
+    seen = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], DEADLINE)
+            assert ready, "the script hangs"
+            try:
+                data = os.read(master, 65536)
+            except OSError:         # EIO: the last writer closed the terminal
+                break
+            if not data:
+                break
+            seen += data
+    finally:
+        os.close(master)
+        p.wait(DEADLINE)
+    return p.returncode, seen.decode("utf-8", "replace")
+
+
+def test_map_draws_a_progress_bar_when_stderr_is_a_terminal(tmp_path):
+    status, seen = run_with_stderr_on_a_terminal(tmp_path)
+    assert status == 0, seen
+    assert str(2 * sum(range(300))) in seen
+    # Its last drawing counts every input, redrawn in place, then ends its line.
+    assert "\r300 done, 0 failed, 0 running" in seen, seen[-500:]
+    assert seen.count("\r") >= 1
+
+
+def test_map_with_quiet_draws_no_bar_on_a_terminal(tmp_path):
+    status, seen = run_with_stderr_on_a_terminal(tmp_path, "-q")
+    assert status == 0, seen
+    assert str(2 * sum(range(300))) in seen
+    assert "done," not in seen and "\r3" not in seen
+
+
+def test_map_draws_no_bar_into_a_pipe(tmp_path):
+    # A new session: no controlling terminal for corral to find either.
+    p = subprocess.run([PYTHON, str(script(tmp_path, "bar_script.py", BAR_SCRIPT))], env=ENV,
+                       capture_output=True, text=True, timeout=DEADLINE, start_new_session=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.strip().endswith(str(2 * sum(range(300))))
+    assert "\r" not in p.stderr and "done," not in p.stderr

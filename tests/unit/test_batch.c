@@ -157,15 +157,35 @@ static void test_line_reader_splits_across_reads(void **state) {
 }
 
 static void test_line_reader_refuses_a_line_too_long(void **state) {
-        struct line_reader r = {};
+        struct line_reader r = { .max = 10 };
         char *p, *line;
         size_t n, len;
         (void) state;
 
-        assert_int_equal(line_reader_space(&r, TASK_LINE_MAX + 2, &p, &n), 0);
-        memset(p, 'x', TASK_LINE_MAX + 1);
-        line_reader_commit(&r, TASK_LINE_MAX + 1);
+        /* 25 bytes of a line with no end yet: dropped, nothing to say yet */
+        assert_int_equal(line_reader_space(&r, 64, &p, &n), 0);
+        memset(p, 'x', 25);
+        line_reader_commit(&r, 25);
+        assert_int_equal(line_reader_next(&r, &line, &len), 0);
+        assert_int_equal(r.end - r.start, 0);   /* memory stays bounded */
+        /* its end, then a line of exactly max bytes and a short one */
+        assert_int_equal(line_reader_space(&r, 64, &p, &n), 0);
+        memcpy(p, "xxxxx\n0123456789\nok\n", 20);
+        line_reader_commit(&r, 20);
         assert_int_equal(line_reader_next(&r, &line, &len), -E2BIG);
+        assert_int_equal(len, 30);
+        assert_int_equal(line_reader_next(&r, &line, &len), 1);
+        assert_string_equal(line, "0123456789");
+        assert_int_equal(line_reader_next(&r, &line, &len), 1);
+        assert_string_equal(line, "ok");
+        /* an over-long last line without '\n' ends at the end of input */
+        assert_int_equal(line_reader_space(&r, 64, &p, &n), 0);
+        memset(p, 'y', 11);
+        line_reader_commit(&r, 11);
+        line_reader_commit(&r, 0);
+        assert_int_equal(line_reader_next(&r, &line, &len), -E2BIG);
+        assert_int_equal(len, 11);
+        assert_int_equal(line_reader_next(&r, &line, &len), 0);
         line_reader_done(&r);
 }
 

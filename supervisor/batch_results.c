@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * --results FILE in per-task mode: the record of each task that ended for
+ * good (its last attempt), taken from the slot before its output is handed
+ * on: the line(s), how it ended, how long it ran, the start of its stdout
+ * (grouped output only: live output is gone by then) and of its stderr.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+#include "supervisor/batch_internal.h"
+#include "supervisor/log.h"
+
+int batch_open_results(struct batch *b) {
+        const char *path = b->config->tasks.results;
+
+        switch (results_kind(path)) {
+        case RESULTS_NONE:
+                return 0;
+        case RESULTS_REDIS:
+                log_error("tasks.results: %s is a queue's results stream, which needs tasks.from: redis://...", path);
+                return -EINVAL;
+        case RESULTS_FILE:
+                break;
+        }
+        int r = results_file_open(path, b->opts.resume || b->opts.resume_failed, &b->results);
+        if (r == -ELOOP)
+                return log_error("--results %s is a symbolic link; refusing to write through it", path), r;
+        if (r < 0)
+                return log_error_errno(r, "cannot write the results to %s: %m", path), r;
+        return 0;
+}
+
+/* Writing results failed: as for the joblog, the batch stops (exit 1). */
+static void results_failed(struct batch *b, uint64_t seq, int r) {
+        log_error_errno(r, "Failed to write the result of task %llu to %s: %m; stopping the batch",
+                        (unsigned long long) seq, b->config->tasks.results);
+        b->results = results_file_free(b->results);
+        b->undone = true;
+        batch_stop(b);
+}
+
+/* The first RESULTS_OUTPUT_MAX bytes of a spool, in memory or in its file;
+ * *ret_more when there is more. NULL with nothing to free when in memory. */
+static const char *spool_head(const struct spool *o, char **ret_buf, size_t *ret_len, bool *ret_more) {
+        *ret_buf = NULL;
+        if (o->fd < 0) {
+                *ret_len = o->mem.len;
+                *ret_more = false;
+                return o->mem.data ? o->mem.data : "";
+        }
+        size_t want = o->file_len < RESULTS_OUTPUT_MAX ? (size_t) o->file_len : RESULTS_OUTPUT_MAX;
+        char *buf = malloc(want + 1);
+        ssize_t n = buf ? pread(o->fd, buf, want, 0) : -1;
+        if (n < 0) {
+                free(buf);
+                *ret_len = 0;
+                *ret_more = o->file_len > 0;
+                return "";
+        }
+        *ret_buf = buf;
+        *ret_len = (size_t) n;
+        *ret_more = o->file_len > (uint64_t) n;
+        return buf;
+}
+
+void batch_write_result(struct slot *s, int exitval, int sig, double runtime) {
+        struct batch *b = s->batch;
+        if (!b->results)
+                return;
+        _cleanup_free_ char *buf = NULL;
+        struct result_record rec = {
+                .seq = s->task.seq,
+                .task = s->task.line,
+                .task_len = s->task.len,
+                /* stopped by its timeout: the signal says how, not an exit status */
+                .exited = s->end.outcome != CHILD_SIGNAL && !s->timed_out,
+                .exit = exitval,
+                .signal = sig,
+                .duration = runtime,
+                .err = s->err_kept.data ? s->err_kept.data : "",
+                .err_len = s->err_kept.len,
+                .err_truncated = s->err_more,
+        };
+        if (b->output == TASK_OUTPUT_GROUP)
+                rec.out = spool_head(&s->spool, &buf, &rec.out_len, &rec.out_truncated);
+        int r = results_file_write(b->results, &rec);
+        if (r < 0)
+                results_failed(b, s->task.seq, r);
+}
+
+void batch_write_not_run(struct batch *b, uint64_t seq, const char *why) {
+        if (!b->results)
+                return;
+        struct result_record rec = { .seq = seq, .error = why };
+        int r = results_file_write(b->results, &rec);
+        if (r < 0)
+                results_failed(b, seq, r);
+}
+
+/* Keeps the start of a task's stderr for its record (the caller passes it on). */
+void slot_keep_stderr(struct slot *s, const char *data, size_t len) {
+        size_t room = RESULTS_OUTPUT_MAX - s->err_kept.len;
+        if (!s->batch->results)
+                return;
+        if (len > room)
+                s->err_more = true;
+        if (strbuf_append(&s->err_kept, data, len < room ? len : room) < 0)
+                s->err_more = true;
+}
