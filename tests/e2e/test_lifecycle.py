@@ -160,6 +160,11 @@ def test_start_failing_for_want_of_fds_is_retried_until_the_pool_is_full(corral,
     assert c.wait() == 0
 
 
+def environ(pid):
+    with open(f"/proc/{pid}/environ") as f:
+        return dict(kv.split("=", 1) for kv in f.read().split("\0") if "=" in kv)
+
+
 def fd_table(pid):
     """pid's open fds and what they are; one closed while it is read is left out."""
     table = {}
@@ -178,9 +183,10 @@ def test_a_worker_sees_fds_0_to_2_and_its_segments_only(corral, tmp_path):
                        f"shared: {{blob: {{path: {blob}}}}}\n")
     c = corral("run", "-c", cfg)
     pid = c.started(1)[0]
-    with open(f"/proc/{pid}/environ") as f:
-        env = dict(kv.split("=", 1) for kv in f.read().split("\0") if "=" in kv)
-    segment = int(env["CORRAL_SHM_BLOB"])
+    # vfork lets corral go on while the kernel still builds the new image:
+    # /proc/PID/environ is empty for that moment.
+    await_true("the worker's environment", lambda: "CORRAL_SHM_BLOB" in environ(pid))
+    segment = int(environ(pid)["CORRAL_SHM_BLOB"])
     # The worker's own start-up (the dynamic loader's ld.so.cache) may hold an
     # fd for a moment; one corral leaked would stay, and fail the deadline.
     await_true("only fds 0-2 and the segment", lambda: set(fd_table(pid)) == {0, 1, 2, segment})
