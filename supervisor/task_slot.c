@@ -78,7 +78,7 @@ void batch_stop(struct batch *b) {
         if (b->queue.len > 0 || !b->in_eof)
                 b->undone = true;
         queue_clear(&b->queue);
-        b->in_source = sd_event_source_disable_unref(b->in_source);
+        batch_input_stop(b);
         if (b->on_stopping)
                 b->on_stopping(b->userdata);
         if (b->running > 0) {
@@ -244,6 +244,7 @@ void slot_finish(struct slot *s) {
                 slot_result_in_order(s, line);
         else
                 batch_deliver(b, &s->spool, line);
+        batch_input_done(b, &s->task, ok, killed ? 128 + sig : exitval);
         free(s->task.line);
         s->task = (struct pending) {};
 }
@@ -341,6 +342,7 @@ int slot_start(struct batch *b, struct slot *s) {
         b->envp[b->env_task + 1] = b->max_var;
         b->envp[b->env_task + 2] = b->seq_var;
         b->envp[b->env_task + 3] = b->task_var.data;
+        b->envp[b->env_task + 4] = (char *) batch_input_task_id_var(b, t);   /* NULL ends the list */
 
         if (!b->direct_output) {
                 if (pipe2(fds, O_CLOEXEC) < 0)
