@@ -19,7 +19,7 @@ const char run_usage[] =
         "                  [--tasks FILE|-] [--stream] [--keep-order] [--line-buffer|--ungroup]\n"
         "                  [--joblog FILE] [--resume]\n"
         "                  [--resume-failed] [--retries N] [--timeout DURATION]\n"
-        "                  [--batch N] [--shard K/N|env] [--bar] [-v|-q]\n"
+        "                  [--batch N] [--shard K/N|env] [--until-empty] [--bar] [-v|-q]\n"
         "                  [--] COMMAND [ARG...]\n"
         "\n"
         "Runs a pool of copies of COMMAND (no shell), replaces those that end, and\n"
@@ -40,6 +40,11 @@ const char run_usage[] =
         "      --crash-limit N        give up (exit 3) after more than N quick\n"
         "                             failures in a row (default 10)\n"
         "      --tasks FILE|-         batch: one task per line of FILE (- for stdin)\n"
+        "      --tasks redis://[:PASSWORD@]HOST:PORT/STREAM[?group=G&consumer=C]\n"
+        "                             batch: take tasks from a Redis stream shared\n"
+        "                             with other consumers (a work queue)\n"
+        "      --until-empty          work queue: exit once nothing is undelivered or\n"
+        "                             pending (0; 1 if some went to STREAM:dead)\n"
         "      --stream               batch: long-lived workers read the lines (of\n"
         "                             --tasks, default stdin) and write one result\n"
         "                             line per line\n"
@@ -86,6 +91,7 @@ enum {
         ARG_BATCH,
         ARG_SHARD,
         ARG_BAR,
+        ARG_UNTIL_EMPTY,
 };
 
 static const struct option run_options[] = {
@@ -110,6 +116,7 @@ static const struct option run_options[] = {
         { "batch",         required_argument, NULL, ARG_BATCH },
         { "shard",         required_argument, NULL, ARG_SHARD },
         { "bar",           no_argument,       NULL, ARG_BAR },
+        { "until-empty",   no_argument,       NULL, ARG_UNTIL_EMPTY },
         { "verbose",       no_argument,       NULL, 'v' },
         { "quiet",         no_argument,       NULL, 'q' },
         { "help",          no_argument,       NULL, 'h' },
@@ -178,6 +185,12 @@ static int apply_task_flags(const struct run_args *a, struct corral_config *c) {
 
         if (a->tasks && (r = replace_string(&t->from, a->tasks)) < 0)
                 return r;
+        if (a->tasks)
+                set_by(&o->from, "--tasks");
+        if (a->until_empty) {
+                t->until = TASK_UNTIL_EMPTY;
+                set_by(&o->until, "--until-empty");
+        }
         if (a->joblog && (r = replace_string(&t->joblog, a->joblog)) < 0)
                 return r;
         if (a->stream) {
@@ -386,6 +399,9 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
                         break;
                 case ARG_BAR:
                         a.bar = true;
+                        break;
+                case ARG_UNTIL_EMPTY:
+                        a.until_empty = true;
                         break;
                 case 'v':
                         a.verbosity = 1;

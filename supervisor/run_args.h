@@ -38,6 +38,7 @@ struct run_args {
         bool resume;               /* --resume */
         bool resume_failed;        /* --resume-failed */
         bool bar;                  /* --bar */
+        bool until_empty;          /* --until-empty */
         bool help;
         char **command;            /* points into argv; NULL: none given */
 };
