@@ -1,9 +1,355 @@
 /* SPDX-License-Identifier: MIT */
-/* The Redis Streams task source (placeholder until the queue lands). */
-#include "supervisor/batch_internal.h"
+/*
+ * The work queue task source: tasks are entries of a Redis stream read
+ * through a consumer group, so that any number of corrals share one queue.
+ * Reading follows what the batch can take (XREADGROUP COUNT); entries whose
+ * consumer went silent past tasks.lease are claimed (XAUTOCLAIM). What
+ * happens to an entry once its task ended for good lives in queue_entries.c.
+ * Nothing here blocks the loop: every command is asynchronous, and a lost
+ * server is reconnected to while the running tasks go on.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/exit_status.h"
 #include "supervisor/log.h"
+#include "supervisor/queue_internal.h"
+
+#define POLL_MIN (10 * USEC_PER_MSEC)
+#define POLL_MAX (500 * USEC_PER_MSEC)
+/* How often a busy consumer looks for entries to claim; an idle one looks at
+ * every poll. Short against the lease, so an entry handed back on TERM is
+ * taken at once, not after the lease. */
+#define CLAIM_EVERY_MAX (1 * USEC_PER_SEC)
+
+static usec_t claim_every(const struct qsource *q) {
+        usec_t quarter = q->lease / 4;
+        return quarter < CLAIM_EVERY_MAX ? quarter : CLAIM_EVERY_MAX;
+}
+
+/* An entry's "task" field, or NULL. */
+static const redisReply *entry_task(const redisReply *entry) {
+        if (entry->type != REDIS_REPLY_ARRAY || entry->elements < 2 || entry->element[1]->type != REDIS_REPLY_ARRAY)
+                return NULL;
+        const redisReply *f = entry->element[1];
+        for (size_t i = 0; i + 1 < f->elements; i += 2)
+                if (f->element[i]->type == REDIS_REPLY_STRING && strcmp(f->element[i]->str, "task") == 0 &&
+                    f->element[i + 1]->type == REDIS_REPLY_STRING)
+                        return f->element[i + 1];
+        return NULL;
+}
+
+/* Takes one delivered entry: into the table and the batch's queue. */
+static int take_entry(struct qsource *q, const redisReply *entry) {
+        struct batch *b = q->b;
+        if (entry->type != REDIS_REPLY_ARRAY || entry->elements < 1 || entry->element[0]->type != REDIS_REPLY_STRING)
+                return 0;
+        const char *id = entry->element[0]->str;
+        if (entry->element[0]->len >= QUEUE_ID_MAX || qentry_find_id(q, id))
+                return 0;    /* already ours: a claim overtook our own renewal */
+        const redisReply *task = entry_task(entry);
+        struct qentry *e;
+        int r = qentry_add(q, id, task ? task->str : "", task ? task->len : 0, &e);
+        if (r < 0)
+                return r;
+        if (!task) {
+                log_warning("%s: entry %s has no field 'task', moving it to %s", q->url.stream, id, q->dead_key);
+                e->exit = -1;
+                qentry_set(q, e, QENTRY_DEAD);
+                return 0;
+        }
+        /* --batch: a queue has no fixed cuts, each reply's entries are cut anew. */
+        if (b->gather.lines == 0)
+                b->shard_pos = 0;
+        return batch_gather(b, e->seq, task->str, task->len);
+}
+
+/* Entries of an XREADGROUP stream record or an XAUTOCLAIM reply. */
+static int take_entries(struct qsource *q, const redisReply *entries, size_t *ret_taken) {
+        if (!entries || entries->type != REDIS_REPLY_ARRAY)
+                return 0;
+        for (size_t i = 0; i < entries->elements; i++) {
+                int r = take_entry(q, entries->element[i]);
+                if (r < 0)
+                        return r;
+        }
+        *ret_taken += entries->elements;
+        return 0;
+}
+
+static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct qsource *q = userdata;
+        (void) s;
+        (void) usec;
+        q->polling = false;
+        batch_progress(q->b);
+        return 0;
+}
+
+/* Nothing came: look again after a while, doubling while nothing comes. */
+static void poll_later(struct qsource *q) {
+        q->poll_delay = q->poll_delay ? q->poll_delay * 2 : POLL_MIN;
+        if (q->poll_delay > POLL_MAX)
+                q->poll_delay = POLL_MAX;
+        int r = q->poll_timer ? sd_event_source_set_time_relative(q->poll_timer, q->poll_delay) :
+                sd_event_add_time_relative(q->b->event, &q->poll_timer, CLOCK_MONOTONIC, q->poll_delay, 0, on_poll, q);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(q->poll_timer, SD_EVENT_ONESHOT);
+        if (r < 0) {
+                log_error_errno(r, "Failed to arm the work queue's poll timer: %m");
+                batch_input_failed(q->b, r);
+                return;
+        }
+        q->polling = true;
+}
+
+static void on_claimed(redisAsyncContext *ac, void *reply, void *privdata) {
+        struct qsource *q = privdata;
+        redisReply *r = reply;
+        (void) ac;
+        if (!r || q->freeing)
+                return;
+        if (r->type == REDIS_REPLY_ERROR) {
+                log_warning("%s: XAUTOCLAIM failed: %s", q->url.stream, r->str);
+                return;
+        }
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[0]->type != REDIS_REPLY_STRING)
+                return;
+        /* A cursor through the pending list; "0-0": the scan went round. */
+        snprintf(q->claim_cursor, sizeof(q->claim_cursor), "%s", r->element[0]->str);
+        size_t taken = 0;
+        int e = take_entries(q, r->element[1], &taken);
+        if (e < 0)
+                return batch_input_failed(q->b, e);
+        if (taken > 0)
+                log_info("claimed %zu entr%s of %s idle past the lease", taken, taken == 1 ? "y" : "ies",
+                         q->url.stream);
+        q->reclaimed += taken;
+        q->got += taken;
+}
+
+static void on_read(redisAsyncContext *ac, void *reply, void *privdata) {
+        struct qsource *q = privdata;
+        struct batch *b = q->b;
+        redisReply *r = reply;
+        (void) ac;
+        q->fetching = false;
+        if (!r || q->freeing)
+                return;      /* lost: the reconnect reads again */
+        if (r->type == REDIS_REPLY_ERROR) {
+                /* NOGROUP: the stream or group was deleted (or the server
+                 * restarted empty): the link creates it again on reconnect. */
+                log_warning("%s: XREADGROUP failed: %s", q->url.stream, r->str);
+                qsource_recreate_group(q);
+                poll_later(q);
+                return;
+        }
+        size_t taken = 0;
+        int e = 0;
+        if (r->type == REDIS_REPLY_ARRAY)
+                for (size_t i = 0; i < r->elements && e >= 0; i++)
+                        if (r->element[i]->type == REDIS_REPLY_ARRAY && r->element[i]->elements == 2)
+                                e = take_entries(q, r->element[i]->element[1], &taken);
+        if (e >= 0 && b->gather.lines > 0)
+                e = batch_push_gathered(b);   /* a shorter --batch invocation goes now */
+        if (e < 0)
+                return batch_input_failed(b, e);
+        q->got += taken;
+        if (q->got == 0) {
+                if (q->until_empty && q->n == 0)
+                        qsource_check_empty(q);
+                poll_later(q);
+        } else
+                q->poll_delay = 0;
+        qentry_flush(q);
+        batch_progress(b);
+}
+
+/* Asks for as many entries as the batch's queue has room for: entries to
+ * claim first when it is time, then new ones. */
+static void qs_fill(struct batch *b) {
+        struct qsource *q = b->source_data;
+        if (q->fetching || q->polling || q->stopping || !redis_link_up(q->link))
+                return;
+        size_t per = b->config->tasks.batch > 1 ? b->config->tasks.batch : 1;
+        size_t want = b->queue_target > b->queue.len ? (b->queue_target - b->queue.len) * per : 0;
+        if (want == 0)
+                return;
+        char count[24], idle[24];
+        snprintf(count, sizeof(count), "%zu", want);
+        usec_t now = batch_now(b);
+        q->got = 0;
+        if (q->claim_due || now - q->last_claim >= claim_every(q)) {
+                snprintf(idle, sizeof(idle), "%llu", (unsigned long long) (q->lease / USEC_PER_MSEC));
+                const char *argv[] = { "XAUTOCLAIM", q->url.stream, q->url.group, q->consumer, idle,
+                                       q->claim_cursor, "COUNT", count };
+                if (qsource_command(q, on_claimed, q, ELEMENTSOF(argv), argv) < 0)
+                        return;
+                q->claim_due = false;
+                q->last_claim = now;
+        }
+        const char *argv[] = { "XREADGROUP", "GROUP", q->url.group, q->consumer, "COUNT", count,
+                               "STREAMS", q->url.stream, ">" };
+        if (qsource_command(q, on_read, q, ELEMENTSOF(argv), argv) >= 0)
+                q->fetching = true;
+}
+
+/* "CORRAL_TASK_ID=ID" (ids separated by spaces for a --batch invocation). */
+static const char *qs_task_id_var(struct batch *b, const struct pending *t) {
+        struct qsource *q = b->source_data;
+        q->id_var.len = 0;
+        if (strbuf_append(&q->id_var, "CORRAL_TASK_ID=", strlen("CORRAL_TASK_ID=")) < 0)
+                return NULL;
+        for (unsigned i = 0; i < t->lines; i++) {
+                struct qentry *e = qentry_find_seq(q, t->seq + i);
+                if (e && ((i > 0 && strbuf_append(&q->id_var, " ", 1) < 0) ||
+                          strbuf_append(&q->id_var, e->id, strlen(e->id)) < 0))
+                        return NULL;
+        }
+        return q->id_var.data;
+}
+
+static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct qsource *q = userdata;
+        (void) s;
+        (void) usec;
+        if (q->n > 0)
+                log_warning("%zu entr%s of %s not handed back in time; other consumers take them after the lease",
+                            q->n, q->n == 1 ? "y" : "ies", q->url.stream);
+        q->gave_up = true;
+        batch_maybe_finish(q->b);
+        return 0;
+}
+
+/* TERM: what is queued here goes back at once; a running task's entry goes
+ * back when the task ends, unless it succeeded. */
+static void qs_stop(struct batch *b) {
+        struct qsource *q = b->source_data;
+        q->stopping = true;
+        q->poll_timer = sd_event_source_disable_unref(q->poll_timer);
+        q->polling = false;
+        for (size_t i = 0; i < q->n; i++)
+                if (q->e[i]->state == QENTRY_HELD && !qentry_running(q, q->e[i]))
+                        qentry_set(q, q->e[i], QENTRY_BACK);
+        qentry_flush(q);
+        usec_t wait = b->config->workers.stop_timeout + USEC_PER_SEC;
+        if (sd_event_add_time_relative(b->event, &q->stop_timer, CLOCK_MONOTONIC, wait, 0, on_stop_timer, q) < 0)
+                q->gave_up = true;
+}
+
+static bool qs_settled(struct batch *b) {
+        struct qsource *q = b->source_data;
+        if (q->n == 0 || q->gave_up)
+                return true;
+        if (!redis_link_up(q->link) && q->stopping) {
+                log_warning("Redis is unreachable: %zu entr%s of %s stay pending until the lease expires",
+                            q->n, q->n == 1 ? "y" : "ies", q->url.stream);
+                q->gave_up = true;
+                return true;
+        }
+        return false;
+}
+
+/* A queue consumer's result is the queue's: failed attempts went back for
+ * another try; only entries given up on (the dead stream) fail the run. */
+static int qs_status(struct batch *b, int status) {
+        struct qsource *q = b->source_data;
+        if (status == EXIT_USAGE || b->output_failed || q->dead > 0)
+                return status == EXIT_USAGE ? status : EXIT_TASKS_FAILED;
+        return EXIT_OK;
+}
+
+static void qs_free(struct batch *b) {
+        struct qsource *q = b->source_data;
+        if (!q)
+                return;
+        q->freeing = true;
+        q->link = redis_link_free(q->link);    /* before the entries: callbacks see them */
+        qentry_free_all(q);
+        sd_event_source_disable_unref(q->poll_timer);
+        sd_event_source_disable_unref(q->renew_timer);
+        sd_event_source_disable_unref(q->info_timer);
+        sd_event_source_disable_unref(q->stop_timer);
+        strbuf_done(&q->id_var);
+        free(q->dead_key);
+        queue_url_done(&q->url);
+        free(q);
+        b->source_data = NULL;
+}
+
+static const struct task_source_ops queue_source = {
+        .name = "queue",
+        .fill = qs_fill,
+        .task_id_var = qs_task_id_var,
+        .done = qentry_done,
+        .stop = qs_stop,
+        .settled = qs_settled,
+        .status = qs_status,
+        .backlog = qsource_backlog,
+        .fill_snapshot = qsource_fill_snapshot,
+        .free = qs_free,
+};
+
+static void on_connected(void *userdata) {
+        struct qsource *q = userdata;
+        q->claim_due = true;
+        qentry_flush(q);
+        batch_progress(q->b);
+}
+
+static const struct redis_link_ops link_ops = { .connected = on_connected };
+
+/* The checks that can fail for the user's reasons, while an error can still
+ * be a clean exit 2: blocking, before the loop runs. */
+static int check_server(const struct queue_url *u) {
+        redisContext *c;
+        char error[768];
+        int r = redis_open_checked(u, &c, error, sizeof(error));
+        if (r >= 0) {
+                r = redis_create_group(c, u, error, sizeof(error));
+                redisFree(c);
+        }
+        if (r == -EINVAL)
+                log_error("%s", error);
+        return r;
+}
 
 int queue_source_open(struct batch *b) {
-        log_error("%s: work queues are not supported yet", b->config->tasks.from);
-        return -EINVAL;
+        const struct tasks_config *t = &b->config->tasks;
+        char error[768];
+        struct qsource *q = calloc(1, sizeof(*q));
+        if (!q)
+                return log_error_errno(ENOMEM, "Failed to set up the work queue: %m");
+        b->source = &queue_source;
+        b->source_data = q;
+        *q = (struct qsource) { .b = b, .lease = t->lease, .max_deliveries = t->max_deliveries,
+                                .until_empty = t->until == TASK_UNTIL_EMPTY, .lag = -1, .pending = -1 };
+        snprintf(q->claim_cursor, sizeof(q->claim_cursor), "0-0");
+        int r = queue_url_parse(t->from, &q->url, error, sizeof(error));
+        if (r < 0)
+                return r == -EINVAL ? (log_error("%s", error), r) : log_error_errno(r, "%s: %m", t->from);
+        if (q->url.consumer)
+                snprintf(q->consumer, sizeof(q->consumer), "%s", q->url.consumer);
+        else {
+                char host[256] = "localhost";
+                (void) gethostname(host, sizeof(host) - 1);
+                snprintf(q->consumer, sizeof(q->consumer), "%s-%d", host, (int) getpid());
+        }
+        if (asprintf(&q->dead_key, "%s:dead", q->url.stream) < 0) {
+                q->dead_key = NULL;
+                return log_error_errno(ENOMEM, "Failed to set up the work queue: %m");
+        }
+        r = check_server(&q->url);
+        if (r < 0)
+                return r == -EINVAL ? r : log_error_errno(r, "Failed to set up the work queue: %m");
+        r = redis_link_new(b->event, &q->url, &link_ops, q, &q->link);
+        if (r >= 0)
+                r = qsource_start_timers(q);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the work queue: %m");
+        log_info("taking tasks from %s, group %s, as consumer %s", q->url.stream, q->url.group, q->consumer);
+        return 0;
 }
