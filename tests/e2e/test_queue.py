@@ -1,0 +1,243 @@
+# SPDX-License-Identifier: MIT
+"""The work queue (--tasks redis://...): many corrals drain one Redis stream.
+
+A real redis-server (Debian's) runs on a free loopback port for the module,
+with a password, no persistence. What is asserted is what a user of the queue
+sees in Redis afterwards: every entry acknowledged, nothing pending, failed
+entries in STREAM:dead, and the tasks' output.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+
+import pytest
+
+from conftest import TIMEOUT, Stream, task
+
+REDIS = shutil.which("redis-server")
+pytestmark = pytest.mark.skipif(not REDIS, reason="redis-server is not installed (apt install redis-server)")
+PASSWORD = "s3cret"
+
+
+class Redis:
+    """A minimal RESP client: enough to inspect streams from the tests."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.buf = b""
+        self("AUTH", PASSWORD)
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            data = self.sock.recv(65536)
+            assert data, "redis closed the connection"
+            self.buf += data
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n + 2:
+            data = self.sock.recv(65536)
+            assert data, "redis closed the connection"
+            self.buf += data
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def _reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exact(n).decode()
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply() for _ in range(n)]
+        raise AssertionError(f"unexpected reply {line!r}")
+
+    def __call__(self, *args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            a = str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        self.sock.sendall(b"".join(out))
+        return self._reply()
+
+    def group(self, stream, name="corral"):
+        for g in self("XINFO", "GROUPS", stream):
+            d = dict(zip(g[::2], g[1::2]))
+            if d["name"] == name:
+                return d
+        raise AssertionError(f"no group {name} on {stream}")
+
+    def entries(self, stream):
+        return {e[0]: dict(zip(e[1][::2], e[1][1::2])) for e in self("XRANGE", stream, "-", "+")}
+
+
+@pytest.fixture(scope="module")
+def redis_port(tmp_path_factory):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    d = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--requirepass", PASSWORD, "--dir", str(d), "--logfile", ""],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = Stream(proc.stdout)
+    log.wait(r"Ready to accept connections")
+    yield port
+    proc.terminate()
+    proc.wait(TIMEOUT)
+
+
+@pytest.fixture
+def redis(redis_port):
+    return Redis(redis_port)
+
+
+@pytest.fixture
+def url(redis_port, request):
+    """A stream of this test's own."""
+    return f"redis://:{PASSWORD}@127.0.0.1:{redis_port}/{request.node.name}"
+
+
+CORRAL = os.environ.get("CORRAL")
+
+
+def run(*args, **kwargs):
+    return subprocess.run([CORRAL, *args], capture_output=True, text=True, timeout=TIMEOUT * 3, **kwargs)
+
+
+def consumer(url, *args, cmd, name, lease="5m", until_empty=True):
+    """A corral consuming url as consumer `name`, its stdout and stderr read by threads."""
+    argv = [CORRAL, "run", "--metrics", "none", "-c", "/dev/stdin", *(["--until-empty"] if until_empty else []),
+            *args, "--", *cmd]
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdin.write(f"tasks:\n  from: '{url}?consumer={name}'\n  lease: {lease}\n  max_deliveries: 2\n")
+    p.stdin.close()
+    p.out, p.log = Stream(p.stdout), Stream(p.stderr)
+    return p
+
+
+def ended(p, timeout=TIMEOUT):
+    """A consumer's exit status, once its output and log are read to the end."""
+    rc = p.wait(timeout)
+    p.out.drain()
+    p.log.drain()
+    return rc
+
+
+def enqueue(url, lines):
+    r = run("enqueue", url, input="".join(f"{line}\n" for line in lines))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(len(lines))
+
+
+# Prints the entry id and the task: `env -u LINE` only takes the line somewhere harmless.
+PRINT_ID = ["env", "-u", "{}", "printenv", "CORRAL_TASK_ID", "CORRAL_TASK"]
+
+
+def done_by(p):
+    """{entry id: task} from a consumer's output (two lines per task)."""
+    p.out.drain()
+    lines = p.out.lines
+    return dict(zip(lines[::2], lines[1::2]))
+
+
+def test_enqueue_then_drain_sees_ids(redis, url):
+    stream = url.rsplit("/", 1)[1]
+    enqueue(url, [f"t{i}" for i in range(50)])
+    p = consumer(url, cmd=PRINT_ID, name="one")
+    assert ended(p) == 0, p.log.text()
+    entries = redis.entries(stream)
+    assert done_by(p) == {i: e["task"] for i, e in entries.items()}
+    g = redis.group(stream)
+    assert (g["pending"], g["lag"]) == (0, 0)
+
+
+def test_three_consumers_one_killed(redis, url):
+    """One of three consumers is SIGKILLed midway and not restarted: the others
+    take its entries once its lease expired, and every entry is done."""
+    stream = url.rsplit("/", 1)[1]
+    n = 2000
+    enqueue(url, [f"line {i}" for i in range(n)])
+    ids = set(redis.entries(stream))
+    cs = [consumer(url, "--max", "4", cmd=PRINT_ID, name=f"c{k}", lease="1s") for k in range(3)]
+    victim = cs[0]
+    victim.out.wait(r"^\d+-\d+$")          # it is working
+    victim.kill()
+    victim.wait(TIMEOUT)
+    held = [e[0] for e in redis("XPENDING", stream, "corral", "-", "+", n, "c0")]
+    for c in cs[1:]:
+        assert ended(c, TIMEOUT * 3) == 0, c.log.text()
+    survivors = {}
+    for c in cs[1:]:
+        survivors.update(done_by(c))
+    done = set(survivors) | set(done_by(victim))
+    assert done == ids
+    assert held, "the killed consumer held no entries: the test did not test the claim"
+    assert set(held) <= set(survivors)     # its in-flight entries were re-run by the others
+    g = redis.group(stream)
+    assert (g["pending"], g["lag"]) == (0, 0)
+    assert redis("XLEN", stream + ":dead") == 0
+
+
+def test_poison_entry_goes_to_dead_stream(redis, url):
+    stream = url.rsplit("/", 1)[1]
+    enqueue(url, ["ok1", "poison", "ok2"])
+    # `test LINE != poison` fails for the poison entry only.
+    p = consumer(url, cmd=["test", "{}", "!=", "poison"], name="p", lease="200ms")
+    assert ended(p) == 1, p.log.text()
+    dead = list(redis.entries(stream + ":dead").values())
+    poison_id = [i for i, e in redis.entries(stream).items() if e["task"] == "poison"][0]
+    assert dead == [{"task": "poison", "exit": "1", "consumer": "p", "id": poison_id}]
+    g = redis.group(stream)
+    assert (g["pending"], g["lag"]) == (0, 0)
+    assert "moved to " + stream + ":dead" in p.log.text()
+
+
+def test_term_hands_back_at_once(redis, url):
+    """Entries of a consumer that got TERM are taken by another at once, not
+    after the lease (60s here, longer than the test waits)."""
+    stream = url.rsplit("/", 1)[1]
+    enqueue(url, ["30"] * 6)
+    a = consumer(url, "--max", "2", "-v", cmd=["sleep"], name="a", lease="60s", until_empty=False)
+    a.log.wait(r"task 2 started")
+    a.send_signal(signal.SIGTERM)
+    assert ended(a) == 0, a.log.text()
+    g = redis.group(stream)
+    assert g["pending"] == 6             # handed back, not acknowledged
+    b = consumer(url, "--max", "8", cmd=["true"], name="b", lease="60s")
+    assert ended(b) == 0, b.log.text()
+    g = redis.group(stream)
+    assert (g["pending"], g["lag"]) == (0, 0)
+
+
+def test_errors_are_exit_2(redis, redis_port, url):
+    redis("SET", "plain", "1")
+    base = f"127.0.0.1:{redis_port}"
+    cases = [
+        (f"redis://:{PASSWORD}@{base}", "no /STREAM"),
+        (f"redis://:{PASSWORD}@{base}/plain", "'plain' is a string, not a stream"),
+        (f"redis://:wrong@{base}/q", "refused the password"),
+        (f"redis://{base}/q", "NOAUTH"),
+    ]
+    for u, says in cases:
+        for argv in (["run", "--metrics", "none", "--tasks", u, "--", "true"], ["enqueue", u]):
+            r = run(*argv, input="")
+            assert r.returncode == 2, (argv, r.stderr)
+            assert says in r.stderr, (argv, r.stderr)
+            assert ":wrong@" not in r.stderr   # never the password itself
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    r = run("run", "--metrics", "none", "--tasks", f"redis://127.0.0.1:{free}/q", "--", "true")
+    assert r.returncode == 2 and "cannot connect to Redis" in r.stderr, r.stderr
