@@ -249,7 +249,8 @@ int conf_validate(const struct corral_config *c, const char *path, bool partial,
 
 /* The signals only a batch provides. */
 static const uint32_t task_signals = 1u << SIGNAL_TASKS_BACKLOG | 1u << SIGNAL_TASKS_BUSY |
-                                     1u << SIGNAL_TASKS_RATE | 1u << SIGNAL_TASKS_LATENCY;
+                                     1u << SIGNAL_TASKS_RATE | 1u << SIGNAL_TASKS_LATENCY |
+                                     1u << SIGNAL_QUEUE_LAG | 1u << SIGNAL_QUEUE_PENDING;
 
 int conf_lint(const struct corral_config *c, const char *path, struct conf_diagnostics *diag) {
         const struct policy_config *p = &c->policy;

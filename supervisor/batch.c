@@ -387,6 +387,7 @@ void batch_fill_signals(struct batch *b, struct signals *s) {
         double elapsed = (double) (now - b->interval_start) / (double) USEC_PER_SEC;
 
         signals_set(s, SIGNAL_TASKS_BACKLOG, (double) batch_backlog(b));
+        batch_input_fill_signals(b, s);
         signals_set(s, SIGNAL_TASKS_BUSY, fmin(100.0, 100.0 * b->running / (double) b->concurrency));
         if (elapsed > 0)
                 signals_set(s, SIGNAL_TASKS_RATE, (double) b->interval_done / elapsed);

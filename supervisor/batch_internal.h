@@ -61,6 +61,8 @@ struct task_source_ops {
         /* Tasks waiting beyond the batch's own queue (tasks.backlog); false: unknown. */
         bool (*backlog)(const struct batch *b, uint64_t *ret);
         void (*fill_snapshot)(const struct batch *b, struct metrics_snapshot *s);
+        /* Signals of its own (queue.lag, queue.pending). */
+        void (*fill_signals)(const struct batch *b, struct signals *s);
         void (*free)(struct batch *b);
 };
 
@@ -283,6 +285,7 @@ bool batch_input_settled(struct batch *b);
 int batch_input_status(struct batch *b, int status);
 bool batch_input_backlog(const struct batch *b, uint64_t *ret);
 void batch_input_fill_snapshot(const struct batch *b, struct metrics_snapshot *s);
+void batch_input_fill_signals(const struct batch *b, struct signals *s);
 void batch_input_free(struct batch *b);
 
 /* queue_source.c */

@@ -118,6 +118,15 @@ bool qsource_backlog(const struct batch *b, uint64_t *ret) {
 }
 
 void qsource_fill_snapshot(const struct batch *b, struct metrics_snapshot *s) {
-        (void) b;
-        (void) s;
+        const struct qsource *q = b->source_data;
+        s->queue = (struct metrics_queue) { .present = true, .lag = q->lag, .pending = q->pending, .dead = q->dead,
+                                            .reclaimed = q->reclaimed };
+}
+
+void qsource_fill_signals(const struct batch *b, struct signals *s) {
+        const struct qsource *q = b->source_data;
+        if (q->lag >= 0)
+                signals_set(s, SIGNAL_QUEUE_LAG, (double) q->lag);
+        if (q->pending >= 0)
+                signals_set(s, SIGNAL_QUEUE_PENDING, (double) q->pending);
 }

@@ -97,3 +97,4 @@ void qsource_read_info(struct qsource *q);
 void qsource_recreate_group(struct qsource *q);
 bool qsource_backlog(const struct batch *b, uint64_t *ret);
 void qsource_fill_snapshot(const struct batch *b, struct metrics_snapshot *s);
+void qsource_fill_signals(const struct batch *b, struct signals *s);

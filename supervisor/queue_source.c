@@ -290,6 +290,7 @@ static const struct task_source_ops queue_source = {
         .status = qs_status,
         .backlog = qsource_backlog,
         .fill_snapshot = qsource_fill_snapshot,
+        .fill_signals = qsource_fill_signals,
         .free = qs_free,
 };
 

@@ -288,6 +288,11 @@ void batch_input_fill_snapshot(const struct batch *b, struct metrics_snapshot *s
                 b->source->fill_snapshot(b, s);
 }
 
+void batch_input_fill_signals(const struct batch *b, struct signals *s) {
+        if (b->source->fill_signals)
+                b->source->fill_signals(b, s);
+}
+
 /* Accepts a batch whose input never opened. */
 void batch_input_free(struct batch *b) {
         if (b->source && b->source->free)

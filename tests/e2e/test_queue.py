@@ -12,10 +12,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 
 import pytest
 
-from conftest import TIMEOUT, Stream, task
+from conftest import TIMEOUT, Stream, http_get, metric
 
 REDIS = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(not REDIS, reason="redis-server is not installed (apt install redis-server)")
@@ -116,9 +117,9 @@ def run(*args, **kwargs):
     return subprocess.run([CORRAL, *args], capture_output=True, text=True, timeout=TIMEOUT * 3, **kwargs)
 
 
-def consumer(url, *args, cmd, name, lease="5m", until_empty=True):
+def consumer(url, *args, cmd, name, lease="5m", until_empty=True, metrics="none"):
     """A corral consuming url as consumer `name`, its stdout and stderr read by threads."""
-    argv = [CORRAL, "run", "--metrics", "none", "-c", "/dev/stdin", *(["--until-empty"] if until_empty else []),
+    argv = [CORRAL, "run", "--metrics", metrics, "-c", "/dev/stdin", *(["--until-empty"] if until_empty else []),
             *args, "--", *cmd]
     p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     p.stdin.write(f"tasks:\n  from: '{url}?consumer={name}'\n  lease: {lease}\n  max_deliveries: 2\n")
@@ -241,3 +242,29 @@ def test_errors_are_exit_2(redis, redis_port, url):
         free = s.getsockname()[1]
     r = run("run", "--metrics", "none", "--tasks", f"redis://127.0.0.1:{free}/q", "--", "true")
     assert r.returncode == 2 and "cannot connect to Redis" in r.stderr, r.stderr
+
+
+def test_lag_and_pending_are_signals_and_metrics(redis, url):
+    """With one task at a time, the group's pending entries (the ones taken)
+    and lag (the ones not yet delivered) show in /metrics, as corral_queue_*
+    and as the policy signals queue.lag and queue.pending."""
+    enqueue(url, ["30"] * 40)
+    p = consumer(url, "--max", "1", cmd=["sleep"], name="m", until_empty=False, metrics="127.0.0.1:0")
+    port = int(p.log.wait(r"metrics on port (\d+)")[1])
+    # It takes what its queue has room for (a few times --max), the rest
+    # stays undelivered; the figures come once XINFO GROUPS was read.
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        text = http_get(port, "/metrics")[1]
+        lag, pending = metric(text, "corral_queue_lag"), metric(text, "corral_queue_pending")
+        # The signals are those of the controller's last sample: equal once
+        # the reads settled.
+        if lag is not None and pending is not None and lag + pending == 40 and 1 <= pending < 40 and \
+           metric(text, "corral_signal", '{name="queue.lag"}') == lag and \
+           metric(text, "corral_signal", '{name="queue.pending"}') == pending:
+            break
+        assert time.monotonic() < deadline, text
+        time.sleep(0.05)
+    assert "corral_queue_dead_total 0" in text
+    p.send_signal(signal.SIGTERM)
+    assert ended(p) == 0, p.log.text()
