@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "conf/conf.h"
 #include "conf/queue_url.h"
@@ -190,16 +191,39 @@ static const struct config_origin *at_or_flag(const struct config_origin *o) {
         return in_file(o) ? o : NULL;
 }
 
-static void check_queue_url(struct validation *v, const char *key, const char *url, const struct config_origin *o) {
-        struct queue_url u;
+/* Parses url into *ret; false (and an error at o) if it is not a queue URL. */
+static bool check_queue_url(struct validation *v, const char *key, const char *url, const struct config_origin *o,
+                            struct queue_url *ret) {
         char error[512];
-        int r = queue_url_parse(url, &u, error, sizeof(error));
+        int r = queue_url_parse(url, ret, error, sizeof(error));
         if (r == -ENOMEM)
                 v->r = r;
         else if (r < 0)
                 error_at(v, at_or_flag(o), "%s: %s", o->flag ? o->flag : key, error);
-        else
-                queue_url_done(&u);
+        return r >= 0;
+}
+
+/* tasks.results names a stream next to the queue's: the consumer writes it
+ * on its own connection, in the transaction that acknowledges the entry. */
+static void check_results(struct validation *v, const struct corral_config *c, const struct queue_url *from) {
+        const struct tasks_config *t = &c->tasks;
+        const struct config_origin *o = &c->origin.results;
+        struct queue_url u;
+
+        if (!queue_url_is(t->results)) {
+                error_at(v, at_or_flag(o), "tasks.results: '%s' is not a redis:// stream (the results of a work "
+                         "queue go to a stream on its server)", t->results);
+                return;
+        }
+        if (!check_queue_url(v, "tasks.results", t->results, o, &u))
+                return;
+        if (!from)
+                error_at(v, at_or_flag(o), "tasks.results: a results stream needs a work queue "
+                         "(tasks.from: redis://...)");
+        else if (strcmp(u.host, from->host) != 0 || u.port != from->port)
+                error_at(v, at_or_flag(o), "tasks.results: %s:%u is not the server of tasks.from (%s:%u): the "
+                         "results stream must be on the queue's server", u.host, u.port, from->host, from->port);
+        queue_url_done(&u);
 }
 
 /* A work queue (tasks.from redis://...) has no input order, no line numbers
@@ -209,9 +233,9 @@ static void check_queue(struct validation *v, const struct corral_config *c, boo
         const struct config_origins *o = &c->origin;
         const char *from = o->from.flag ? o->from.flag : "tasks.from";
 
-        if (t->results && queue_url_is(t->results))
-                check_queue_url(v, "tasks.results", t->results, &o->results);
         if (!t->from || !queue_url_is(t->from)) {
+                if (t->results)
+                        check_results(v, c, NULL);
                 if (t->from && t->until == TASK_UNTIL_EMPTY)
                         error_at(v, at_or_flag(&o->until), "%s applies to a work queue (--tasks redis://...), "
                                  "not to %s", o->until.flag ? o->until.flag : "tasks.until: empty", t->from);
@@ -220,7 +244,12 @@ static void check_queue(struct validation *v, const struct corral_config *c, boo
                                  o->until.flag ? o->until.flag : "tasks.until: empty");
                 return;
         }
-        check_queue_url(v, "tasks.from", t->from, &o->from);
+        struct queue_url u;
+        if (check_queue_url(v, "tasks.from", t->from, &o->from, &u)) {
+                if (t->results)
+                        check_results(v, c, &u);
+                queue_url_done(&u);
+        }
         if (t->mode == TASK_MODE_STREAM)
                 error_at(v, at_or_flag(&o->mode), "a work queue (%s) runs per-task mode only, not stream mode", from);
         if (t->keep_order)

@@ -33,6 +33,13 @@ struct joblog_pending;
 struct batch;
 struct pending;
 
+/* How a task ended for good, as its source hears it. */
+struct task_report {
+        bool ok;
+        int exit;                /* exit status; 128+N: killed by signal N; -1: timed out */
+        double runtime;          /* seconds, of the last attempt */
+};
+
 /*
  * Where the tasks come from: a file or stdin (task_input.c) or a work queue
  * (queue_source.c). The batch asks for tasks, says when one is done for good,
@@ -49,9 +56,12 @@ struct task_source_ops {
         void (*fill)(struct batch *b);
         /* "CORRAL_TASK_ID=..." for the task's environment, or NULL. */
         const char *(*task_id_var)(struct batch *b, const struct pending *t);
-        /* t ended for good (ok, or failed after its retries; exitval -1 for a
-         * signal or timeout); its output and joblog line are queued on stdout. */
-        void (*done)(struct batch *b, const struct pending *t, bool ok, int exitval);
+        /* Just before done: the task's collected stdout (group output; empty
+         * when it went out live), for a source that records results. */
+        void (*capture)(struct batch *b, const struct spool *out);
+        /* t ended for good (ok, or failed after its retries); its output and
+         * joblog line are queued on stdout. */
+        void (*done)(struct batch *b, const struct pending *t, const struct task_report *r);
         /* TERM: read no more, give back what was taken and is not done. */
         void (*stop)(struct batch *b);
         /* Whether nothing is outstanding with the source, so the batch may end. */
@@ -279,7 +289,8 @@ int batch_push_gathered(struct batch *b);
 void batch_input_failed(struct batch *b, int r);
 /* The source's side of the task's life and of the end (struct task_source_ops). */
 const char *batch_input_task_id_var(struct batch *b, const struct pending *t);
-void batch_input_done(struct batch *b, const struct pending *t, bool ok, int exitval);
+void batch_input_capture(struct batch *b, const struct spool *out);
+void batch_input_done(struct batch *b, const struct pending *t, const struct task_report *r);
 void batch_input_stop(struct batch *b);
 bool batch_input_settled(struct batch *b);
 int batch_input_status(struct batch *b, int status);

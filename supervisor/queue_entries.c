@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "supervisor/log.h"
 #include "supervisor/queue_internal.h"
@@ -89,6 +90,7 @@ static void qentry_remove(struct qsource *q, struct qentry *e) {
                         break;
                 }
         free(e->task);
+        free(e->out);
         free(e);
         if (q->n == 0 && !q->freeing && (q->stopping || q->b->in_eof))
                 batch_maybe_finish(q->b);
@@ -97,6 +99,7 @@ static void qentry_remove(struct qsource *q, struct qentry *e) {
 void qentry_free_all(struct qsource *q) {
         for (size_t i = 0; i < q->n; i++) {
                 free(q->e[i]->task);
+                free(q->e[i]->out);
                 free(q->e[i]);
         }
         free(q->e);
@@ -118,7 +121,8 @@ static void on_settled(redisAsyncContext *ac, void *reply, void *privdata) {
                 e->sent = false;
                 return;
         }
-        if (r->type == REDIS_REPLY_ERROR || (e->state == QENTRY_DEAD && r->type != REDIS_REPLY_ARRAY))
+        bool transaction = e->state == QENTRY_DEAD || (e->state == QENTRY_ACK && q->results_key);
+        if (r->type == REDIS_REPLY_ERROR || (transaction && r->type != REDIS_REPLY_ARRAY))
                 log_warning("%s: entry %s: %s failed: %s; it stays pending until its lease expires", q->url.stream,
                             e->id, e->state == QENTRY_ACK ? "XACK" : e->state == QENTRY_DEAD ? "moving it to the dead stream" :
                             "handing it back", r->type == REDIS_REPLY_ERROR ? r->str : "transaction aborted");
@@ -157,9 +161,37 @@ static void on_checked(redisAsyncContext *ac, void *reply, void *privdata) {
         qentry_flush(q);
 }
 
+/* XADD STREAM:results * id ID task T exit E runtime R stdout S, when asked for. */
+static int send_result(struct qsource *q, struct qentry *e) {
+        char exit[16], runtime[32];
+        snprintf(exit, sizeof(exit), "%d", e->exit);
+        snprintf(runtime, sizeof(runtime), "%.6f", e->runtime);
+        const char *argv[] = { "XADD", q->results_key, "*", "id", e->id, "task", e->task, "exit", exit,
+                               "runtime", runtime, "stdout", e->out ? e->out : "" };
+        size_t len[ELEMENTSOF(argv)];
+        for (size_t i = 0; i < ELEMENTSOF(argv); i++)
+                len[i] = strlen(argv[i]);
+        len[6] = e->task_len;
+        len[12] = e->out_len;
+        return redis_link_command(q->link, NULL, NULL, (int) ELEMENTSOF(argv), argv, len);
+}
+
+/* XACK, with its results entry in the same MULTI/EXEC when there is a
+ * results stream: both or neither. */
 static int send_ack(struct qsource *q, struct qentry *e) {
+        const char *multi[] = { "MULTI" }, *exec[] = { "EXEC" };
         const char *argv[] = { "XACK", q->url.stream, q->url.group, e->id };
-        return qsource_command(q, on_settled, e, ELEMENTSOF(argv), argv);
+        int r;
+        if (!q->results_key)
+                return qsource_command(q, on_settled, e, ELEMENTSOF(argv), argv);
+        r = qsource_command(q, NULL, NULL, 1, multi);
+        if (r >= 0)
+                r = send_result(q, e);
+        if (r >= 0)
+                r = qsource_command(q, NULL, NULL, ELEMENTSOF(argv), argv);
+        if (r >= 0)
+                r = qsource_command(q, on_settled, e, 1, exec);
+        return r;
 }
 
 static int send_check(struct qsource *q, struct qentry *e) {
@@ -167,7 +199,7 @@ static int send_check(struct qsource *q, struct qentry *e) {
         return qsource_command(q, on_checked, e, ELEMENTSOF(argv), argv);
 }
 
-/* To the dead stream and acknowledged, both or neither. */
+/* To the dead stream (and the results) and acknowledged, all or nothing. */
 static int send_dead(struct qsource *q, struct qentry *e) {
         char exit[16];
         snprintf(exit, sizeof(exit), "%d", e->exit);
@@ -183,6 +215,8 @@ static int send_dead(struct qsource *q, struct qentry *e) {
         int r = qsource_command(q, NULL, NULL, 1, multi);
         if (r >= 0)
                 r = redis_link_command(q->link, NULL, NULL, (int) ELEMENTSOF(add), add, add_len);
+        if (r >= 0 && q->results_key)
+                r = send_result(q, e);
         if (r >= 0)
                 r = qsource_command(q, NULL, NULL, ELEMENTSOF(ack), ack);
         if (r >= 0)
@@ -222,8 +256,7 @@ struct written {
         struct qsource *q;
         uint64_t seq;
         unsigned lines;
-        bool ok;
-        int exit;
+        struct task_report report;
 };
 
 /* The task's output is out (delivered) or never will be: settle its entries. */
@@ -234,29 +267,58 @@ static void on_written(void *data, bool delivered) {
                 struct qentry *e = qentry_find_seq(q, w->seq + i);
                 if (!e)
                         continue;
-                e->exit = w->exit;
+                e->exit = w->report.exit;
+                e->runtime = w->report.runtime;
                 /* Output that never went out, or a stop: not the entry's fault. */
-                qentry_set(q, e, !delivered || (!w->ok && q->stopping) ? QENTRY_BACK :
-                                 w->ok ? QENTRY_ACK : QENTRY_CHECK);
+                qentry_set(q, e, !delivered || (!w->report.ok && q->stopping) ? QENTRY_BACK :
+                                 w->report.ok ? QENTRY_ACK : QENTRY_CHECK);
         }
         free(w);
         qentry_flush(q);
 }
 
-void qentry_done(struct batch *b, const struct pending *t, bool ok, int exitval) {
+/* The start of a task's stdout, for the results stream: read from the
+ * spool before it goes to the sink. */
+void qentry_capture(struct batch *b, const struct spool *out) {
+        struct qsource *q = b->source_data;
+        q->captured.len = 0;
+        if (!q->results_key)
+                return;
+        size_t n = spool_len(out) < QUEUE_RESULT_STDOUT_MAX ? (size_t) spool_len(out) : QUEUE_RESULT_STDOUT_MAX;
+        if (n == 0 || strbuf_reserve(&q->captured, n) < 0)
+                return;
+        if (out->fd < 0)
+                memcpy(q->captured.data, out->mem.data, n);
+        else {
+                ssize_t k = pread(out->fd, q->captured.data, n, 0);
+                n = k > 0 ? (size_t) k : 0;
+        }
+        q->captured.len = n;
+}
+
+void qentry_done(struct batch *b, const struct pending *t, const struct task_report *r) {
         struct qsource *q = b->source_data;
         struct written *w = malloc(sizeof(*w));
         for (unsigned i = 0; i < t->lines; i++) {
                 struct qentry *e = qentry_find_seq(q, t->seq + i);
-                if (e)
-                        qentry_set(q, e, QENTRY_WRITING);
+                if (!e)
+                        continue;
+                qentry_set(q, e, QENTRY_WRITING);
+                free(e->out);
+                e->out = NULL;
+                e->out_len = 0;
+                if (q->captured.len > 0 && (e->out = malloc(q->captured.len))) {
+                        memcpy(e->out, q->captured.data, q->captured.len);
+                        e->out_len = q->captured.len;
+                }
         }
+        q->captured.len = 0;
         if (!w) {
                 log_warning_errno(ENOMEM, "Failed to follow task %llu: %m; its entry stays pending until its lease "
                                   "expires", (unsigned long long) t->seq);
                 return;
         }
-        *w = (struct written) { .q = q, .seq = t->seq, .lines = t->lines, .ok = ok, .exit = exitval };
+        *w = (struct written) { .q = q, .seq = t->seq, .lines = t->lines, .report = *r };
         (void) sink_mark(b->sink, on_written, w);    /* on failure it ran, with false */
 }
 

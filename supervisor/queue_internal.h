@@ -19,6 +19,8 @@
 
 /* "<ms>-<seq>": two 64-bit numbers and a dash. */
 #define QUEUE_ID_MAX 48
+/* What a results stream entry keeps of a task's stdout. */
+#define QUEUE_RESULT_STDOUT_MAX (64u * 1024u)
 
 enum qentry_state {
         QENTRY_HELD,             /* queued here or running */
@@ -39,6 +41,9 @@ struct qentry {
         enum qentry_state state;
         bool sent;               /* the command of its state is on the wire */
         int exit;                /* of its last attempt (128+N: signal N; -1: timeout) */
+        double runtime;          /* seconds, of its last attempt */
+        char *out;               /* owned, for the results stream: the start of its stdout */
+        size_t out_len;
 };
 
 struct qsource {
@@ -46,6 +51,8 @@ struct qsource {
         struct queue_url url;
         char consumer[320];
         char *dead_key;          /* STREAM:dead */
+        char *results_key;       /* tasks.results' stream, or NULL */
+        struct strbuf captured;  /* the stdout of the task that is ending, for results */
         usec_t lease;
         unsigned max_deliveries;
         bool until_empty;
@@ -81,8 +88,9 @@ void qentry_set(struct qsource *q, struct qentry *e, enum qentry_state s);
  * the wire (after a change, or a reconnect). */
 void qentry_flush(struct qsource *q);
 void qentry_free_all(struct qsource *q);
-/* struct task_source_ops.done: acts once the task's output is written. */
-void qentry_done(struct batch *b, const struct pending *t, bool ok, int exitval);
+/* struct task_source_ops.capture and .done: acts once the task's output is written. */
+void qentry_capture(struct batch *b, const struct spool *out);
+void qentry_done(struct batch *b, const struct pending *t, const struct task_report *r);
 /* The lease renewal timer and the info timer. 0 or a negative errno. */
 int qsource_start_timers(struct qsource *q);
 /* redis_link_command() for a command of NUL-terminated strings. */

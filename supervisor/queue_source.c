@@ -274,7 +274,9 @@ static void qs_free(struct batch *b) {
         sd_event_source_disable_unref(q->info_timer);
         sd_event_source_disable_unref(q->stop_timer);
         strbuf_done(&q->id_var);
+        strbuf_done(&q->captured);
         free(q->dead_key);
+        free(q->results_key);
         queue_url_done(&q->url);
         free(q);
         b->source_data = NULL;
@@ -284,6 +286,7 @@ static const struct task_source_ops queue_source = {
         .name = "queue",
         .fill = qs_fill,
         .task_id_var = qs_task_id_var,
+        .capture = qentry_capture,
         .done = qentry_done,
         .stop = qs_stop,
         .settled = qs_settled,
@@ -342,6 +345,14 @@ int queue_source_open(struct batch *b) {
         if (asprintf(&q->dead_key, "%s:dead", q->url.stream) < 0) {
                 q->dead_key = NULL;
                 return log_error_errno(ENOMEM, "Failed to set up the work queue: %m");
+        }
+        if (t->results && queue_url_is(t->results)) {
+                struct queue_url results;
+                r = queue_url_parse(t->results, &results, error, sizeof(error));
+                if (r < 0)
+                        return r == -EINVAL ? (log_error("%s", error), r) : log_error_errno(r, "%s: %m", t->results);
+                q->results_key = TAKE_PTR(results.stream);
+                queue_url_done(&results);
         }
         r = check_server(&q->url);
         if (r < 0)

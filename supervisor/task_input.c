@@ -261,9 +261,14 @@ const char *batch_input_task_id_var(struct batch *b, const struct pending *t) {
         return b->source->task_id_var ? b->source->task_id_var(b, t) : NULL;
 }
 
-void batch_input_done(struct batch *b, const struct pending *t, bool ok, int exitval) {
+void batch_input_capture(struct batch *b, const struct spool *out) {
+        if (b->source->capture)
+                b->source->capture(b, out);
+}
+
+void batch_input_done(struct batch *b, const struct pending *t, const struct task_report *r) {
         if (b->source->done)
-                b->source->done(b, t, ok, exitval);
+                b->source->done(b, t, r);
 }
 
 void batch_input_stop(struct batch *b) {

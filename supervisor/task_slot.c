@@ -240,11 +240,12 @@ void slot_finish(struct slot *s) {
                 for (unsigned i = 0; i < s->task.lines && i < FIRST_FAILED_MAX; i++)
                         note_failed(b, s->task.seq + (uint64_t) i * b->config->tasks.shard_count);
         }
+        batch_input_capture(b, &s->spool);
         if (b->keep_order)
                 slot_result_in_order(s, line);
         else
                 batch_deliver(b, &s->spool, line);
-        batch_input_done(b, &s->task, ok, killed ? 128 + sig : exitval);
+        batch_input_done(b, &s->task, &(struct task_report) { ok, killed ? 128 + sig : exitval, runtime });
         free(s->task.line);
         s->task = (struct pending) {};
 }

@@ -19,7 +19,6 @@ import pytest
 from conftest import TIMEOUT, Stream, http_get, metric
 
 REDIS = shutil.which("redis-server")
-pytestmark = pytest.mark.skipif(not REDIS, reason="redis-server is not installed (apt install redis-server)")
 PASSWORD = "s3cret"
 
 
@@ -85,6 +84,8 @@ class Redis:
 
 @pytest.fixture(scope="module")
 def redis_port(tmp_path_factory):
+    if not REDIS:
+        pytest.skip("redis-server is not installed (apt install redis-server)")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -117,12 +118,13 @@ def run(*args, **kwargs):
     return subprocess.run([CORRAL, *args], capture_output=True, text=True, timeout=TIMEOUT * 3, **kwargs)
 
 
-def consumer(url, *args, cmd, name, lease="5m", until_empty=True, metrics="none"):
+def consumer(url, *args, cmd, name, lease="5m", until_empty=True, metrics="none", results=None):
     """A corral consuming url as consumer `name`, its stdout and stderr read by threads."""
     argv = [CORRAL, "run", "--metrics", metrics, "-c", "/dev/stdin", *(["--until-empty"] if until_empty else []),
             *args, "--", *cmd]
     p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    p.stdin.write(f"tasks:\n  from: '{url}?consumer={name}'\n  lease: {lease}\n  max_deliveries: 2\n")
+    p.stdin.write(f"tasks:\n  from: '{url}?consumer={name}'\n  lease: {lease}\n  max_deliveries: 2\n" +
+                  (f"  results: '{results}'\n" if results else ""))
     p.stdin.close()
     p.out, p.log = Stream(p.stdout), Stream(p.stderr)
     return p
@@ -153,15 +155,23 @@ def done_by(p):
     return dict(zip(lines[::2], lines[1::2]))
 
 
-def test_enqueue_then_drain_sees_ids(redis, url):
+def test_enqueue_then_drain_sees_ids_and_results(redis, url):
+    """Each task sees its entry's id; the results stream gets one entry per
+    task with its id, task, exit status, runtime and stdout."""
     stream = url.rsplit("/", 1)[1]
     enqueue(url, [f"t{i}" for i in range(50)])
-    p = consumer(url, cmd=PRINT_ID, name="one")
+    p = consumer(url, cmd=PRINT_ID, name="one", results=url + ":results")
     assert ended(p) == 0, p.log.text()
     entries = redis.entries(stream)
     assert done_by(p) == {i: e["task"] for i, e in entries.items()}
     g = redis.group(stream)
     assert (g["pending"], g["lag"]) == (0, 0)
+    results = list(redis.entries(stream + ":results").values())
+    assert sorted(r["id"] for r in results) == sorted(entries)
+    for r in results:
+        assert r["task"] == entries[r["id"]]["task"] and r["exit"] == "0"
+        assert r["stdout"] == f"{r['id']}\n{r['task']}\n"
+        assert 0 <= float(r["runtime"]) < TIMEOUT
 
 
 def test_three_consumers_one_killed(redis, url):
@@ -203,6 +213,15 @@ def test_poison_entry_goes_to_dead_stream(redis, url):
     g = redis.group(stream)
     assert (g["pending"], g["lag"]) == (0, 0)
     assert "moved to " + stream + ":dead" in p.log.text()
+
+
+def test_results_must_be_a_stream_on_the_queue_server(tmp_path, redis_port, url):
+    f = tmp_path / "c.yaml"
+    for results, says in [("out.jsonl", "is not a redis:// stream"),
+                          (f"redis://127.0.0.1:{redis_port + 1}/r", "is not the server of tasks.from")]:
+        f.write_text(f"command: [true]\ntasks:\n  from: '{url}'\n  results: '{results}'\n")
+        r = run("check", "-c", str(f))
+        assert r.returncode == 2 and f"{f}:4:12: tasks.results: " in r.stderr and says in r.stderr, r.stderr
 
 
 def test_term_hands_back_at_once(redis, url):
@@ -268,3 +287,59 @@ def test_lag_and_pending_are_signals_and_metrics(redis, url):
     assert "corral_queue_dead_total 0" in text
     p.send_signal(signal.SIGTERM)
     assert ended(p) == 0, p.log.text()
+
+
+@pytest.mark.parametrize("env, lines", [
+    ({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "3"}, ["c", "f"]),
+    ({"AWS_BATCH_JOB_ARRAY_INDEX": "0", "AWS_BATCH_JOB_ARRAY_SIZE": "2"}, ["a", "c", "e"]),
+    ({"CLOUD_RUN_TASK_INDEX": "1", "CLOUD_RUN_TASK_COUNT": "2"}, ["b", "d", "f"]),
+    # Kubernetes comes first when two are set.
+    ({"JOB_COMPLETION_INDEX": "2", "CORRAL_SHARDS": "3", "CLOUD_RUN_TASK_INDEX": "0", "CLOUD_RUN_TASK_COUNT": "2"},
+     ["c", "f"]),
+])
+def test_shard_env_reads_array_job_schedulers(tmp_path, env, lines):
+    """Batch arrays of Slurm, AWS Batch and Cloud Run shard like an Indexed Job."""
+    (tmp_path / "six").write_text("a\nb\nc\nd\ne\nf\n")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "AWS_BATCH_", "CLOUD_RUN_"))
+            and k not in ("JOB_COMPLETION_INDEX", "CORRAL_SHARDS")}
+    r = run("run", "--metrics", "none", "-q", "--tasks", str(tmp_path / "six"), "--shard", "env", "--", "echo",
+            env={**base, **env})
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split()) == lines
+
+
+def test_shard_env_names_what_is_missing():
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "AWS_BATCH_", "CLOUD_RUN_"))
+            and k not in ("JOB_COMPLETION_INDEX", "CORRAL_SHARDS")}
+    r = run("run", "--metrics", "none", "--tasks", "-", "--shard", "env", "--", "true",
+            env={**base, "CLOUD_RUN_TASK_INDEX": "1"})
+    assert r.returncode == 2 and "CLOUD_RUN_TASK_COUNT is not set" in r.stderr, r.stderr
+    r = run("run", "--metrics", "none", "--tasks", "-", "--shard", "env", "--", "true", env=base)
+    assert r.returncode == 2 and "SLURM_ARRAY_TASK_ID, AWS_BATCH_JOB_ARRAY_INDEX or CLOUD_RUN_TASK_INDEX" in r.stderr
+
+
+def test_kubernetes_queue_manifests():
+    """The queue Job drains with --until-empty, and KEDA watches the lag of the
+    stream and group the consumers use."""
+    yaml = pytest.importorskip("yaml", reason="python3-yaml is not installed (packaging/test-deps.sh installs it)")
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "packaging", "kubernetes")
+    docs = {}
+    for name in ("queue-job.yaml", "queue-keda.yaml"):
+        with open(os.path.join(root, name)) as f:
+            for doc in yaml.safe_load_all(f):
+                docs[doc["kind"]] = doc
+    job = docs["Job"]
+    assert "completions" not in job["spec"]
+    container, = job["spec"]["template"]["spec"]["containers"]
+    assert container["args"][0] == "run" and "--until-empty" in container["args"]
+    consumer_args = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    for args in (container["args"], consumer_args):
+        url = args[args.index("--tasks") + 1]
+        r = run("run", "--tasks", url.replace("$(REDIS_PASSWORD)", "pw").replace("redis:6379", "127.0.0.1:1"),
+                "--metrics", "none", "--", "true")
+        assert "cannot connect to Redis at 127.0.0.1:1" in r.stderr, r.stderr   # the URL itself parses
+    trigger, = docs["ScaledObject"]["spec"]["triggers"]
+    assert trigger["type"] == "redis-streams"
+    assert url.rsplit("/", 1)[1] == trigger["metadata"]["stream"]
+    assert trigger["metadata"]["consumerGroup"] == "corral" and "lagCount" in trigger["metadata"]
+    assert docs["ScaledObject"]["spec"]["scaleTargetRef"]["name"] == docs["Deployment"]["metadata"]["name"]
