@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import TIMEOUT, Stream, http_get, metric
+from conftest import TIMEOUT, Stream, http_get, metric, task
 
 REDIS = shutil.which("redis-server")
 PASSWORD = "s3cret"
@@ -343,3 +343,48 @@ def test_kubernetes_queue_manifests():
     assert url.rsplit("/", 1)[1] == trigger["metadata"]["stream"]
     assert trigger["metadata"]["consumerGroup"] == "corral" and "lagCount" in trigger["metadata"]
     assert docs["ScaledObject"]["spec"]["scaleTargetRef"]["name"] == docs["Deployment"]["metadata"]["name"]
+
+
+def test_redis_restart_mid_run(tmp_path):
+    """The server stops and comes back (its data in an append-only file): the
+    consumer reconnects, its tasks go on, their acks follow, nothing is lost."""
+    if not REDIS:
+        pytest.skip("redis-server is not installed (apt install redis-server)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def start():
+        proc = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                 "--appendonly", "yes", "--appendfsync", "always", "--requirepass", PASSWORD,
+                                 "--dir", str(tmp_path), "--logfile", ""],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        Stream(proc.stdout).wait(r"Ready to accept connections")
+        return proc
+
+    server = start()
+    try:
+        url = f"redis://:{PASSWORD}@127.0.0.1:{port}/restart"
+        n = 300
+        enqueue(url, [f"r{i}" for i in range(n)])
+        env = {**os.environ, "IO_TASK_MS": "20"}
+        p = subprocess.Popen([CORRAL, "run", "--metrics", "none", "--max", "4", "--tasks", url, "--until-empty",
+                              "--", task("io")[0]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env)
+        p.out, p.log = Stream(p.stdout), Stream(p.stderr)
+        for _ in range(20):
+            p.out.wait(r"^r\d+$")
+        server.terminate()                 # a clean shutdown: the append-only file has everything
+        server.wait(TIMEOUT)
+        p.log.wait(r"Lost the connection to Redis")
+        server = start()
+        p.log.wait(r"Connected to Redis at .* again")
+        assert ended(p, TIMEOUT * 2) == 0, p.log.text()
+        assert sorted(set(p.out.lines)) == sorted(f"r{i}" for i in range(n))
+        redis = Redis(port)
+        g = redis.group("restart")
+        assert (g["pending"], g["lag"]) == (0, 0)
+        assert p.log.text().count("Lost the connection") == 1     # logged once
+    finally:
+        server.terminate()
+        server.wait(TIMEOUT)
