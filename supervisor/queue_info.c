@@ -81,7 +81,8 @@ static void on_empty_info(redisAsyncContext *ac, void *reply, void *privdata) {
                 return;
         q->lag = lag;
         q->pending = pending;
-        if (pending != 0 || lag > 0 || q->n > 0 || q->stopping || b->in_eof)
+        /* A read on the wire may bring entries: the next poll asks again. */
+        if (pending != 0 || lag > 0 || q->n > 0 || q->fetching || q->stopping || b->in_eof)
                 return;
         log_info("%s: nothing undelivered or pending in group %s, done", q->url.stream, q->url.group);
         b->in_eof = true;

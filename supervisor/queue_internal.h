@@ -73,6 +73,7 @@ struct qsource {
         bool info_sent, empty_check;
         uint64_t dead, reclaimed, acked;
         bool stopping, gave_up, freeing;
+        bool claim_warned, read_warned;   /* a failing command is logged once */
 };
 
 /* queue_entries.c */

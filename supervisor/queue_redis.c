@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include "common/util.h"
 #include "supervisor/log.h"
@@ -102,6 +104,7 @@ struct redis_link {
         bool lost_logged;        /* an outage is logged once, and its end */
         usec_t backoff;
         char where[300];
+        char addr[NI_MAXHOST];   /* numeric: a reconnect never waits for DNS */
 };
 
 /* ---- the sd-event adapter: hiredis says what it waits for ---- */
@@ -218,7 +221,7 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata) {
 
 static int link_connect(struct redis_link *l) {
         const struct queue_url *u = l->url;
-        redisAsyncContext *ac = redisAsyncConnect(u->host, (int) u->port);
+        redisAsyncContext *ac = redisAsyncConnect(l->addr, (int) u->port);
         int r;
 
         if (!ac)
@@ -258,13 +261,22 @@ static int link_connect(struct redis_link *l) {
         return 0;
 }
 
-int redis_link_new(sd_event *e, const struct queue_url *u, const struct redis_link_ops *ops, void *userdata,
-                   struct redis_link **ret) {
+void redis_peer_address(const redisContext *c, const char *host, char *buf, size_t size) {
+        struct sockaddr_storage sa;
+        socklen_t len = sizeof(sa);
+        if (getpeername(c->fd, (struct sockaddr *) &sa, &len) < 0 ||
+            getnameinfo((struct sockaddr *) &sa, len, buf, (socklen_t) size, NULL, 0, NI_NUMERICHOST) != 0)
+                snprintf(buf, size, "%s", host);
+}
+
+int redis_link_new(sd_event *e, const struct queue_url *u, const char *addr, const struct redis_link_ops *ops,
+                   void *userdata, struct redis_link **ret) {
         struct redis_link *l = calloc(1, sizeof(*l));
         if (!l)
                 return -ENOMEM;
         *l = (struct redis_link) { .event = sd_event_ref(e), .url = u, .ops = ops, .userdata = userdata };
         redis_describe(u, l->where, sizeof(l->where));
+        snprintf(l->addr, sizeof(l->addr), "%s", addr);
         int r = link_connect(l);
         if (r < 0) {
                 redis_link_free(l);

@@ -26,6 +26,11 @@
  */
 int redis_open_checked(const struct queue_url *u, redisContext **ret, char *error, size_t error_size);
 
+/* The numeric address c is connected to (host if it cannot be read): what
+ * the loop's connection reconnects to, since hiredis resolves a name with the
+ * blocking getaddrinfo() at every connect. */
+void redis_peer_address(const redisContext *c, const char *host, char *buf, size_t size);
+
 /* Creates u's consumer group at the start of the stream (and the stream)
  * unless it exists. 0, or -EINVAL with the reason in error. */
 int redis_create_group(redisContext *c, const struct queue_url *u, char *error, size_t error_size);
@@ -44,10 +49,12 @@ struct redis_link_ops {
  * An asynchronous connection to u on loop e. Every (re)connect starts with
  * AUTH (when u has a password) and the consumer group's creation, so a
  * restarted, empty server works again. A lost connection is logged once and
- * retried with backoff (100ms doubling to 5s). u must outlive the link.
+ * retried with backoff (100ms doubling to 5s). It connects to addr (numeric,
+ * from redis_peer_address()), never resolving u's host on the loop. u must
+ * outlive the link.
  */
-int redis_link_new(sd_event *e, const struct queue_url *u, const struct redis_link_ops *ops, void *userdata,
-                   struct redis_link **ret);
+int redis_link_new(sd_event *e, const struct queue_url *u, const char *addr, const struct redis_link_ops *ops,
+                   void *userdata, struct redis_link **ret);
 
 /* Frees the link; pending commands' callbacks run with a NULL reply. Accepts
  * NULL; returns NULL. Not from inside a hiredis callback. */

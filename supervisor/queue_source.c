@@ -9,6 +9,7 @@
  * server is reconnected to while the running tasks go on.
  */
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,8 +58,15 @@ static int take_entry(struct qsource *q, const redisReply *entry) {
                 return r;
         if (!task) {
                 log_warning("%s: entry %s has no field 'task', moving it to %s", q->url.stream, id, q->dead_key);
+                e->seq = 0;          /* runs no task: no Seq, no gap in a --batch invocation's */
+                q->next_seq--;
                 e->exit = -1;
                 qentry_set(q, e, QENTRY_DEAD);
+                return 0;
+        }
+        if (q->stopping || b->in_eof) {
+                /* A read that crossed the stop (or the end): give it back. */
+                qentry_set(q, e, QENTRY_BACK);
                 return 0;
         }
         /* --batch: a queue has no fixed cuts, each reply's entries are cut anew. */
@@ -113,7 +121,10 @@ static void on_claimed(redisAsyncContext *ac, void *reply, void *privdata) {
         if (!r || q->freeing)
                 return;
         if (r->type == REDIS_REPLY_ERROR) {
-                log_warning("%s: XAUTOCLAIM failed: %s", q->url.stream, r->str);
+                if (!q->claim_warned)
+                        log_warning("%s: XAUTOCLAIM failed: %s (Redis 6.2 or later claims entries of lost "
+                                    "consumers), ignoring", q->url.stream, r->str);
+                q->claim_warned = true;
                 return;
         }
         if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[0]->type != REDIS_REPLY_STRING)
@@ -142,11 +153,14 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata) {
         if (r->type == REDIS_REPLY_ERROR) {
                 /* NOGROUP: the stream or group was deleted (or the server
                  * restarted empty): the link creates it again on reconnect. */
-                log_warning("%s: XREADGROUP failed: %s", q->url.stream, r->str);
+                if (!q->read_warned)
+                        log_warning("%s: XREADGROUP failed: %s; trying again", q->url.stream, r->str);
+                q->read_warned = true;
                 qsource_recreate_group(q);
                 poll_later(q);
                 return;
         }
+        q->read_warned = false;
         size_t taken = 0;
         int e = 0;
         if (r->type == REDIS_REPLY_ARRAY)
@@ -307,13 +321,15 @@ static void on_connected(void *userdata) {
 static const struct redis_link_ops link_ops = { .connected = on_connected };
 
 /* The checks that can fail for the user's reasons, while an error can still
- * be a clean exit 2: blocking, before the loop runs. */
-static int check_server(const struct queue_url *u) {
+ * be a clean exit 2: blocking, before the loop runs. *ret_addr: the address
+ * that answered, for the loop's connection. */
+static int check_server(const struct queue_url *u, char *ret_addr, size_t size) {
         redisContext *c;
         char error[768];
         int r = redis_open_checked(u, &c, error, sizeof(error));
         if (r >= 0) {
                 r = redis_create_group(c, u, error, sizeof(error));
+                redis_peer_address(c, u->host, ret_addr, size);
                 redisFree(c);
         }
         if (r == -EINVAL)
@@ -354,10 +370,11 @@ int queue_source_open(struct batch *b) {
                 q->results_key = TAKE_PTR(results.stream);
                 queue_url_done(&results);
         }
-        r = check_server(&q->url);
+        char addr[NI_MAXHOST];
+        r = check_server(&q->url, addr, sizeof(addr));
         if (r < 0)
                 return r == -EINVAL ? r : log_error_errno(r, "Failed to set up the work queue: %m");
-        r = redis_link_new(b->event, &q->url, &link_ops, q, &q->link);
+        r = redis_link_new(b->event, &q->url, addr, &link_ops, q, &q->link);
         if (r >= 0)
                 r = qsource_start_timers(q);
         if (r < 0)
