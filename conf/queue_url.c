@@ -59,6 +59,15 @@ static int decode(const char *s, size_t len, char **ret) {
         return 0;
 }
 
+static void masked(const char *text, char *buf, size_t size);
+
+const char *queue_url_masked(const char *text, char *buf, size_t size) {
+        if (!queue_url_is(text))
+                return text;
+        masked(text, buf, size);
+        return buf;
+}
+
 /* The URL as it may be shown: the password replaced by "***". */
 static void masked(const char *text, char *buf, size_t size) {
         const char *rest = text + strlen(QUEUE_URL_SCHEME);

@@ -34,5 +34,9 @@ bool queue_url_is(const char *text);
  */
 int queue_url_parse(const char *text, struct queue_url *ret, char *error, size_t error_size);
 
+/* text for a log: a queue URL with its password replaced by "***" (written
+ * to buf), anything else as it is. Cannot fail. */
+const char *queue_url_masked(const char *text, char *buf, size_t size);
+
 /* Frees what u owns and zeroes it. Accepts a zeroed one. */
 void queue_url_done(struct queue_url *u);

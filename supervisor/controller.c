@@ -17,6 +17,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "conf/queue_url.h"
 #include "conf/units.h"
 #include "metrics/corral_metrics.h"
 #include "metrics/http.h"
@@ -802,8 +803,9 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
                 return log_error_errno(r, "Failed to arm the sample timer: %m"), EXIT_USAGE;
 
         if (c.batch) {
-                log_info("batch from %s: up to %u task%s at once", c.config->tasks.from, w->max,
-                         w->max == 1 ? "" : "s");
+                char from[512];   /* a queue's password stays out of the log */
+                log_info("batch from %s: up to %u task%s at once",
+                         queue_url_masked(c.config->tasks.from, from, sizeof(from)), w->max, w->max == 1 ? "" : "s");
                 batch_set_concurrency(c.batch, w->initial);
                 (void) batch_start(c.batch);
         } else {

@@ -388,3 +388,11 @@ def test_redis_restart_mid_run(tmp_path):
     finally:
         server.terminate()
         server.wait(TIMEOUT)
+
+
+def test_password_stays_out_of_the_log(url):
+    enqueue(url, ["x"])
+    p = consumer(url, cmd=["true"], name="quiet")
+    assert ended(p) == 0, p.log.text()
+    assert PASSWORD not in p.log.text()
+    assert ":***@" in p.log.text()
