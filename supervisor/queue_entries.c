@@ -20,6 +20,7 @@
 /* Hand-back: idle past any consumer's lease (lease + a day), not so far that
  * Redis would clamp it (it subtracts it from the time in ms). */
 #define HAND_BACK_EXTRA_MS (24ull * 3600 * 1000)
+#define RETRY_DELAY (200 * USEC_PER_MSEC)
 
 int qsource_command(struct qsource *q, redisCallbackFn *fn, void *privdata, size_t argc, const char **argv) {
         size_t len[argc];
@@ -38,10 +39,12 @@ int qentry_add(struct qsource *q, const char *id, const char *task, size_t task_
                 q->cap = cap;
         }
         struct qentry *e = calloc(1, sizeof(*e));
-        if (!e || !(e->task = strndup(task, task_len))) {
+        if (!e || !(e->task = malloc(task_len + 1))) {
                 free(e);
                 return -ENOMEM;
         }
+        memcpy(e->task, task, task_len);    /* a field may hold a NUL: kept whole */
+        e->task[task_len] = '\0';
         snprintf(e->id, sizeof(e->id), "%s", id);
         e->q = q;
         e->task_len = task_len;
@@ -107,9 +110,33 @@ void qentry_free_all(struct qsource *q) {
         q->n = q->cap = 0;
 }
 
+static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) s;
+        (void) usec;
+        qentry_flush(userdata);
+        return 0;
+}
+
+/* An entry's command was refused (a server still loading its data after a
+ * restart answers LOADING): it goes again shortly, rather than leaving the
+ * entry pending until its lease expires. Logged once until one succeeds. */
+static void retry_later(struct qsource *q, struct qentry *e, const char *what, const char *why) {
+        e->sent = false;
+        if (!q->settle_warned)
+                log_warning("%s: entry %s: %s failed: %s; trying again", q->url.stream, e->id, what, why);
+        q->settle_warned = true;
+        int r = q->retry_timer ? sd_event_source_set_time_relative(q->retry_timer, RETRY_DELAY) :
+                sd_event_add_time_relative(q->b->event, &q->retry_timer, CLOCK_MONOTONIC, RETRY_DELAY, 0,
+                                           on_retry_timer, q);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(q->retry_timer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_warning_errno(r, "Failed to arm the retry timer, the entry stays pending until its lease "
+                                  "expires: %m");
+}
+
 /* The reply to an entry's command: settled, or (connection lost) to be sent
- * again after the reconnect; an error reply is logged and the entry left to
- * the lease. */
+ * again after the reconnect; refused: sent again shortly. */
 static void on_settled(redisAsyncContext *ac, void *reply, void *privdata) {
         struct qentry *e = privdata;
         struct qsource *q = e->q;
@@ -122,11 +149,14 @@ static void on_settled(redisAsyncContext *ac, void *reply, void *privdata) {
                 return;
         }
         bool transaction = e->state == QENTRY_DEAD || (e->state == QENTRY_ACK && q->results_key);
-        if (r->type == REDIS_REPLY_ERROR || (transaction && r->type != REDIS_REPLY_ARRAY))
-                log_warning("%s: entry %s: %s failed: %s; it stays pending until its lease expires", q->url.stream,
-                            e->id, e->state == QENTRY_ACK ? "XACK" : e->state == QENTRY_DEAD ? "moving it to the dead stream" :
-                            "handing it back", r->type == REDIS_REPLY_ERROR ? r->str : "transaction aborted");
-        else if (e->state == QENTRY_ACK)
+        if (r->type == REDIS_REPLY_ERROR || (transaction && r->type != REDIS_REPLY_ARRAY)) {
+                retry_later(q, e, e->state == QENTRY_ACK ? "XACK" : e->state == QENTRY_DEAD ?
+                            "moving it to the dead stream" : "handing it back",
+                            r->type == REDIS_REPLY_ERROR ? r->str : "transaction aborted");
+                return;
+        }
+        q->settle_warned = false;
+        if (e->state == QENTRY_ACK)
                 q->acked++;
         else if (e->state == QENTRY_DEAD) {
                 q->dead++;
@@ -149,6 +179,10 @@ static void on_checked(redisAsyncContext *ac, void *reply, void *privdata) {
                 e->sent = false;
                 return;
         }
+        if (r->type == REDIS_REPLY_ERROR) {
+                retry_later(q, e, "XPENDING", r->str);
+                return;
+        }
         if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
                 /* Not pending any more: someone else took and settled it. */
                 qentry_remove(q, e);
@@ -169,10 +203,9 @@ static int send_result(struct qsource *q, struct qentry *e) {
         const char *argv[] = { "XADD", q->results_key, "*", "id", e->id, "task", e->task, "exit", exit,
                                "runtime", runtime, "stdout", e->out ? e->out : "" };
         size_t len[ELEMENTSOF(argv)];
+        /* The task and its stdout are counted, not terminated: they may hold NULs. */
         for (size_t i = 0; i < ELEMENTSOF(argv); i++)
-                len[i] = strlen(argv[i]);
-        len[6] = e->task_len;
-        len[12] = e->out_len;
+                len[i] = i == 6 ? e->task_len : i == 12 ? e->out_len : strlen(argv[i]);
         return redis_link_command(q->link, NULL, NULL, (int) ELEMENTSOF(argv), argv, len);
 }
 
@@ -208,8 +241,7 @@ static int send_dead(struct qsource *q, struct qentry *e) {
                               "id", e->id };
         size_t add_len[ELEMENTSOF(add)];
         for (size_t i = 0; i < ELEMENTSOF(add); i++)
-                add_len[i] = strlen(add[i]);
-        add_len[4] = e->task_len;
+                add_len[i] = i == 4 ? e->task_len : strlen(add[i]);
         const char *ack[] = { "XACK", q->url.stream, q->url.group, e->id };
         const char *exec[] = { "EXEC" };
         int r = qsource_command(q, NULL, NULL, 1, multi);

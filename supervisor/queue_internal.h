@@ -66,14 +66,16 @@ struct qsource {
         size_t got;              /* entries the current fetch brought */
         usec_t last_claim, poll_delay;
         char claim_cursor[QUEUE_ID_MAX];
-        sd_event_source *poll_timer, *renew_timer, *info_timer, *stop_timer;
+        bool recover;            /* reading this consumer's own pending entries (from recover_from) */
+        char recover_from[QUEUE_ID_MAX];
+        sd_event_source *poll_timer, *renew_timer, *info_timer, *stop_timer, *retry_timer;
         struct strbuf id_var;
 
         int64_t lag, pending;    /* the group's, as last read; -1: unknown */
         bool info_sent, empty_check;
         uint64_t dead, reclaimed, acked;
         bool stopping, gave_up, freeing;
-        bool claim_warned, read_warned;   /* a failing command is logged once */
+        bool claim_warned, read_warned, settle_warned;   /* a failing command is logged once */
 };
 
 /* queue_entries.c */

@@ -53,6 +53,16 @@ static int take_entry(struct qsource *q, const redisReply *entry) {
                 return 0;    /* already ours: a claim overtook our own renewal */
         const redisReply *task = entry_task(entry);
         struct qentry *e;
+        if (entry->elements >= 2 && entry->element[1]->type == REDIS_REPLY_NIL) {
+                /* Pending here but deleted from the stream (XDEL): nothing to run. */
+                int r = qentry_add(q, id, "", 0, &e);
+                if (r < 0)
+                        return r;
+                e->seq = 0;
+                q->next_seq--;
+                qentry_set(q, e, QENTRY_ACK);
+                return 0;
+        }
         int r = qentry_add(q, id, task ? task->str : "", task ? task->len : 0, &e);
         if (r < 0)
                 return r;
@@ -142,6 +152,40 @@ static void on_claimed(redisAsyncContext *ac, void *reply, void *privdata) {
         q->got += taken;
 }
 
+/* The last id of an XREADGROUP reply's entries, where the next page of
+ * this consumer's own pending entries starts. */
+static bool last_id(const redisReply *r, char *buf, size_t size) {
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0)
+                return false;
+        const redisReply *s = r->element[0];
+        if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 || s->element[1]->type != REDIS_REPLY_ARRAY ||
+            s->element[1]->elements == 0)
+                return false;
+        const redisReply *e = s->element[1]->element[s->element[1]->elements - 1];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 || e->element[0]->type != REDIS_REPLY_STRING)
+                return false;
+        snprintf(buf, size, "%s", e->element[0]->str);
+        return true;
+}
+
+static void on_read(redisAsyncContext *ac, void *reply, void *privdata);
+
+/* The entries delivered to this consumer before (a reply lost with the
+ * connection, or a consumer of the same name that ended): taken again now
+ * rather than after their lease. Page by page, then back to new entries. */
+static void on_recovered(redisAsyncContext *ac, void *reply, void *privdata) {
+        struct qsource *q = privdata;
+        redisReply *r = reply;
+        if (r && !q->freeing && r->type != REDIS_REPLY_ERROR &&
+            !last_id(r, q->recover_from, sizeof(q->recover_from))) {
+                q->recover = false;     /* all seen: new entries now */
+                q->fetching = false;
+                batch_progress(q->b);
+                return;
+        }
+        on_read(ac, reply, privdata);
+}
+
 static void on_read(redisAsyncContext *ac, void *reply, void *privdata) {
         struct qsource *q = privdata;
         struct batch *b = q->b;
@@ -206,8 +250,8 @@ static void qs_fill(struct batch *b) {
                 q->last_claim = now;
         }
         const char *argv[] = { "XREADGROUP", "GROUP", q->url.group, q->consumer, "COUNT", count,
-                               "STREAMS", q->url.stream, ">" };
-        if (qsource_command(q, on_read, q, ELEMENTSOF(argv), argv) >= 0)
+                               "STREAMS", q->url.stream, q->recover ? q->recover_from : ">" };
+        if (qsource_command(q, q->recover ? on_recovered : on_read, q, ELEMENTSOF(argv), argv) >= 0)
                 q->fetching = true;
 }
 
@@ -287,6 +331,7 @@ static void qs_free(struct batch *b) {
         sd_event_source_disable_unref(q->renew_timer);
         sd_event_source_disable_unref(q->info_timer);
         sd_event_source_disable_unref(q->stop_timer);
+        sd_event_source_disable_unref(q->retry_timer);
         strbuf_done(&q->id_var);
         strbuf_done(&q->captured);
         free(q->dead_key);
@@ -314,6 +359,8 @@ static const struct task_source_ops queue_source = {
 static void on_connected(void *userdata) {
         struct qsource *q = userdata;
         q->claim_due = true;
+        q->recover = true;       /* a read's reply may have been lost with the connection */
+        snprintf(q->recover_from, sizeof(q->recover_from), "0");
         qentry_flush(q);
         batch_progress(q->b);
 }
@@ -348,6 +395,8 @@ int queue_source_open(struct batch *b) {
         *q = (struct qsource) { .b = b, .lease = t->lease, .max_deliveries = t->max_deliveries,
                                 .until_empty = t->until == TASK_UNTIL_EMPTY, .lag = -1, .pending = -1 };
         snprintf(q->claim_cursor, sizeof(q->claim_cursor), "0-0");
+        q->recover = true;       /* ?consumer=NAME: what a previous NAME left pending */
+        snprintf(q->recover_from, sizeof(q->recover_from), "0");
         int r = queue_url_parse(t->from, &q->url, error, sizeof(error));
         if (r < 0)
                 return r == -EINVAL ? (log_error("%s", error), r) : log_error_errno(r, "%s: %m", t->from);

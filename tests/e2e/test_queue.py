@@ -145,7 +145,13 @@ def consumer(url, *args, cmd, name, lease="5m", until_empty=True, metrics="none"
 
 def ended(p, timeout=TIMEOUT):
     """A consumer's exit status, once its output and log are read to the end."""
-    rc = p.wait(timeout)
+    try:
+        rc = p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        p.log.drain()
+        raise AssertionError(f"{p.args} did not end within {timeout} s; its log:\n{p.log.text()}")
     p.out.drain()
     p.log.drain()
     return rc
@@ -410,3 +416,21 @@ def test_password_stays_out_of_the_log(url):
     assert ended(p) == 0, p.log.text()
     assert PASSWORD not in p.log.text()
     assert ":***@" in p.log.text()
+
+
+def test_a_consumer_restarted_under_its_name_takes_its_entries_at_once(redis, url):
+    """A consumer SIGKILLed and started again with the same ?consumer= name
+    (a StatefulSet pod, a systemd unit) runs what it held at once, not after
+    the lease (60s, longer than the test waits)."""
+    stream = url.rsplit("/", 1)[1]
+    enqueue(url, [f"k{i}" for i in range(200)])
+    a = consumer(url, "--max", "2", cmd=PRINT_ID, name="same", lease="60s")
+    a.out.wait(r"^k\d+$")
+    a.kill()
+    a.wait(TIMEOUT)
+    assert redis("XPENDING", stream, "corral", "-", "+", 1000, "same"), "it held nothing: nothing was tested"
+    b = consumer(url, "--max", "8", cmd=PRINT_ID, name="same", lease="60s")
+    assert ended(b) == 0, b.log.text()
+    assert set(done_by(a).values()) | set(done_by(b).values()) == {f"k{i}" for i in range(200)}
+    g = redis.group(stream)
+    assert (g["pending"], g["lag"]) == (0, 0)
