@@ -434,3 +434,19 @@ def test_a_consumer_restarted_under_its_name_takes_its_entries_at_once(redis, ur
     assert set(done_by(a).values()) | set(done_by(b).values()) == {f"k{i}" for i in range(200)}
     g = redis.group(stream)
     assert (g["pending"], g["lag"]) == (0, 0)
+
+
+def test_batch_of_entries_per_invocation(redis, url):
+    """--batch 5: one invocation takes up to 5 entries; it sees their ids in
+    CORRAL_TASK_ID, and all of them are acknowledged when it succeeds."""
+    stream = url.rsplit("/", 1)[1]
+    enqueue(url, [f"b{i}" for i in range(23)])
+    # "-u{}" stands once per line: env -ub0 -ub1 ... printenv CORRAL_TASK_ID
+    p = consumer(url, "--batch", "5", "--max", "1", cmd=["env", "-u{}", "printenv", "CORRAL_TASK_ID"], name="batcher")
+    assert ended(p) == 0, p.log.text()
+    invocations = [line.split() for line in p.out.lines]
+    assert all(1 <= len(ids) <= 5 for ids in invocations)
+    assert sorted(i for ids in invocations for i in ids) == sorted(redis.entries(stream))
+    assert max(len(ids) for ids in invocations) == 5
+    g = redis.group(stream)
+    assert (g["pending"], g["lag"]) == (0, 0)
