@@ -450,3 +450,13 @@ def test_batch_of_entries_per_invocation(redis, url):
     assert max(len(ids) for ids in invocations) == 5
     g = redis.group(stream)
     assert (g["pending"], g["lag"]) == (0, 0)
+
+
+def test_tasks_inherit_no_redis_socket(url):
+    """Workers inherit fds 0-2 and nothing else: not corral's Redis connection."""
+    enqueue(url, ["x", "y"])
+    # ls opens /proc/self/fd itself: one fd above 2 is its own.
+    p = consumer(url, cmd=["env", "-u", "{}", "ls", "/proc/self/fd"], name="fds")
+    assert ended(p) == 0, p.log.text()
+    fds = [int(line) for line in p.out.lines]
+    assert sorted(fds) == [0, 0, 1, 1, 2, 2, 3, 3], fds
