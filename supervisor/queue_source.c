@@ -226,14 +226,23 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata) {
         batch_progress(b);
 }
 
-/* Asks for as many entries as the batch's queue has room for: entries to
- * claim first when it is time, then new ones. */
+/* Invocations to hold (running and queued): what the pool runs at once and
+ * as many again, enough to hide a round trip to the server, few enough that
+ * other consumers get the rest: an entry queued here waits for this pool. */
+static size_t hold_limit(const struct batch *b) {
+        size_t limit = 2 * (size_t) b->concurrency;
+        return limit < b->queue_target ? limit : b->queue_target;
+}
+
+/* Asks for as many entries as the pool can take: entries to claim first
+ * when it is time, then new ones. */
 static void qs_fill(struct batch *b) {
         struct qsource *q = b->source_data;
         if (q->fetching || q->polling || q->stopping || !redis_link_up(q->link))
                 return;
         size_t per = b->config->tasks.batch > 1 ? b->config->tasks.batch : 1;
-        size_t want = b->queue_target > b->queue.len ? (b->queue_target - b->queue.len) * per : 0;
+        size_t held = b->running + b->queue.len, limit = hold_limit(b);
+        size_t want = held < limit ? (limit - held) * per : 0;
         if (want == 0)
                 return;
         char count[24], idle[24];
