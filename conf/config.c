@@ -31,6 +31,8 @@ void config_init(struct corral_config *c) {
                         .output = TASK_OUTPUT_GROUP,
                         .batch = 1,
                         .shard_count = 1,
+                        .lease = QUEUE_LEASE_DEFAULT,
+                        .max_deliveries = QUEUE_MAX_DELIVERIES_DEFAULT,
                 },
         };
         policy_config_init(&c->policy);

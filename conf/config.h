@@ -42,6 +42,17 @@ enum task_mode {
         _TASK_MODE_MAX,
 };
 
+/* tasks.until: when a work queue's consumer ends. */
+enum task_until {
+        TASK_UNTIL_FOREVER,      /* a service: until stopped */
+        TASK_UNTIL_EMPTY,        /* once nothing is undelivered or pending (a Job's completion) */
+        _TASK_UNTIL_MAX,
+};
+
+#define QUEUE_LEASE_DEFAULT (5 * 60 * USEC_PER_SEC)
+#define QUEUE_LEASE_MIN (100 * USEC_PER_MSEC)
+#define QUEUE_MAX_DELIVERIES_DEFAULT 3u
+
 /* tasks.output: how a task's output reaches corral's stdout. */
 enum task_output {
         TASK_OUTPUT_GROUP,       /* a task's output is written whole when it ends */
@@ -125,6 +136,10 @@ struct tasks_config {
         unsigned shard_count;
         bool resume;             /* --resume: skip what the joblog has as done (no key in the file) */
         bool resume_failed;      /* --resume-failed: ... and rerun the failed ones */
+        /* a work queue (tasks.from redis://...) */
+        usec_t lease;            /* an entry pending longer on a silent consumer is claimed */
+        unsigned max_deliveries; /* then it goes to STREAM:dead */
+        enum task_until until;
 };
 
 /* Where a value came from, for the checks that relate values to each other
@@ -142,6 +157,7 @@ struct config_origins {
         struct config_origin target, optimize;   /* the policy.target / policy.optimize mappings */
         struct config_origin mode, output, keep_order;
         struct config_origin batch_flag;         /* the first flag given that needs a batch (tasks.from) */
+        struct config_origin from, until, results;
 };
 
 struct corral_config {

@@ -241,6 +241,7 @@ static void parse_shared(struct loader *l, const yaml_node_t *n, void *base, con
 static const char *const restart_names[] = { "always", "on-failure", "never", NULL };
 static const char *const placement_names[] = { "none", "spread", "least-loaded", NULL };
 static const char *const mode_names[] = { "per-task", "stream", NULL };
+static const char *const until_names[] = { "forever", "empty", NULL };
 
 static const struct field backoff_fields[] = {
         { "initial",     F_DURATION, C(workers.backoff_initial) },
@@ -335,6 +336,9 @@ static const struct field tasks_fields[] = {
         { "timeout",    F_DURATION, C(tasks.timeout) },
         { "batch",      F_UINT,     C(tasks.batch), 1, TASKS_BATCH_LIMIT },
         { "shard",      F_SHARD,    C(tasks.shard_index) },
+        { "lease",      F_DURATION, C(tasks.lease) },
+        { "max_deliveries", F_UINT, C(tasks.max_deliveries), 1, COUNT_LIMIT },
+        { "until",      F_ENUM,     C(tasks.until), .names = until_names },
         {}
 };
 
@@ -385,6 +389,9 @@ static void record_origins(struct loader *l) {
         record_origin(l, &c->tasks.mode, &o->mode);
         record_origin(l, &c->tasks.output, &o->output);
         record_origin(l, &c->tasks.keep_order, &o->keep_order);
+        record_origin(l, &c->tasks.from, &o->from);
+        record_origin(l, &c->tasks.until, &o->until);
+        record_origin(l, &c->tasks.results, &o->results);
         record_origin(l, &c->workers.user, &user);
         record_origin(l, &c->workers.group, &group);
         c->workers.user_line = user.line;
@@ -408,6 +415,9 @@ void schema_check(struct loader *l) {
         struct policy_config *p = &c->policy;
         const yaml_node_t *n;
 
+        n = seen_node(l, &c->tasks.lease);
+        if (n && c->tasks.lease < QUEUE_LEASE_MIN)
+                error_at(l, n, "tasks.lease: %s is too short (at least 100ms)", scalar_text(n));
         n = seen_node(l, &c->sample_interval);
         if (n && c->sample_interval < 10 * USEC_PER_MSEC)
                 error_at(l, n, "sample.interval: %s is too short (at least 10ms)", scalar_text(n));

@@ -11,8 +11,10 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "conf/conf.h"
+#include "conf/queue_url.h"
 #include "conf/units.h"
 #include "policy/condition.h"
 
@@ -184,8 +186,85 @@ static void check_batch_flags(struct validation *v, const struct corral_config *
                 error_at(v, NULL, "%s needs --tasks FILE|-%s", flag, v->path ? " (or tasks.from in the file)" : "");
 }
 
+/* The origin to point at: the file's place, or NULL for a flag (named in the text). */
+static const struct config_origin *at_or_flag(const struct config_origin *o) {
+        return in_file(o) ? o : NULL;
+}
+
+/* Parses url into *ret; false (and an error at o) if it is not a queue URL. */
+static bool check_queue_url(struct validation *v, const char *key, const char *url, const struct config_origin *o,
+                            struct queue_url *ret) {
+        char error[512];
+        int r = queue_url_parse(url, ret, error, sizeof(error));
+        if (r == -ENOMEM)
+                v->r = r;
+        else if (r < 0)
+                error_at(v, at_or_flag(o), "%s: %s", o->flag ? o->flag : key, error);
+        return r >= 0;
+}
+
+/* tasks.results is a JSON-lines file, or (redis://...) a stream next to the
+ * queue's: the consumer writes it on its own connection, in the transaction
+ * that acknowledges the entry. */
+static void check_results(struct validation *v, const struct corral_config *c, const struct queue_url *from) {
+        const struct tasks_config *t = &c->tasks;
+        const struct config_origin *o = &c->origin.results;
+        struct queue_url u;
+
+        if (!queue_url_is(t->results))
+                return;
+        if (!check_queue_url(v, "tasks.results", t->results, o, &u))
+                return;
+        if (!from)
+                error_at(v, at_or_flag(o), "tasks.results: a results stream needs a work queue "
+                         "(tasks.from: redis://...)");
+        else if (strcmp(u.host, from->host) != 0 || u.port != from->port)
+                error_at(v, at_or_flag(o), "tasks.results: %s:%u is not the server of tasks.from (%s:%u): the "
+                         "results stream must be on the queue's server", u.host, u.port, from->host, from->port);
+        queue_url_done(&u);
+}
+
+/* A work queue (tasks.from redis://...) has no input order, no line numbers
+ * to shard or resume by; and until/results only mean something with one. */
+static void check_queue(struct validation *v, const struct corral_config *c, bool partial) {
+        const struct tasks_config *t = &c->tasks;
+        const struct config_origins *o = &c->origin;
+        const char *from = o->from.flag ? o->from.flag : "tasks.from";
+
+        if (!t->from || !queue_url_is(t->from)) {
+                if (t->results)
+                        check_results(v, c, NULL);
+                if (t->from && t->until == TASK_UNTIL_EMPTY)
+                        error_at(v, at_or_flag(&o->until), "%s applies to a work queue (--tasks redis://...), "
+                                 "not to %s", o->until.flag ? o->until.flag : "tasks.until: empty", t->from);
+                else if (!t->from && t->until == TASK_UNTIL_EMPTY && !partial)
+                        error_at(v, at_or_flag(&o->until), "%s needs a work queue (--tasks redis://...)",
+                                 o->until.flag ? o->until.flag : "tasks.until: empty");
+                return;
+        }
+        struct queue_url u;
+        if (check_queue_url(v, "tasks.from", t->from, &o->from, &u)) {
+                if (t->results)
+                        check_results(v, c, &u);
+                queue_url_done(&u);
+        }
+        if (t->mode == TASK_MODE_STREAM)
+                error_at(v, at_or_flag(&o->mode), "a work queue (%s) runs per-task mode only, not stream mode", from);
+        if (t->keep_order)
+                error_at(v, at_or_flag(&o->keep_order), "a work queue (%s) has no input order to keep "
+                         "(leave out %s)", from, o->keep_order.flag ? o->keep_order.flag : "tasks.keep_order");
+        if (t->shard_count > 1)
+                error_at(v, NULL, "a work queue (%s) shares its entries among consumers by itself: leave out "
+                         "--shard / tasks.shard", from);
+        if (t->resume || t->resume_failed)
+                error_at(v, NULL, "%s: a work queue (%s) remembers what is done itself",
+                         t->resume ? "--resume" : "--resume-failed", from);
+}
+
 int conf_validate(const struct corral_config *c, const char *path, bool partial, struct conf_diagnostics *diag) {
         struct validation v = { .path = path, .diag = diag };
+
+        check_queue(&v, c, partial);
 
         check_batch_flags(&v, c, partial);
         check_workers(&v, c);
@@ -197,7 +276,8 @@ int conf_validate(const struct corral_config *c, const char *path, bool partial,
 
 /* The signals only a batch provides. */
 static const uint32_t task_signals = 1u << SIGNAL_TASKS_BACKLOG | 1u << SIGNAL_TASKS_BUSY |
-                                     1u << SIGNAL_TASKS_RATE | 1u << SIGNAL_TASKS_LATENCY;
+                                     1u << SIGNAL_TASKS_RATE | 1u << SIGNAL_TASKS_LATENCY |
+                                     1u << SIGNAL_QUEUE_LAG | 1u << SIGNAL_QUEUE_PENDING;
 
 int conf_lint(const struct corral_config *c, const char *path, struct conf_diagnostics *diag) {
         const struct policy_config *p = &c->policy;

@@ -297,6 +297,27 @@ static int add_tasks(struct metrics_registry *reg, const struct metrics_snapshot
         return 0;
 }
 
+/* corral_queue_*: only for a work queue; lag and pending once read. */
+static int add_queue(struct metrics_registry *reg, const struct metrics_queue *q) {
+        int r = 0;
+        if (!q->present)
+                return 0;
+        if (q->lag >= 0)
+                r = add_single(reg, "corral_queue_lag", "Entries of the work queue not yet delivered to the group",
+                               METRIC_GAUGE, (double) q->lag);
+        if (r >= 0 && q->pending >= 0)
+                r = add_single(reg, "corral_queue_pending", "Entries of the work queue delivered and not acknowledged",
+                               METRIC_GAUGE, (double) q->pending);
+        if (r >= 0)
+                r = add_single(reg, "corral_queue_dead_total", "Entries this consumer moved to the dead stream",
+                               METRIC_COUNTER, (double) q->dead);
+        if (r >= 0)
+                r = add_single(reg, "corral_queue_reclaimed_total",
+                               "Entries this consumer claimed from consumers silent past the lease",
+                               METRIC_COUNTER, (double) q->reclaimed);
+        return r;
+}
+
 static int add_process(struct metrics_registry *reg, const struct metrics_process *p) {
         int r;
 
@@ -341,6 +362,9 @@ int metrics_snapshot_render(const struct metrics_snapshot *s, char **ret_text, s
         if (r < 0)
                 return r;
         r = add_process(reg, &s->process);
+        if (r < 0)
+                return r;
+        r = add_queue(reg, &s->queue);
         if (r < 0)
                 return r;
         return metrics_render(reg, ret_text, ret_len);

@@ -115,6 +115,13 @@ struct metrics_process {
         uint64_t max_fds;        /* RLIMIT_NOFILE soft limit */
 };
 
+/* A work queue's figures (tasks.from: redis://...). */
+struct metrics_queue {
+        bool present;            /* false: no queue, no corral_queue_* metrics */
+        int64_t lag, pending;    /* the group's; -1: not known (yet) */
+        uint64_t dead, reclaimed;   /* entries this consumer moved to STREAM:dead, claimed from others */
+};
+
 struct metrics_snapshot {
         const char *version;
         unsigned workers[_METRICS_WORKER_STATE_MAX];
@@ -141,6 +148,7 @@ struct metrics_snapshot {
         size_t n_rules;
         struct metrics_decision last_decision;
         struct metrics_process process;
+        struct metrics_queue queue;
 };
 
 const char *metrics_worker_state_name(enum metrics_worker_state s);

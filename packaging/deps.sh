@@ -12,6 +12,8 @@ packages=(
   libproc2-dev libyaml-dev libsystemd-dev libmicrohttpd-dev libjson-c-dev
   # `corral status` opens libcurl at run time; the build needs its headers.
   libcurl4-openssl-dev
+  # the work queue (tasks.from: redis://...) and `corral enqueue`
+  libhiredis-dev
   "$@"
 )
 log=$(mktemp)

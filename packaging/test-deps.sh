@@ -15,6 +15,8 @@ packages=(
   # tests of packaging/: promtool, systemd-analyze verify/security, man -l and
   # groff, YAML; the Debian package's build and lintian (tests/e2e/test_debian.py)
   prometheus systemd man-db groff-base python3-yaml build-essential debhelper lintian
+  # tests/e2e/test_queue.py, bench/queue: a real Redis for the work queue
+  redis-server
   # bench/batch: the peers corral is measured against
   parallel
 )

@@ -22,6 +22,8 @@ static const char *const signal_names[_SIGNAL_MAX] = {
         [SIGNAL_TASKS_BUSY]     = "tasks.busy",
         [SIGNAL_TASKS_RATE]     = "tasks.rate",
         [SIGNAL_TASKS_LATENCY]  = "tasks.latency",
+        [SIGNAL_QUEUE_LAG]      = "queue.lag",
+        [SIGNAL_QUEUE_PENDING]  = "queue.pending",
 };
 
 const char *signal_name(enum signal_id id) {

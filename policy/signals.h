@@ -25,6 +25,8 @@ enum signal_id {
         SIGNAL_TASKS_BUSY,      /* % */
         SIGNAL_TASKS_RATE,      /* completions per second */
         SIGNAL_TASKS_LATENCY,   /* seconds */
+        SIGNAL_QUEUE_LAG,       /* work queue: entries not yet delivered to the group */
+        SIGNAL_QUEUE_PENDING,   /* work queue: delivered, not acknowledged */
         _SIGNAL_MAX,
         _SIGNAL_INVALID = -1,
 };

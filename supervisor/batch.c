@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <math.h>
+
+#include "conf/queue_url.h"
 #include "supervisor/identity.h"
 
 #include "supervisor/batch_internal.h"
@@ -54,8 +56,11 @@ void batch_maybe_finish(struct batch *b) {
          * written, unless writing failed or a stop gave up on them. */
         if (!sink_idle(b->sink) && sink_error(b->sink) == 0 && !b->output_abandoned)
                 return;
+        if (!batch_input_settled(b))
+                return;    /* a queue's acks and hand-backs are on their way */
         b->finished = true;
         int status = b->fatal_status ? b->fatal_status : (b->failed > 0 || b->undone) ? 1 : 0;
+        status = batch_input_status(b, status);
         if (b->bar_fd >= 0) {
                 batch_bar_draw(b, true);
                 b->bar_timer = sd_event_source_disable_unref(b->bar_timer);
@@ -275,6 +280,7 @@ struct batch *batch_free(struct batch *b) {
                 return NULL;
         /* First: what was not written leaves its task undone (out of the joblog). */
         b->sink = sink_free(b->sink);
+        batch_input_free(b);    /* after the sink: its marks call the source */
         for (unsigned i = 0; i < b->n_slots; i++) {
                 struct slot *s = b->slots[i];
                 child_done(&s->child);   /* kills its group; the child source reaps it */
@@ -376,7 +382,9 @@ static uint64_t batch_backlog(const struct batch *b) {
         if (b->stopping)
                 return 0;
         /* A file's total is known: what is left of it, read or not. */
-        uint64_t done = b->ok + b->failed + b->skipped + b->running_lines;
+        uint64_t done = b->ok + b->failed + b->skipped + b->running_lines, waiting;
+        if (batch_input_backlog(b, &waiting))
+                return waiting + b->queue.len;
         if (b->total > 0)
                 return b->total > done ? b->total - done : 0;
         return b->queue.len;
@@ -387,6 +395,7 @@ void batch_fill_signals(struct batch *b, struct signals *s) {
         double elapsed = (double) (now - b->interval_start) / (double) USEC_PER_SEC;
 
         signals_set(s, SIGNAL_TASKS_BACKLOG, (double) batch_backlog(b));
+        batch_input_fill_signals(b, s);
         signals_set(s, SIGNAL_TASKS_BUSY, fmin(100.0, 100.0 * b->running / (double) b->concurrency));
         if (elapsed > 0)
                 signals_set(s, SIGNAL_TASKS_RATE, (double) b->interval_done / elapsed);
@@ -409,6 +418,7 @@ void batch_fill_snapshot(const struct batch *b, struct metrics_snapshot *s) {
         s->tasks_pending = batch_backlog(b);
         s->utilization = fmin(1.0, (double) b->running / (double) b->concurrency);
         s->task_duration = b->durations;
+        batch_input_fill_snapshot(b, s);
 }
 
 void batch_set_on_stopping(struct batch *b, void (*cb)(void *userdata), void *userdata) {
@@ -420,7 +430,9 @@ void batch_set_on_stopping(struct batch *b, void (*cb)(void *userdata), void *us
 
 static int bw_start(void *w, unsigned size) {
         struct batch *b = w;
-        log_info("batch from %s: up to %u task%s at once", b->config->tasks.from, b->max, b->max == 1 ? "" : "s");
+        char from[512];   /* a queue's password stays out of the log */
+        log_info("batch from %s: up to %u task%s at once",
+                 queue_url_masked(b->config->tasks.from, from, sizeof(from)), b->max, b->max == 1 ? "" : "s");
         batch_set_concurrency(b, size);
         return batch_start(b);
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <sys/wait.h>
 
+#include "conf/queue_url.h"
 #include "supervisor/batch_internal.h"
 #include "supervisor/log.h"
 
@@ -22,6 +23,8 @@ int batch_open_results(struct batch *b) {
         case RESULTS_NONE:
                 return 0;
         case RESULTS_REDIS:
+                if (queue_url_is(b->config->tasks.from))
+                        return 0;   /* the queue's source writes them */
                 log_error("tasks.results: %s is a queue's results stream, which needs tasks.from: redis://...", path);
                 return -EINVAL;
         case RESULTS_FILE:

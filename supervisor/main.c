@@ -18,6 +18,7 @@ static const char usage[] =
         "  check -c FILE                        validate a configuration file\n"
         "  sample [-n COUNT] [--interval D] [--json]  print the signals corral sees\n"
         "  status [--url URL] [--json]          ask a running corral what it does\n"
+        "  enqueue URL [FILE|-]                 add task lines to a work queue (Redis stream)\n"
         "  version                              print the version\n"
         "\n"
         "'corral COMMAND --help' describes each command; see also corral(1).\n";
@@ -57,6 +58,7 @@ int main(int argc, char **argv) {
                 { "check",   cmd_check },
                 { "sample",  cmd_sample },
                 { "status",  cmd_status },
+                { "enqueue", cmd_enqueue },
                 { "version", cmd_version },
                 { "--version", cmd_version },
         };

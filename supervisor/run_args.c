@@ -19,7 +19,7 @@ const char run_usage[] =
         "                  [--tasks FILE|-] [--stream] [--keep-order] [--line-buffer|--ungroup]\n"
         "                  [--joblog FILE] [--results FILE] [--resume]\n"
         "                  [--resume-failed] [--retries N] [--timeout DURATION]\n"
-        "                  [--batch N] [--shard K/N|env] [--bar] [-v|-q]\n"
+        "                  [--batch N] [--shard K/N|env] [--until-empty] [--bar] [-v|-q]\n"
         "                  [--] COMMAND [ARG...]\n"
         "\n"
         "Runs a pool of copies of COMMAND (no shell), replaces those that end, and\n"
@@ -40,6 +40,11 @@ const char run_usage[] =
         "      --crash-limit N        give up (exit 3) after more than N quick\n"
         "                             failures in a row (default 10)\n"
         "      --tasks FILE|-         batch: one task per line of FILE (- for stdin)\n"
+        "      --tasks redis://[:PASSWORD@]HOST:PORT/STREAM[?group=G&consumer=C]\n"
+        "                             batch: take tasks from a Redis stream shared\n"
+        "                             with other consumers (a work queue)\n"
+        "      --until-empty          work queue: exit once nothing is undelivered or\n"
+        "                             pending (0; 1 if some went to STREAM:dead)\n"
         "      --stream               batch: long-lived workers read the lines (of\n"
         "                             --tasks, default stdin) and write one result\n"
         "                             line per line\n"
@@ -59,8 +64,9 @@ const char run_usage[] =
         "      --batch N              up to N lines per invocation, {} standing once\n"
         "                             per line (or the lines appended)\n"
         "      --shard K/N            run only lines with (number-1) % N == K\n"
-        "      --shard env            K from JOB_COMPLETION_INDEX, N from CORRAL_SHARDS\n"
-        "                             (a Kubernetes Indexed Job)\n"
+        "      --shard env            K and N from an array job's variables: Kubernetes\n"
+        "                             (JOB_COMPLETION_INDEX, CORRAL_SHARDS), Slurm,\n"
+        "                             AWS Batch or Cloud Run\n"
         "      --bar                  draw a progress bar on the terminal even when\n"
         "                             stderr is redirected\n"
         "  -v, --verbose              log more\n"
@@ -88,6 +94,7 @@ enum {
         ARG_BATCH,
         ARG_SHARD,
         ARG_BAR,
+        ARG_UNTIL_EMPTY,
 };
 
 static const struct option run_options[] = {
@@ -113,6 +120,7 @@ static const struct option run_options[] = {
         { "batch",         required_argument, NULL, ARG_BATCH },
         { "shard",         required_argument, NULL, ARG_SHARD },
         { "bar",           no_argument,       NULL, ARG_BAR },
+        { "until-empty",   no_argument,       NULL, ARG_UNTIL_EMPTY },
         { "verbose",       no_argument,       NULL, 'v' },
         { "quiet",         no_argument,       NULL, 'q' },
         { "help",          no_argument,       NULL, 'h' },
@@ -121,23 +129,56 @@ static const struct option run_options[] = {
 
 #define fail(...) (snprintf(error, error_size, __VA_ARGS__), -EINVAL)
 
-int shard_from_env(const char *index, const char *count, unsigned *ret_index, unsigned *ret_count,
-                   char *error, size_t error_size) {
-        unsigned k, n;
+/* The array-job schedulers --shard env understands, in the contract's order:
+ * the first whose index variable is set wins. */
+static const struct shard_env {
+        const char *index, *count;
+        const char *first;       /* the lowest index when it need not be 0, or NULL */
+        const char *hint;        /* what sets the count */
+} shard_envs[] = {
+        { "JOB_COMPLETION_INDEX", "CORRAL_SHARDS", NULL, "set it to the Job's completions" },
+        { "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "Slurm sets it for --array" },
+        { "AWS_BATCH_JOB_ARRAY_INDEX", "AWS_BATCH_JOB_ARRAY_SIZE", NULL, "set it to the array's size" },
+        { "CLOUD_RUN_TASK_INDEX", "CLOUD_RUN_TASK_COUNT", NULL, "Cloud Run sets it" },
+};
 
-        if (!index || !*index)
-                return fail("--shard env: JOB_COMPLETION_INDEX is not set (a Kubernetes Indexed Job sets it)");
+static int shard_from_vars(const struct shard_env *e, const char *index, const char *count, const char *first,
+                           unsigned *ret_index, unsigned *ret_count, char *error, size_t error_size) {
+        unsigned k, n, lowest = 0;
+
         if (!count || !*count)
-                return fail("--shard env: CORRAL_SHARDS is not set (set it to the Job's completions)");
+                return fail("--shard env: %s is not set (%s)", e->count, e->hint);
         if (parse_unsigned(index, COUNT_LIMIT, &k) < 0)
-                return fail("--shard env: JOB_COMPLETION_INDEX='%s' is not a shard index (0, 1, ...)", index);
+                return fail("--shard env: %s='%s' is not a shard index (0, 1, ...)", e->index, index);
         if (parse_unsigned(count, COUNT_LIMIT, &n) < 0 || n == 0)
-                return fail("--shard env: CORRAL_SHARDS='%s' is not a number of shards (1, 2, ...)", count);
+                return fail("--shard env: %s='%s' is not a number of shards (1, 2, ...)", e->count, count);
+        if (first && *first && (parse_unsigned(first, COUNT_LIMIT, &lowest) < 0 || lowest > k))
+                return fail("--shard env: %s='%s' is not an index at most %s=%u", e->first, first, e->index, k);
+        k -= lowest;
         if (k >= n)
-                return fail("--shard env: JOB_COMPLETION_INDEX=%u is not below CORRAL_SHARDS=%u", k, n);
+                return fail("--shard env: %s=%u is not below %s=%u", e->index, k + lowest, e->count, n);
         *ret_index = k;
         *ret_count = n;
         return 0;
+}
+
+int shard_from_env(const char *index, const char *count, unsigned *ret_index, unsigned *ret_count,
+                   char *error, size_t error_size) {
+        if (!index || !*index)
+                return fail("--shard env: JOB_COMPLETION_INDEX is not set (a Kubernetes Indexed Job sets it)");
+        return shard_from_vars(&shard_envs[0], index, count, NULL, ret_index, ret_count, error, error_size);
+}
+
+int shard_from_environment(unsigned *ret_index, unsigned *ret_count, char *error, size_t error_size) {
+        for (size_t i = 0; i < ELEMENTSOF(shard_envs); i++) {
+                const struct shard_env *e = &shard_envs[i];
+                const char *index = getenv(e->index);
+                if (index && *index)
+                        return shard_from_vars(e, index, getenv(e->count), e->first ? getenv(e->first) : NULL,
+                                               ret_index, ret_count, error, error_size);
+        }
+        return fail("--shard env: JOB_COMPLETION_INDEX is not set (a Kubernetes Indexed Job sets it), nor "
+                    "SLURM_ARRAY_TASK_ID, AWS_BATCH_JOB_ARRAY_INDEX or CLOUD_RUN_TASK_INDEX");
 }
 
 static int replace_string(char **dst, const char *value) {
@@ -181,6 +222,12 @@ static int apply_task_flags(const struct run_args *a, struct corral_config *c) {
 
         if (a->tasks && (r = replace_string(&t->from, a->tasks)) < 0)
                 return r;
+        if (a->tasks)
+                set_by(&o->from, "--tasks");
+        if (a->until_empty) {
+                t->until = TASK_UNTIL_EMPTY;
+                set_by(&o->until, "--until-empty");
+        }
         if (a->joblog && (r = replace_string(&t->joblog, a->joblog)) < 0)
                 return r;
         if (a->results && (r = replace_string(&t->results, a->results)) < 0)
@@ -381,8 +428,7 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
                         break;
                 case ARG_SHARD:
                         if (strcmp(optarg, "env") == 0) {
-                                r = shard_from_env(getenv("JOB_COMPLETION_INDEX"), getenv("CORRAL_SHARDS"),
-                                                   &a.shard_index, &a.shard_count, error, error_size);
+                                r = shard_from_environment(&a.shard_index, &a.shard_count, error, error_size);
                                 if (r < 0)
                                         return r;
                                 break;
@@ -396,6 +442,9 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
                         break;
                 case ARG_BAR:
                         a.bar = true;
+                        break;
+                case ARG_UNTIL_EMPTY:
+                        a.until_empty = true;
                         break;
                 case 'v':
                         a.verbosity = 1;

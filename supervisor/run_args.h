@@ -40,6 +40,7 @@ struct run_args {
         bool resume;               /* --resume */
         bool resume_failed;        /* --resume-failed */
         bool bar;                  /* --bar */
+        bool until_empty;          /* --until-empty */
         bool help;
         char **command;            /* points into argv; NULL: none given */
 };
@@ -60,5 +61,12 @@ int run_args_apply(const struct run_args *a, struct corral_config *c);
  * CORRAL_SHARDS (NULL: unset). Returns 0, or -EINVAL with the reason. */
 int shard_from_env(const char *index, const char *count, unsigned *ret_index, unsigned *ret_count,
                    char *error, size_t error_size);
+
+/* --shard env from the environment, the first scheduler whose index is set:
+ * Kubernetes (JOB_COMPLETION_INDEX, CORRAL_SHARDS), Slurm
+ * (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN, SLURM_ARRAY_TASK_COUNT), AWS
+ * Batch (AWS_BATCH_JOB_ARRAY_INDEX, _SIZE), Cloud Run (CLOUD_RUN_TASK_INDEX,
+ * _COUNT). Returns 0, or -EINVAL with the reason. */
+int shard_from_environment(unsigned *ret_index, unsigned *ret_count, char *error, size_t error_size);
 
 extern const char run_usage[];

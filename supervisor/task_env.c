@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What a task is started with: its program looked up in PATH once (not per
- * task), and its environment built once with four per-task entries at the
+ * task), and its environment built once with five per-task entries at the
  * end that slot_start() fills in.
  */
 #include <errno.h>
@@ -40,12 +40,13 @@ char *task_resolve_command(const char *name) {
         return strdup(name);
 }
 
-/* The environment of every task: ours, the configured variables, and four
- * per-task entries at the end (CORRAL_WORKER_ID, _MAX, TASK_SEQ, TASK). */
+/* The environment of every task: ours, the configured variables, and five
+ * per-task entries at the end (CORRAL_WORKER_ID, _MAX, TASK_SEQ, TASK, and
+ * TASK_ID, which is NULL, the end of the list, unless the source has ids). */
 int batch_build_env(struct batch *b) {
         const struct workers_config *wc = &b->config->workers;
         static const char *const ours[] = { "CORRAL_WORKER_ID=", "CORRAL_WORKERS_MAX=", "CORRAL_TASK_SEQ=",
-                                            "CORRAL_TASK=" };
+                                            "CORRAL_TASK=", "CORRAL_TASK_ID=" };
         size_t n_user = strv_length(wc->env), n_shm = b->shm ? strv_length(b->shm->env) : 0, n = 0;
         _cleanup_free_ char **extra = calloc(n_user + n_shm + ELEMENTSOF(ours) + 1, sizeof(char *));
         if (!extra)

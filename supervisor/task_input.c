@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The batch's input: task lines read as far as the dispatcher needs (a pipe
- * only when epoll says it is readable), the shard's lines cut into
- * invocations of tasks.batch lines, invocations the joblog has as done
- * skipped (--resume), and the rest queued.
+ * The batch's input: the task source interface the batch calls (a file or
+ * stdin here, a work queue in queue_source.c), and the file source itself:
+ * task lines read as far as the dispatcher needs (a pipe only when epoll says
+ * it is readable), the shard's lines cut into invocations of tasks.batch
+ * lines, invocations the joblog has as done skipped (--resume), and the rest
+ * queued.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,11 +15,12 @@
 #include <sys/stat.h>
 
 #include "common/exit_status.h"
+#include "conf/queue_url.h"
 #include "supervisor/batch_internal.h"
 #include "supervisor/log.h"
 
 /* Queues the gathered invocation, unless the joblog has it as done. */
-static int batch_push_gathered(struct batch *b) {
+int batch_push_gathered(struct batch *b) {
         struct pending p = b->gather;
         bool done = b->gather_done;
 
@@ -62,9 +65,10 @@ static bool batch_joblog_cut_here(const struct batch *b, uint64_t seq) {
 /* A line no invocation can carry (line NULL: dropped as it was read): a
  * failed task, said with its place, not run and not retried. */
 static void batch_line_too_long(struct batch *b, uint64_t seq, size_t len) {
+        char from[512];   /* a queue's password stays out of the log */
         log_error("%s:%llu: a task line of %zu bytes is too long: execve() passes at most %zu bytes of a line "
                   "to '%s' (as an argument and in $CORRAL_TASK); counting it as failed",
-                  b->config->tasks.from, (unsigned long long) seq, len, arg_budget_line_max(&b->arg_budget),
+                  queue_url_masked(b->config->tasks.from, from, sizeof(from)), (unsigned long long) seq, len, arg_budget_line_max(&b->arg_budget),
                   b->config->command[0]);
         b->failed++;
         b->interval_done++;
@@ -75,7 +79,7 @@ static void batch_line_too_long(struct batch *b, uint64_t seq, size_t len) {
 
 /* Adds one line of the shard to the invocation being gathered; queues it
  * once it has tasks.batch lines, or before a line that would not fit. */
-static int batch_gather(struct batch *b, uint64_t seq, const char *line, size_t len) {
+int batch_gather(struct batch *b, uint64_t seq, const char *line, size_t len) {
         const struct tasks_config *t = &b->config->tasks;
         unsigned per = t->batch > 1 ? t->batch : 1;
         bool never_fits = !line || !arg_budget_fits(&b->arg_budget, 0, 0, len);
@@ -163,7 +167,7 @@ static int batch_read_input(struct batch *b) {
         return 0;
 }
 
-static void batch_input_failed(struct batch *b, int r) {
+void batch_input_failed(struct batch *b, int r) {
         (void) r;
         b->fatal_status = EXIT_USAGE;
         b->in_eof = true;
@@ -172,11 +176,9 @@ static void batch_input_failed(struct batch *b, int r) {
 
 /* Fills the queue from a regular file, which never blocks for long. For a
  * pipe or terminal, only arms the input source while the queue is short. */
-void batch_fill_queue(struct batch *b) {
+static void file_fill(struct batch *b) {
         int r;
 
-        if (b->stopping || b->in_eof)
-                return;
         if (b->in_async) {
                 r = batch_take_lines(b);   /* lines already read */
                 if (r < 0)
@@ -240,7 +242,17 @@ static uint64_t count_lines(int fd, const struct tasks_config *t) {
         return lines;
 }
 
-int batch_open_input(struct batch *b) {
+static void file_stop(struct batch *b) {
+        b->in_source = sd_event_source_disable_unref(b->in_source);
+}
+
+static const struct task_source_ops file_source = {
+        .name = "file",
+        .fill = file_fill,
+        .stop = file_stop,
+};
+
+static int file_open(struct batch *b) {
         const char *from = b->config->tasks.from;
         struct stat st;
 
@@ -270,4 +282,65 @@ int batch_open_input(struct batch *b) {
         (void) sd_event_source_set_enabled(b->in_source, SD_EVENT_OFF);
         b->in_async = true;
         return 0;
+}
+
+int batch_open_input(struct batch *b) {
+        if (strncmp(b->config->tasks.from, "redis://", strlen("redis://")) == 0)
+                return queue_source_open(b);
+        b->source = &file_source;
+        return file_open(b);
+}
+
+void batch_fill_queue(struct batch *b) {
+        if (b->stopping || b->in_eof)
+                return;
+        b->source->fill(b);
+}
+
+const char *batch_input_task_id_var(struct batch *b, const struct pending *t) {
+        return b->source->task_id_var ? b->source->task_id_var(b, t) : NULL;
+}
+
+void batch_input_capture(struct batch *b, const struct spool *out) {
+        if (b->source->capture)
+                b->source->capture(b, out);
+}
+
+void batch_input_done(struct batch *b, const struct pending *t, const struct task_report *r) {
+        if (b->source->done)
+                b->source->done(b, t, r);
+}
+
+void batch_input_stop(struct batch *b) {
+        if (b->source->stop)
+                b->source->stop(b);
+}
+
+bool batch_input_settled(struct batch *b) {
+        return !b->source->settled || b->source->settled(b);
+}
+
+int batch_input_status(struct batch *b, int status) {
+        return b->source->status ? b->source->status(b, status) : status;
+}
+
+bool batch_input_backlog(const struct batch *b, uint64_t *ret) {
+        return b->source->backlog && b->source->backlog(b, ret);
+}
+
+void batch_input_fill_snapshot(const struct batch *b, struct metrics_snapshot *s) {
+        if (b->source->fill_snapshot)
+                b->source->fill_snapshot(b, s);
+}
+
+void batch_input_fill_signals(const struct batch *b, struct signals *s) {
+        if (b->source->fill_signals)
+                b->source->fill_signals(b, s);
+}
+
+/* Accepts a batch whose input never opened. */
+void batch_input_free(struct batch *b) {
+        if (b->source && b->source->free)
+                b->source->free(b);
+        b->source = NULL;
 }

@@ -63,7 +63,7 @@ void batch_stop(struct batch *b) {
         if (b->queue.len > 0 || !b->in_eof)
                 b->undone = true;
         queue_clear(&b->queue);
-        b->in_source = sd_event_source_disable_unref(b->in_source);
+        batch_input_stop(b);
         if (b->on_stopping)
                 b->on_stopping(b->userdata);
         if (b->running > 0) {
@@ -223,10 +223,12 @@ void slot_finish(struct slot *s) {
                         batch_note_failed(b, s->task.seq + (uint64_t) i * b->config->tasks.shard_count);
         }
         batch_write_result(s, exitval, sig, runtime);
+        batch_input_capture(b, &s->spool);
         if (b->keep_order)
                 slot_result_in_order(s, line);
         else
                 batch_deliver(b, &s->spool, line);
+        batch_input_done(b, &s->task, &(struct task_report) { ok, killed ? 128 + sig : exitval, runtime });
         free(s->task.line);
         s->task = (struct pending) {};
 }
@@ -370,6 +372,7 @@ static int slot_env(struct batch *b, const struct slot *s) {
         b->envp[b->env_task + 1] = b->max_var;
         b->envp[b->env_task + 2] = b->seq_var;
         b->envp[b->env_task + 3] = b->task_var.data;
+        b->envp[b->env_task + 4] = (char *) batch_input_task_id_var(b, t);   /* NULL ends the list */
         return 0;
 }
 

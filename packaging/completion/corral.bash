@@ -21,7 +21,7 @@ _corral() {
     prev=${COMP_WORDS[COMP_CWORD-1]}
     COMPREPLY=()
 
-    local commands='run check sample status version help'
+    local commands='run check sample status enqueue version help'
 
     # The subcommand: the first word after "corral".
     cmd=
@@ -70,7 +70,7 @@ _corral() {
             esac
             COMPREPLY=($(compgen -W '-c --config --min --max -j --jobs --metrics --tasks --stream
                 --keep-order --line-buffer --ungroup --joblog --results --resume --resume-failed --retries --timeout
-                --batch --shard --bar --stop-timeout --restart-delay --crash-limit
+                --batch --shard --until-empty --bar --stop-timeout --restart-delay --crash-limit
                 -v --verbose -q --quiet -h --help --' -- "$cur"))
             ;;
         check)
@@ -98,6 +98,14 @@ _corral() {
                     return 0 ;;
             esac
             COMPREPLY=($(compgen -W '--url --json -h --help' -- "$cur"))
+            ;;
+        enqueue)
+            # The URL first, then the file of task lines.
+            if [[ $prev == enqueue ]]; then
+                COMPREPLY=($(compgen -W 'redis://127.0.0.1:6379/ -h --help' -- "$cur"))
+            else
+                COMPREPLY=($(compgen -f -- "$cur") $(compgen -W '-' -- "$cur"))
+            fi
             ;;
     esac
     return 0

@@ -426,7 +426,7 @@ def kube():
 def test_kubernetes_manifests(kube, tmp_path):
     yaml, docs = kube
     assert {"Deployment", "ConfigMap", "HorizontalPodAutoscaler"} <= set(docs)
-    (_, deploy), = docs["Deployment"]
+    (_, deploy), = [d for d in docs["Deployment"] if d[0] == "deployment.yaml"]   # not queue-keda.yaml's
     assert deploy["apiVersion"] == "apps/v1"
     pod = deploy["spec"]["template"]
     annotations = pod["metadata"]["annotations"]
@@ -479,7 +479,7 @@ def test_kubernetes_manifests(kube, tmp_path):
 
 def test_kubernetes_indexed_job_runs_one_shard_per_pod(kube, tmp_path):
     yaml, docs = kube
-    (_, job), = docs["Job"]
+    (_, job), = [d for d in docs["Job"] if d[0] == "batch-job.yaml"]   # not queue-job.yaml
     assert job["apiVersion"] == "batch/v1"
     spec = job["spec"]
     assert spec["completionMode"] == "Indexed"
@@ -488,7 +488,7 @@ def test_kubernetes_indexed_job_runs_one_shard_per_pod(kube, tmp_path):
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never"   # backoffLimitPerIndex needs it
     container, = pod["containers"]
-    (_, deploy), = docs["Deployment"]
+    (_, deploy), = [d for d in docs["Deployment"] if d[0] == "deployment.yaml"]   # not queue-keda.yaml's
     image = deploy["spec"]["template"]["spec"]["containers"][0]["image"]
     assert container["image"].split("/")[0] == image.split("/")[0], "the same (placeholder) registry"
     env = {e["name"]: e for e in container["env"]}

@@ -11,6 +11,7 @@ SIGNALS = [
     "cpu.busy", "cpu.core_max", "cpu.core_min", "cpu.idle_cores", "load1",
     "psi.cpu", "psi.memory", "psi.io", "mem.available", "pool.size", "pool.cpu",
     "tasks.backlog", "tasks.busy", "tasks.rate", "tasks.latency",
+    "queue.lag", "queue.pending",
 ]
 
 

@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hiredis on sd-event: the blocking checks before the loop runs, and an
+ * asynchronous connection whose socket is an sd-event io source (hiredis
+ * calls the add/del read/write hooks below; the loop calls hiredis back when
+ * the socket is ready), reconnecting with backoff when the server goes away.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netdb.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include "common/util.h"
+#include "supervisor/log.h"
+#include "supervisor/queue_redis.h"
+
+#define BACKOFF_INITIAL (100 * USEC_PER_MSEC)
+#define BACKOFF_MAX (5 * USEC_PER_SEC)
+
+void redis_describe(const struct queue_url *u, char *buf, size_t size) {
+        bool v6 = strchr(u->host, ':');
+        snprintf(buf, size, "%s%s%s:%u", v6 ? "[" : "", u->host, v6 ? "]" : "", u->port);
+}
+
+/* hiredis does not open its socket with O_CLOEXEC. */
+static void set_cloexec(int fd) {
+        if (fd >= 0)
+                (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+#define fail(...) (snprintf(error, error_size, __VA_ARGS__), -EINVAL)
+
+int redis_open_checked(const struct queue_url *u, redisContext **ret, char *error, size_t error_size) {
+        struct timeval tv = { .tv_sec = REDIS_SETUP_TIMEOUT_SEC };
+        char where[300];
+        redisReply *r;
+
+        redis_describe(u, where, sizeof(where));
+        redisContext *c = redisConnectWithTimeout(u->host, (int) u->port, tv);
+        if (!c)
+                return -ENOMEM;
+        if (c->err) {
+                int e = fail("cannot connect to Redis at %s: %s", where, c->errstr);
+                redisFree(c);
+                return e;
+        }
+        set_cloexec(c->fd);
+        (void) redisSetTimeout(c, tv);
+        if (u->password) {
+                r = u->user ? redisCommand(c, "AUTH %s %s", u->user, u->password) :
+                              redisCommand(c, "AUTH %s", u->password);
+                if (!r || r->type == REDIS_REPLY_ERROR) {
+                        int e = fail("Redis at %s refused the password: %s", where, r ? r->str : c->errstr);
+                        freeReplyObject(r);
+                        redisFree(c);
+                        return e;
+                }
+                freeReplyObject(r);
+        }
+        r = redisCommand(c, "TYPE %b", u->stream, strlen(u->stream));
+        if (!r || r->type != REDIS_REPLY_STATUS) {
+                int e = fail("Redis at %s: cannot read the type of '%s': %s", where, u->stream,
+                             r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+                freeReplyObject(r);
+                redisFree(c);
+                return e;
+        }
+        if (strcmp(r->str, "stream") != 0 && strcmp(r->str, "none") != 0) {
+                int e = fail("Redis at %s: '%s' is a %s, not a stream", where, u->stream, r->str);
+                freeReplyObject(r);
+                redisFree(c);
+                return e;
+        }
+        freeReplyObject(r);
+        *ret = c;
+        return 0;
+}
+
+int redis_create_group(redisContext *c, const struct queue_url *u, char *error, size_t error_size) {
+        redisReply *r = redisCommand(c, "XGROUP CREATE %b %b 0 MKSTREAM", u->stream, strlen(u->stream), u->group,
+                                     strlen(u->group));
+        if (r && (r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSYGROUP", 9) == 0)) {
+                freeReplyObject(r);
+                return 0;
+        }
+        int e = fail("cannot create the consumer group '%s' of '%s': %s", u->group, u->stream,
+                     r ? r->str : c->errstr);
+        freeReplyObject(r);
+        return e;
+}
+
+struct redis_link {
+        sd_event *event;
+        const struct queue_url *url;
+        const struct redis_link_ops *ops;
+        void *userdata;
+        redisAsyncContext *ac;   /* NULL while down */
+        sd_event_source *io, *retry;
+        bool reading, writing, up;
+        bool lost_logged;        /* an outage is logged once, and its end */
+        usec_t backoff;
+        char where[300];
+        char addr[NI_MAXHOST];   /* numeric: a reconnect never waits for DNS */
+};
+
+/* ---- the sd-event adapter: hiredis says what it waits for ---- */
+
+static void ev_apply(struct redis_link *l) {
+        uint32_t events = (l->reading ? EPOLLIN : 0) | (l->writing ? EPOLLOUT : 0);
+        if (!l->io)
+                return;
+        if (events)
+                (void) sd_event_source_set_io_events(l->io, events);
+        (void) sd_event_source_set_enabled(l->io, events ? SD_EVENT_ON : SD_EVENT_OFF);
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct redis_link *l = userdata;
+        (void) s;
+        (void) fd;
+        /* Reading may end the connection (and free the context): look again. */
+        if (l->ac && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                redisAsyncHandleRead(l->ac);
+        if (l->ac && (revents & (EPOLLOUT | EPOLLERR)))
+                redisAsyncHandleWrite(l->ac);
+        return 0;
+}
+
+static void ev_add_read(void *p) {
+        struct redis_link *l = p;
+        l->reading = true;
+        ev_apply(l);
+}
+
+static void ev_del_read(void *p) {
+        struct redis_link *l = p;
+        l->reading = false;
+        ev_apply(l);
+}
+
+static void ev_add_write(void *p) {
+        struct redis_link *l = p;
+        l->writing = true;
+        ev_apply(l);
+}
+
+static void ev_del_write(void *p) {
+        struct redis_link *l = p;
+        l->writing = false;
+        ev_apply(l);
+}
+
+/* hiredis frees the context after this: forget it. */
+static void ev_cleanup(void *p) {
+        struct redis_link *l = p;
+        l->io = sd_event_source_disable_unref(l->io);
+        l->reading = l->writing = false;
+        l->ac = NULL;
+        l->up = false;
+}
+
+/* ---- connecting, losing, reconnecting ---- */
+
+static int link_connect(struct redis_link *l);
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct redis_link *l = userdata;
+        (void) s;
+        (void) usec;
+        if (!l->ac)
+                (void) link_connect(l);
+        return 0;
+}
+
+static void link_lost(struct redis_link *l, const char *why) {
+        l->up = false;
+        if (!l->lost_logged)
+                log_warning("Lost the connection to Redis at %s (%s), reconnecting; running tasks go on", l->where,
+                            why && *why ? why : "closed");
+        l->lost_logged = true;
+        l->backoff = !l->backoff ? BACKOFF_INITIAL : l->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : l->backoff * 2;
+        if (l->retry) {
+                (void) sd_event_source_set_time_relative(l->retry, l->backoff);
+                (void) sd_event_source_set_enabled(l->retry, SD_EVENT_ONESHOT);
+        } else
+                (void) sd_event_add_time_relative(l->event, &l->retry, CLOCK_MONOTONIC, l->backoff, 0, on_retry, l);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status) {
+        struct redis_link *l = ac->data;
+        if (status != REDIS_OK) {
+                link_lost(l, ac->errstr);   /* hiredis frees the context next */
+                return;
+        }
+        l->up = true;
+        l->backoff = 0;
+        if (l->lost_logged)
+                log_notice("Connected to Redis at %s again", l->where);
+        l->lost_logged = false;
+        if (l->ops->connected)
+                l->ops->connected(l->userdata);
+}
+
+/* Only for a connection that was up; redis_link_free() unhooks it first. */
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+        (void) status;
+        link_lost(ac->data, ac->errstr);
+}
+
+static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+        redisReply *r = reply;
+        struct redis_link *l = ac->data;
+        (void) privdata;
+        if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0)
+                log_warning("Redis at %s: %s", l->where, r->str);
+}
+
+static int link_connect(struct redis_link *l) {
+        const struct queue_url *u = l->url;
+        redisAsyncContext *ac = redisAsyncConnect(l->addr, (int) u->port);
+        int r;
+
+        if (!ac)
+                return -ENOMEM;
+        if (ac->err) {
+                link_lost(l, ac->errstr);
+                redisAsyncFree(ac);
+                return 0;
+        }
+        set_cloexec(ac->c.fd);
+        ac->data = l;
+        l->ac = ac;
+        r = sd_event_add_io(l->event, &l->io, ac->c.fd, 0, on_io, l);
+        if (r < 0) {
+                l->ac = NULL;
+                redisAsyncFree(ac);
+                return r;
+        }
+        (void) sd_event_source_set_enabled(l->io, SD_EVENT_OFF);
+        ac->ev.data = l;
+        ac->ev.addRead = ev_add_read;
+        ac->ev.delRead = ev_del_read;
+        ac->ev.addWrite = ev_add_write;
+        ac->ev.delWrite = ev_del_write;
+        ac->ev.cleanup = ev_cleanup;
+        (void) redisAsyncSetConnectCallback(ac, on_connect);
+        (void) redisAsyncSetDisconnectCallback(ac, on_disconnect);
+        /* Ahead of everything, on every connection. */
+        if (u->password) {
+                if (u->user)
+                        (void) redisAsyncCommand(ac, on_setup_reply, NULL, "AUTH %s %s", u->user, u->password);
+                else
+                        (void) redisAsyncCommand(ac, on_setup_reply, NULL, "AUTH %s", u->password);
+        }
+        (void) redisAsyncCommand(ac, on_setup_reply, NULL, "XGROUP CREATE %b %b 0 MKSTREAM", u->stream,
+                                 strlen(u->stream), u->group, strlen(u->group));
+        return 0;
+}
+
+void redis_peer_address(const redisContext *c, const char *host, char *buf, size_t size) {
+        struct sockaddr_storage sa;
+        socklen_t len = sizeof(sa);
+        if (getpeername(c->fd, (struct sockaddr *) &sa, &len) < 0 ||
+            getnameinfo((struct sockaddr *) &sa, len, buf, (socklen_t) size, NULL, 0, NI_NUMERICHOST) != 0)
+                snprintf(buf, size, "%s", host);
+}
+
+int redis_link_new(sd_event *e, const struct queue_url *u, const char *addr, const struct redis_link_ops *ops,
+                   void *userdata, struct redis_link **ret) {
+        struct redis_link *l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        *l = (struct redis_link) { .event = sd_event_ref(e), .url = u, .ops = ops, .userdata = userdata };
+        redis_describe(u, l->where, sizeof(l->where));
+        snprintf(l->addr, sizeof(l->addr), "%s", addr);
+        int r = link_connect(l);
+        if (r < 0) {
+                redis_link_free(l);
+                return r;
+        }
+        *ret = l;
+        return 0;
+}
+
+struct redis_link *redis_link_free(struct redis_link *l) {
+        if (!l)
+                return NULL;
+        static const struct redis_link_ops none = {};
+        l->ops = &none;
+        if (l->ac) {
+                redisAsyncContext *ac = l->ac;
+                ac->onDisconnect = NULL;
+                redisAsyncFree(ac);    /* calls ev_cleanup */
+        }
+        sd_event_source_disable_unref(l->io);
+        sd_event_source_disable_unref(l->retry);
+        sd_event_unref(l->event);
+        free(l);
+        return NULL;
+}
+
+bool redis_link_up(const struct redis_link *l) {
+        return l->up && l->ac && !(l->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING));
+}
+
+int redis_link_command(struct redis_link *l, redisCallbackFn *fn, void *privdata, int argc, const char **argv,
+                       const size_t *argvlen) {
+        if (!redis_link_up(l))
+                return -ENOTCONN;
+        if (redisAsyncCommandArgv(l->ac, fn, privdata, argc, argv, argvlen) != REDIS_OK)
+                return l->ac && l->ac->err == REDIS_ERR_OOM ? -ENOMEM : -ENOTCONN;
+        return 0;
+}
