@@ -17,6 +17,8 @@ packages=(
   prometheus systemd man-db groff-base python3-yaml build-essential debhelper lintian
   # bench/batch: the peers corral is measured against
   parallel
+  # tests/e2e/test_serve.py and bench/serve: a load generator and a real server
+  wrk python3-gunicorn
 )
 # bench/overhead also wants `supervisor` (supervisord), left out here: its
 # package starts a daemon.

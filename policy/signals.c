@@ -22,6 +22,7 @@ static const char *const signal_names[_SIGNAL_MAX] = {
         [SIGNAL_TASKS_BUSY]     = "tasks.busy",
         [SIGNAL_TASKS_RATE]     = "tasks.rate",
         [SIGNAL_TASKS_LATENCY]  = "tasks.latency",
+        [SIGNAL_LISTEN_BACKLOG] = "listen.backlog",
 };
 
 const char *signal_name(enum signal_id id) {

@@ -25,6 +25,7 @@ enum signal_id {
         SIGNAL_TASKS_BUSY,      /* % */
         SIGNAL_TASKS_RATE,      /* completions per second */
         SIGNAL_TASKS_LATENCY,   /* seconds */
+        SIGNAL_LISTEN_BACKLOG,  /* connections waiting in the accept queues of listen: (sum) */
         _SIGNAL_MAX,
         _SIGNAL_INVALID = -1,
 };

@@ -27,6 +27,7 @@
 #include "supervisor/commands.h"
 #include "supervisor/controller.h"
 #include "supervisor/held_back.h"
+#include "supervisor/listen.h"
 #include "supervisor/log.h"
 #include "supervisor/placement.h"
 #include "supervisor/pool.h"
@@ -44,6 +45,7 @@ struct controller {
         struct stream *stream;           /* stream mode (--stream): feeds the pool's workers */
         struct sampler *sampler;
         struct shm_set *shm;             /* the shared segments new workers get (a reference) */
+        struct listen_set *listen;       /* listen: the sockets every worker gets; NULL: none */
         struct metrics_http *http;
         sd_event_source *sample_timer;
 
@@ -585,6 +587,8 @@ static void reload(struct controller *c) {
         new_listen = run_config_metrics_listen(next);
         if (!(old_listen == new_listen || (old_listen && new_listen && strcmp(old_listen, new_listen) == 0)))
                 log_warning("metrics.listen changed: it takes effect when corral restarts");
+        if (listen_config_changed(c->config, next))
+                log_warning("listen changed: the sockets stay as they are until corral restarts");
 
         /* The pool now reads the new config: clamp the size into the new bounds. */
         unsigned desired = controller_size(c);
@@ -702,6 +706,7 @@ static void controller_done(struct controller *c) {
         c->sample_timer = sd_event_source_disable_unref(c->sample_timer);
         c->stream = stream_free(c->stream);   /* first: it writes its last results, leaves the pool */
         c->pool = pool_free(c->pool);
+        c->listen = listen_set_free(c->listen);
         c->batch = batch_free(c->batch);
         c->http = metrics_http_stop(c->http);
         c->sampler = sampler_free(c->sampler);
@@ -733,6 +738,12 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
         *c.config = *config;
         memset(config, 0, sizeof(*config));
         w = &c.config->workers;
+
+        /* First, so that the sockets take the lowest fds: workers get them as 3.. */
+        struct listen_error listen_error;
+        r = listen_set_open(c.config, &c.listen, &listen_error);
+        if (r < 0)
+                return log_error("%s", listen_error.message), EXIT_USAGE;
 
         r = sd_event_default(&c.event);
         if (r < 0)
@@ -773,6 +784,7 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
                 if (r < 0)
                         return log_error_errno(r, "Failed to create the pool: %m"), EXIT_USAGE;
                 pool_set_shm(c.pool, c.shm);
+                c.pool->listen = c.listen;
                 c.pool->on_stopping = on_pool_stopping;
                 c.pool->place = place_worker;
                 c.pool->userdata = &c;

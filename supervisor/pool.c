@@ -115,30 +115,43 @@ static char *command_line(char *const *argv, char *buf, size_t size) {
 /* ---- starting ---- */
 
 /* The environment: corral's, workers.env, then ours (later entries win).
- * The strings are shared: id_var and max_var must outlive the result. */
-static char **worker_env(struct pool *p, const char *id_var, const char *max_var) {
+ * The strings are shared: the ones of `ours` must outlive the result. */
+static char **worker_env(struct pool *p, char *const *ours) {
         const struct workers_config *wc = &p->config->workers;
         size_t n_user = strv_length(wc->env), n_shm = p->shm ? strv_length(p->shm->env) : 0, n = 0;
-        _cleanup_free_ char **extra = calloc(n_user + n_shm + 3, sizeof(char *));
+        _cleanup_free_ char **extra = calloc(n_user + n_shm + strv_length(ours) + 1, sizeof(char *));
         if (!extra)
                 return NULL;
         for (size_t i = 0; i < n_user; i++)
                 extra[n++] = wc->env[i];
-        extra[n++] = (char *) id_var;
-        extra[n++] = (char *) max_var;
+        for (size_t i = 0; ours[i]; i++)
+                extra[n++] = ours[i];
         for (size_t i = 0; i < n_shm; i++)
                 extra[n++] = p->shm->env[i];
         return env_merge(environ, extra);
+}
+
+/* The listening sockets' variables; LISTEN_PID is the worker's own pid,
+ * which the spawn writes into pid_var. */
+static size_t listen_env(const struct pool *p, char *pid_var, char **ours) {
+        if (!p->listen)
+                return 0;
+        ours[0] = p->listen->fds_env;
+        ours[1] = p->listen->names_env;
+        ours[2] = pid_var;
+        return 3;
 }
 
 /* Starts w through its child. 0, or the start's negative errno (the child
  * has gone through its failure already: backoff, or the pool stops). */
 static int worker_start(struct pool *p, struct worker *w) {
         const struct workers_config *wc = &p->config->workers;
-        char id_var[40], max_var[40];
+        char id_var[40], max_var[40], pid_var[sizeof("LISTEN_PID=") + SPAWN_PID_DIGITS] = "LISTEN_PID=";
+        char *ours[8] = { id_var, max_var };
         snprintf(id_var, sizeof(id_var), "CORRAL_WORKER_ID=%u", w->id);
         snprintf(max_var, sizeof(max_var), "CORRAL_WORKERS_MAX=%u", p->max);
-        _cleanup_free_ char **envp = worker_env(p, id_var, max_var);
+        listen_env(p, pid_var, ours + 2);
+        _cleanup_free_ char **envp = worker_env(p, ours);
         int stdio[3] = { -EBADF, -EBADF, -EBADF };   /* the hook sets stdin and stdout */
         int r = envp ? 0 : -ENOMEM;
 
@@ -152,6 +165,9 @@ static int worker_start(struct pool *p, struct worker *w) {
                 .keep_fds = p->shm ? p->shm->fds : NULL,
                 .n_keep_fds = p->shm ? p->shm->n_segments : 0,
                 .stdio = p->hooks ? stdio : NULL,
+                .listen_fds = p->listen ? p->listen->fds : NULL,
+                .n_listen_fds = p->listen ? p->listen->n : 0,
+                .pid_env = p->listen ? pid_var : NULL,
         };
         cpu_set_t cpus;
         int cpu = r >= 0 && p->place ? p->place(p, w->id, p->userdata) : -1;

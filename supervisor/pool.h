@@ -16,6 +16,7 @@
 
 #include "conf/config.h"
 #include "supervisor/child.h"
+#include "supervisor/listen.h"
 #include "supervisor/recycle.h"
 #include "supervisor/restart.h"
 #include "supervisor/shm.h"
@@ -102,6 +103,7 @@ struct pool {
         void *userdata;
 
         const struct pool_hooks *hooks;
+        const struct listen_set *listen;   /* the sockets every worker gets (not owned); NULL: none */
 };
 
 /* A pool on loop `e` with the slots of config->workers.max; the config must
