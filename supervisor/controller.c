@@ -136,6 +136,7 @@ static void fill_pool_snapshot(struct controller *c, struct metrics_snapshot *s)
         s->restarts = p->restarts;
         s->workers[METRICS_WORKER_RUNNING] = pool_count(p, WORKER_RUNNING);
         s->workers[METRICS_WORKER_STOPPING] = pool_count(p, WORKER_STOPPING);
+        s->workers[METRICS_WORKER_STARTING] = pool_count(p, WORKER_STARTING);
         for (int i = 0; i < _OUTCOME_MAX; i++)
                 s->exits[i] = p->exits[i];
         for (int i = 0; i < _RECYCLE_MAX; i++)
@@ -152,11 +153,13 @@ static void fill_pool_snapshot(struct controller *c, struct metrics_snapshot *s)
                 c->rows[n_rows++] = (struct metrics_worker) {
                         .id = w->id,
                         .pid = w->child.pid,
-                        .state = w->state == WORKER_RUNNING ? METRICS_WORKER_RUNNING : METRICS_WORKER_STOPPING,
+                        .state = w->state == WORKER_RUNNING ? METRICS_WORKER_RUNNING :
+                                 w->state == WORKER_STARTING ? METRICS_WORKER_STARTING : METRICS_WORKER_STOPPING,
                         .uptime = (double) (now - w->child.started) / (double) USEC_PER_SEC,
                         .cpu = cpu,
                         .rss = rss,
                         .restarts = w->restarts,
+                        .status = w->status,
                 };
         }
         s->worker_rows = c->rows;

@@ -17,6 +17,7 @@
 #include "conf/config.h"
 #include "supervisor/child.h"
 #include "supervisor/listen.h"
+#include "supervisor/notify.h"
 #include "supervisor/recycle.h"
 #include "supervisor/restart.h"
 #include "supervisor/shm.h"
@@ -27,6 +28,7 @@ enum worker_state {
         WORKER_EMPTY,            /* no process: idle, or waiting out the restart backoff */
         WORKER_RUNNING,          /* running, draining, or to be replaced */
         WORKER_STOPPING,         /* stop_signal sent */
+        WORKER_STARTING,         /* runs, has not said READY=1 yet (workers.notify) */
         _WORKER_STATE_MAX,
 };
 
@@ -47,6 +49,9 @@ struct worker {
         uint64_t restarts;       /* times this slot was refilled */
         struct shm_set *shm;     /* the shared segments it was given (a reference) */
         struct recycle_limits recycle;   /* workers.recycle: its own limits, drawn when it started */
+        struct notify_endpoint *notify;  /* its NOTIFY_SOCKET (workers.notify), kept across restarts */
+        struct notify_handler *notify_handler;   /* owned: the endpoint's, pointing back here */
+        char status[NOTIFY_STATUS_MAX];  /* its last STATUS=, "" if none */
 };
 
 /* Stream mode's view of the workers' lives (NULL for a plain pool). */

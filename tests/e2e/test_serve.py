@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import PYTHON, TIMEOUT, http_get, metric, task, wait_gone
+from conftest import PYTHON, TIMEOUT, alive, http_get, metric, task, wait_gone
 
 # A worker on the socket corral passes as fd 3 (sd_listen_fds), which finishes
 # the request in hand on TERM instead of dying in the middle of it.
@@ -256,5 +256,143 @@ def test_socket_activation_passes_the_sockets_on(corral, tmp_path):
     for pid in pids.values():
         env = dict(e.split("=", 1) for e in open(f"/proc/{pid}/environ").read().split("\0") if "=" in e)
         assert (env["LISTEN_FDS"], env["LISTEN_PID"], env["LISTEN_FDNAMES"]) == ("1", str(pid), "web")
+    c.signal(15)
+    assert c.wait() == 0
+
+
+# ---- readiness and liveness: the notify protocol ----
+
+def serve_pool(corral, tmp_path, *args, workers="{min: 1, max: 1}", extra="", flags=()):
+    """A pool of serve-task workers behind a free port: (corral, port, config path)."""
+    port = free_port()
+    path = tmp_path / "c.yaml"
+    write_config(path, task("serve", *args), port, f"workers: {workers}\n{extra}")
+    return corral("run", *flags, "-c", str(path)), port, path
+
+
+def await_http(c, path, predicate, what):
+    """Polls an endpoint of corral's (its pages are refreshed every sample)
+    until predicate(status, body) holds; the deadline only catches a hang."""
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        status, body = http_get(c.metrics_port(), path)
+        if predicate(status, body):
+            return status, body
+        assert time.monotonic() < deadline, f"never {what}: {status} {body}"
+        time.sleep(0.05)
+
+
+def test_a_worker_is_starting_until_ready(corral, tmp_path):
+    ready = tmp_path / "ready"
+    c, port, _ = serve_pool(corral, tmp_path, "--ready-when", ready, "--status", "warming up")
+    pid = c.started(1)[0]
+    # Until its first sample corral says "no sample yet"; then the worker is
+    # starting, which it stays until the test lets it be ready.
+    await_http(c, "/healthz", lambda s, b: s == 503 and "0 of at least 1 worker running (1 starting)" in b,
+               "saying starting")
+    assert metric(http_get(c.metrics_port(), "/metrics")[1], "corral_workers", '{state="starting"}') == 1
+    _, body = await_http(c, "/status", lambda s, b: "warming up" in b, "showing STATUS=")
+    worker = json.loads(body)["workers"][0]
+    assert (worker["pid"], worker["state"], worker["status"]) == (pid, "starting", "warming up")
+    # Connections meanwhile wait in the accept queue: not refused.
+    answer = {}
+    client = threading.Thread(target=lambda: answer.update(r=get(port)))
+    client.start()
+
+    ready.touch()
+    c.log.wait(rf"worker 0 \(pid {pid}\) is ready")
+    await_http(c, "/healthz", lambda s, b: s == 200, "healthy")
+    client.join(TIMEOUT)
+    assert answer["r"][0] == 200
+    c.signal(15)
+    assert c.wait() == 0
+
+
+def test_rolling_replacement_waits_for_ready(corral, tmp_path):
+    old_ready, new_ready = tmp_path / "old", tmp_path / "new"
+    old_ready.touch()
+    c, port, path = serve_pool(corral, tmp_path, "--ready-when", old_ready, workers="{min: 2, max: 2}")
+    old = set(c.started(2).values())
+    for _ in old:
+        c.log.wait(r"is ready")
+
+    write_config(path, task("serve", "--ready-when", new_ready), port, "workers: {min: 2, max: 2}\n")
+    c.signal(1)
+    c.log.wait(r"replacing workers one at a time")
+    first = c.started(1)
+    # Not ready, so no old worker may stop: both still serve.
+    assert all(alive(pid) for pid in old)
+    assert "term" not in c.out.text()
+
+    new_ready.touch()
+    new = {first[next(iter(first))]} | set(c.started(1).values())
+    for pid in old:
+        assert wait_gone(pid, TIMEOUT)
+    c.signal(15)
+    assert c.wait() == 0
+    out = c.out.drain().splitlines()
+    # Each old worker ended only after one more new worker was ready.
+    ready_seen = terms_seen = 0
+    for line in out:
+        kind, pid = line.split()
+        if kind == "ready" and int(pid) in new:
+            ready_seen += 1
+        if kind == "term" and int(pid) in old:
+            terms_seen += 1
+            assert terms_seen <= ready_seen, out
+    assert terms_seen == 2, out
+
+
+def test_watchdog_silence_replaces_a_hung_worker(corral, tmp_path):
+    hang = tmp_path / "hang"
+    c, port, _ = serve_pool(corral, tmp_path, "--ready-after", 0, "--watchdog", 50, "--hang-when", hang,
+                            workers="{min: 1, max: 1, watchdog: 1s}")
+    pid = c.started(1)[0]
+    c.log.wait(rf"worker 0 \(pid {pid}\) is ready")
+    hang.touch()
+    c.log.wait(rf"worker 0 \(pid {pid}\) sent no WATCHDOG=1 for 1s, killing it")
+    c.log.wait(rf"worker 0 \(pid {pid}\) was killed by signal KILL")
+    # Replaced like a crashed worker; the new one hangs at once, before any
+    # ping, so the watchdog (armed by a first ping) leaves it be.
+    assert c.started(1)[0] != pid
+    c.signal(15)
+    assert c.wait() == 0
+
+
+def test_another_process_cannot_speak_for_a_worker(corral, tmp_path):
+    ready = tmp_path / "ready"
+    c, port, _ = serve_pool(corral, tmp_path, "--ready-when", ready, flags=("-v",))
+    pid = c.started(1)[0]
+    env = dict(e.split("=", 1) for e in open(f"/proc/{pid}/environ").read().split("\0") if "=" in e)
+    address = env["NOTIFY_SOCKET"]
+    assert address.startswith("@")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.sendto(b"READY=1\nSTATUS=forged", "\0" + address[1:])
+    c.log.wait(rf"ignoring a message from pid {os.getpid()}, which is not worker 0 \(pid {pid}\)")
+    assert "is ready" not in c.log.text()
+    status, body = http_get(c.metrics_port(), "/status")
+    assert "forged" not in body
+
+    ready.touch()
+    c.log.wait(rf"worker 0 \(pid {pid}\) is ready")
+    c.signal(15)
+    assert c.wait() == 0
+
+
+@pytest.mark.parametrize("notify", ["true", None])
+def test_start_timeout(corral, tmp_path, notify):
+    """workers.notify: true requires READY=1 within start_timeout (else a failed
+    start); implied by listen:, a worker that never speaks is taken as ready."""
+    given = f", notify: {notify}" if notify else ""
+    c, port, _ = serve_pool(corral, tmp_path, workers=f"{{min: 1, max: 1, start_timeout: 300ms{given}}}")
+    pid = c.started(1)[0]
+    if notify:
+        c.log.wait(rf"worker 0 \(pid {pid}\) did not send READY=1 within 300ms \(workers.start_timeout\), killing it")
+        c.log.wait(rf"worker 0 \(pid {pid}\) was killed by signal KILL")
+        assert c.started(1)[0] != pid
+    else:
+        c.log.wait(rf"worker 0 \(pid {pid}\) sent no READY=1 within 300ms: taking it as ready")
+        await_http(c, "/healthz", lambda s, b: s == 200, "healthy")
+        assert alive(pid)
     c.signal(15)
     assert c.wait() == 0

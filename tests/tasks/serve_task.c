@@ -8,18 +8,20 @@
  * tests time readiness, and an interpreter's start-up on a busy machine
  * would blur it.
  *
- * Usage: serve-task [--ready-after MS] [--status TEXT] [--watchdog MS]
- *                   [--hang-after MS] [--delay MS]
+ * Usage: serve-task [--ready-after MS | --ready-when FILE] [--status TEXT]
+ *                   [--watchdog MS] [--hang-when FILE] [--delay MS]
  *   --ready-after: READY=1 that long after start (without it, never);
+ *   --ready-when: READY=1 once FILE exists (the test decides when);
  *   --status: STATUS=TEXT at start;
  *   --watchdog: WATCHDOG=1 every MS;
- *   --hang-after: stop answering and pinging after MS (a hung worker);
+ *   --hang-when: once FILE exists, stop answering and pinging (a hung worker);
  *   --delay: take MS to answer each request (a slow handler).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -87,17 +89,28 @@ static void answer(int fd, uint64_t delay_ms) {
         (void) !write(fd, body, (size_t) body_len);
 }
 
+/* Says so (for the tests' ordering) and ends, as a server does once its
+ * requests are done: this one holds none between two polls. */
+static void on_term(int sig) {
+        char line[32];
+        int n = snprintf(line, sizeof(line), "term %d\n", (int) getpid());
+        (void) sig;
+        (void) !write(STDOUT_FILENO, line, (size_t) n);
+        _exit(0);
+}
+
 int main(int argc, char **argv) {
         static const struct option options[] = {
                 { "ready-after", required_argument, NULL, 'r' },
                 { "status",      required_argument, NULL, 's' },
                 { "watchdog",    required_argument, NULL, 'w' },
-                { "hang-after",  required_argument, NULL, 'h' },
+                { "ready-when",  required_argument, NULL, 'R' },
+                { "hang-when",   required_argument, NULL, 'h' },
                 { "delay",       required_argument, NULL, 'd' },
                 {}
         };
-        long ready_after = -1, watchdog = 0, hang_after = -1, delay = 0;
-        const char *status = NULL;
+        long ready_after = -1, watchdog = 0, delay = 0;
+        const char *status = NULL, *ready_when = NULL, *hang_when = NULL;
         int c;
 
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
@@ -105,11 +118,13 @@ int main(int argc, char **argv) {
                 case 'r': ready_after = strtol(optarg, NULL, 10); break;
                 case 's': status = optarg; break;
                 case 'w': watchdog = strtol(optarg, NULL, 10); break;
-                case 'h': hang_after = strtol(optarg, NULL, 10); break;
+                case 'R': ready_when = optarg; break;
+                case 'h': hang_when = optarg; break;
                 case 'd': delay = strtol(optarg, NULL, 10); break;
                 default: return 2;
                 }
         setvbuf(stdout, NULL, _IOLBF, 0);
+        signal(SIGTERM, on_term);
 
         int n = listen_fds();
         struct pollfd p[8];
@@ -129,13 +144,16 @@ int main(int argc, char **argv) {
         }
         for (;;) {
                 uint64_t now = now_ms();
-                if (hang_after >= 0 && now - start >= (uint64_t) hang_after)
+                if (hang_when && access(hang_when, F_OK) == 0)
                         for (;;)
                                 pause();
-                if (!ready && ready_after >= 0 && now - start >= (uint64_t) ready_after) {
+                if (!ready && ((ready_after >= 0 && now - start >= (uint64_t) ready_after) ||
+                               (ready_when && access(ready_when, F_OK) == 0))) {
+                        /* Said before it is true for corral: a test reading both
+                         * sees this line before anything corral does about it. */
+                        printf("ready %d\n", (int) getpid());
                         notify("READY=1");
                         ready = true;
-                        printf("ready %d\n", (int) getpid());
                 }
                 if (watchdog > 0 && now >= next_ping) {
                         notify("WATCHDOG=1");
