@@ -33,6 +33,7 @@
 #include "supervisor/pool.h"
 #include "supervisor/run_config.h"
 #include "supervisor/sampler.h"
+#include "supervisor/sampler_listen.h"
 #include "supervisor/shm.h"
 #include "supervisor/stream.h"
 
@@ -328,6 +329,9 @@ static void take_sample(struct controller *c) {
                 batch_fill_signals(c->batch, &c->sample.signals);
         if (c->stream)
                 stream_fill_signals(c->stream, &c->sample.signals);
+        double backlog;
+        if (c->listen && sampler_listen_backlog(c->listen, &backlog) >= 0)
+                signals_set(&c->sample.signals, SIGNAL_LISTEN_BACKLOG, backlog);
         recycle_by_rss(c);
 }
 

@@ -396,3 +396,47 @@ def test_start_timeout(corral, tmp_path, notify):
         assert alive(pid)
     c.signal(15)
     assert c.wait() == 0
+
+
+# ---- scaling on the accept backlog ----
+
+def test_backlog_grows_the_pool_by_default(corral, tmp_path):
+    """More clients than workers against a slow handler: connections wait in
+    the accept queue, listen.backlog rises above 0, and the server pool's
+    default policy (no policy in the file) adds workers."""
+    c, port, _ = serve_pool(corral, tmp_path, "--ready-after", 0, "--delay", 100,
+                            workers="{min: 1, max: 4}", extra="sample: {interval: 200ms}\n")
+    c.started(1)
+    load = Load(port, clients=12)
+    try:
+        m = c.log.wait(r"scale 1 -> 2 \(rule waiting: listen.backlog (\S+)")
+        assert float(m[1]) > 0
+        text = http_get(c.metrics_port(), "/metrics")[1]
+        assert metric(text, "corral_signal", '{name="listen.backlog"}') is not None
+        c.log.wait(r"scale 2 -> 3 \(rule waiting")
+        c.started(2)
+    finally:
+        load.stop()
+    assert load.failed == [], load.failed[:5]
+    c.signal(15)
+    assert c.wait() == 0
+
+
+def test_backlog_shrinks_the_pool_when_idle(corral, tmp_path):
+    """The same rules with a short `for`: once no connection waits and the
+    workers idle, the pool gives workers back."""
+    policy = ("policy:\n  stabilization: {down: 0s}\n  cooldown: {up: 0s, down: 0s}\n  rules:\n"
+              "    - {name: waiting, when: listen.backlog > 0, for: 200ms, scale: +1}\n"
+              "    - {name: idle, when: listen.backlog == 0 and pool.cpu < 20%, for: 1s, scale: -1}\n")
+    c, port, _ = serve_pool(corral, tmp_path, "--ready-after", 0, "--delay", 100,
+                            workers="{min: 1, max: 3}", extra="sample: {interval: 200ms}\n" + policy)
+    c.started(1)
+    load = Load(port, clients=12)
+    try:
+        c.log.wait(r"scale 1 -> 2 \(rule waiting")
+    finally:
+        load.stop()
+    assert load.failed == []
+    c.log.wait(r"scale \d -> \d \(rule idle: .*listen.backlog 0")
+    c.signal(15)
+    assert c.wait() == 0
