@@ -464,6 +464,15 @@ static int place_worker(struct pool *p, unsigned worker_id, void *userdata) {
                              c->have_sample ? c->sample.cores : NULL, c->have_sample ? c->sample.n_cores : 0);
 }
 
+/* A worker's CPU at the last sample, for the pool's choice of whom to stop. */
+static double worker_cpu(struct pool *p, const struct worker *w, void *userdata) {
+        struct controller *c = userdata;
+        double cpu;
+        uint64_t rss;
+        (void) p;
+        return sampler_worker(c->sampler, w->child.pid, &cpu, &rss) < 0 ? -1 : cpu;
+}
+
 static void on_stopping(void *userdata) {
         struct controller *c = userdata;
         (void) sd_notify(false, "STOPPING=1");
@@ -794,6 +803,7 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
                 c.pool->listen = c.listen;
                 c.pool->on_stopping = on_pool_stopping;
                 c.pool->place = place_worker;
+                c.pool->busy = worker_cpu;
                 c.pool->userdata = &c;
                 if (stream) {
                         r = stream_new(c.event, c.config, c.pool, &c.stream);

@@ -102,6 +102,10 @@ struct pool {
         /* workers.placement: the CPU a new worker is pinned to, or -1 for none. */
         int (*place)(struct pool *p, unsigned worker_id, void *userdata);
 
+        /* Optional: how busy a worker was lately (its CPU, % of one core), or
+         * a negative number when unknown. Scaling in stops the least busy. */
+        double (*busy)(struct pool *p, const struct worker *w, void *userdata);
+
         /* Called when the pool starts stopping (a crash loop included), so the
          * owner can say so at once (/healthz, sd_notify). */
         void (*on_stopping)(struct pool *p, void *userdata);
@@ -124,7 +128,8 @@ int pool_new_os(sd_event *e, const struct corral_config *config, const struct ch
 struct pool *pool_free(struct pool *p);
 
 /* Asks for n running workers (clamped to max): starts the missing ones now,
- * stops the most recently started ones beyond n. */
+ * stops the most recently started ones beyond n (ready ones before those
+ * still starting; in a server pool, with workers.notify, the least busy). */
 int pool_set_desired(struct pool *p, unsigned n);
 
 /* Switches to a new configuration: new bounds and restart limits at once;

@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -44,6 +45,7 @@ srv.serve_forever(poll_interval=0.05)
 WSGI_APP = """
 import os
 import shutil
+import signal
 def app(environ, start_response):
     body = f"pid {os.getppid()} gunicorn\\n".encode()
     start_response("200 OK", [("Content-Length", str(len(body)))])
@@ -438,5 +440,35 @@ def test_backlog_shrinks_the_pool_when_idle(corral, tmp_path):
         load.stop()
     assert load.failed == []
     c.log.wait(r"scale \d -> \d \(rule idle: .*listen.backlog 0")
+    c.signal(15)
+    assert c.wait() == 0
+
+
+def test_scale_in_lets_requests_in_hand_finish(corral, tmp_path):
+    """Scaling in sends stop_signal to a worker in the middle of a request:
+    it answers, then exits, and no client sees a failure."""
+    never = "policy:\n  rules:\n    - {name: never, when: pool.size > 100, scale: +1}\n"
+    c, port, _ = serve_pool(corral, tmp_path, "--ready-after", 0, "--delay", 500,
+                            workers="{min: 1, max: 2, initial: 2}", extra=never)
+    pids = c.started(2)
+    for _ in pids:
+        c.log.wait(r"is ready")
+    load = Load(port, clients=3)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while load.ok < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        c.signal(signal.SIGTTOU)
+        c.log.wait(r"scale 2 -> 1")
+        m = c.log.wait(r"worker (\d) \(pid (\d+)\) (.*) after")
+        assert m[3] == "exited with status 0", m[0]
+        assert int(m[2]) in pids.values()
+        done = load.ok
+        while load.ok < done + 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        load.stop()
+    assert load.failed == [], load.failed[:5]
+    c.out.wait(rf"term {m[2]}")
     c.signal(15)
     assert c.wait() == 0

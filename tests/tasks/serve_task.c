@@ -89,14 +89,16 @@ static void answer(int fd, uint64_t delay_ms) {
         (void) !write(fd, body, (size_t) body_len);
 }
 
-/* Says so (for the tests' ordering) and ends, as a server does once its
- * requests are done: this one holds none between two polls. */
+/* TERM: says so (for the tests' ordering) and ends once the request in
+ * hand is answered, as gunicorn and uvicorn do. */
+static volatile sig_atomic_t terminating;
+
 static void on_term(int sig) {
         char line[32];
         int n = snprintf(line, sizeof(line), "term %d\n", (int) getpid());
         (void) sig;
         (void) !write(STDOUT_FILENO, line, (size_t) n);
-        _exit(0);
+        terminating = 1;
 }
 
 int main(int argc, char **argv) {
@@ -142,11 +144,11 @@ int main(int argc, char **argv) {
                 snprintf(m, sizeof(m), "STATUS=%s", status);
                 notify(m);
         }
-        for (;;) {
+        while (!terminating) {
                 uint64_t now = now_ms();
                 if (hang_when && access(hang_when, F_OK) == 0)
-                        for (;;)
-                                pause();
+                        while (!terminating)
+                                pause();   /* hung: no answers, no pings */
                 if (!ready && ((ready_after >= 0 && now - start >= (uint64_t) ready_after) ||
                                (ready_when && access(ready_when, F_OK) == 0))) {
                         /* Said before it is true for corral: a test reading both
@@ -174,4 +176,5 @@ int main(int argc, char **argv) {
                         }
                 }
         }
+        return 0;
 }
