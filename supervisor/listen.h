@@ -13,9 +13,10 @@
 #include <stddef.h>
 
 #include "conf/config.h"
+#include "supervisor/spawn.h"
 
 /* The most sockets a pool listens on: a spawn places them on its own stack. */
-#define LISTEN_MAX 64
+#define LISTEN_MAX SPAWN_LISTEN_MAX
 
 struct listen_socket {
         int fd;                  /* close-on-exec in corral */

@@ -472,3 +472,12 @@ def test_scale_in_lets_requests_in_hand_finish(corral, tmp_path):
     c.out.wait(rf"term {m[2]}")
     c.signal(15)
     assert c.wait() == 0
+
+
+def test_check_warns_of_listen_backlog_without_listen(tmp_path):
+    from conftest import CORRAL
+    path = tmp_path / "c.yaml"
+    path.write_text("command: [true]\npolicy:\n  rules:\n    - {name: w, when: listen.backlog > 0, scale: +1}\n")
+    r = subprocess.run([CORRAL, "check", "-c", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "rule 'w' reads listen.backlog, but there is no 'listen'" in r.stderr, r.stderr
