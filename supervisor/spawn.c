@@ -62,24 +62,26 @@ static int become(const struct worker_identity *id) {
         return 0;
 }
 
-/* Writes the decimal pid after the '=' of entry: only stores, no library. */
+/* Writes the decimal pid after the '=' of entry: only stores, no library,
+ * no array of its own (see place_listen_fds). */
 static void write_pid(char *entry, pid_t pid) {
-        char digits[SPAWN_PID_DIGITS];
-        size_t n = 0;
         char *p = strchr(entry, '=') + 1;
+        size_t n = 1;
+        for (pid_t rest = pid / 10; rest > 0 && n < SPAWN_PID_DIGITS; rest /= 10)
+                n++;
+        p[n] = '\0';
         do
-                digits[n++] = (char) ('0' + pid % 10);
-        while ((pid /= 10) > 0 && n < sizeof(digits) - 1);
-        while (n > 0)
-                *p++ = digits[--n];
-        *p = '\0';
+                p[--n] = (char) ('0' + pid % 10);
+        while ((pid /= 10) > 0 && n > 0);
 }
 
 /* The listening sockets onto 3, 4, ...: first all copied above the range, so
  * that placing one cannot overwrite another still to be placed. The copies
- * are close-on-exec; dup2() clears the flag on the placed ones. */
-static int place_listen_fds(const int *fds, size_t n) {
-        int high[SPAWN_LISTEN_MAX];
+ * are close-on-exec; dup2() clears the flag on the placed ones. `high` is
+ * the parent's (no arrays on the child's stack: a child that execs never
+ * leaves its frames, and the sanitizers' bookkeeping of the shared stack
+ * would outlive it). */
+static int place_listen_fds(const int *fds, size_t n, int *high) {
         for (size_t i = 0; i < n; i++)
                 if ((high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + (int) n)) < 0)
                         return -1;
@@ -93,6 +95,7 @@ struct spawn_child {
         const struct spawn_request *req;
         pid_t parent;
         int report_fd;           /* where the child writes its errno when it cannot exec */
+        int listen_high[SPAWN_LISTEN_MAX];   /* the child's scratch for place_listen_fds() */
 };
 
 /* Runs in the child, on its own stack but in corral's memory until exec: only
@@ -157,7 +160,7 @@ static int child_main(void *userdata) {
                 if (report_fd < 3 + (int) req->n_listen_fds &&
                     (report_fd = fcntl(report_fd, F_DUPFD_CLOEXEC, 3 + (int) req->n_listen_fds)) < 0)
                         _exit(127);
-                if (place_listen_fds(req->listen_fds, req->n_listen_fds) < 0)
+                if (place_listen_fds(req->listen_fds, req->n_listen_fds, a->listen_high) < 0)
                         goto fail;
         }
         /* Our own pid, in memory we share with the parent until exec: it is
