@@ -9,8 +9,8 @@
 
 #include "supervisor/listen.h"
 
-/* The summed accept queues of the TCP sockets of s, into *ret. Unix
- * sockets are not counted (their queue needs sock_diag, see the .c).
- * 0, or -ENODATA when none of the sockets could be read (the signal is
- * then unavailable, not 0). */
+/* The summed accept queues of the TCP and unix sockets of s, into *ret
+ * (other kinds, passed by socket activation, are not counted). 0, or
+ * -ENODATA when none of the sockets could be read (the signal is then
+ * unavailable, not 0). */
 int sampler_listen_backlog(const struct listen_set *s, double *ret);

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import PYTHON, TIMEOUT, alive, http_get, metric, task, wait_gone
+from conftest import PYTHON, TIMEOUT, alive, await_metric, http_get, metric, task, wait_gone
 
 # A worker on the socket corral passes as fd 3 (sd_listen_fds), which finishes
 # the request in hand on TERM instead of dying in the middle of it.
@@ -514,3 +514,34 @@ def test_server_pool_under_valgrind(corral, tmp_path):
     report = vg_log.read_text()
     assert re.search(r"ERROR SUMMARY: 0 errors", report), report
     assert "definitely lost: 0 bytes" in report or "no leaks are possible" in report, report
+
+
+def test_backlog_counts_tcp_and_unix_queues(corral, tmp_path):
+    """Connections nobody accepts (the only worker hangs from the start)
+    wait in the queues: listen.backlog is their exact sum, TCP (TCP_INFO)
+    and unix (sock_diag) alike."""
+    hang = tmp_path / "hang"
+    hang.touch()
+    port, sock = free_port(), tmp_path / "app.sock"
+    (tmp_path / "c.yaml").write_text(
+        f'command: {json.dumps(task("serve", "--hang-when", hang))}\n'
+        f'listen: ["127.0.0.1:{port}", "unix:{sock}"]\n'
+        "workers: {min: 1, max: 1}\nsample: {interval: 100ms}\n")
+    c = corral("run", "-c", str(tmp_path / "c.yaml"))
+    c.started(1)
+    clients = []
+    try:
+        for _ in range(3):
+            clients.append(socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT))
+        for _ in range(2):
+            s = socket.socket(socket.AF_UNIX)
+            clients.append(s)
+            s.connect(str(sock))
+        await_metric(c.metrics_port(), "corral_listen_backlog", "", 5)
+        text = http_get(c.metrics_port(), "/metrics")[1]
+        assert metric(text, "corral_signal", '{name="listen.backlog"}') == 5
+    finally:
+        for s in clients:
+            s.close()
+    c.signal(15)
+    assert c.wait() == 0
