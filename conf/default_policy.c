@@ -19,6 +19,7 @@ struct default_rule {
         const char *name, *when;
         usec_t hold;
         int scale;
+        bool percent;   /* scale is a percentage of the current size */
 };
 
 /* Replaces the rules of p with these. 0 or -ENOMEM (p's rules are then empty). */
@@ -31,6 +32,7 @@ static int set_rules(struct policy_config *p, const struct default_rule *rules, 
                 struct rule_config *rule = &p->rules[p->n_rules++];
                 rule->hold = rules[i].hold;
                 rule->scale = rules[i].scale;
+                rule->scale_percent = rules[i].percent;
                 rule->name = strdup(rules[i].name);
                 rule->when_text = strdup(rules[i].when);
                 if (!rule->name || !rule->when_text ||
@@ -43,13 +45,13 @@ static int set_rules(struct policy_config *p, const struct default_rule *rules, 
 }
 
 /* A neighbour needs the machine: give a worker back. */
-#define NEIGHBOUR_RULE { "neighbour", "cpu.busy > 95% and psi.cpu > 20%", 5 * USEC_PER_SEC, -1 }
+#define NEIGHBOUR_RULE { "neighbour", "cpu.busy > 95% and psi.cpu > 20%", 5 * USEC_PER_SEC, -1, false }
 
 int config_default_policy(struct corral_config *c, bool batch) {
         static const struct default_rule pool_rules[] = {
-                { "saturated", "pool.cpu > 80% and cpu.busy < 80%", 2 * USEC_PER_SEC,  +1 },
+                { "saturated", "pool.cpu > 80% and cpu.busy < 80%", 2 * USEC_PER_SEC,  +1, false },
                 NEIGHBOUR_RULE,
-                { "idle",      "pool.cpu < 20%",                    30 * USEC_PER_SEC, -1 },
+                { "idle",      "pool.cpu < 20%",                    30 * USEC_PER_SEC, -1, false },
         };
         static const struct default_rule batch_rules[] = { NEIGHBOUR_RULE };
         struct policy_config *p = &c->policy;
@@ -66,10 +68,13 @@ int config_default_policy(struct corral_config *c, bool batch) {
 }
 
 int config_default_listen_policy(struct corral_config *c) {
+        /* Many waiting: half as many workers again, so that a step from a
+         * few clients to many is met in a few cooldowns, not one per worker. */
         static const struct default_rule rules[] = {
-                { "waiting", "listen.backlog > 0",                    1 * USEC_PER_SEC,  +1 },
+                { "queued",  "listen.backlog > 4",                     1 * USEC_PER_SEC,  +50, true },
+                { "waiting", "listen.backlog > 0",                     1 * USEC_PER_SEC,  +1,  false },
                 NEIGHBOUR_RULE,
-                { "idle",    "listen.backlog == 0 and pool.cpu < 20%", 30 * USEC_PER_SEC, -1 },
+                { "idle",    "listen.backlog == 0 and pool.cpu < 20%", 30 * USEC_PER_SEC, -1,  false },
         };
         struct policy_config *p = &c->policy;
 

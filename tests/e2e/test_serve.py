@@ -413,11 +413,11 @@ def test_backlog_grows_the_pool_by_default(corral, tmp_path):
     c.started(1)
     load = Load(port, clients=12)
     try:
-        m = c.log.wait(r"scale 1 -> 2 \(rule waiting: listen.backlog (\S+)")
-        assert float(m[1]) > 0
+        m = c.log.wait(r"scale 1 -> 2 \(rule (queued|waiting): listen.backlog (\S+)")
+        assert float(m[2]) > 0
         text = http_get(c.metrics_port(), "/metrics")[1]
         assert metric(text, "corral_signal", '{name="listen.backlog"}') is not None
-        c.log.wait(r"scale 2 -> 3 \(rule waiting")
+        c.log.wait(r"scale 2 -> 3 \(rule (queued|waiting)")
         c.started(2)
     finally:
         load.stop()
