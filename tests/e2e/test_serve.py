@@ -71,6 +71,18 @@ def gunicorn(app_dir):
     return [PYTHON, "-m", "gunicorn", "-w", "1", "--chdir", str(app_dir), "app:app"]
 
 
+def environ_of(pid, key):
+    """A worker's environment once `key` is in it: right after exec the
+    kernel may still be setting up the new image's (and then shows none)."""
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        with open(f"/proc/{pid}/environ") as f:
+            env = dict(e.split("=", 1) for e in f.read().split("\0") if "=" in e)
+        if key in env or time.monotonic() > deadline:
+            return env
+        time.sleep(0.01)
+
+
 def write_config(path, command, port, extra=""):
     # JSON is YAML, and escapes the newlines of a Python worker's code.
     path.write_text(f"command: {json.dumps(command)}\nlisten: [\"127.0.0.1:{port}\"]\n{extra}")
@@ -159,17 +171,24 @@ def test_workers_get_the_sockets_as_sd_listen_fds(corral, tmp_path):
     port = free_port()
     sock = tmp_path / "app.sock"
     (tmp_path / "c.yaml").write_text(
-        f'command: ["{task("serve")[0]}"]\n'
+        f'command: {json.dumps(task("serve", "--ready-after", 0))}\n'
         f'listen: ["127.0.0.1:{port}", "unix:{sock}"]\n'
         "workers: {min: 2, max: 2}\n")
     c = corral("run", "-c", str(tmp_path / "c.yaml"))
     pids = c.started(2)
+    # Ready: past the dynamic loader, whose ld.so.cache is open for a moment after exec.
+    for _ in pids:
+        c.log.wait(r"is ready")
     for pid in pids.values():
-        env = dict(e.split("=", 1) for e in open(f"/proc/{pid}/environ").read().split("\0") if "=" in e)
+        env = environ_of(pid, "LISTEN_FDS")
         assert env["LISTEN_FDS"] == "2"
         assert env["LISTEN_PID"] == str(pid)
         assert env["LISTEN_FDNAMES"] == "listen0:listen1"
-        fds = sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd"))
+        # Settled: the worker's own notify socket is open while it says READY=1.
+        deadline = time.monotonic() + TIMEOUT
+        while (fds := sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd"))) != [0, 1, 2, 3, 4] and \
+                time.monotonic() < deadline:
+            time.sleep(0.01)
         assert fds == [0, 1, 2, 3, 4], fds
         assert os.readlink(f"/proc/{pid}/fd/3").startswith("socket:")
     status, body = get(port)
@@ -258,7 +277,7 @@ def test_socket_activation_passes_the_sockets_on(corral, tmp_path):
     pids = c.started(2)
     assert int(body.split()[1]) in pids.values()
     for pid in pids.values():
-        env = dict(e.split("=", 1) for e in open(f"/proc/{pid}/environ").read().split("\0") if "=" in e)
+        env = environ_of(pid, "LISTEN_FDS")
         assert (env["LISTEN_FDS"], env["LISTEN_PID"], env["LISTEN_FDNAMES"]) == ("1", str(pid), "web")
     c.signal(15)
     assert c.wait() == 0
@@ -367,8 +386,7 @@ def test_another_process_cannot_speak_for_a_worker(corral, tmp_path):
     ready = tmp_path / "ready"
     c, port, _ = serve_pool(corral, tmp_path, "--ready-when", ready, flags=("-v",))
     pid = c.started(1)[0]
-    env = dict(e.split("=", 1) for e in open(f"/proc/{pid}/environ").read().split("\0") if "=" in e)
-    address = env["NOTIFY_SOCKET"]
+    address = environ_of(pid, "NOTIFY_SOCKET")["NOTIFY_SOCKET"]
     assert address.startswith("@")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
         s.sendto(b"READY=1\nSTATUS=forged", "\0" + address[1:])
