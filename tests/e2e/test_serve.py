@@ -317,6 +317,11 @@ def test_a_worker_is_starting_until_ready(corral, tmp_path):
     _, body = await_http(c, "/status", lambda s, b: "warming up" in b, "showing STATUS=")
     worker = json.loads(body)["workers"][0]
     assert (worker["pid"], worker["state"], worker["status"]) == (pid, "starting", "warming up")
+    from conftest import CORRAL
+    table = subprocess.run([CORRAL, "status", "--url", f"http://127.0.0.1:{c.metrics_port()}"],
+                           capture_output=True, text=True, timeout=TIMEOUT).stdout
+    row = next(line for line in table.splitlines() if f" {pid} " in line)
+    assert "starting" in row and row.endswith("  warming up"), table
     # Connections meanwhile wait in the accept queue: not refused.
     answer = {}
     client = threading.Thread(target=lambda: answer.update(r=get(port)))
