@@ -145,10 +145,11 @@ static size_t listen_env(const struct pool *p, char *pid_var, char **ours) {
 /* ---- the notify protocol ---- */
 
 /* workers.notify, which listen: (or socket activation) implies unless the
- * file says otherwise. */
+ * file says otherwise; not for stream workers (hooks), whose readiness is
+ * their answers. */
 static bool pool_notify(const struct pool *p) {
         const struct workers_config *wc = &p->config->workers;
-        return wc->notify || (!wc->notify_given && p->listen);
+        return wc->notify || (!wc->notify_given && p->listen && !p->hooks);
 }
 
 static void worker_notified(struct notify_endpoint *e, const struct notify_message *m, void *userdata) {
