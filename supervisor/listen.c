@@ -80,7 +80,8 @@ static int bind_unix(const char *path, int backlog, struct listen_socket *ret) {
         return 0;
 }
 
-static int bind_inet(const char *address, int backlog, struct listen_socket *ret) {
+/* *ret_gai: getaddrinfo()'s error when the name did not resolve (then -EADDRNOTAVAIL). */
+static int bind_inet(const char *address, int backlog, struct listen_socket *ret, int *ret_gai) {
         _cleanup_free_ char *host = NULL;
         char port[8];
         uint16_t port_number;
@@ -90,11 +91,13 @@ static int bind_inet(const char *address, int backlog, struct listen_socket *ret
         snprintf(port, sizeof(port), "%u", port_number);
 
         struct addrinfo hints = {
-                .ai_flags = AI_PASSIVE | AI_NUMERICSERV | AI_ADDRCONFIG,
+                .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
                 .ai_family = AF_UNSPEC,
                 .ai_socktype = SOCK_STREAM,
         }, *ai = NULL;
         r = getaddrinfo(host, port, &hints, &ai);
+        if (r != 0 && r != EAI_SYSTEM && r != EAI_MEMORY)
+                *ret_gai = r;
         if (r != 0)
                 return r == EAI_SYSTEM ? -errno : r == EAI_MEMORY ? -ENOMEM : -EADDRNOTAVAIL;
 
@@ -116,14 +119,15 @@ static int bind_one(const struct corral_config *c, const struct listen_config *l
                     struct listen_socket *ret, struct listen_error *error) {
         const char *unix_path = NULL;
         char name[32];
-        int r;
+        int r, gai = 0;
 
         if (strncmp(lc->address, LISTEN_UNIX_PREFIX, strlen(LISTEN_UNIX_PREFIX)) == 0)
                 unix_path = lc->address + strlen(LISTEN_UNIX_PREFIX);
-        r = unix_path ? bind_unix(unix_path, listen_backlog(c), ret) : bind_inet(lc->address, listen_backlog(c), ret);
+        r = unix_path ? bind_unix(unix_path, listen_backlog(c), ret)
+                      : bind_inet(lc->address, listen_backlog(c), ret, &gai);
         if (r < 0)
                 return fail(error, r, "%s:%u:%u: cannot listen on %s: %s", c->path ? c->path : "listen", lc->line,
-                            lc->column, lc->address, strerror(-r));
+                            lc->column, lc->address, gai ? gai_strerror(gai) : strerror(-r));
         snprintf(name, sizeof(name), "listen%zu", index);
         if (!(ret->name = strdup(name)) || !(ret->address = strdup(lc->address)))
                 return fail(error, -ENOMEM, "cannot listen on %s: %s", lc->address, strerror(ENOMEM));
