@@ -568,3 +568,25 @@ def test_backlog_counts_tcp_and_unix_queues(corral, tmp_path):
             s.close()
     c.signal(15)
     assert c.wait() == 0
+
+
+def test_sockets_and_shared_segments_together(corral, tmp_path):
+    """A worker gets its sockets at 3.. and its shared segments under their
+    own numbers, above them (corral opens the sockets first)."""
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"x" * 4096)
+    port = free_port()
+    path = tmp_path / "c.yaml"
+    write_config(path, task("serve", "--ready-after", 0), port,
+                 f"workers: {{min: 1, max: 1}}\nshared: {{table: {{path: {data}}}}}\n")
+    c = corral("run", "-c", str(path))
+    pid = c.started(1)[0]
+    c.log.wait(r"is ready")
+    env = environ_of(pid, "CORRAL_SHM_TABLE")
+    fd = int(env["CORRAL_SHM_TABLE"])
+    assert fd > 3
+    assert os.readlink(f"/proc/{pid}/fd/3").startswith("socket:")
+    assert os.readlink(f"/proc/{pid}/fd/{fd}").startswith("/memfd:")
+    assert get(port)[0] == 200
+    c.signal(15)
+    assert c.wait() == 0
