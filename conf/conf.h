@@ -118,3 +118,13 @@ int conf_lint(const struct corral_config *c, const char *path, struct conf_diagn
  * (c's policy is then empty but valid).
  */
 int config_default_policy(struct corral_config *c, bool batch);
+
+/*
+ * The server pool's policy, for a file with `listen:` and no policy of its
+ * own (no rules, target or optimize): grow by half while more than 4
+ * connections wait in the accept queue, by one while any wait (1s each),
+ * shrink when none wait and the workers are idle (30s), and the neighbour
+ * rule. Leaves a policy the file
+ * gives as it is. Returns 0 or -ENOMEM (c's rules are then empty).
+ */
+int config_default_listen_policy(struct corral_config *c);

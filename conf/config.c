@@ -24,6 +24,7 @@ void config_init(struct corral_config *c) {
                         .crash_burst = 10,
                         .placement = PLACEMENT_NONE,
                         .recycle_jitter = 10,
+                        .start_timeout = 60 * USEC_PER_SEC,
                 },
                 .sample_interval = USEC_PER_SEC,
                 .tasks = {
@@ -55,6 +56,9 @@ void config_done(struct corral_config *c) {
         free(c->shared);
         free(c->metrics.listen);
         free(c->metrics.textfile);
+        for (size_t i = 0; i < c->n_listen; i++)
+                free(c->listen[i].address);
+        free(c->listen);
         free(c->tasks.from);
         free(c->tasks.joblog);
         free(c->tasks.results);

@@ -104,6 +104,10 @@ struct workers_config {
         char **env;              /* "KEY=VALUE", added to the inherited environment */
         char *cwd;
         unsigned cwd_line, cwd_column;       /* where it is in the file, 0 if not there */
+        bool notify;             /* workers speak the sd_notify protocol (implied by listen:) */
+        bool notify_given;       /* workers.notify was in the file: listen: implies nothing */
+        usec_t start_timeout;    /* a worker not READY=1 by then counts as a failed start */
+        usec_t watchdog;         /* 0 = none; else silence after WATCHDOG=1 this long: replaced */
 };
 
 struct shared_config {
@@ -120,6 +124,15 @@ struct shared_config {
 struct metrics_config {
         char *listen;            /* "host:port" or "none"; NULL: the default, METRICS_LISTEN_DEFAULT */
         char *textfile;
+};
+
+/* The syntax of a `listen:` address: "HOST:PORT" ("[::]:8080") or "unix:PATH". */
+#define LISTEN_UNIX_PREFIX "unix:"
+
+/* One `listen:` address and where it is in the file. */
+struct listen_config {
+        char *address;
+        unsigned line, column;
 };
 
 struct tasks_config {
@@ -170,6 +183,9 @@ struct corral_config {
         struct shared_config *shared;
         size_t n_shared;
         struct metrics_config metrics;
+        struct listen_config *listen;    /* `listen:`, bound before the workers start */
+        size_t n_listen;
+        unsigned listen_backlog; /* 0: SOMAXCONN */
         struct tasks_config tasks;
         struct config_origins origin;
 };

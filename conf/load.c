@@ -40,6 +40,8 @@ static int load_text(const char *path, const char *text, size_t size, struct cor
                         schema_check(&l);
                 if (!l.oom && !l.too_many)
                         validate(&l);
+                if (!l.oom && l.n_errors == 0 && c.n_listen > 0 && config_default_listen_policy(&c) < 0)
+                        l.oom = -ENOMEM;
         }
         if (have_doc)
                 yaml_document_delete(&l.doc);

@@ -234,6 +234,60 @@ static void parse_shared(struct loader *l, const yaml_node_t *n, void *base, con
         }
 }
 
+/* `listen:` one address or a list of them, each checked here so that
+ * `corral check` finds a bad one at its place. */
+static void parse_listen_one(struct loader *l, const yaml_node_t *n, struct listen_config *ret, const char *path) {
+        static const char what[] = "an address such as 127.0.0.1:8080, [::]:8080 or unix:/run/app.sock";
+        const char *s = value_text(l, n, path, what);
+        if (!s)
+                return;
+        int r = parse_listen_address(s);
+        if (r == -ENAMETOOLONG)
+                return error_at(l, n, "%s: the socket path in '%s' is too long (at most 107 bytes)", path, s);
+        if (r < 0)
+                return type_error(l, n, path, what);
+        if (!(ret->address = strdup(s))) {
+                l->oom = -ENOMEM;
+                return;
+        }
+        ret->line = (unsigned) n->start_mark.line + 1;
+        ret->column = (unsigned) n->start_mark.column + 1;
+}
+
+static void parse_listen_list(struct loader *l, const yaml_node_t *n, void *base, const char *path) {
+        struct corral_config *c = base;
+        bool list = n->type == YAML_SEQUENCE_NODE;
+        size_t count = list ? (size_t) (n->data.sequence.items.top - n->data.sequence.items.start) : 1;
+
+        if (list && count == 0)
+                return error_at(l, n, "%s: expected a list of addresses, got an empty list", path);
+        c->listen = calloc(count, sizeof(struct listen_config));
+        if (!c->listen) {
+                l->oom = -ENOMEM;
+                return;
+        }
+        for (size_t i = 0; i < count && !l->oom; i++) {
+                const yaml_node_t *item = list ? node_get(l, n->data.sequence.items.start[i]) : n;
+                char item_path[64];
+                snprintf(item_path, sizeof(item_path), list ? "%s[%zu]" : "%s", path, i);
+                struct listen_config *one = &c->listen[c->n_listen];
+                parse_listen_one(l, item, one, item_path);
+                if (!one->address)
+                        continue;
+                for (size_t j = 0; j < c->n_listen; j++)
+                        if (strcmp(c->listen[j].address, one->address) == 0) {
+                                error_at(l, item, "%s: '%s' is already in the list at line %u", item_path,
+                                         one->address, c->listen[j].line);
+                                free(one->address);
+                                one->address = NULL;
+                                break;
+                        }
+                if (one->address)
+                        c->n_listen++;
+        }
+        mark_seen(l, &c->listen, n);
+}
+
 /* ---- the tables ---- */
 
 #define C(member) offsetof(struct corral_config, member)
@@ -278,6 +332,9 @@ static const struct field workers_fields[] = {
         { "group",           F_STRING,   C(workers.group) },
         { "env",             F_ENV,      C(workers.env) },
         { "cwd",             F_STRING,   C(workers.cwd) },
+        { "notify",          F_BOOL,     C(workers.notify) },
+        { "start_timeout",   F_DURATION, C(workers.start_timeout) },
+        { "watchdog",        F_DURATION, C(workers.watchdog) },
         {}
 };
 
@@ -350,6 +407,8 @@ static const struct field top_fields[] = {
         { "shared",   F_CUSTOM, C(shared), .custom = parse_shared },
         { "metrics",  F_MAP,     0, .sub = metrics_fields },
         { "tasks",    F_MAP,     0, .sub = tasks_fields },
+        { "listen",   F_CUSTOM, C(listen), .custom = parse_listen_list },
+        { "listen_backlog", F_UINT, C(listen_backlog), 1, 65535 },
         {}
 };
 
@@ -428,5 +487,15 @@ void schema_check(struct loader *l) {
         if (n && l->target_percent && seen_node(l, &p->target_signal) && !signal_is_percent(p->target_signal))
                 error_at(l, n, "policy.target.value: '%%' does not apply to %s, which is not a percentage",
                          signal_name(p->target_signal));
+        n = seen_node(l, &c->workers.start_timeout);
+        if (n && c->workers.start_timeout == 0)
+                error_at(l, n, "workers.start_timeout: must be more than 0");
+        n = seen_node(l, &c->listen_backlog);
+        if (n && c->n_listen == 0)
+                error_at(l, n, "listen_backlog: applies to the sockets of 'listen', which is not given");
+        /* A pool behind a socket wants to know when a worker can take requests. */
+        c->workers.notify_given = seen_node(l, &c->workers.notify) != NULL;
+        if (!c->workers.notify_given && c->n_listen > 0)
+                c->workers.notify = true;
         record_origins(l);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/hostport.h"
 #include "common/strdist.h"
 #include "conf/config.h"
 #include "conf/units.h"
@@ -184,4 +185,19 @@ const char *signal_suggest(const char *s) {
                 }
         }
         return best;
+}
+
+int parse_listen_address(const char *s) {
+        /* sizeof(sockaddr_un.sun_path) - 1: the kernel's limit for a path. */
+        static const size_t unix_path_max = 107;
+        uint16_t port;
+
+        if (strncmp(s, LISTEN_UNIX_PREFIX, strlen(LISTEN_UNIX_PREFIX)) == 0) {
+                size_t len = strlen(s + strlen(LISTEN_UNIX_PREFIX));
+                return len == 0 ? -EINVAL : len > unix_path_max ? -ENAMETOOLONG : 0;
+        }
+        int r = hostport_parse(s, NULL, &port);
+        if (r < 0)
+                return r;
+        return port == 0 ? -EINVAL : 0;
 }

@@ -35,5 +35,10 @@ int parse_size(const char *s, uint64_t *ret);
 /* A shard "K/N": N >= 1, K < N. */
 int parse_shard(const char *s, unsigned *ret_index, unsigned *ret_count);
 
+/* A `listen:` address: HOST:PORT (hostport.h; port 1-65535) or unix:PATH
+ * (a path that fits a sockaddr_un). 0, -EINVAL (syntax, port 0) or
+ * -ENAMETOOLONG (the path). */
+int parse_listen_address(const char *s);
+
 /* The signal name closest to a misspelled one ("TREM" -> "TERM"), or NULL. */
 const char *signal_suggest(const char *s);

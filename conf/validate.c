@@ -279,10 +279,27 @@ static const uint32_t task_signals = 1u << SIGNAL_TASKS_BACKLOG | 1u << SIGNAL_T
                                      1u << SIGNAL_TASKS_RATE | 1u << SIGNAL_TASKS_LATENCY |
                                      1u << SIGNAL_QUEUE_LAG | 1u << SIGNAL_QUEUE_PENDING;
 
+/* listen.backlog in a file without listen: only socket activation gives it. */
+static int lint_listen(const struct corral_config *c, const char *path, struct conf_diagnostics *diag) {
+        const struct policy_config *p = &c->policy;
+        if (c->n_listen > 0)
+                return 0;
+        for (size_t i = 0; i < p->n_rules; i++)
+                if (condition_signals(p->rules[i].when) & (1u << SIGNAL_LISTEN_BACKLOG))
+                        return conf_diagnostics_add(diag, CONF_WARNING, path, p->rules[i].line, p->rules[i].column,
+                                                    "rule '%s' reads listen.backlog, but there is no 'listen': "
+                                                    "unless corral is socket-activated it is unavailable, and a "
+                                                    "comparison reading it is false", p->rules[i].name);
+        return 0;
+}
+
 int conf_lint(const struct corral_config *c, const char *path, struct conf_diagnostics *diag) {
         const struct policy_config *p = &c->policy;
         int r;
 
+        r = lint_listen(c, path, diag);
+        if (r < 0)
+                return r;
         if (c->tasks.from)
                 return 0;
         for (size_t i = 0; i < p->n_rules; i++) {

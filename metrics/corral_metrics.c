@@ -143,6 +143,12 @@ static int add_pool(struct metrics_registry *reg, const struct metrics_snapshot 
                        METRIC_GAUGE, s->crash_loop);
         if (r < 0)
                 return r;
+        if (signals_has(&s->signals, SIGNAL_LISTEN_BACKLOG)) {
+                r = add_single(reg, "corral_listen_backlog", "Connections waiting in the accept queues of listen",
+                               METRIC_GAUGE, s->signals.value[SIGNAL_LISTEN_BACKLOG]);
+                if (r < 0)
+                        return r;
+        }
         double recycles[_METRICS_RECYCLE_MAX];
         for (size_t i = 0; i < _METRICS_RECYCLE_MAX; i++)
                 recycles[i] = s->recycles[i];
@@ -467,6 +473,8 @@ static int status_workers(const struct metrics_snapshot *s, struct json_object *
                 ADD(o, "rss", json_object_new_uint64(w->rss));
                 ADD(o, "tasks", json_object_new_uint64(w->tasks));
                 ADD(o, "restarts", json_object_new_uint64(w->restarts));
+                if (w->status && *w->status)
+                        ADD(o, "status", json_object_new_string(w->status));
         }
         return 0;
 }

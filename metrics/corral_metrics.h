@@ -86,6 +86,7 @@ struct metrics_worker {
         uint64_t rss;            /* bytes */
         uint64_t tasks;          /* tasks (or stream lines) it completed */
         uint64_t restarts;       /* times this slot was refilled */
+        const char *status;      /* its last STATUS= (notify protocol); NULL or "": none */
 };
 
 struct metrics_rule {

@@ -19,6 +19,8 @@ packages=(
   redis-server
   # bench/batch: the peers corral is measured against
   parallel
+  # tests/e2e/test_serve.py and bench/serve: a load generator and a real server
+  wrk python3-gunicorn
 )
 # bench/overhead also wants `supervisor` (supervisord), left out here: its
 # package starts a daemon.

@@ -24,6 +24,7 @@ static const char *const signal_names[_SIGNAL_MAX] = {
         [SIGNAL_TASKS_LATENCY]  = "tasks.latency",
         [SIGNAL_QUEUE_LAG]      = "queue.lag",
         [SIGNAL_QUEUE_PENDING]  = "queue.pending",
+        [SIGNAL_LISTEN_BACKLOG] = "listen.backlog",
 };
 
 const char *signal_name(enum signal_id id) {

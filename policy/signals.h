@@ -27,6 +27,7 @@ enum signal_id {
         SIGNAL_TASKS_LATENCY,   /* seconds */
         SIGNAL_QUEUE_LAG,       /* work queue: entries not yet delivered to the group */
         SIGNAL_QUEUE_PENDING,   /* work queue: delivered, not acknowledged */
+        SIGNAL_LISTEN_BACKLOG,  /* connections waiting in the accept queues of listen: (sum) */
         _SIGNAL_MAX,
         _SIGNAL_INVALID = -1,
 };

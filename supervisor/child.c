@@ -53,10 +53,38 @@ static enum child_state do_start(struct child *c) {
 
 static enum child_state on_started(struct child *c) {
         c->started = c->os->now(c->os_data);
-        c->state = CHILD_RUNNING;
+        if (c->ready_timeout > 0) {
+                c->state = CHILD_UNREADY;
+                child_set_timer(c, c->started + c->ready_timeout);
+        } else {
+                c->state = CHILD_RUNNING;
+                if (c->age > 0)
+                        child_set_timer(c, c->started + c->age);
+        }
+        c->owner->started(c, c->userdata);
+        return c->state;
+}
+
+/* READY=1: it takes work from now on; its age counts from its start. */
+static enum child_state on_ready(struct child *c) {
+        (void) c->os->set_timer(c->os_data, c, USEC_INFINITY);
         if (c->age > 0)
                 child_set_timer(c, c->started + c->age);
-        c->owner->started(c, c->userdata);
+        return CHILD_RUNNING;
+}
+
+/* Not ready in time (unless the owner takes it as ready), or silent past its
+ * watchdog: SIGKILL, and the exit that follows is a failure like a crash
+ * (not asked for: backoff, crash loop). */
+static enum child_state on_ready_timeout(struct child *c) {
+        if (c->owner->not_ready && !c->owner->not_ready(c, c->userdata))
+                return on_ready(c);
+        child_signal(c, SIGKILL);
+        return c->state;
+}
+
+static enum child_state on_hung(struct child *c) {
+        child_signal(c, SIGKILL);
         return c->state;
 }
 
@@ -170,8 +198,18 @@ static const child_action actions[_CHILD_STATE_MAX][_CHILD_EVENT_MAX] = {
                 [CHILD_EVENT_STARTED] = on_started,
                 [CHILD_EVENT_START_FAILED] = on_start_failed,
         },
+        [CHILD_UNREADY] = {
+                [CHILD_EVENT_EXITED] = on_exited,
+                [CHILD_EVENT_STOP] = do_stop,
+                [CHILD_EVENT_KILL] = do_kill,
+                [CHILD_EVENT_TIMER] = on_ready_timeout,
+                [CHILD_EVENT_OUTDATE] = to_outdated,
+                [CHILD_EVENT_READY] = on_ready,
+                [CHILD_EVENT_HUNG] = on_hung,
+        },
         [CHILD_RUNNING] = {
                 [CHILD_EVENT_EXITED] = on_exited,
+                [CHILD_EVENT_HUNG] = on_hung,
                 [CHILD_EVENT_STOP] = do_stop,
                 [CHILD_EVENT_KILL] = do_kill,
                 [CHILD_EVENT_TIMER] = on_age_timer,
@@ -184,16 +222,19 @@ static const child_action actions[_CHILD_STATE_MAX][_CHILD_EVENT_MAX] = {
                 [CHILD_EVENT_KILL] = do_kill,
                 [CHILD_EVENT_RECYCLE_READY] = to_recycled,
                 [CHILD_EVENT_OUTDATE] = to_outdated,
+                [CHILD_EVENT_HUNG] = on_hung,
         },
         [CHILD_RECYCLED] = {
                 [CHILD_EVENT_EXITED] = on_exited,
                 [CHILD_EVENT_STOP] = do_stop,
                 [CHILD_EVENT_KILL] = do_kill,
+                [CHILD_EVENT_HUNG] = on_hung,
         },
         [CHILD_OUTDATED] = {
                 [CHILD_EVENT_EXITED] = on_exited,
                 [CHILD_EVENT_STOP] = do_stop,
                 [CHILD_EVENT_KILL] = do_kill,
+                [CHILD_EVENT_HUNG] = on_hung,
         },
         [CHILD_STOPPING] = {
                 [CHILD_EVENT_EXITED] = on_exited,
@@ -287,7 +328,12 @@ void child_timer(struct child *c) {
 }
 
 bool child_is_live(const struct child *c) {
-        return c->state == CHILD_RUNNING || c->state == CHILD_DRAINING || child_is_stale(c);
+        return c->state == CHILD_RUNNING || c->state == CHILD_DRAINING || c->state == CHILD_UNREADY ||
+               child_is_stale(c);
+}
+
+bool child_is_unready(const struct child *c) {
+        return c->state == CHILD_UNREADY;
 }
 
 bool child_is_stale(const struct child *c) {
@@ -316,6 +362,7 @@ static const char *const state_names[_CHILD_STATE_MAX] = {
         [CHILD_OUTDATED] = "outdated",
         [CHILD_STOPPING] = "stopping",
         [CHILD_BACKOFF] = "backoff",
+        [CHILD_UNREADY] = "unready",
 };
 
 static const char *const event_names[_CHILD_EVENT_MAX] = {
@@ -329,6 +376,8 @@ static const char *const event_names[_CHILD_EVENT_MAX] = {
         [CHILD_EVENT_RECYCLE] = "recycle",
         [CHILD_EVENT_RECYCLE_READY] = "recycle-ready",
         [CHILD_EVENT_OUTDATE] = "outdate",
+        [CHILD_EVENT_READY] = "ready",
+        [CHILD_EVENT_HUNG] = "hung",
 };
 
 const char *child_state_name(enum child_state s) {

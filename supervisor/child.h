@@ -36,6 +36,7 @@ enum child_state {
         CHILD_OUTDATED,          /* on an old command, env, cwd, user or segments: to be replaced */
         CHILD_STOPPING,          /* stop_signal sent; SIGKILL when the timer fires */
         CHILD_BACKOFF,           /* ended or failed to start; may start again when the timer fires */
+        CHILD_UNREADY,           /* runs, but has not said READY=1 yet (c->ready_timeout > 0) */
         _CHILD_STATE_MAX,
 };
 
@@ -50,6 +51,8 @@ enum child_event {
         CHILD_EVENT_RECYCLE,     /* past a recycle limit */
         CHILD_EVENT_RECYCLE_READY, /* its owner holds none of its work any more */
         CHILD_EVENT_OUTDATE,     /* its command (env, cwd, user, segments) is outdated */
+        CHILD_EVENT_READY,       /* it said READY=1 (notify protocol) */
+        CHILD_EVENT_HUNG,        /* it stopped its watchdog pings: SIGKILL, an exit like a crash */
         _CHILD_EVENT_MAX,
 };
 
@@ -112,6 +115,10 @@ struct child_owner {
         void (*killed)(struct child *c, void *userdata);
         /* Its state changed from `old`. */
         void (*changed)(struct child *c, enum child_state old, void *userdata);
+        /* Optional: it was not ready within ready_timeout. Returns true to
+         * kill it (SIGKILL; its exit follows, a failure not asked for), false
+         * to take it as ready. NULL: kill. */
+        bool (*not_ready)(struct child *c, void *userdata);
 };
 
 /* What stopping means, shared by every child of an owner (a reload changes it). */
@@ -125,6 +132,8 @@ struct child {
         pid_t pid;               /* also its process group; 0 when none */
         usec_t started;          /* CLOCK_MONOTONIC */
         usec_t age;              /* recycle it after running this long; 0 = never */
+        usec_t ready_timeout;    /* set by the owner before a start: 0, it is ready when it runs;
+                                  * else UNREADY until READY, killed if not ready this long */
         enum recycle_reason recycle_reason;   /* DRAINING and RECYCLED: which limit */
         char recycle_why[96];    /* "rss 612 MiB over 512 MiB", for the log */
 
@@ -176,8 +185,11 @@ void child_timer(struct child *c);
 /* Whether the child has a process (live, or stopping). */
 bool child_has_process(const struct child *c);
 
-/* Whether it runs and is not being stopped (running, draining, recycled or outdated). */
+/* Whether it runs and is not being stopped (unready, running, draining, recycled or outdated). */
 bool child_is_live(const struct child *c);
+
+/* Whether it runs but has not said READY=1 yet. */
+bool child_is_unready(const struct child *c);
 
 /* Whether it is to be replaced (recycled or outdated). */
 bool child_is_stale(const struct child *c);

@@ -277,10 +277,12 @@ static void print_workers(json_object *root) {
         printf("\n%4s %8s %-9s %7s %8s %8s %8s %9s\n", "ID", "PID", "STATE", "CPU", "RSS", "TASKS", "RESTARTS", "UPTIME");
         for (size_t i = 0; i < n; i++) {
                 json_object *w = json_object_array_get_idx(workers, i);
-                printf("%4.0f %8.0f %-9s %6.1f%% %8s %8.0f %8.0f %9s\n",
+                printf("%4.0f %8.0f %-9s %6.1f%% %8s %8.0f %8.0f %9s%s%s\n",
                        num(w, "id"), num(w, "pid"), str(w, "state", "?"), num(w, "cpu"),
                        format_bytes(num(w, "rss"), rss), num(w, "tasks"), num(w, "restarts"),
-                       format_seconds(num(w, "uptime"), up));
+                       format_seconds(num(w, "uptime"), up),
+                       /* The worker's own STATUS= (notify protocol), escaped like every string. */
+                       *str(w, "status", "") ? "  " : "", str(w, "status", ""));
         }
         if (n == 0)
                 printf("     (no workers)\n");

@@ -19,9 +19,11 @@
 #include "supervisor/commands.h"
 #include "supervisor/controller.h"
 #include "supervisor/controller_internal.h"
+#include "supervisor/listen.h"
 #include "supervisor/log.h"
 #include "supervisor/placement.h"
 #include "supervisor/run_config.h"
+#include "supervisor/sampler_listen.h"
 
 usec_t controller_now(struct controller *c) {
         usec_t now = 0;
@@ -62,6 +64,9 @@ static void take_sample(struct controller *c) {
         c->sampler_failing = false;
         c->have_sample = true;
         workload_fill_signals(&c->work, &c->sample.signals);
+        double backlog;
+        if (c->listen && sampler_listen_backlog(c->listen, &backlog) >= 0)
+                signals_set(&c->sample.signals, SIGNAL_LISTEN_BACKLOG, backlog);
         workload_check_limits(&c->work, c->sampler);
 }
 
@@ -149,6 +154,14 @@ static int place_worker(unsigned worker_id, void *userdata) {
         have_usable = placement == PLACEMENT_SPREAD && sched_getaffinity(0, sizeof(usable), &usable) >= 0;
         return placement_cpu(placement, worker_id, have_usable ? &usable : NULL,
                              c->have_sample ? c->sample.cores : NULL, c->have_sample ? c->sample.n_cores : 0);
+}
+
+/* A worker's CPU at the last sample, for the pool's choice of whom to stop. */
+static double worker_cpu(pid_t pid, void *userdata) {
+        struct controller *c = userdata;
+        double cpu;
+        uint64_t rss;
+        return sampler_worker(c->sampler, pid, &cpu, &rss) < 0 ? -1 : cpu;
 }
 
 static void on_stopping(void *userdata) {
@@ -263,6 +276,8 @@ static void reload(struct controller *c) {
         new_listen = run_config_metrics_listen(next);
         if (!(old_listen == new_listen || (old_listen && new_listen && strcmp(old_listen, new_listen) == 0)))
                 log_warning("metrics.listen changed: it takes effect when corral restarts");
+        if (listen_config_changed(c->config, next))
+                log_warning("listen changed: the sockets stay as they are until corral restarts");
 
         /* The pool now reads the new config: clamp the size into the new bounds. */
         unsigned desired = workload_size(&c->work);
@@ -320,6 +335,7 @@ static int add_signal_handlers(struct controller *c) {
 static void controller_done(struct controller *c) {
         c->sample_timer = sd_event_source_disable_unref(c->sample_timer);
         workload_done(&c->work);
+        c->listen = listen_set_free(c->listen);
         controller_metrics_done(c);
         c->sampler = sampler_free(c->sampler);
         c->shm = shm_set_unref(c->shm);
@@ -343,6 +359,12 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
         memset(config, 0, sizeof(*config));
         w = &c.config->workers;
 
+        /* First, so that the sockets take the lowest fds: workers get them as 3.. */
+        struct listen_error listen_error;
+        r = listen_set_open(c.config, &c.listen, &listen_error);
+        if (r < 0)
+                return log_error("%s", listen_error.message), EXIT_USAGE;
+
         r = sd_event_default(&c.event);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the event loop: %m"), EXIT_USAGE;
@@ -363,12 +385,15 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
                          c.shm->segments[i]->size, format_duration(c.shm->segments[i]->load_usec, t));
         }
 
-        c.owner = (struct workload_owner) { .stopping = on_stopping, .place = place_worker, .userdata = &c };
+        c.owner = (struct workload_owner) {
+                .stopping = on_stopping, .place = place_worker, .busy = worker_cpu, .userdata = &c,
+        };
         r = workload_new(c.event, c.config, &(struct workload_options) {
                                  .resume = args->resume,
                                  .resume_failed = args->resume_failed,
                                  .quiet = args->verbosity < 0,
                                  .bar = args->bar,
+                                 .listen = c.listen,
                          }, &c.owner, &c.work);
         if (r < 0)
                 return EXIT_USAGE;   /* logged */

@@ -29,6 +29,7 @@ struct controller {
         struct workload_owner owner;     /* the workload's way back to us */
         struct sampler *sampler;
         struct shm_set *shm;             /* the shared segments new workers get (a reference) */
+        struct listen_set *listen;       /* listen: the sockets every worker gets; NULL: none */
         struct metrics_http *http;
         sd_event_source *sample_timer;
 

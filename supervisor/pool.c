@@ -116,32 +116,114 @@ static char *command_line(char *const *argv, char *buf, size_t size) {
 /* ---- starting ---- */
 
 /* The environment: corral's, workers.env, then ours (later entries win).
- * The strings are shared: id_var and max_var must outlive the result. */
-static char **worker_env(struct pool *p, const char *id_var, const char *max_var) {
+ * The strings are shared: the ones of `ours` must outlive the result. */
+static char **worker_env(struct pool *p, char *const *ours) {
         const struct workers_config *wc = &p->config->workers;
         size_t n_user = strv_length(wc->env), n_shm = p->shm ? strv_length(p->shm->env) : 0, n = 0;
-        _cleanup_free_ char **extra = calloc(n_user + n_shm + 3, sizeof(char *));
+        _cleanup_free_ char **extra = calloc(n_user + n_shm + strv_length(ours) + 1, sizeof(char *));
         if (!extra)
                 return NULL;
         for (size_t i = 0; i < n_user; i++)
                 extra[n++] = wc->env[i];
-        extra[n++] = (char *) id_var;
-        extra[n++] = (char *) max_var;
+        for (size_t i = 0; ours[i]; i++)
+                extra[n++] = ours[i];
         for (size_t i = 0; i < n_shm; i++)
                 extra[n++] = p->shm->env[i];
         return env_merge(environ, extra);
+}
+
+/* The listening sockets' variables; LISTEN_PID is the worker's own pid,
+ * which the spawn writes into pid_var. */
+static size_t listen_env(const struct pool *p, char *pid_var, char **ours) {
+        if (!p->listen)
+                return 0;
+        ours[0] = p->listen->fds_env;
+        ours[1] = p->listen->names_env;
+        ours[2] = pid_var;
+        return 3;
+}
+
+/* ---- the notify protocol ---- */
+
+/* workers.notify, which listen: (or socket activation) implies unless the
+ * file says otherwise; not for stream workers (hooks), whose readiness is
+ * their answers. */
+static bool pool_notify(const struct pool *p) {
+        const struct workers_config *wc = &p->config->workers;
+        return wc->notify || (!wc->notify_given && p->listen && !p->hooks);
+}
+
+static void worker_notified(struct notify_endpoint *e, const struct notify_message *m, void *userdata) {
+        struct worker *w = userdata;
+        (void) e;
+        if (m->has_status)
+                snprintf(w->status, sizeof(w->status), "%s", m->status);
+        if (m->ready && child_is_unready(&w->child)) {
+                log_info("worker %u (pid %d) is ready", w->id, w->child.pid);
+                child_dispatch(&w->child, CHILD_EVENT_READY);
+                pool_kick(w->pool);   /* a rolling replacement may go on */
+        }
+}
+
+static void worker_silent(struct notify_endpoint *e, void *userdata) {
+        struct worker *w = userdata;
+        char t[32];
+        (void) e;
+        if (!child_is_live(&w->child))
+                return;
+        log_warning("worker %u (pid %d) sent no WATCHDOG=1 for %s, killing it", w->id, w->child.pid,
+                    format_duration(w->pool->config->workers.watchdog, t));
+        child_dispatch(&w->child, CHILD_EVENT_HUNG);
+}
+
+/* Debug only: any process may write to an abstract socket, and a flood
+ * must not flood the log too. */
+static void worker_notify_refused(struct notify_endpoint *e, pid_t sender, void *userdata) {
+        struct worker *w = userdata;
+        (void) e;
+        log_debug("notify: ignoring a message from pid %d, which is not worker %u (pid %d)", (int) sender, w->id,
+                  w->child.pid);
+}
+
+/* The worker's notify socket, made at its first start and kept: 0 or a negative errno. */
+static int worker_notify_open(struct worker *w) {
+        static const struct notify_handler handler = {
+                .message = worker_notified, .silent = worker_silent, .refused = worker_notify_refused,
+        };
+        if (w->notify)
+                return 0;
+        /* The handler's userdata is the worker: each endpoint needs its own copy. */
+        struct notify_handler *h = malloc(sizeof(*h));
+        if (!h)
+                return -ENOMEM;
+        *h = handler;
+        h->userdata = w;
+        int r = notify_endpoint_new(w->pool->event, h, &w->notify);
+        if (r < 0) {
+                free(h);
+                return r;
+        }
+        w->notify_handler = h;
+        return 0;
 }
 
 /* Starts w through its child. 0, or the start's negative errno (the child
  * has gone through its failure already: backoff, or the pool stops). */
 static int worker_start(struct pool *p, struct worker *w) {
         const struct workers_config *wc = &p->config->workers;
-        char id_var[40], max_var[40];
+        char id_var[40], max_var[40], pid_var[sizeof("LISTEN_PID=") + SPAWN_PID_DIGITS] = "LISTEN_PID=";
+        char *ours[8] = { id_var, max_var };
         snprintf(id_var, sizeof(id_var), "CORRAL_WORKER_ID=%u", w->id);
         snprintf(max_var, sizeof(max_var), "CORRAL_WORKERS_MAX=%u", p->max);
-        _cleanup_free_ char **envp = worker_env(p, id_var, max_var);
+        size_t n_ours = 2 + listen_env(p, pid_var, ours + 2);
+        bool notify = pool_notify(p);
+        int r = notify ? worker_notify_open(w) : 0;
+        if (r >= 0 && notify)
+                ours[n_ours++] = (char *) notify_endpoint_env(w->notify);
+        _cleanup_free_ char **envp = r >= 0 ? worker_env(p, ours) : NULL;
         int stdio[3] = { -EBADF, -EBADF, -EBADF };   /* the hook sets stdin and stdout */
-        int r = envp ? 0 : -ENOMEM;
+        if (r >= 0 && !envp)
+                r = -ENOMEM;
 
         if (r >= 0 && p->hooks)
                 r = p->hooks->open_stdio(p, w, stdio, p->hooks->userdata);
@@ -153,6 +235,9 @@ static int worker_start(struct pool *p, struct worker *w) {
                 .keep_fds = p->shm ? p->shm->fds : NULL,
                 .n_keep_fds = p->shm ? p->shm->n_segments : 0,
                 .stdio = p->hooks ? stdio : NULL,
+                .listen_fds = p->listen ? p->listen->fds : NULL,
+                .n_listen_fds = p->listen ? p->listen->n : 0,
+                .pid_env = p->listen ? pid_var : NULL,
         };
         cpu_set_t cpus;
         int cpu = r >= 0 && p->owner && p->owner->place ? p->owner->place(w->id, p->owner->userdata) : -1;
@@ -164,10 +249,16 @@ static int worker_start(struct pool *p, struct worker *w) {
         w->shm = p->shm ? shm_set_ref(p->shm) : NULL;
         recycle_draw(wc, &p->rng, &w->recycle);
 
+        w->status[0] = '\0';
+        w->child.ready_timeout = notify ? wc->start_timeout : 0;
+        if (notify)
+                notify_endpoint_expect(w->notify, 0, 0);   /* no one speaks for a worker being started */
         if (r < 0)
                 child_fail_start(&w->child, r);
         else
                 r = child_start(&w->child, &req, w->recycle.age);
+        if (notify && w->child.pid > 0)
+                notify_endpoint_expect(w->notify, w->child.pid, wc->watchdog);
         safe_close(stdio[0]);
         safe_close(stdio[1]);
         if (r < 0)
@@ -187,23 +278,67 @@ static int pool_start_one(struct pool *p) {
         return worker_start(p, p->workers[slot]);
 }
 
+static int pool_grow_slots(struct pool *p, unsigned n);
+
+/* A full pool whose replacements must be ready before an old worker stops
+ * runs one worker over max meanwhile, in slot `max` (its CORRAL_WORKER_ID):
+ * without it, every step of a rolling replacement would cost a worker's
+ * capacity for the time a new one takes to get ready. */
+static int pool_start_surge(struct pool *p) {
+        int r = pool_grow_slots(p, p->max + 1);
+        if (r < 0)
+                return r;
+        int slot = pool_free_slot(p->workers, p->max + 1);
+        if (slot < 0)
+                return slot;
+        return worker_start(p, p->workers[slot]);
+}
+
 /* ---- the reconcile ---- */
 
 /* Which live worker to stop when there are too many: a stale one first,
- * else the newest, which has the least work invested in it. */
+ * then one that is ready rather than one still starting (scaling in keeps
+ * the worker about to serve), then in a server pool the least busy (a
+ * server in the middle of requests finishes them on stop_signal, but an
+ * idle one has none), the newest among equals, which has the least work
+ * invested in it. */
+static unsigned surplus_rank(const struct child *c) {
+        return child_is_stale(c) ? 2 : child_is_unready(c) ? 0 : 1;
+}
+
+static double worker_busy(struct pool *p, const struct worker *w) {
+        double busy = p->owner && p->owner->busy ? p->owner->busy(w->child.pid, p->owner->userdata) : -1;
+        return busy >= 0 ? busy : 0;   /* unknown: as idle as any, the age decides */
+}
+
+/* Whether w should be stopped before pick. */
+static bool surplus_before(struct pool *p, const struct worker *w, const struct worker *pick) {
+        unsigned rank = surplus_rank(&w->child), pick_rank = surplus_rank(&pick->child);
+        if (rank != pick_rank)
+                return rank > pick_rank;
+        double busy = worker_busy(p, w), pick_busy = worker_busy(p, pick);
+        /* Server pools only: elsewhere the newest goes, as ever (sharding by id). */
+        if (rank == 1 && busy != pick_busy && pool_notify(p))
+                return busy < pick_busy;
+        return w->child.started >= pick->child.started;
+}
+
 static struct worker *pool_pick_surplus(struct pool *p) {
         struct worker *pick = NULL;
         for (unsigned i = 0; i < p->n_alloc; i++) {
                 struct worker *w = p->workers[i];
-                if (!child_is_live(&w->child))
-                        continue;
-                bool stale = child_is_stale(&w->child);
-                bool pick_stale = pick && child_is_stale(&pick->child);
-                if (!pick || (stale && !pick_stale) ||
-                    (stale == pick_stale && w->child.started >= pick->child.started))
+                if (child_is_live(&w->child) && (!pick || surplus_before(p, w, pick)))
                         pick = w;
         }
         return pick;
+}
+
+static void pool_stop_worker(struct pool *p, struct worker *w) {
+        if (w->child.state == CHILD_RECYCLED) {
+                log_info("recycling worker %u (pid %d): %s", w->id, w->child.pid, w->child.recycle_why);
+                p->recycles[w->child.recycle_reason]++;
+        }
+        child_dispatch(&w->child, CHILD_EVENT_STOP);
 }
 
 /* Leaves the backoff of the highest slot in it (scaled down meanwhile). */
@@ -217,17 +352,19 @@ static void pool_cancel_backoff(struct pool *p) {
 
 /* One step of a rolling replacement (a reload, new segments, a recycle):
  * a new worker first where a slot is free, then the old one stopped. When
- * the new one cannot start, the old one keeps running. */
+ * the new one cannot start, the old one keeps running. A new worker that
+ * speaks the notify protocol must say READY=1 first: the reconcile stops
+ * the old one as a surplus then. */
 static void pool_replace_one(struct pool *p) {
         struct worker *old = pool_pick_surplus(p);
         int r = pool_start_one(p);
+        if (r == -ENOSPC && pool_notify(p))
+                r = pool_start_surge(p);
         if (r < 0 && r != -ENOSPC)
                 return;
-        if (old->child.state == CHILD_RECYCLED) {
-                log_info("recycling worker %u (pid %d): %s", old->id, old->child.pid, old->child.recycle_why);
-                p->recycles[old->child.recycle_reason]++;
-        }
-        child_dispatch(&old->child, CHILD_EVENT_STOP);
+        if (r >= 0 && pool_count_child(p, child_is_unready) > 0)
+                return;
+        pool_stop_worker(p, old);
 }
 
 /* Moves the pool toward `desired`: stops the surplus at once, starts the
@@ -245,15 +382,21 @@ static void pool_reconcile(struct pool *p) {
         while (pool_count_child(p, child_in_backoff) > 0 &&
                pool_count_child(p, child_is_live) + pool_count_child(p, child_in_backoff) > want + spare)
                 pool_cancel_backoff(p);
-        while (pool_count_child(p, child_is_live) > want)
-                child_dispatch(&pool_pick_surplus(p)->child, CHILD_EVENT_STOP);
+        while (pool_count_child(p, child_is_live) > want) {
+                struct worker *surplus = pool_pick_surplus(p);
+                /* A stale worker stays until its replacement is ready. */
+                if (child_is_stale(&surplus->child) && pool_count_child(p, child_is_unready) > 0)
+                        break;
+                pool_stop_worker(p, surplus);
+        }
 
         while (!p->stopping && pool_count_child(p, child_is_live) + pool_count_child(p, child_in_backoff) < want)
                 if (pool_start_one(p) == -ENOSPC)
                         break;
 
         if (!p->stopping && want > 0 && pool_count_child(p, child_is_stale) > 0 &&
-            pool_count_child(p, child_is_stopping) == 0 && pool_count_child(p, child_in_backoff) == 0)
+            pool_count_child(p, child_is_stopping) == 0 && pool_count_child(p, child_in_backoff) == 0 &&
+            pool_count_child(p, child_is_unready) == 0)
                 pool_replace_one(p);
 }
 
@@ -274,7 +417,8 @@ static usec_t pool_restart_wait(struct pool *p, usec_t delay) {
 /* The view of the child's state that stream.c and the snapshot read. */
 static void worker_sync_state(struct worker *w) {
         const struct child *c = &w->child;
-        w->state = child_is_live(c) ? WORKER_RUNNING : c->state == CHILD_STOPPING ? WORKER_STOPPING : WORKER_EMPTY;
+        w->state = child_is_unready(c) ? WORKER_STARTING : child_is_live(c) ? WORKER_RUNNING :
+                   c->state == CHILD_STOPPING ? WORKER_STOPPING : WORKER_EMPTY;
 }
 
 static void worker_started(struct child *c, void *userdata) {
@@ -428,6 +572,25 @@ static void worker_killed(struct child *c, void *userdata) {
                     w->id, c->pid, format_duration(w->pool->stop.timeout, t));
 }
 
+/* workers.notify: true asks for READY=1, and a worker without it failed to
+ * start. Implied by listen:, it only expects it: a server that does not
+ * speak the protocol is taken as ready once start_timeout has passed. */
+static bool worker_not_ready(struct child *c, void *userdata) {
+        struct worker *w = userdata;
+        const struct workers_config *wc = &w->pool->config->workers;
+        char t[32];
+        format_duration(c->ready_timeout, t);
+        if (wc->notify_given) {
+                log_warning("worker %u (pid %d) did not send READY=1 within %s (workers.start_timeout), killing it",
+                            w->id, c->pid, t);
+                return true;
+        }
+        log_info("worker %u (pid %d) sent no READY=1 within %s: taking it as ready (set workers.notify to "
+                 "false for servers that do not speak the notify protocol)", w->id, c->pid, t);
+        pool_kick(w->pool);
+        return false;
+}
+
 static void worker_changed(struct child *c, enum child_state old, void *userdata) {
         (void) c;
         (void) old;
@@ -441,6 +604,7 @@ static const struct child_owner worker_owner = {
         .ready = worker_ready,
         .killed = worker_killed,
         .changed = worker_changed,
+        .not_ready = worker_not_ready,
 };
 
 /* ---- the public side ---- */
@@ -627,6 +791,8 @@ struct pool *pool_free(struct pool *p) {
                         continue;
                 child_done(&w->child);   /* the child source kills and reaps it */
                 w->shm = shm_set_unref(w->shm);
+                notify_endpoint_free(w->notify);
+                free(w->notify_handler);
                 free(w);
         }
         sd_event_source_disable_unref(p->kick);

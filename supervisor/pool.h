@@ -16,6 +16,8 @@
 
 #include "conf/config.h"
 #include "supervisor/child.h"
+#include "supervisor/listen.h"
+#include "supervisor/notify.h"
 #include "supervisor/recycle.h"
 #include "supervisor/restart.h"
 #include "supervisor/shm.h"
@@ -27,6 +29,7 @@ enum worker_state {
         WORKER_EMPTY,            /* no process: idle, or waiting out the restart backoff */
         WORKER_RUNNING,          /* running, draining, or to be replaced */
         WORKER_STOPPING,         /* stop_signal sent */
+        WORKER_STARTING,         /* runs, has not said READY=1 yet (workers.notify) */
         _WORKER_STATE_MAX,
 };
 
@@ -47,6 +50,9 @@ struct worker {
         uint64_t restarts;       /* times this slot was refilled */
         struct shm_set *shm;     /* the shared segments it was given (a reference) */
         struct recycle_limits recycle;   /* workers.recycle: its own limits, drawn when it started */
+        struct notify_endpoint *notify;  /* its NOTIFY_SOCKET (workers.notify), kept across restarts */
+        struct notify_handler *notify_handler;   /* owned: the endpoint's, pointing back here */
+        char status[NOTIFY_STATUS_MAX];  /* its last STATUS=, "" if none */
 };
 
 /* Stream mode's view of the workers' lives (NULL for a plain pool). */
@@ -99,6 +105,7 @@ struct pool {
         const struct workload_owner *owner;
 
         const struct pool_hooks *hooks;
+        const struct listen_set *listen;   /* the sockets every worker gets (not owned); NULL: none */
 };
 
 /* A pool on loop `e` with the slots of config->workers.max; the config must
@@ -114,7 +121,8 @@ int pool_new_os(sd_event *e, const struct corral_config *config, const struct ch
 struct pool *pool_free(struct pool *p);
 
 /* Asks for n running workers (clamped to max): starts the missing ones now,
- * stops the most recently started ones beyond n. */
+ * stops the most recently started ones beyond n (ready ones before those
+ * still starting; in a server pool, with workers.notify, the least busy). */
 int pool_set_desired(struct pool *p, unsigned n);
 
 /* Switches to a new configuration: new bounds and restart limits at once;

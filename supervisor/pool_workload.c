@@ -30,7 +30,8 @@ bool pool_worker_running(const struct worker *w) {
 }
 
 static enum metrics_worker_state worker_metrics_state(const struct worker *w) {
-        return w->state == WORKER_RUNNING ? METRICS_WORKER_RUNNING : METRICS_WORKER_STOPPING;
+        return w->state == WORKER_RUNNING ? METRICS_WORKER_RUNNING :
+               w->state == WORKER_STARTING ? METRICS_WORKER_STARTING : METRICS_WORKER_STOPPING;
 }
 
 void pool_fill_snapshot(const struct pool *p, struct metrics_snapshot *s, const struct workload_view *v) {
@@ -43,6 +44,7 @@ void pool_fill_snapshot(const struct pool *p, struct metrics_snapshot *s, const 
         s->restarts = p->restarts;
         s->workers[METRICS_WORKER_RUNNING] = pool_count(p, WORKER_RUNNING);
         s->workers[METRICS_WORKER_STOPPING] = pool_count(p, WORKER_STOPPING);
+        s->workers[METRICS_WORKER_STARTING] = pool_count(p, WORKER_STARTING);
         for (int i = 0; i < _OUTCOME_MAX; i++)
                 s->exits[i] = p->exits[i];
         for (int i = 0; i < _RECYCLE_MAX; i++)
@@ -64,6 +66,7 @@ void pool_fill_snapshot(const struct pool *p, struct metrics_snapshot *s, const 
                         .cpu = cpu,
                         .rss = rss,
                         .restarts = w->restarts,
+                        .status = w->status,
                 };
         }
         s->worker_rows = v->rows;
@@ -178,12 +181,13 @@ void pool_workload_init(struct pool *p, const struct workload_owner *owner, stru
         *ret = (struct workload) { .ops = &pool_workload_ops, .impl = p };
 }
 
-int pool_workload_new(sd_event *e, const struct corral_config *config, const struct workload_owner *owner,
-                      struct workload *ret) {
+int pool_workload_new(sd_event *e, const struct corral_config *config, const struct workload_options *o,
+                      const struct workload_owner *owner, struct workload *ret) {
         struct pool *p;
         int r = pool_new(e, config, &p);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the pool: %m");
+        p->listen = o->listen;
         if (config->workers.recycle_tasks > 0)
                 log_warning("workers.recycle.tasks counts stream-mode lines only: "
                             "a pool without tasks has none to count; ignoring it");

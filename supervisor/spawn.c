@@ -62,10 +62,40 @@ static int become(const struct worker_identity *id) {
         return 0;
 }
 
+/* Writes the decimal pid after the '=' of entry: only stores, no library,
+ * no array of its own (see place_listen_fds). */
+static void write_pid(char *entry, pid_t pid) {
+        char *p = strchr(entry, '=') + 1;
+        size_t n = 1;
+        for (pid_t rest = pid / 10; rest > 0 && n < SPAWN_PID_DIGITS; rest /= 10)
+                n++;
+        p[n] = '\0';
+        do
+                p[--n] = (char) ('0' + pid % 10);
+        while ((pid /= 10) > 0 && n > 0);
+}
+
+/* The listening sockets onto 3, 4, ...: first all copied above the range, so
+ * that placing one cannot overwrite another still to be placed. The copies
+ * are close-on-exec; dup2() clears the flag on the placed ones. `high` is
+ * the parent's (no arrays on the child's stack: a child that execs never
+ * leaves its frames, and the sanitizers' bookkeeping of the shared stack
+ * would outlive it). */
+static int place_listen_fds(const int *fds, size_t n, int *high) {
+        for (size_t i = 0; i < n; i++)
+                if ((high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + (int) n)) < 0)
+                        return -1;
+        for (size_t i = 0; i < n; i++)
+                if (dup2(high[i], 3 + (int) i) < 0)
+                        return -1;
+        return 0;
+}
+
 struct spawn_child {
         const struct spawn_request *req;
         pid_t parent;
         int report_fd;           /* where the child writes its errno when it cannot exec */
+        int listen_high[SPAWN_LISTEN_MAX];   /* the child's scratch for place_listen_fds() */
 };
 
 /* Runs in the child, on its own stack but in corral's memory until exec: only
@@ -73,6 +103,7 @@ struct spawn_child {
 static int child_main(void *userdata) {
         struct spawn_child *a = userdata;
         const struct spawn_request *req = a->req;
+        int report_fd = a->report_fd;
         sigset_t none;
 
         /* corral blocks the signals its event loop handles; the mask and ignored
@@ -124,13 +155,26 @@ static int child_main(void *userdata) {
                 if (fcntl(req->keep_fds[i], F_SETFD, 0) < 0)
                         goto fail;
 
+        if (req->n_listen_fds > 0) {
+                /* The report pipe must not be among the places the sockets take. */
+                if (report_fd < 3 + (int) req->n_listen_fds &&
+                    (report_fd = fcntl(report_fd, F_DUPFD_CLOEXEC, 3 + (int) req->n_listen_fds)) < 0)
+                        _exit(127);
+                if (place_listen_fds(req->listen_fds, req->n_listen_fds, a->listen_high) < 0)
+                        goto fail;
+        }
+        /* Our own pid, in memory we share with the parent until exec: it is
+         * stopped meanwhile and owns the buffer. */
+        if (req->pid_env)
+                write_pid(req->pid_env, (pid_t) syscall(SYS_getpid));
+
         if (req->path)
                 execve(req->path, req->argv, req->envp);
         else
                 execvpe(req->argv[0], req->argv, req->envp);
 fail: {
         int error = errno ? errno : EIO;
-        (void) !write(a->report_fd, &error, sizeof(error));
+        (void) !write(report_fd, &error, sizeof(error));
         _exit(127);
 }
 }
@@ -146,6 +190,14 @@ pid_t spawn_worker(const struct spawn_request *req) {
                         return -errno;
                 stack = p;
         }
+
+        /* A segment in the place of a socket would be lost: corral opens
+         * its sockets before anything else, so this is a bug, not a user's error. */
+        if (req->n_listen_fds > SPAWN_LISTEN_MAX)
+                return -E2BIG;
+        for (size_t i = 0; i < req->n_keep_fds; i++)
+                if (req->keep_fds[i] >= 3 && req->keep_fds[i] < 3 + (int) req->n_listen_fds)
+                        return -EBADF;
 
         _cleanup_(closep) int report_read = -EBADF, report_write = -EBADF;
         int fds[2];

@@ -23,7 +23,16 @@ struct spawn_request {
         const int *stdio;        /* {stdin, stdout, stderr} of the worker (close-on-exec
                                   * fds; a negative one: corral's); NULL: it inherits corral's */
         const struct worker_identity *identity;  /* workers.user/group, resolved; NULL: corral's */
+        const int *listen_fds;   /* close-on-exec sockets the worker gets as fds 3, 4, ... in this
+                                  * order (sd_listen_fds(3)); none of keep_fds may be among 3..3+n-1 */
+        size_t n_listen_fds;     /* at most SPAWN_LISTEN_MAX */
+        char *pid_env;           /* NULL, or an entry of envp ending in '=' followed by room for
+                                  * SPAWN_PID_DIGITS characters: the child writes its own pid there
+                                  * (LISTEN_PID, which the parent cannot know before the spawn) */
 };
+
+#define SPAWN_LISTEN_MAX 64
+#define SPAWN_PID_DIGITS 12
 
 /* Starts the process. Returns its pid (a process group leader), or a negative
  * errno: clone()'s, or the reason the child could not become the identity or

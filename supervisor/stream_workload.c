@@ -128,6 +128,7 @@ int stream_workload_new(sd_event *e, const struct corral_config *config, const s
                 return log_error_errno(r, "Failed to create the pool: %m");
         }
         sw->pool->owner = owner;
+        sw->pool->listen = o->listen;
         r = stream_new(e, config, sw->pool, &sw->stream);
         if (r < 0) {
                 if (r != -EINVAL)   /* -EINVAL: logged */

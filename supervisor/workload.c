@@ -5,7 +5,7 @@
 int workload_new(sd_event *e, const struct corral_config *config, const struct workload_options *o,
                  const struct workload_owner *owner, struct workload *ret) {
         if (!config->tasks.from)
-                return pool_workload_new(e, config, owner, ret);
+                return pool_workload_new(e, config, o, owner, ret);
         if (config->tasks.mode == TASK_MODE_STREAM)
                 return stream_workload_new(e, config, o, owner, ret);
         return batch_workload_new(e, config, o, owner, ret);

@@ -32,12 +32,17 @@ struct workload_view {
         struct metrics_worker *rows;     /* room for workload_slots() rows */
 };
 
+struct listen_set;
+
 /* The controller's side, called by the workload. */
 struct workload_owner {
         /* A stop began (TERM, the input is done, a crash loop): say so at once. */
         void (*stopping)(void *userdata);
         /* workers.placement: the CPU worker `id` is pinned to, or -1. NULL: none. */
         int (*place)(unsigned id, void *userdata);
+        /* How busy a worker was lately (its CPU, % of one core), or a negative
+         * number when unknown: scaling in stops the least busy. NULL: unknown. */
+        double (*busy)(pid_t pid, void *userdata);
         void *userdata;
 };
 
@@ -82,6 +87,7 @@ struct workload_options {
         bool resume, resume_failed;      /* batch: --resume, --resume-failed */
         bool quiet;                      /* -q: no progress bar, unless --bar */
         bool bar;                        /* --bar: a bar even when stderr is no terminal */
+        const struct listen_set *listen; /* pool, stream: listen:'s sockets for every worker (borrowed) */
 };
 
 /*
@@ -94,8 +100,8 @@ int workload_new(sd_event *e, const struct corral_config *config, const struct w
                  const struct workload_owner *owner, struct workload *ret);
 
 /* Each kind's constructor, for workload_new() and the unit tests. */
-int pool_workload_new(sd_event *e, const struct corral_config *config, const struct workload_owner *owner,
-                      struct workload *ret);
+int pool_workload_new(sd_event *e, const struct corral_config *config, const struct workload_options *o,
+                      const struct workload_owner *owner, struct workload *ret);
 int batch_workload_new(sd_event *e, const struct corral_config *config, const struct workload_options *o,
                        const struct workload_owner *owner, struct workload *ret);
 int stream_workload_new(sd_event *e, const struct corral_config *config, const struct workload_options *o,

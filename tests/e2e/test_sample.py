@@ -10,7 +10,7 @@ CORRAL = os.environ.get("CORRAL", "corral")
 SIGNALS = [
     "cpu.busy", "cpu.core_max", "cpu.core_min", "cpu.idle_cores", "load1",
     "psi.cpu", "psi.memory", "psi.io", "mem.available", "pool.size", "pool.cpu",
-    "tasks.backlog", "tasks.busy", "tasks.rate", "tasks.latency",
+    "tasks.backlog", "tasks.busy", "tasks.rate", "tasks.latency", "listen.backlog",
     "queue.lag", "queue.pending",
 ]
 

@@ -22,8 +22,9 @@ struct fake {
         struct fake_os os;
         usec_t delay;            /* what `ended` answers */
         struct child_end end;
-        unsigned n_started, n_ended, n_recycle, n_ready, n_killed;
+        unsigned n_started, n_ended, n_recycle, n_ready, n_killed, n_not_ready;
         bool ready_on_recycle;   /* the owner has no work to take away */
+        bool take_as_ready;      /* what `not_ready` answers: false, kill it */
 };
 
 static void owner_started(struct child *c, void *userdata) {
@@ -56,9 +57,16 @@ static void owner_killed(struct child *c, void *userdata) {
         ((struct fake *) userdata)->n_killed++;
 }
 
+static bool owner_not_ready(struct child *c, void *userdata) {
+        struct fake *f = userdata;
+        (void) c;
+        f->n_not_ready++;
+        return !f->take_as_ready;
+}
+
 static const struct child_owner fake_owner = {
         .started = owner_started, .ended = owner_ended, .recycle = owner_recycle,
-        .ready = owner_ready, .killed = owner_killed,
+        .ready = owner_ready, .killed = owner_killed, .not_ready = owner_not_ready,
 };
 
 static const struct child_stop stop = { .signal = SIGTERM, .timeout = 5 * S };
@@ -357,13 +365,148 @@ static void test_reload_outdates_running_and_draining(void **state) {
         assert_int_equal(c.state, CHILD_BACKOFF);
 }
 
+/* ---- readiness (the notify protocol) ---- */
+
+/* A child that must say READY=1 within 60 s, started at 100 s. */
+static void setup_unready(struct fake *f, struct child *c, usec_t age) {
+        setup(f, c);
+        c->ready_timeout = 60 * S;
+        assert_int_equal(child_start(c, &request, age), 0);
+}
+
+static void test_unready_until_ready(void **state) {
+        struct fake f;
+        struct child c;
+        (void) state;
+
+        setup_unready(&f, &c, 30 * S);
+        assert_int_equal(c.state, CHILD_UNREADY);
+        assert_int_equal(f.n_started, 1);
+        assert_true(child_is_live(&c));
+        assert_true(child_is_unready(&c));
+        assert_false(child_is_stale(&c));
+        assert_int_equal(f.os.timer, 160 * S);   /* the start timeout, not the age */
+
+        f.os.now = 102 * S;
+        child_dispatch(&c, CHILD_EVENT_READY);
+        assert_int_equal(c.state, CHILD_RUNNING);
+        assert_false(child_is_unready(&c));
+        assert_int_equal(f.os.timer, 130 * S);   /* the age counts from the start */
+        assert_int_equal(f.os.n_kills, 0);
+
+        /* A second READY=1 changes nothing. */
+        child_dispatch(&c, CHILD_EVENT_READY);
+        assert_int_equal(c.state, CHILD_RUNNING);
+        assert_int_equal(f.os.timer, 130 * S);
+}
+
+static void test_ready_without_age_disarms_the_timeout(void **state) {
+        struct fake f;
+        struct child c;
+        (void) state;
+
+        setup_unready(&f, &c, 0);
+        child_dispatch(&c, CHILD_EVENT_READY);
+        assert_int_equal(c.state, CHILD_RUNNING);
+        assert_int_equal(f.os.timer, USEC_INFINITY);
+}
+
+static void test_not_ready_in_time_is_killed_and_fails(void **state) {
+        struct fake f;
+        struct child c;
+        (void) state;
+
+        setup_unready(&f, &c, 0);
+        f.os.now = 159999 * MS;
+        assert_int_equal(f.os.n_kills, 0);
+        f.os.now = 160 * S;
+        child_timer(&c);
+        assert_kill(&f, 0, -PID, SIGKILL);
+        assert_int_equal(f.n_not_ready, 1);
+        assert_int_equal(c.state, CHILD_UNREADY);
+
+        /* Its end is a failure the owner did not ask for: restart after the backoff. */
+        f.delay = 100 * MS;
+        exit_with(&c, CLD_KILLED, SIGKILL);
+        assert_int_equal(f.end.outcome, CHILD_SIGNAL);
+        assert_false(f.end.asked_to_stop);
+        assert_int_equal(c.state, CHILD_BACKOFF);
+}
+
+static void test_unready_stops_and_outdates(void **state) {
+        struct fake f;
+        struct child c;
+        (void) state;
+
+        setup_unready(&f, &c, 0);
+        child_dispatch(&c, CHILD_EVENT_STOP);
+        assert_int_equal(c.state, CHILD_STOPPING);
+        assert_kill(&f, 0, -PID, SIGTERM);
+        assert_int_equal(f.os.timer, 105 * S);   /* stop_timeout, not the start timeout */
+        child_dispatch(&c, CHILD_EVENT_READY);   /* too late to matter */
+        assert_int_equal(c.state, CHILD_STOPPING);
+
+        setup_unready(&f, &c, 0);
+        child_dispatch(&c, CHILD_EVENT_OUTDATE);
+        assert_int_equal(c.state, CHILD_OUTDATED);
+        assert_int_equal(f.os.timer, USEC_INFINITY);
+
+        setup_unready(&f, &c, 0);
+        child_recycle(&c, RECYCLE_RSS, "rss");   /* not running yet: nothing to recycle */
+        assert_int_equal(c.state, CHILD_UNREADY);
+}
+
+static void test_hung_is_killed_and_fails(void **state) {
+        static const enum child_state live[] = { CHILD_UNREADY, CHILD_RUNNING, CHILD_OUTDATED };
+        struct fake f;
+        struct child c;
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(live); i++) {
+                print_message("hung in %s\n", child_state_name(live[i]));
+                setup_unready(&f, &c, 0);
+                if (live[i] != CHILD_UNREADY)
+                        child_dispatch(&c, CHILD_EVENT_READY);
+                if (live[i] == CHILD_OUTDATED)
+                        child_dispatch(&c, CHILD_EVENT_OUTDATE);
+                assert_int_equal(c.state, live[i]);
+                child_dispatch(&c, CHILD_EVENT_HUNG);
+                assert_kill(&f, 0, -PID, SIGKILL);
+                assert_int_equal(c.state, live[i]);
+                f.delay = 100 * MS;
+                exit_with(&c, CLD_KILLED, SIGKILL);
+                assert_false(f.end.asked_to_stop);
+                assert_int_equal(c.state, CHILD_BACKOFF);
+        }
+
+        /* Idle or stopping: nothing to kill. */
+        setup(&f, &c);
+        child_dispatch(&c, CHILD_EVENT_HUNG);
+        assert_int_equal(f.os.n_kills, 0);
+}
+
+static void test_not_ready_in_time_may_be_taken_as_ready(void **state) {
+        struct fake f;
+        struct child c;
+        (void) state;
+
+        setup_unready(&f, &c, 30 * S);
+        f.take_as_ready = true;
+        f.os.now = 160 * S;
+        child_timer(&c);
+        assert_int_equal(f.n_not_ready, 1);
+        assert_int_equal(f.os.n_kills, 0);
+        assert_int_equal(c.state, CHILD_RUNNING);
+        assert_int_equal(f.os.timer, 130 * S);   /* the age limit, from the start: already due */
+}
+
 /* ---- the table as a whole ---- */
 
 static void test_ignored_events_keep_the_state(void **state) {
         static const enum child_event ignored_when_idle[] = {
                 CHILD_EVENT_STARTED, CHILD_EVENT_START_FAILED, CHILD_EVENT_EXITED, CHILD_EVENT_STOP,
                 CHILD_EVENT_KILL, CHILD_EVENT_TIMER, CHILD_EVENT_RECYCLE, CHILD_EVENT_RECYCLE_READY,
-                CHILD_EVENT_OUTDATE,
+                CHILD_EVENT_OUTDATE, CHILD_EVENT_READY, CHILD_EVENT_HUNG,
         };
         struct fake f;
         struct child c;
@@ -425,6 +568,12 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_reload_outdates_running_and_draining),
                 cmocka_unit_test(test_ignored_events_keep_the_state),
                 cmocka_unit_test(test_done_kills_and_forgets),
+                cmocka_unit_test(test_unready_until_ready),
+                cmocka_unit_test(test_ready_without_age_disarms_the_timeout),
+                cmocka_unit_test(test_not_ready_in_time_is_killed_and_fails),
+                cmocka_unit_test(test_not_ready_in_time_may_be_taken_as_ready),
+                cmocka_unit_test(test_unready_stops_and_outdates),
+                cmocka_unit_test(test_hung_is_killed_and_fails),
                 cmocka_unit_test(test_names),
         };
         if (argc > 1)

@@ -318,6 +318,57 @@ static void test_user_and_group_keep_their_positions(void **state) {
         conf_diagnostics_done(&d);
 }
 
+/* listen: its addresses with their places, notify implied unless written,
+ * and the server pool's rules when the file has no policy of its own. */
+static void test_listen(void **state) {
+        static const struct {
+                const char *name, *text;
+                bool notify;
+                const char *first_rule;   /* NULL: none */
+        } cases[] = {
+                { "one address", "command: [w]\nlisten: 127.0.0.1:8080\n", true, "queued" },
+                { "a list", "command: [w]\nlisten: [\"[::]:80\", \"unix:/run/a.sock\"]\n", true, "queued" },
+                { "notify: false written", "command: [w]\nlisten: [\":80\"]\nworkers: {notify: false}\n", false, "queued" },
+                { "a policy of its own", "command: [w]\nlisten: [\"a:80\"]\npolicy:\n  rules:\n"
+                  "    - {name: mine, when: pool.cpu > 50%, scale: +1}\n", true, "mine" },
+                { "no listen", "command: [w]\n", false, NULL },
+        };
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct conf_diagnostics d = {};
+                struct corral_config c;
+                print_message("%s\n", cases[i].name);
+                int r = conf_load_text("t.yaml", cases[i].text, strlen(cases[i].text), &c, &d);
+                if (strstr(cases[i].text, "\":80\"")) {
+                        /* An empty host is not an address. */
+                        assert_int_equal(r, -EINVAL);
+                        conf_diagnostics_done(&d);
+                        continue;
+                }
+                assert_int_equal(r, 0);
+                assert_int_equal(c.workers.notify, cases[i].notify);
+                if (cases[i].first_rule)
+                        assert_string_equal(c.policy.rules[0].name, cases[i].first_rule);
+                else
+                        assert_int_equal(c.policy.n_rules, 0);
+                config_done(&c);
+                conf_diagnostics_done(&d);
+        }
+
+        struct conf_diagnostics d = {};
+        struct corral_config c;
+        static const char text[] = "command: [w]\nlisten:\n  - 127.0.0.1:8080\n  - unix:/run/app.sock\n";
+        assert_int_equal(conf_load_text("t.yaml", text, strlen(text), &c, &d), 0);
+        assert_int_equal(c.n_listen, 2);
+        assert_string_equal(c.listen[1].address, "unix:/run/app.sock");
+        assert_int_equal(c.listen[1].line, 4);
+        assert_int_equal(c.listen[1].column, 5);
+        assert_int_equal(c.listen_backlog, 0);
+        assert_int_equal(c.workers.start_timeout, 60 * USEC_PER_SEC);
+        config_done(&c);
+        conf_diagnostics_done(&d);
+}
+
 /* Doubtful conditions load (they run as written) with a warning at the
  * comparison; conf_lint warns about task signals only without tasks; the
  * built-in policies warn about nothing. */
@@ -374,6 +425,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_nesting_depth_is_bounded),
                 cmocka_unit_test(test_validate_merged),
                 cmocka_unit_test(test_user_and_group_keep_their_positions),
+                cmocka_unit_test(test_listen),
                 cmocka_unit_test(test_lint_warnings),
         };
         if (argc > 1)

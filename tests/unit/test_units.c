@@ -108,6 +108,36 @@ static void test_format_duration(void **state) {
 }
 
 /* HOST:PORT: the one syntax of metrics.listen and --metrics. */
+static void test_listen_address(void **state) {
+        static const struct {
+                const char *text;
+                int result;
+        } cases[] = {
+                { "127.0.0.1:8080", 0 },
+                { "[::]:8080", 0 },
+                { "localhost:80", 0 },
+                { "unix:/run/app.sock", 0 },
+                { "unix:relative.sock", 0 },
+                { "127.0.0.1:0", -EINVAL },          /* a port nobody could find */
+                { "8080", -EINVAL },
+                { "::1:8080", -EINVAL },
+                { "unix:", -EINVAL },
+        };
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                print_message("%s\n", cases[i].text);
+                assert_int_equal(parse_listen_address(cases[i].text), cases[i].result);
+        }
+        /* 107 bytes of path fit a sockaddr_un, 108 do not. */
+        char path[5 + 109] = "unix:";
+        memset(path + 5, 'p', 107);
+        path[5 + 107] = '\0';
+        assert_int_equal(parse_listen_address(path), 0);
+        path[5 + 107] = 'p';
+        path[5 + 108] = '\0';
+        assert_int_equal(parse_listen_address(path), -ENAMETOOLONG);
+}
+
 static void test_hostport(void **state) {
         static const struct {
                 const char *text, *host;
@@ -148,6 +178,7 @@ int main(void) {
                 cmocka_unit_test(test_format_duration),
                 cmocka_unit_test(test_format_size),
                 cmocka_unit_test(test_hostport),
+                cmocka_unit_test(test_listen_address),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/* The pool with workers that speak the notify protocol, on a fake operating
+ * system: a rolling replacement waits for each new worker's READY=1 (one
+ * worker over max when the pool is full), and scaling in stops a ready
+ * worker before one still starting, the least busy first. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "conf/config.h"
+#include "supervisor/pool.h"
+
+struct fake_os {
+        pid_t next_pid;
+        unsigned n_kills;        /* stop signals sent */
+        int kills[64][2];        /* {pgid, sig} */
+};
+
+static pid_t fake_spawn(void *os, const struct spawn_request *req) {
+        (void) req;
+        return ((struct fake_os *) os)->next_pid++;
+}
+
+static int fake_watch(void *os, struct child *c) {
+        (void) os;
+        (void) c;
+        return 0;
+}
+
+static void fake_nothing(void *os, struct child *c) {
+        (void) os;
+        (void) c;
+}
+
+static int fake_kill(void *os, pid_t pgid, int sig) {
+        struct fake_os *f = os;
+        /* Counted: stop signals. SIGCONT goes with each, and SIGKILL clears
+         * an exited worker's process group. */
+        if (sig == SIGCONT || sig == SIGKILL)
+                return 0;
+        if (f->n_kills < ELEMENTSOF(f->kills)) {
+                f->kills[f->n_kills][0] = pgid;
+                f->kills[f->n_kills][1] = sig;
+        }
+        f->n_kills++;
+        return 0;
+}
+
+static int fake_set_timer(void *os, struct child *c, usec_t when) {
+        (void) os;
+        (void) c;
+        (void) when;
+        return 0;
+}
+
+static usec_t fake_now(void *os) {
+        (void) os;
+        return 1000 * USEC_PER_SEC;
+}
+
+static const struct child_os fake_child_os = {
+        .spawn = fake_spawn, .watch = fake_watch, .unwatch = fake_nothing, .release = fake_nothing,
+        .kill = fake_kill, .set_timer = fake_set_timer, .now = fake_now,
+};
+
+struct fixture {
+        sd_event *e;
+        struct corral_config config, next;
+        struct fake_os os;
+        struct pool *p;
+};
+
+static void fixture_config(struct corral_config *c, char **command, unsigned max) {
+        config_init(c);
+        c->command = command;
+        c->workers.min = 1;
+        c->workers.max = max;
+        c->workers.notify = true;
+        c->workers.notify_given = true;
+}
+
+static void setup(struct fixture *fx, unsigned max) {
+        static char *command[] = { "/bin/true", NULL };
+        *fx = (struct fixture) { .os = { .next_pid = 100 } };
+        fixture_config(&fx->config, command, max);
+        assert_int_equal(sd_event_new(&fx->e), 0);
+        assert_int_equal(pool_new_os(fx->e, &fx->config, &fake_child_os, &fx->os, &fx->p), 0);
+}
+
+static void done(struct fixture *fx) {
+        fx->p = pool_free(fx->p);
+        fx->e = sd_event_unref(fx->e);
+}
+
+static void settle(struct fixture *fx) {
+        while (sd_event_run(fx->e, 0) > 0)
+                ;
+}
+
+/* READY=1 from worker id, as the notify endpoint passes it on. */
+static void ready(struct fixture *fx, unsigned id) {
+        child_dispatch(&fx->p->workers[id]->child, CHILD_EVENT_READY);
+        pool_set_desired(fx->p, fx->p->desired);      /* the kick the endpoint sends */
+        settle(fx);
+}
+
+static void exits(struct fixture *fx, unsigned id) {
+        siginfo_t si = { .si_code = CLD_EXITED, .si_status = 0 };
+        child_exited(&fx->p->workers[id]->child, &si);
+        settle(fx);
+}
+
+static void assert_last_kill(const struct fixture *fx, pid_t pid, int sig) {
+        assert_true(fx->os.n_kills > 0);
+        assert_int_equal(fx->os.kills[fx->os.n_kills - 1][0], -pid);
+        assert_int_equal(fx->os.kills[fx->os.n_kills - 1][1], sig);
+}
+
+static void test_workers_start_unready(void **state) {
+        struct fixture fx;
+        (void) state;
+
+        setup(&fx, 2);
+        pool_set_desired(fx.p, 2);
+        settle(&fx);
+        assert_int_equal(pool_count(fx.p, WORKER_STARTING), 2);
+        assert_int_equal(pool_count(fx.p, WORKER_RUNNING), 0);
+        ready(&fx, 1);
+        assert_int_equal(pool_count(fx.p, WORKER_STARTING), 1);
+        assert_int_equal(pool_count(fx.p, WORKER_RUNNING), 1);
+        done(&fx);
+}
+
+static void test_rolling_replacement_waits_for_ready(void **state) {
+        static char *command[] = { "/bin/false", NULL };
+        struct fixture fx;
+        (void) state;
+
+        setup(&fx, 2);
+        pool_set_desired(fx.p, 2);
+        ready(&fx, 0);
+        ready(&fx, 1);
+        pid_t old0 = fx.p->workers[0]->child.pid, old1 = fx.p->workers[1]->child.pid;
+
+        fixture_config(&fx.next, command, 2);
+        assert_int_equal(pool_reconfigure(fx.p, &fx.next), 0);
+        settle(&fx);
+        /* The pool is full: the new worker runs in slot max, and no old one stops. */
+        assert_int_equal(fx.p->n_alloc, 3);
+        assert_int_equal(fx.p->workers[2]->child.state, CHILD_UNREADY);
+        assert_int_equal(fx.os.n_kills, 0);
+
+        ready(&fx, 2);
+        assert_int_equal(fx.os.n_kills, 1);
+        assert_int_equal(pool_count(fx.p, WORKER_STOPPING), 1);
+        pid_t stopped = fx.os.kills[0][0] == -old0 ? old0 : old1;
+        unsigned stopped_id = stopped == old0 ? 0 : 1;
+        assert_last_kill(&fx, stopped, SIGTERM);
+
+        /* Once it is gone, the next new one starts in its slot; the other old
+         * one stays until that one is ready too. */
+        exits(&fx, stopped_id);
+        assert_int_equal(fx.p->workers[stopped_id]->child.state, CHILD_UNREADY);
+        assert_int_equal(fx.os.n_kills, 1);
+        ready(&fx, stopped_id);
+        assert_int_equal(fx.os.n_kills, 2);
+        assert_last_kill(&fx, stopped == old0 ? old1 : old0, SIGTERM);
+        done(&fx);
+}
+
+static void test_scale_in_stops_a_ready_worker_first(void **state) {
+        struct fixture fx;
+        (void) state;
+
+        setup(&fx, 3);
+        pool_set_desired(fx.p, 2);
+        ready(&fx, 0);                     /* worker 1, the newest, is still starting */
+        pool_set_desired(fx.p, 1);
+        settle(&fx);
+        assert_last_kill(&fx, fx.p->workers[0]->child.pid, SIGTERM);
+        assert_int_equal(fx.p->workers[1]->child.state, CHILD_UNREADY);
+        done(&fx);
+}
+
+static double busy_by_pid(pid_t pid, void *userdata) {
+        (void) userdata;
+        return pid == 100 ? 5.0 : 90.0;   /* worker 0 (pid 100) idles */
+}
+
+static const struct workload_owner busy_owner = { .busy = busy_by_pid };
+
+static void test_scale_in_stops_the_least_busy(void **state) {
+        struct fixture fx;
+        (void) state;
+
+        setup(&fx, 3);
+        fx.p->owner = &busy_owner;
+        pool_set_desired(fx.p, 3);
+        ready(&fx, 0);
+        ready(&fx, 1);
+        ready(&fx, 2);
+        pool_set_desired(fx.p, 2);
+        settle(&fx);
+        /* Not the newest (2): the idle one. */
+        assert_int_equal(fx.os.n_kills, 1);
+        assert_last_kill(&fx, 100, SIGTERM);
+        done(&fx);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_workers_start_unready),
+                cmocka_unit_test(test_rolling_replacement_waits_for_ready),
+                cmocka_unit_test(test_scale_in_stops_a_ready_worker_first),
+                cmocka_unit_test(test_scale_in_stops_the_least_busy),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
