@@ -134,6 +134,11 @@ void span_abandon(struct stream *s, struct span *span) {
         span_complete(s, span);
 }
 
+/* "1 line", "2 lines": the noun for a count in the log. */
+static const char *lines(uint64_t n) {
+        return n == 1 ? "line" : "lines";
+}
+
 static void stream_finish(struct stream *s) {
         int status;
 
@@ -155,13 +160,15 @@ static void stream_finish(struct stream *s) {
                 for (uint64_t i = 0; i < s->given_up && i < FIRST_GIVEN_UP_MAX; i++)
                         n += (size_t) snprintf(seqs + n, sizeof(seqs) - n, "%s%" PRIu64, i ? ", " : "",
                                                s->first_given_up[i]);
-                log_error("stream: %" PRIu64 " lines answered, %" PRIu64 " given up (line %s%s)", s->ok,
-                          s->given_up, seqs, s->given_up > FIRST_GIVEN_UP_MAX ? ", ..." : "");
+                log_error("stream: %" PRIu64 " %s answered, %" PRIu64 " given up (%s %s%s)", s->ok, lines(s->ok),
+                          s->given_up, s->given_up == 1 ? "line" : "lines", seqs,
+                          s->given_up > FIRST_GIVEN_UP_MAX ? ", ..." : "");
         } else
-                log_info("stream: %" PRIu64 " lines answered%s", s->ok,
+                log_info("stream: %" PRIu64 " %s answered%s", s->ok, lines(s->ok),
                          unread || s->undone ? ", stopped with lines left undone" : "");
         if (s->undone)
-                log_warning("stream: %" PRIu64 " lines sent to workers were left without a result", s->undone);
+                log_warning("stream: %" PRIu64 " %s sent to workers %s left without a result", s->undone,
+                            lines(s->undone), s->undone == 1 ? "was" : "were");
         s->end_status = status;
         stream_try_end(s);
 }
@@ -310,7 +317,7 @@ void stream_stop(struct stream *s) {
         for (unsigned i = 0; i < s->n_workers; i++)
                 if (s->workers[i])
                         outstanding += s->workers[i]->lines;
-        log_info("stream: no more input; waiting for %zu outstanding lines", outstanding);
+        log_info("stream: no more input; waiting for %zu outstanding %s", outstanding, lines(outstanding));
         int r = sd_event_add_time_relative(s->event, &s->stop_timer, CLOCK_MONOTONIC,
                                            s->config->workers.stop_timeout, TIMER_ACCURACY_USEC, on_stop_timer, s);
         if (r < 0) {
