@@ -55,5 +55,6 @@ void config_done(struct corral_config *c) {
         free(c->metrics.textfile);
         free(c->tasks.from);
         free(c->tasks.joblog);
+        free(c->tasks.failed_line);
         memset(c, 0, sizeof(*c));
 }

@@ -46,10 +46,56 @@ static void stream_check_output(struct stream *s) {
         }
 }
 
+/* keep_order: the span in flight that holds line seq, or NULL. The ring is
+ * in input order, so a binary search finds it. */
+static struct span *stream_span_of(const struct stream *s, uint64_t seq) {
+        size_t lo = 0, hi = s->ring_len;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                const struct span *span = s->ring[(s->ring_head + mid) & (s->ring_cap - 1)];
+                if (seq < span->seq)
+                        hi = mid;
+                else if (seq >= span->seq + span->n_lines)
+                        lo = mid + 1;
+                else
+                        return (struct span *) span;
+        }
+        return NULL;
+}
+
+/* Where the result of line seq goes now: corral's output, or (keep_order)
+ * the buffer of its span until the spans before it are done. A line that
+ * never was in a span (given up as it was read) gets a span of its own,
+ * already done, after the others. NULL when out of memory. */
+static struct strbuf *stream_result_buffer(struct stream *s, uint64_t seq) {
+        if (!s->keep_order || s->ring_len == 0)
+                return &s->out;
+        struct span *span = stream_span_of(s, seq);
+        if (!span) {
+                span = malloc(sizeof(*span));
+                if (!span)
+                        return NULL;
+                *span = (struct span) { .seq = seq, .n_lines = 1, .n_done = 1, .done = true };
+                if (stream_ring_push(s, span) < 0) {
+                        free(span);
+                        return NULL;
+                }
+                s->n_spans++;
+        }
+        return stream_span_is_head(s, span) ? &s->out : &span->out;
+}
+
 void stream_note_given_up(struct stream *s, uint64_t seq) {
+        const char *text = s->config->tasks.failed_line ? s->config->tasks.failed_line : "";
+        struct strbuf *b = stream_result_buffer(s, seq);
+
         if (s->given_up < FIRST_GIVEN_UP_MAX)
                 s->first_given_up[s->given_up] = seq;
         s->given_up++;
+        /* Its placeholder (tasks.failed_line) keeps output line N the answer
+         * to input line N. */
+        if (!b || strbuf_append(b, text, strlen(text)) < 0 || strbuf_append(b, "\n", 1) < 0)
+                log_error("Failed to write the placeholder of line %" PRIu64 ": out of memory", seq);
 }
 
 /* Queues the results in order so far on corral's stdout (never blocks). */
@@ -217,6 +263,8 @@ void stream_dispatch(struct stream *s) {
                 return;
         }
         s->stalled = false;
+        if (s->out.len > 0)
+                stream_flush(s);   /* a placeholder written outside a read of results */
         /* Backpressure: while corral's stdout is full, no new lines go out. */
         if (!s->stopping && !sink_full(s->sink))
                 for (;;) {

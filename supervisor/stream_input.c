@@ -98,7 +98,7 @@ static int stream_on_input(sd_event_source *src, int fd, uint32_t revents, void 
         return 0;
 }
 
-static int stream_ring_push(struct stream *s, struct span *span) {
+int stream_ring_push(struct stream *s, struct span *span) {
         if (s->ring_len == s->ring_cap) {
                 size_t cap = s->ring_cap ? 2 * s->ring_cap : RING_MIN;
                 struct span **a = calloc(cap, sizeof(*a));

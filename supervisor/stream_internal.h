@@ -180,6 +180,8 @@ static inline bool stream_span_is_head(const struct stream *s, const struct span
 bool stream_may_cut(const struct stream *s);
 struct span *stream_next_span(struct stream *s, const struct sworker *sw);
 int stream_requeue(struct stream *s, struct span *span);
+/* keep_order: appends span to the ring of spans in input order. Returns 0 or -ENOMEM. */
+int stream_ring_push(struct stream *s, struct span *span);
 int stream_open_input(struct stream *s);
 
 /* stream_worker.c */
@@ -196,7 +198,8 @@ void stream_hook_recycle(struct pool *p, struct worker *w, void *userdata);
 
 /* stream.c */
 void stream_flush(struct stream *s);
-/* Counts line seq as given up (no result), for the summary. */
+/* Counts line seq as given up, for the summary, and writes its placeholder
+ * (tasks.failed_line) in its place. Called before the line is marked done. */
 void stream_note_given_up(struct stream *s, uint64_t seq);
 void stream_emit_in_order(struct stream *s);
 void span_complete(struct stream *s, struct span *span);
