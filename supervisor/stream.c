@@ -193,6 +193,7 @@ static void stream_finish(struct stream *s) {
         s->finished = true;
         /* The stop timer stays: it also bounds the wait for the reader. */
         s->timeout_timer = sd_event_source_disable_unref(s->timeout_timer);
+        s->pace_timer = sd_event_source_disable_unref(s->pace_timer);
         s->in_src = sd_event_source_disable_unref(s->in_src);
         if (s->keep_order)
                 stream_emit_in_order(s);
@@ -228,13 +229,15 @@ static bool sworker_usable(const struct sworker *sw) {
         return sw->w && sw->w->state == WORKER_RUNNING && !sw->killed && !sw->closed_in && sw->in_fd >= 0;
 }
 
-/* The usable worker with the fewest lines outstanding that has room for more. */
+/* The usable worker with the fewest lines outstanding that has room for
+ * more: under its pace (stream_pace.h), its recycle budget and the bytes a
+ * worker may hold. */
 static struct sworker *stream_pick(struct stream *s) {
         struct sworker *best = NULL;
         for (unsigned i = 0; i < s->n_workers; i++) {
                 struct sworker *sw = s->workers[i];
                 if (!sw || !sworker_usable(sw) || sw->draining || sworker_budget(sw) == 0 ||
-                    sw->bytes >= WORKER_BYTES_MAX || sworker_reserve(sw) < 0)
+                    sworker_room(sw) == 0 || sw->bytes >= WORKER_BYTES_MAX || sworker_reserve(sw) < 0)
                         continue;
                 if (!best || sw->lines < best->lines)
                         best = sw;
@@ -243,6 +246,7 @@ static struct sworker *stream_pick(struct stream *s) {
 }
 
 static void sworker_assign(struct sworker *sw, struct span *span, usec_t now) {
+        sworker_pace_busy(sw, now);
         if (sw->q_len == 0) {
                 sw->progress = now;
                 span->head_since = now;
@@ -265,6 +269,7 @@ void stream_dispatch(struct stream *s) {
         s->stalled = false;
         if (s->out.len > 0)
                 stream_flush(s);   /* a placeholder written outside a read of results */
+        stream_pace_update(s, now);
         /* Backpressure: while corral's stdout is full, no new lines go out. */
         if (!s->stopping && !sink_full(s->sink))
                 for (;;) {
@@ -285,6 +290,7 @@ void stream_dispatch(struct stream *s) {
                 if (sw && sw->w && !sw->killed && sw->in_fd >= 0 && !sw->blocked)
                         sworker_write(sw);
         }
+        stream_pace_watch(s, now);
         if (s->in_src)
                 (void) sd_event_source_set_enabled(s->in_src, want_input ? SD_EVENT_ON : SD_EVENT_OFF);
         /* A recycled worker that answered all it had is replaced, unless the
@@ -389,12 +395,28 @@ void stream_set_on_stopping(struct stream *s, void (*cb)(void *userdata), void *
         s->on_stopping_userdata = userdata;
 }
 
+/* Whole lines read but not yet cut into spans, up to `max`: a count over at
+ * most a chunk (256 KiB), once a sample. */
+static uint64_t stream_lines_waiting(const struct stream *s, uint64_t max) {
+        uint64_t n = 0;
+        if (!s->chunk)
+                return 0;
+        for (const char *p = s->chunk->data + s->cut, *end = s->chunk->data + s->chunk->len; n < max && p < end; n++) {
+                p = memchr(p, '\n', (size_t) (end - p));
+                if (!p)
+                        break;
+                p++;
+        }
+        return n;
+}
+
 static uint64_t stream_backlog(const struct stream *s) {
         uint64_t n = 0;
         for (size_t i = 0; i < s->n_retry; i++)
                 n += s->retry[i]->n_lines - s->retry[i]->n_done;
-        /* Lines waiting in the input while every worker is full: one more span's worth. */
-        return n + (s->stalled ? s->span_lines : 0);
+        /* Lines waiting in corral while every worker holds what its pace
+         * allows (input not read yet is not counted: it may never come). */
+        return n + (s->stalled ? stream_lines_waiting(s, SPAN_LINES_MAX) : 0);
 }
 
 static void stream_busy(const struct stream *s, unsigned *ret_busy, unsigned *ret_running, uint64_t *ret_lines) {
@@ -523,6 +545,7 @@ struct stream *stream_free(struct stream *s) {
         sd_event_source_disable_unref(s->kick);
         sd_event_source_disable_unref(s->timeout_timer);
         sd_event_source_disable_unref(s->stop_timer);
+        sd_event_source_disable_unref(s->pace_timer);
         safe_close(s->in_fd);
         sd_event_unref(s->event);
         free(s);

@@ -174,6 +174,10 @@ struct span *stream_next_span(struct stream *s, const struct sworker *sw) {
         uint64_t budget = sworker_budget(sw);
         if (budget < lines)
                 lines = (size_t) budget;
+        /* No more than its pace allows: slow lines wait here for whoever frees up first. */
+        size_t room = sworker_room(sw);
+        if (room < lines)
+                lines = room;
         return stream_cut(s, lines);
 }
 

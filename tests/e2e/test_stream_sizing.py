@@ -66,3 +66,44 @@ def test_a_failed_line_of_two_lines_is_refused(tmp_path):
                        timeout=DEADLINE)
     assert p.returncode == 2
     assert f"{path}:4:16: tasks.failed_line: must be one line" in (p.stdout + p.stderr).decode()
+
+
+SLOW = task("line", "--delay-us", 100000)       # 100 ms a line, waiting (not CPU)
+
+BACKLOG_POLICY = """\
+sample: {interval: 100ms}
+workers: {min: 1, max: 4, initial: 1}
+policy:
+  cooldown: {up: 0s}
+  rules:
+    - name: backlog
+      when: tasks.backlog > 0
+      for: 0s
+      scale: +1
+"""
+
+
+def test_slow_lines_wait_in_corral_and_grow_the_pool(tmp_path):
+    # A worker holds what it answers in a short horizon: one 100 ms line. The
+    # rest wait in corral as tasks.backlog, which the rule grows the pool on
+    # (committed to the first worker at once, they would show no backlog).
+    lines = [str(i) for i in range(1, 41)]
+    p = run_stream("-v", "--", *SLOW, input="".join(f"{x}\n" for x in lines), config=BACKLOG_POLICY,
+                   tmp_path=tmp_path)
+    log = p.stderr.decode()
+    assert p.returncode == 0, log
+    assert "scale 1 -> 2 (rule backlog: tasks.backlog" in log, log
+    assert "scale 3 -> 4 (rule backlog" in log, log
+    assert sorted(p.stdout.decode().split("\n")[:-1]) == sorted(f"out-{x}" for x in lines)
+    # Every worker the pool grew to took lines: dispatch stayed balanced.
+    answered = {int(m) for m in __import__("re").findall(r"worker (\d+) \(pid \d+\) exited", log)}
+    assert answered == {0, 1, 2, 3}, log
+
+
+def test_in_flight_caps_what_a_fast_worker_holds(tmp_path):
+    # tasks.in_flight: 1 makes every line a round trip; the results are the same.
+    lines = [str(i) for i in range(1, 2001)]
+    p = run_stream("--min", "2", "--max", "2", "--keep-order", "--", *task("line"),
+                   input="".join(f"{x}\n" for x in lines), config="tasks:\n  in_flight: 1\n", tmp_path=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode().split("\n")[:-1] == [f"out-{x}" for x in lines]
