@@ -13,7 +13,7 @@
 
 /* ---- measurements ---- */
 
-/* cpu: the sample's mean cpu.busy, NAN if unknown. */
+/* cpu: the sample's CPU the pool may use (usable_cpu()), NAN if unknown. */
 static void stats_add(struct optimize_stats *x, double v, double cpu) {
         double d = v - x->mean;
 
@@ -163,8 +163,9 @@ static void search_begin(struct optimize_state *st, const struct optimize_params
 }
 
 /* The step of a leap up from the base: as far as the idle CPU allows, if the
- * base's cpu.busy is known: a pool using a quarter of the CPUs could be four
- * times as large before the CPU limits it. */
+ * base's usable CPU is known: a pool using a quarter of the CPUs (or workers
+ * using a quarter of a core each) could be four times as large before the
+ * CPU limits it. */
 static unsigned leap_step(const struct optimize_state *st) {
         const struct optimize_stats *b = &st->base_stats;
         if (b->cpu_n == 0)
@@ -180,7 +181,8 @@ static unsigned leap_step(const struct optimize_state *st) {
  * neither side is left to try (settled). */
 static bool pick_probe(struct optimize_state *st, const struct optimize_params *p) {
         unsigned lo = lower_bound(p), fine = optimize_fine_step(st->base, p->bias);
-        bool up_ok = st->base < p->max && !st->up_lost && (!stats_cpu_busy(&st->base_stats) || st->rising);
+        bool up_ok = st->base < p->max && !st->up_lost && (!stats_cpu_busy(&st->base_stats) || st->rising) &&
+                     !st->no_room && st->backlog >= 1;
         bool down_ok = st->base > lo && !st->down_lost;
 
         if (st->dir > 0 && !up_ok) {
@@ -196,8 +198,11 @@ static bool pick_probe(struct optimize_state *st, const struct optimize_params *
                 st->step = fine;
         if (st->dir > 0 && st->leap && leap_step(st) > st->step)
                 st->step = leap_step(st);
-        if (st->dir > 0)
-                st->probe = st->step >= p->max - st->base ? p->max : st->base + st->step;
+        if (st->dir > 0) {
+                /* Never more workers than the backlog can feed. */
+                unsigned feed = st->backlog < (double) (p->max - st->base) ? st->base + (unsigned) st->backlog : p->max;
+                st->probe = st->step >= feed - st->base ? feed : st->base + st->step;
+        }
         else
                 st->probe = st->step >= st->base - lo ? lo : st->base - st->step;
         return true;
@@ -407,15 +412,29 @@ static unsigned take(struct optimize_state *st, const struct optimize_params *p,
         }
 }
 
+/* How busy the CPU is for the pool, %: cpu.busy, or the workers' own
+ * pool.cpu (mean per worker, % of one core) when lower and under
+ * OPTIMIZE_WAITING_CPU (workers mostly waiting). Workers that wait
+ * use little of a core whatever the neighbours do: a busy machine does not
+ * limit them, and a few % each leaves room for many more. NAN if unknown. */
+static double usable_cpu(const struct signals *s) {
+        double busy = signals_has(s, SIGNAL_CPU_BUSY) ? s->value[SIGNAL_CPU_BUSY] : NAN;
+        double pool = signals_has(s, SIGNAL_POOL_CPU) ? s->value[SIGNAL_POOL_CPU] : NAN;
+        if (isfinite(pool) && pool >= 0 && pool < OPTIMIZE_WAITING_CPU && !(busy <= pool))
+                return pool;
+        return isfinite(busy) ? busy : NAN;
+}
+
 /* Pools a tasks.rate sample over seconds into st->pool: true with the pooled
- * rate and cpu.busy once it spans OPTIMIZE_SAMPLE_TASKS completions. Other
+ * rate and usable CPU once it spans OPTIMIZE_SAMPLE_TASKS completions. Other
  * signals are not counts: each sample is one. */
 static bool pool_sample(struct optimize_state *st, const struct optimize_params *p, const struct signals *s,
                         double seconds, double *v, double *cpu) {
-        bool has_cpu = signals_has(s, SIGNAL_CPU_BUSY) && isfinite(s->value[SIGNAL_CPU_BUSY]);
+        double usable = usable_cpu(s);
+        bool has_cpu = isfinite(usable);
 
         *v = s->value[p->signal];
-        *cpu = has_cpu ? s->value[SIGNAL_CPU_BUSY] : NAN;
+        *cpu = usable;
         if (p->signal != SIGNAL_TASKS_RATE || !(seconds > 0))
                 return true;
         st->pool.tasks += *v * seconds;
@@ -465,6 +484,9 @@ int optimize_step(struct optimize_state *st, const struct optimize_params *p, co
                 completions = true;
         }
 
+        st->backlog = signals_has(s, SIGNAL_TASKS_BACKLOG) ? s->value[SIGNAL_TASKS_BACKLOG] : 0;
+        st->no_room = (signals_has(s, SIGNAL_MEM_AVAILABLE) && s->value[SIGNAL_MEM_AVAILABLE] < OPTIMIZE_MEM_MIN) ||
+                      (signals_has(s, SIGNAL_PSI_MEMORY) && s->value[SIGNAL_PSI_MEMORY] > OPTIMIZE_PSI_MEMORY_MAX);
         /* No backlog: the rate is the input's, not the pool's. */
         if (!signals_has(s, SIGNAL_TASKS_BACKLOG) || !(s->value[SIGNAL_TASKS_BACKLOG] > 0)) {
                 if (st->phase != OPTIMIZE_IDLE) {
