@@ -276,6 +276,11 @@ void stream_dispatch(struct stream *s) {
                         struct sworker *sw = stream_pick(s);
                         if (!sw) {
                                 s->stalled = s->n_retry > 0 || stream_input_has_line(s);
+                                /* Every worker holds what its pace allows: read on
+                                 * until a line waits, so that tasks.backlog shows
+                                 * the input waiting in the pipe (one read at most:
+                                 * a chunk, cut once workers have room). */
+                                want_input = !s->stalled && !s->eof && stream_may_cut(s);
                                 break;
                         }
                         struct span *span = stream_next_span(s, sw);
