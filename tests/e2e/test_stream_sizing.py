@@ -2,6 +2,7 @@
 """Stream mode keeps its promises on sizing and alignment: every input line
 has exactly one output line (a given-up line gets tasks.failed_line), and
 slow lines wait in corral as a backlog that grows the pool."""
+import re
 import subprocess
 
 from conftest import CORRAL, task
@@ -68,7 +69,7 @@ def test_a_failed_line_of_two_lines_is_refused(tmp_path):
     assert f"{path}:4:16: tasks.failed_line: must be one line" in (p.stdout + p.stderr).decode()
 
 
-SLOW = task("line", "--delay-us", 100000)       # 100 ms a line, waiting (not CPU)
+SLOW = task("line", "--delay-us", 100000, "--tag-pid")   # "PID LINE" after 100 ms (waiting, not CPU)
 
 BACKLOG_POLICY = """\
 sample: {interval: 100ms}
@@ -94,10 +95,11 @@ def test_slow_lines_wait_in_corral_and_grow_the_pool(tmp_path):
     assert p.returncode == 0, log
     assert "scale 1 -> 2 (rule backlog: tasks.backlog" in log, log
     assert "scale 3 -> 4 (rule backlog" in log, log
-    assert sorted(p.stdout.decode().split("\n")[:-1]) == sorted(f"out-{x}" for x in lines)
-    # Every worker the pool grew to took lines: dispatch stayed balanced.
-    answered = {int(m) for m in __import__("re").findall(r"worker (\d+) \(pid \d+\) exited", log)}
-    assert answered == {0, 1, 2, 3}, log
+    out = [line.split() for line in p.stdout.decode().split("\n")[:-1]]
+    assert sorted(int(x) for _, x in out) == list(range(1, 41))
+    # Every worker the pool grew to took lines: the lines waited for it.
+    started = set(re.findall(r"worker \d+ started \(pid (\d+)\)", log))
+    assert len(started) == 4 and {pid for pid, _ in out} == started, log
 
 
 def test_in_flight_caps_what_a_fast_worker_holds(tmp_path):
