@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -126,6 +127,12 @@ void stream_pace_watch(struct stream *s, usec_t now) {
                 bool all_sent = sw->q_sent == sw->q_len && !sw->blocked && sw->in_fd >= 0;
                 if (now >= at && all_sent) {
                         enum pace_reading r = pace_probe(sw->w->child.pid);
+                        /* Blocked on its stdin with an answer we have not read
+                         * yet: it answered, it does not wait for more. */
+                        int unread = 0;
+                        if (r == PACE_WAITING && sw->out_fd >= 0 && ioctl(sw->out_fd, FIONREAD, &unread) == 0 &&
+                            unread > 0)
+                                r = PACE_BUSY;
                         if (stream_pace_look(&sw->pace, sw->lines, now, r)) {
                                 log_debug("worker %u holds %zu unanswered line%s and waits for more; "
                                           "it may now hold %zu", sw->id, sw->lines, sw->lines == 1 ? "" : "s", sw->pace.floor);
