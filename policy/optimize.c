@@ -425,12 +425,6 @@ static double usable_cpu(const struct signals *s) {
         return isfinite(busy) ? busy : NAN;
 }
 
-/* Completions one sample spans: fewer for the base of a first leap up. */
-static double sample_tasks(const struct optimize_state *st) {
-        return st->phase == OPTIMIZE_MEASURE && st->leap && st->dir > 0 ? OPTIMIZE_LEAP_SAMPLE_TASKS
-                                                                         : OPTIMIZE_SAMPLE_TASKS;
-}
-
 /* Pools a tasks.rate sample over seconds into st->pool: true with the pooled
  * rate and usable CPU once it spans OPTIMIZE_SAMPLE_TASKS completions. Other
  * signals are not counts: each sample is one. */
@@ -449,7 +443,7 @@ static bool pool_sample(struct optimize_state *st, const struct optimize_params 
                 st->pool.cpu_sum += *cpu;
                 st->pool.cpu_n++;
         }
-        if (st->pool.tasks < sample_tasks(st) - 1e-9)
+        if (st->pool.tasks < OPTIMIZE_SAMPLE_TASKS - 1e-9)
                 return false;
         *v = st->pool.tasks / st->pool.seconds;
         *cpu = st->pool.cpu_n ? st->pool.cpu_sum / st->pool.cpu_n : NAN;
@@ -544,7 +538,7 @@ int optimize_step(struct optimize_state *st, const struct optimize_params *p, co
         double v, cpu;
         if (!pool_sample(st, p, s, (double) (now - prev) / USEC_PER_SEC, &v, &cpu)) {
                 say(&adv, "optimize: %u %s, %.0f of %.0f tasks of a sample", current, workers(current), st->pool.tasks,
-                    sample_tasks(st));
+                    OPTIMIZE_SAMPLE_TASKS);
                 *ret = adv;
                 return 0;
         }

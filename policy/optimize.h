@@ -92,9 +92,6 @@
 #define OPTIMIZE_SHIFT_WINDOWS 3u       /* settled windows in a row that moved before a new search */
 #define OPTIMIZE_REPROBE_WINDOWS 40u    /* settled windows between two looks at the neighbours */
 #define OPTIMIZE_SAMPLE_TASKS 8.0       /* tasks.rate: completions one sample of a size spans, at least */
-/* ... of the base before a search's first leap up: the leap's gain, if any,
- * is large, and at 2 workers of 200 ms tasks 8 completions take 0.8 s. */
-#define OPTIMIZE_LEAP_SAMPLE_TASKS 4.0
 
 #define OPTIMIZE_WHY_MAX 160
 
