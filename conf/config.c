@@ -62,5 +62,6 @@ void config_done(struct corral_config *c) {
         free(c->tasks.from);
         free(c->tasks.joblog);
         free(c->tasks.results);
+        free(c->tasks.failed_line);
         memset(c, 0, sizeof(*c));
 }

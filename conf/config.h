@@ -21,6 +21,7 @@
 #define WORKERS_LIMIT 65536u        /* workers.min, max and initial; a rule's scale */
 #define TASKS_BATCH_LIMIT 100000u   /* tasks.batch: lines per invocation */
 #define COUNT_LIMIT 1000000u        /* tasks.retries, crash_limit.burst, a shard's K and N */
+#define IN_FLIGHT_LIMIT 1000000u    /* tasks.in_flight */
 
 enum restart_mode {
         RESTART_ALWAYS,
@@ -153,6 +154,8 @@ struct tasks_config {
         usec_t lease;            /* an entry pending longer on a silent consumer is claimed */
         unsigned max_deliveries; /* then it goes to STREAM:dead */
         enum task_until until;
+        char *failed_line;       /* stream: the output line for a given-up line; NULL = empty */
+        unsigned in_flight;      /* stream: the most lines one worker holds; 0 = by its answer time */
 };
 
 /* Where a value came from, for the checks that relate values to each other

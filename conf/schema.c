@@ -396,6 +396,8 @@ static const struct field tasks_fields[] = {
         { "lease",      F_DURATION, C(tasks.lease) },
         { "max_deliveries", F_UINT, C(tasks.max_deliveries), 1, COUNT_LIMIT },
         { "until",      F_ENUM,     C(tasks.until), .names = until_names },
+        { "failed_line", F_STRING,  C(tasks.failed_line) },
+        { "in_flight",  F_UINT,     C(tasks.in_flight), 1, IN_FLIGHT_LIMIT },
         {}
 };
 
@@ -480,6 +482,10 @@ void schema_check(struct loader *l) {
         n = seen_node(l, &c->sample_interval);
         if (n && c->sample_interval < 10 * USEC_PER_MSEC)
                 error_at(l, n, "sample.interval: %s is too short (at least 10ms)", scalar_text(n));
+        /* One line: output line N answers input line N. */
+        n = seen_node(l, &c->tasks.failed_line);
+        if (n && c->tasks.failed_line && strpbrk(c->tasks.failed_line, "\r\n"))
+                error_at(l, n, "tasks.failed_line: must be one line (no line break)");
         check_missing(l, &p->has_target, "policy.target", "signal");
         check_missing(l, &p->has_target, "policy.target", "value");
         check_missing(l, &p->has_optimize, "policy.optimize", "signal");

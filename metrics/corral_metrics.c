@@ -208,6 +208,33 @@ static int add_signals(struct metrics_registry *reg, const struct metrics_snapsh
         return 0;
 }
 
+/* Every label set the configuration names starts at 0 (DESIGN.md): a rule in
+ * the direction of its scale, target and optimize both ways. A rate() over a
+ * series that appears only at its first event misses that event. */
+static int add_scale_zeros(struct metric_family *f, const struct metrics_snapshot *s) {
+        static const char *const both[] = { "target", "optimize" };
+        int r;
+
+        for (size_t i = 0; i < s->n_rules; i++) {
+                if (!s->rules[i].name || s->rules[i].scale == 0)
+                        continue;
+                enum metrics_direction d = s->rules[i].scale > 0 ? METRICS_SCALE_UP : METRICS_SCALE_DOWN;
+                r = metrics_set(f, (const char *const[]) { direction_names[d], s->rules[i].name }, 0);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(both); i++) {
+                if (!(i == 0 ? s->target : s->optimize))
+                        continue;
+                for (int d = 0; d < _METRICS_DIRECTION_MAX; d++) {
+                        r = metrics_set(f, (const char *const[]) { direction_names[d], both[i] }, 0);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
 static int add_policy(struct metrics_registry *reg, const struct metrics_snapshot *s) {
         struct metric_family *f;
         int r;
@@ -215,6 +242,9 @@ static int add_policy(struct metrics_registry *reg, const struct metrics_snapsho
         r = metrics_family_add(reg, "corral_scale_events_total",
                                "Pool size changes, by direction and the rule that made them",
                                METRIC_COUNTER, (const char *const[]) { "direction", "rule", NULL }, &f);
+        if (r < 0)
+                return r;
+        r = add_scale_zeros(f, s);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < s->n_scale_events; i++) {

@@ -95,6 +95,7 @@ struct metrics_rule {
         double for_seconds;      /* its `for` */
         bool holding;            /* the condition is true now */
         double held;             /* seconds it has been true; 0 when not holding */
+        int scale;               /* its `scale:`: the sign names the direction its events count in */
 };
 
 struct metrics_decision {
@@ -134,6 +135,7 @@ struct metrics_snapshot {
         size_t n_cores;
         const struct metrics_scale_count *scale_events;
         size_t n_scale_events;
+        bool target, optimize;   /* policy.target / policy.optimize configured: their series start at 0 */
         uint64_t exits[_METRICS_OUTCOME_MAX];
         uint64_t recycles[_METRICS_RECYCLE_MAX];   /* workers replaced at a workers.recycle limit */
         uint64_t restarts;

@@ -13,7 +13,7 @@
 
 /* ---- measurements ---- */
 
-/* cpu: the sample's mean cpu.busy, NAN if unknown. */
+/* cpu: the sample's CPU the pool may use (usable_cpu()), NAN if unknown. */
 static void stats_add(struct optimize_stats *x, double v, double cpu) {
         double d = v - x->mean;
 
@@ -109,6 +109,11 @@ static int shifted(const struct optimize_stats *window, const struct optimize_st
 
 /* ---- text ---- */
 
+/* "1 worker", "2 workers": the noun for a count in the messages. */
+static const char *workers(unsigned n) {
+        return n == 1 ? "worker" : "workers";
+}
+
 static void say(struct optimize_advice *ret, const char *format, ...) __attribute__((format(printf, 2, 3)));
 static void say(struct optimize_advice *ret, const char *format, ...) {
         va_list ap;
@@ -158,8 +163,9 @@ static void search_begin(struct optimize_state *st, const struct optimize_params
 }
 
 /* The step of a leap up from the base: as far as the idle CPU allows, if the
- * base's cpu.busy is known: a pool using a quarter of the CPUs could be four
- * times as large before the CPU limits it. */
+ * base's usable CPU is known: a pool using a quarter of the CPUs (or workers
+ * using a quarter of a core each) could be four times as large before the
+ * CPU limits it. */
 static unsigned leap_step(const struct optimize_state *st) {
         const struct optimize_stats *b = &st->base_stats;
         if (b->cpu_n == 0)
@@ -175,7 +181,8 @@ static unsigned leap_step(const struct optimize_state *st) {
  * neither side is left to try (settled). */
 static bool pick_probe(struct optimize_state *st, const struct optimize_params *p) {
         unsigned lo = lower_bound(p), fine = optimize_fine_step(st->base, p->bias);
-        bool up_ok = st->base < p->max && !st->up_lost && (!stats_cpu_busy(&st->base_stats) || st->rising);
+        bool up_ok = st->base < p->max && !st->up_lost && (!stats_cpu_busy(&st->base_stats) || st->rising) &&
+                     !st->no_room && st->backlog >= 1;
         bool down_ok = st->base > lo && !st->down_lost;
 
         if (st->dir > 0 && !up_ok) {
@@ -191,8 +198,11 @@ static bool pick_probe(struct optimize_state *st, const struct optimize_params *
                 st->step = fine;
         if (st->dir > 0 && st->leap && leap_step(st) > st->step)
                 st->step = leap_step(st);
-        if (st->dir > 0)
-                st->probe = st->step >= p->max - st->base ? p->max : st->base + st->step;
+        if (st->dir > 0) {
+                /* Never more workers than the backlog can feed. */
+                unsigned feed = st->backlog < (double) (p->max - st->base) ? st->base + (unsigned) st->backlog : p->max;
+                st->probe = st->step >= feed - st->base ? feed : st->base + st->step;
+        }
         else
                 st->probe = st->step >= st->base - lo ? lo : st->base - st->step;
         return true;
@@ -248,7 +258,8 @@ static unsigned next_move(struct optimize_state *st, const struct optimize_param
                 return st->probe;
         }
         settle(st, now);
-        snprintf(tail, room, "%ssettled at %u workers, %s%s", sep, st->base, fmt_rate(p, st->base_stats.mean, a),
+        snprintf(tail, room, "%ssettled at %u %s, %s%s", sep, st->base, workers(st->base),
+                 fmt_rate(p, st->base_stats.mean, a),
                  st->base < p->max && !st->up_lost && stats_cpu_busy(&st->base_stats)
                          ? " (cpu.busy high, not growing)" : "");
         return st->base;
@@ -276,13 +287,14 @@ static bool judge(struct optimize_state *st, const struct optimize_params *p, us
         fmt_rate(p, large->mean, a);
         fmt_rate(p, small->mean, b);
         if (v > 0)
-                say(ret, "optimize: %u workers %s beat %u workers %s by %.0f%%", nl, a, ns, b,
+                say(ret, "optimize: %u %s %s beat %u %s %s by %.0f%%", nl, workers(nl), a, ns, workers(ns), b,
                     gain_percent(large->mean, small->mean));
         else if (v < 0)
-                say(ret, "optimize: %u workers %s not %g%% better than %u workers %s", nl, a, p->bias, ns, b);
+                say(ret, "optimize: %u %s %s not %g%% better than %u %s %s", nl, workers(nl), a, p->bias, ns,
+                    workers(ns), b);
         else
-                say(ret, "optimize: %u workers %s against %u workers %s unclear after %u samples; keeping %u", nl, a,
-                    ns, b, st->probe_stats.n, st->base);
+                say(ret, "optimize: %u %s %s against %u %s %s unclear after %u samples; keeping %u", nl,
+                    workers(nl), a, ns, workers(ns), b, st->probe_stats.n, st->base);
 
         unsigned dist = distance(st->probe, st->base);
         if (probe_wins) {
@@ -322,8 +334,8 @@ static unsigned watch(struct optimize_state *st, const struct optimize_params *p
         char a[32], b[32];
 
         if (st->watch.n < OPTIMIZE_WINDOW) {
-                say(ret, "optimize: settled at %u workers, %s (now %s)", st->base, fmt_rate(p, st->ref.mean, a),
-                    fmt_rate(p, st->watch.mean, b));
+                say(ret, "optimize: settled at %u %s, %s (now %s)", st->base, workers(st->base),
+                    fmt_rate(p, st->ref.mean, a), fmt_rate(p, st->watch.mean, b));
                 return st->base;
         }
         /* A shift: significant, and larger than the bias (smaller changes
@@ -349,21 +361,21 @@ static unsigned watch(struct optimize_state *st, const struct optimize_params *p
                  * the change, and a base that mixes two rates is too wide
                  * to tell any probe from it. */
                 struct optimize_stats now_stats = fresh;
-                say(ret, "optimize: %u workers now %s, was %s: searching again", st->base,
+                say(ret, "optimize: %u %s now %s, was %s: searching again", st->base, workers(st->base),
                     fmt_rate(p, now_stats.mean, a), fmt_rate(p, st->ref.mean, b));
                 search_begin(st, p, st->base, &now_stats, now);
                 return next_move(st, p, now, ret);
         }
         if (st->windows >= OPTIMIZE_REPROBE_WINDOWS) {
                 struct optimize_stats ref = st->ref;
-                say(ret, "optimize: settled at %u workers, %s: looking at the neighbours", st->base,
+                say(ret, "optimize: settled at %u %s, %s: looking at the neighbours", st->base, workers(st->base),
                     fmt_rate(p, ref.mean, a));
                 search_begin(st, p, st->base, &ref, now);
                 st->cautious = true;
                 st->leap = false;
                 return next_move(st, p, now, ret);
         }
-        say(ret, "optimize: settled at %u workers, %s (now %s%s)", st->base, fmt_rate(p, st->ref.mean, a),
+        say(ret, "optimize: settled at %u %s, %s (now %s%s)", st->base, workers(st->base), fmt_rate(p, st->ref.mean, a),
             fmt_rate(p, fresh.mean, b), moved ? ", shifted" : "");
         return st->base;
 }
@@ -381,15 +393,16 @@ static unsigned take(struct optimize_state *st, const struct optimize_params *p,
         switch (st->phase) {
         case OPTIMIZE_MEASURE:
                 stats_add(&st->base_stats, v, cpu);
-                say(ret, "optimize: %u workers %s", st->base, fmt_rate(p, st->base_stats.mean, a));
+                say(ret, "optimize: %u %s %s", st->base, workers(st->base), fmt_rate(p, st->base_stats.mean, a));
                 return next_move(st, p, now, ret);
         case OPTIMIZE_PROBE:
                 stats_add(&st->probe_stats, v, cpu);
                 unsigned size;
                 if (st->probe_stats.n >= OPTIMIZE_WINDOW_MIN && judge(st, p, now, ret, &size))
                         return size;
-                say(ret, "optimize: probing %u workers against %u (%s), %u samples, %s", st->probe, st->base,
-                    fmt_rate(p, st->base_stats.mean, a), st->probe_stats.n, fmt_rate(p, st->probe_stats.mean, b));
+                say(ret, "optimize: probing %u %s against %u (%s), %u samples, %s", st->probe, workers(st->probe),
+                    st->base, fmt_rate(p, st->base_stats.mean, a), st->probe_stats.n,
+                    fmt_rate(p, st->probe_stats.mean, b));
                 return st->probe;
         case OPTIMIZE_SETTLED:
                 stats_add(&st->watch, v, cpu);
@@ -399,15 +412,29 @@ static unsigned take(struct optimize_state *st, const struct optimize_params *p,
         }
 }
 
+/* How busy the CPU is for the pool, %: cpu.busy, or the workers' own
+ * pool.cpu (mean per worker, % of one core) when lower and under
+ * OPTIMIZE_WAITING_CPU (workers mostly waiting). Workers that wait
+ * use little of a core whatever the neighbours do: a busy machine does not
+ * limit them, and a few % each leaves room for many more. NAN if unknown. */
+static double usable_cpu(const struct signals *s) {
+        double busy = signals_has(s, SIGNAL_CPU_BUSY) ? s->value[SIGNAL_CPU_BUSY] : NAN;
+        double pool = signals_has(s, SIGNAL_POOL_CPU) ? s->value[SIGNAL_POOL_CPU] : NAN;
+        if (isfinite(pool) && pool >= 0 && pool < OPTIMIZE_WAITING_CPU && !(busy <= pool))
+                return pool;
+        return isfinite(busy) ? busy : NAN;
+}
+
 /* Pools a tasks.rate sample over seconds into st->pool: true with the pooled
- * rate and cpu.busy once it spans OPTIMIZE_SAMPLE_TASKS completions. Other
+ * rate and usable CPU once it spans OPTIMIZE_SAMPLE_TASKS completions. Other
  * signals are not counts: each sample is one. */
 static bool pool_sample(struct optimize_state *st, const struct optimize_params *p, const struct signals *s,
                         double seconds, double *v, double *cpu) {
-        bool has_cpu = signals_has(s, SIGNAL_CPU_BUSY) && isfinite(s->value[SIGNAL_CPU_BUSY]);
+        double usable = usable_cpu(s);
+        bool has_cpu = isfinite(usable);
 
         *v = s->value[p->signal];
-        *cpu = has_cpu ? s->value[SIGNAL_CPU_BUSY] : NAN;
+        *cpu = usable;
         if (p->signal != SIGNAL_TASKS_RATE || !(seconds > 0))
                 return true;
         st->pool.tasks += *v * seconds;
@@ -457,6 +484,9 @@ int optimize_step(struct optimize_state *st, const struct optimize_params *p, co
                 completions = true;
         }
 
+        st->backlog = signals_has(s, SIGNAL_TASKS_BACKLOG) ? s->value[SIGNAL_TASKS_BACKLOG] : 0;
+        st->no_room = (signals_has(s, SIGNAL_MEM_AVAILABLE) && s->value[SIGNAL_MEM_AVAILABLE] < OPTIMIZE_MEM_MIN) ||
+                      (signals_has(s, SIGNAL_PSI_MEMORY) && s->value[SIGNAL_PSI_MEMORY] > OPTIMIZE_PSI_MEMORY_MAX);
         /* No backlog: the rate is the input's, not the pool's. */
         if (!signals_has(s, SIGNAL_TASKS_BACKLOG) || !(s->value[SIGNAL_TASKS_BACKLOG] > 0)) {
                 if (st->phase != OPTIMIZE_IDLE) {
@@ -467,12 +497,13 @@ int optimize_step(struct optimize_state *st, const struct optimize_params *p, co
                         st->latency = keep.latency;
                         st->since = now;
                 }
-                say(&adv, "optimize: no backlog, holding %u workers", current);
+                say(&adv, "optimize: no backlog, holding %u %s", current, workers(current));
                 *ret = adv;
                 return 0;
         }
         if (!signals_has(s, p->signal) || !isfinite(s->value[p->signal])) {
-                say(&adv, "optimize: %s unavailable, holding %u workers", signal_name(p->signal), current);
+                say(&adv, "optimize: %s unavailable, holding %u %s", signal_name(p->signal), current,
+                    workers(current));
                 *ret = adv;
                 return 0;
         }
@@ -497,15 +528,16 @@ int optimize_step(struct optimize_state *st, const struct optimize_params *p, co
         bool clean = st->completed && prev >= st->changed + (settle > 0 ? settle : 1);
         st->completed |= completions;
         if (begun || !clean) {
-                say(&adv, "optimize: %u workers starting, %s %s set aside%s", current, signal_name(p->signal),
-                    fmt_rate(p, s->value[p->signal], a), st->completed ? "" : " (no task completed yet)");
+                say(&adv, "optimize: %u %s starting, %s %s set aside%s", current, workers(current),
+                    signal_name(p->signal), fmt_rate(p, s->value[p->signal], a),
+                    st->completed ? "" : " (no task completed yet)");
                 *ret = adv;
                 return 0;
         }
 
         double v, cpu;
         if (!pool_sample(st, p, s, (double) (now - prev) / USEC_PER_SEC, &v, &cpu)) {
-                say(&adv, "optimize: %u workers, %.0f of %.0f tasks of a sample", current, st->pool.tasks,
+                say(&adv, "optimize: %u %s, %.0f of %.0f tasks of a sample", current, workers(current), st->pool.tasks,
                     OPTIMIZE_SAMPLE_TASKS);
                 *ret = adv;
                 return 0;

@@ -39,9 +39,17 @@
  *     direction. A lost probe halves the step; a lost probe of one fine step
  *     marks that side; when both sides are marked (or blocked by a bound) the
  *     size is settled.
- *   - cpu.busy above OPTIMIZE_CPU_BUSY_MAX (the mean over the size's window)
- *     forbids probing up, unless the last move was up and won: throughput
- *     still rises, so the CPU is being put to use.
+ *   - The CPU the pool may use is cpu.busy, or the workers' own pool.cpu
+ *     when that is lower and under OPTIMIZE_WAITING_CPU: workers that wait (I/O, slow lines) are not held
+ *     back by a machine that neighbours keep busy. Above OPTIMIZE_CPU_BUSY_MAX
+ *     (the mean over the size's window) it forbids probing up, unless the
+ *     last move was up and won: throughput still rises, so the CPU is being
+ *     put to use.
+ *   - Room: no probe up while mem.available is under OPTIMIZE_MEM_MIN or
+ *     psi.memory over OPTIMIZE_PSI_MEMORY_MAX, and never more workers than
+ *     the backlog can feed (a probe up goes at most tasks.backlog past the
+ *     current size). The hard ceiling of the machine (process, file and
+ *     pids limits) comes in as max.
  *   - Settled, it keeps measuring the size in windows. When OPTIMIZE_SHIFT_WINDOWS
  *     windows in a row differ from the settled measurement significantly and
  *     by more than the bias (the task mix changed), it searches again. It also
@@ -75,6 +83,12 @@
 #define OPTIMIZE_Z 2.5                  /* standard errors a settled size's shift must clear */
 #define OPTIMIZE_LEAP_MAX 8u            /* a search's first probe up multiplies the size by at most this */
 #define OPTIMIZE_CPU_BUSY_MAX 95.0      /* %: above it, grow only while throughput still rises */
+/* pool.cpu %: workers under it mostly wait (see usable CPU). Low, because
+ * CPU-bound workers on a crowded machine also get little of a core each:
+ * 2 CPUs shared by 12 runnable tasks give each ~17%. */
+#define OPTIMIZE_WAITING_CPU 10.0
+#define OPTIMIZE_MEM_MIN 10.0           /* mem.available %: below it, no probe up */
+#define OPTIMIZE_PSI_MEMORY_MAX 10.0    /* psi.memory %: above it, no probe up */
 #define OPTIMIZE_SHIFT_WINDOWS 3u       /* settled windows in a row that moved before a new search */
 #define OPTIMIZE_REPROBE_WINDOWS 40u    /* settled windows between two looks at the neighbours */
 #define OPTIMIZE_SAMPLE_TASKS 8.0       /* tasks.rate: completions one sample of a size spans, at least */
@@ -89,7 +103,7 @@ enum optimize_phase {
         _OPTIMIZE_PHASE_MAX,
 };
 
-/* Mean and variance of one size's samples (Welford), and its mean cpu.busy. */
+/* Mean and variance of one size's samples (Welford), and the mean CPU the pool may use (see above). */
 struct optimize_stats {
         unsigned n;
         double mean, m2;
@@ -131,6 +145,8 @@ struct optimize_state {
         unsigned windows;               /* SETTLED: windows since it settled or re-probed */
         usec_t since;                   /* when the phase began */
         unsigned searches;              /* searches begun since reset (a shift or a re-probe begins one) */
+        double backlog;                 /* tasks.backlog at the last sample */
+        bool no_room;                   /* memory short at the last sample: no probe up */
 };
 
 struct optimize_params {

@@ -84,6 +84,8 @@ static void fill_segments(struct controller *c, struct metrics_snapshot *s) {
 static void fill_policy(struct controller *c, struct metrics_snapshot *s, usec_t now) {
         s->scale_events = c->scale_events;
         s->n_scale_events = c->n_scale_events;
+        s->target = c->config->policy.has_target;
+        s->optimize = c->config->policy.has_optimize;
         s->n_rules = c->config->policy.n_rules;
         s->rules = c->rules;
         for (size_t i = 0; i < s->n_rules; i++) {
@@ -96,6 +98,7 @@ static void fill_policy(struct controller *c, struct metrics_snapshot *s, usec_t
                         .for_seconds = (double) st.hold / (double) USEC_PER_SEC,
                         .holding = st.holding,
                         .held = (double) st.held_for / (double) USEC_PER_SEC,
+                        .scale = rule->scale,
                 };
         }
         if (c->decided)

@@ -6,6 +6,7 @@
 #include "conf/conf.h"
 #include "supervisor/identity.h"
 #include "supervisor/log.h"
+#include "supervisor/machine_limits.h"
 #include "supervisor/run_config.h"
 #include "supervisor/sampler.h"
 
@@ -56,11 +57,18 @@ static int resolve_machine_defaults(struct corral_config *c) {
                 return -EINVAL;
         }
         /* An unset max follows the machine, but never below an explicit min.
-         * A batch may run 4 tasks per CPU: tasks that wait on I/O leave room
-         * for more, and the policy finds out how many pay. */
+         * A batch has no fixed ceiling: tasks that wait leave room for many
+         * more than the CPUs, and the throughput seeker finds out how many
+         * pay; only the machine's limits (processes, files, pids cgroup,
+         * memory: policy/ceiling.h) bound it. */
         (void) cpu_capacity(&cpus);
         if (w->max == 0) {
-                unsigned max = c->tasks.from ? 4 * cpus : cpus;
+                struct machine_limits limits;
+                unsigned max = cpus;
+                if (c->tasks.from) {
+                        machine_limits_read(&limits);
+                        max = ceiling_workers(&limits, WORKERS_LIMIT);
+                }
                 w->max = max > w->min ? max : w->min;
         }
         /* A batch starts where xargs -P$(nproc) would, and the policy moves

@@ -47,11 +47,57 @@ static void stream_check_output(struct stream *s) {
         }
 }
 
+/* keep_order: the span in flight that holds line seq, or NULL. The ring is
+ * in input order, so a binary search finds it. */
+static struct span *stream_span_of(const struct stream *s, uint64_t seq) {
+        size_t lo = 0, hi = s->ring_len;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                const struct span *span = s->ring[(s->ring_head + mid) & (s->ring_cap - 1)];
+                if (seq < span->seq)
+                        hi = mid;
+                else if (seq >= span->seq + span->n_lines)
+                        lo = mid + 1;
+                else
+                        return (struct span *) span;
+        }
+        return NULL;
+}
+
+/* Where the result of line seq goes now: corral's output, or (keep_order)
+ * the buffer of its span until the spans before it are done. A line that
+ * never was in a span (given up as it was read) gets a span of its own,
+ * already done, after the others. NULL when out of memory. */
+static struct strbuf *stream_result_buffer(struct stream *s, uint64_t seq) {
+        if (!s->keep_order || s->ring_len == 0)
+                return &s->out;
+        struct span *span = stream_span_of(s, seq);
+        if (!span) {
+                span = malloc(sizeof(*span));
+                if (!span)
+                        return NULL;
+                *span = (struct span) { .seq = seq, .n_lines = 1, .n_done = 1, .done = true };
+                if (stream_ring_push(s, span) < 0) {
+                        free(span);
+                        return NULL;
+                }
+                s->n_spans++;
+        }
+        return stream_span_is_head(s, span) ? &s->out : &span->out;
+}
+
 void stream_note_given_up(struct stream *s, uint64_t seq) {
+        const char *text = s->config->tasks.failed_line ? s->config->tasks.failed_line : "";
+        struct strbuf *b = stream_result_buffer(s, seq);
+
         if (s->given_up < FIRST_GIVEN_UP_MAX)
                 s->first_given_up[s->given_up] = seq;
         s->given_up++;
         stream_write_given_up(s, seq);
+        /* Its placeholder (tasks.failed_line) keeps output line N the answer
+         * to input line N. */
+        if (!b || strbuf_append(b, text, strlen(text)) < 0 || strbuf_append(b, "\n", 1) < 0)
+                log_error("Failed to write the placeholder of line %" PRIu64 ": out of memory", seq);
 }
 
 /* Queues the results in order so far on corral's stdout (never blocks). */
@@ -138,6 +184,11 @@ void span_abandon(struct stream *s, struct span *span) {
         span_complete(s, span);
 }
 
+/* "1 line", "2 lines": the noun for a count in the log. */
+static const char *lines(uint64_t n) {
+        return n == 1 ? "line" : "lines";
+}
+
 static void stream_finish(struct stream *s) {
         int status;
 
@@ -146,6 +197,7 @@ static void stream_finish(struct stream *s) {
         s->finished = true;
         /* The stop timer stays: it also bounds the wait for the reader. */
         s->timeout_timer = sd_event_source_disable_unref(s->timeout_timer);
+        s->pace_timer = sd_event_source_disable_unref(s->pace_timer);
         s->in_src = sd_event_source_disable_unref(s->in_src);
         if (s->keep_order)
                 stream_emit_in_order(s);
@@ -160,13 +212,15 @@ static void stream_finish(struct stream *s) {
                 for (uint64_t i = 0; i < s->given_up && i < FIRST_GIVEN_UP_MAX; i++)
                         n += (size_t) snprintf(seqs + n, sizeof(seqs) - n, "%s%" PRIu64, i ? ", " : "",
                                                s->first_given_up[i]);
-                log_error("stream: %" PRIu64 " lines answered, %" PRIu64 " given up (line %s%s)", s->ok,
-                          s->given_up, seqs, s->given_up > FIRST_GIVEN_UP_MAX ? ", ..." : "");
+                log_error("stream: %" PRIu64 " %s answered, %" PRIu64 " given up (%s %s%s)", s->ok, lines(s->ok),
+                          s->given_up, s->given_up == 1 ? "line" : "lines", seqs,
+                          s->given_up > FIRST_GIVEN_UP_MAX ? ", ..." : "");
         } else
-                log_info("stream: %" PRIu64 " lines answered%s", s->ok,
+                log_info("stream: %" PRIu64 " %s answered%s", s->ok, lines(s->ok),
                          unread || s->undone ? ", stopped with lines left undone" : "");
         if (s->undone)
-                log_warning("stream: %" PRIu64 " lines sent to workers were left without a result", s->undone);
+                log_warning("stream: %" PRIu64 " %s sent to workers %s left without a result", s->undone,
+                            lines(s->undone), s->undone == 1 ? "was" : "were");
         s->end_status = status;
         stream_try_end(s);
 }
@@ -180,13 +234,15 @@ static bool sworker_usable(const struct sworker *sw) {
         return sw->w && pool_worker_running(sw->w) && !sw->killed && !sw->closed_in && sw->in_fd >= 0;
 }
 
-/* The usable worker with the fewest lines outstanding that has room for more. */
+/* The usable worker with the fewest lines outstanding that has room for
+ * more: under its pace (stream_pace.h), its recycle budget and the bytes a
+ * worker may hold. */
 static struct sworker *stream_pick(struct stream *s) {
         struct sworker *best = NULL;
         for (unsigned i = 0; i < s->n_workers; i++) {
                 struct sworker *sw = s->workers[i];
                 if (!sw || !sworker_usable(sw) || sw->draining || sworker_budget(sw) == 0 ||
-                    sw->bytes >= WORKER_BYTES_MAX || sworker_reserve(sw) < 0)
+                    sworker_room(sw) == 0 || sw->bytes >= WORKER_BYTES_MAX || sworker_reserve(sw) < 0)
                         continue;
                 if (!best || sw->lines < best->lines)
                         best = sw;
@@ -195,6 +251,7 @@ static struct sworker *stream_pick(struct stream *s) {
 }
 
 static void sworker_assign(struct sworker *sw, struct span *span, usec_t now) {
+        sworker_pace_busy(sw, now);
         if (sw->q_len == 0) {
                 sw->progress = now;
                 span->head_since = now;
@@ -215,12 +272,20 @@ void stream_dispatch(struct stream *s) {
                 return;
         }
         s->stalled = false;
+        if (s->out.len > 0)
+                stream_flush(s);   /* a placeholder written outside a read of results */
+        stream_pace_update(s, now);
         /* Backpressure: while corral's stdout is full, no new lines go out. */
         if (!s->stopping && !sink_full(s->sink))
                 for (;;) {
                         struct sworker *sw = stream_pick(s);
                         if (!sw) {
                                 s->stalled = s->n_retry > 0 || stream_input_has_line(s);
+                                /* Every worker holds what its pace allows: read on
+                                 * until a line waits, so that tasks.backlog shows
+                                 * the input waiting in the pipe (one read at most:
+                                 * a chunk, cut once workers have room). */
+                                want_input = !s->stalled && !s->eof && stream_may_cut(s);
                                 break;
                         }
                         struct span *span = stream_next_span(s, sw);
@@ -235,6 +300,7 @@ void stream_dispatch(struct stream *s) {
                 if (sw && sw->w && !sw->killed && sw->in_fd >= 0 && !sw->blocked)
                         sworker_write(sw);
         }
+        stream_pace_watch(s, now);
         if (s->in_src)
                 (void) sd_event_source_set_enabled(s->in_src, want_input ? SD_EVENT_ON : SD_EVENT_OFF);
         /* A recycled worker that answered all it had is replaced, unless the
@@ -316,7 +382,7 @@ void stream_stop(struct stream *s) {
         for (unsigned i = 0; i < s->n_workers; i++)
                 if (s->workers[i])
                         outstanding += s->workers[i]->lines;
-        log_info("stream: no more input; waiting for %zu outstanding lines", outstanding);
+        log_info("stream: no more input; waiting for %zu outstanding %s", outstanding, lines(outstanding));
         int r = sd_event_add_time_relative(s->event, &s->stop_timer, CLOCK_MONOTONIC,
                                            s->config->workers.stop_timeout, TIMER_ACCURACY_USEC, on_stop_timer, s);
         if (r < 0) {
@@ -340,12 +406,28 @@ void stream_set_on_stopping(struct stream *s, void (*cb)(void *userdata), void *
         s->on_stopping_userdata = userdata;
 }
 
+/* Whole lines read but not yet cut into spans, up to `max`: a count over at
+ * most a chunk (256 KiB), once a sample. */
+static uint64_t stream_lines_waiting(const struct stream *s, uint64_t max) {
+        uint64_t n = 0;
+        if (!s->chunk)
+                return 0;
+        for (const char *p = s->chunk->data + s->cut, *end = s->chunk->data + s->chunk->len; n < max && p < end; n++) {
+                p = memchr(p, '\n', (size_t) (end - p));
+                if (!p)
+                        break;
+                p++;
+        }
+        return n;
+}
+
 static uint64_t stream_backlog(const struct stream *s) {
         uint64_t n = 0;
         for (size_t i = 0; i < s->n_retry; i++)
                 n += s->retry[i]->n_lines - s->retry[i]->n_done;
-        /* Lines waiting in the input while every worker is full: one more span's worth. */
-        return n + (s->stalled ? s->span_lines : 0);
+        /* Lines waiting in corral while every worker holds what its pace
+         * allows (input not read yet is not counted: it may never come). */
+        return n + (s->stalled ? stream_lines_waiting(s, SPAN_LINES_MAX) : 0);
 }
 
 static void stream_busy(const struct stream *s, unsigned *ret_busy, unsigned *ret_running, uint64_t *ret_lines) {
@@ -476,6 +558,7 @@ struct stream *stream_free(struct stream *s) {
         sd_event_source_disable_unref(s->kick);
         sd_event_source_disable_unref(s->timeout_timer);
         sd_event_source_disable_unref(s->stop_timer);
+        sd_event_source_disable_unref(s->pace_timer);
         safe_close(s->in_fd);
         results_file_free(s->results);
         progress_bar_free(s->bar);

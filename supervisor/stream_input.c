@@ -98,7 +98,7 @@ static int stream_on_input(sd_event_source *src, int fd, uint32_t revents, void 
         return 0;
 }
 
-static int stream_ring_push(struct stream *s, struct span *span) {
+int stream_ring_push(struct stream *s, struct span *span) {
         if (s->ring_len == s->ring_cap) {
                 size_t cap = s->ring_cap ? 2 * s->ring_cap : RING_MIN;
                 struct span **a = calloc(cap, sizeof(*a));
@@ -174,6 +174,10 @@ struct span *stream_next_span(struct stream *s, const struct sworker *sw) {
         uint64_t budget = sworker_budget(sw);
         if (budget < lines)
                 lines = (size_t) budget;
+        /* No more than its pace allows: slow lines wait here for whoever frees up first. */
+        size_t room = sworker_room(sw);
+        if (room < lines)
+                lines = room;
         return stream_cut(s, lines);
 }
 

@@ -4,7 +4,8 @@
  *   stream.c         dispatch, the order of results, failures, the stop, the API
  *   stream_input.c   input read in chunks and cut into spans of lines
  *   stream_worker.c  one worker's pipes: lines written, results read and matched
- *   stream_lines.c   the pure arithmetic of lines and span sizes
+ *   stream_lines.c   the pure arithmetic of lines, span sizes and pacing
+ *   stream_pace.c    how many lines each worker may hold, by its answer time
  * Nothing outside these files includes this header.
  */
 #pragma once
@@ -20,6 +21,7 @@
 #include "supervisor/output_sink.h"
 #include "supervisor/results_file.h"
 #include "supervisor/stream.h"
+#include "supervisor/stream_pace.h"
 #include "supervisor/task.h"
 
 #define CHUNK_SIZE (256u * 1024u)        /* input read at once */
@@ -90,6 +92,7 @@ struct sworker {
         bool charge;             /* ... and its oldest line is to blame (timeout) */
         bool closed_in;
         bool skipping;           /* dropping a result longer than STREAM_LINE_MAX */
+        struct stream_pace pace; /* its answer time: how many lines it may hold */
 };
 
 struct stream {
@@ -127,6 +130,7 @@ struct stream {
 
         struct strbuf out;
         sd_event_source *kick, *timeout_timer, *stop_timer;
+        sd_event_source *pace_timer;   /* the next look at a silent worker */
         bool stopping, finished, stalled;
         unsigned stops;
 
@@ -188,6 +192,8 @@ static inline bool stream_span_is_head(const struct stream *s, const struct span
 bool stream_may_cut(const struct stream *s);
 struct span *stream_next_span(struct stream *s, const struct sworker *sw);
 int stream_requeue(struct stream *s, struct span *span);
+/* keep_order: appends span to the ring of spans in input order. Returns 0 or -ENOMEM. */
+int stream_ring_push(struct stream *s, struct span *span);
 int stream_open_input(struct stream *s);
 
 /* stream_worker.c */
@@ -204,9 +210,21 @@ void stream_hook_started(struct pool *p, struct worker *w, int error, void *user
 bool stream_hook_ended(struct pool *p, struct worker *w, bool asked_to_stop, void *userdata);
 void stream_hook_recycle(struct pool *p, struct worker *w, void *userdata);
 
+/* stream_pace.c */
+/* Lines the worker may be given now under its pace (and tasks.in_flight). */
+size_t sworker_room(const struct sworker *sw);
+/* Marks the start of a silence when an idle worker gets work. */
+void sworker_pace_busy(struct sworker *sw, usec_t now);
+/* Takes in the workers' answers (before the dispatch picks). */
+void stream_pace_update(struct stream *s, usec_t now);
+/* Looks at the workers silent with lines (after the dispatch wrote), arms
+ * the next look; kicks the dispatch when one may now hold more. */
+void stream_pace_watch(struct stream *s, usec_t now);
+
 /* stream.c */
 void stream_flush(struct stream *s);
-/* Counts line seq as given up (no result), for the summary. */
+/* Counts line seq as given up, for the summary, and writes its placeholder
+ * (tasks.failed_line) in its place. Called before the line is marked done. */
 void stream_note_given_up(struct stream *s, uint64_t seq);
 
 /* stream_results.c: --results FILE */

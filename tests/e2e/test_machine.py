@@ -86,4 +86,4 @@ def test_io_bound_tasks_grow_the_pool_well_past_the_cpus(corral, tmp_path):
     size, sizes, log, busy = settle(corral, tmp_path, "io")
     print(f"settled at {size} workers with {cpus} CPUs; the machine was {busy:.0f}% busy meanwhile")
     assert size >= 2 * cpus, f"settled at {size}, with {cpus} CPUs, machine {busy:.0f}% busy\n" + log
-    assert max(sizes, default=size) <= 4 * cpus, "never above the batch maximum\n" + log
+    # No fixed ceiling (issue 23.2): past 4 x CPUs is allowed when it pays.

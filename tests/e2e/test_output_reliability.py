@@ -88,7 +88,9 @@ def test_a_timeout_continues_a_stopped_task_so_that_it_can_act_on_stop_signal(tm
 # ---- a slow reader (issue 18, item 6) ----------------------------------------------
 
 def pipe_filled(fd, timeout=HANG):
-    """Awaits the pipe whose read end is fd holding 64 KiB (the writer is held up)."""
+    """Awaits the pipe whose read end is fd holding 60 KiB or more (the writer is
+    held up): a write of up to PIPE_BUF (4 KiB) is atomic, so a pipe with less
+    room than that refuses it and never holds the full 64 KiB."""
     import fcntl
     import termios
     import array
@@ -96,7 +98,7 @@ def pipe_filled(fd, timeout=HANG):
     while True:
         buf = array.array("i", [0])
         fcntl.ioctl(fd, termios.FIONREAD, buf)
-        if buf[0] >= 65536:
+        if buf[0] >= 65536 - 4096:
             return
         assert time.monotonic() < deadline, f"the pipe holds only {buf[0]} bytes"
         time.sleep(0.02)
@@ -303,6 +305,6 @@ def test_stream_lines_longer_than_8_mib_are_an_error_for_that_line_only(tmp_path
     assert p.returncode == 1, log
     assert "line 2 given up: longer than 8388608 bytes" in log
     assert "line 3 given up: its result is longer than 8388608 bytes" in log
-    assert p.stdout.decode().splitlines() == ["out-a", "out-b"]
+    assert p.stdout.decode().splitlines() == ["out-a", "", "", "out-b"]   # placeholders in place
     hwm = int(open(tmp_path / "hwm").read().split()[1])
     assert hwm < MEMORY_BOUND_KIB // 2, f"corral's peak RSS {hwm} KiB"

@@ -185,6 +185,31 @@ static void test_minimal_snapshot(void **state) {
         assert_non_null(strstr(text, "corral_task_duration_seconds_bucket{le=\"+Inf\"} 0\n"));
 }
 
+static void test_scale_events_start_at_zero(void **state) {
+        /* Every label set the configuration names is there before its first
+         * event: a rule in its scale's direction, optimize both ways. */
+        static const struct metrics_rule rules[] = {
+                { .name = "saturated", .when = "pool.cpu > 80%", .scale = +1 },
+                { .name = "idle", .when = "pool.cpu < 20%", .scale = -2 },
+        };
+        static const struct metrics_scale_count events[] = {
+                { .rule = "saturated", .direction = METRICS_SCALE_UP, .count = 3 },
+        };
+        struct metrics_snapshot s = { .rules = rules, .n_rules = 2, .scale_events = events,
+                                      .n_scale_events = 1, .optimize = true };
+        (void) state;
+
+        _cleanup_free_ char *text = render(&s);
+        assert_non_null(strstr(text, "corral_scale_events_total{direction=\"up\",rule=\"saturated\"} 3\n"));
+        assert_null(strstr(text, "corral_scale_events_total{direction=\"up\",rule=\"saturated\"} 0\n"));
+        assert_non_null(strstr(text, "corral_scale_events_total{direction=\"down\",rule=\"idle\"} 0\n"));
+        assert_null(strstr(text, "direction=\"up\",rule=\"idle\""));
+        assert_null(strstr(text, "direction=\"down\",rule=\"saturated\""));
+        assert_non_null(strstr(text, "corral_scale_events_total{direction=\"up\",rule=\"optimize\"} 0\n"));
+        assert_non_null(strstr(text, "corral_scale_events_total{direction=\"down\",rule=\"optimize\"} 0\n"));
+        assert_null(strstr(text, "rule=\"target\""));
+}
+
 static void test_null_names(void **state) {
         struct metrics_snapshot s;
         struct metrics_segment seg = { .name = NULL, .bytes = 1 };
@@ -289,6 +314,7 @@ int main(void) {
                 cmocka_unit_test(test_values_and_units),
                 cmocka_unit_test(test_crash_loop_and_health),
                 cmocka_unit_test(test_minimal_snapshot),
+                cmocka_unit_test(test_scale_events_start_at_zero),
                 cmocka_unit_test(test_null_names),
                 cmocka_unit_test(test_status_json),
                 cmocka_unit_test(test_observe_bounds),

@@ -619,6 +619,53 @@ static void test_cpu_busy(void **state) {
         assert_true(rises);
 }
 
+/* The machine's room (issue 23.2): workers that wait are not held back by a
+ * machine that neighbours keep busy; memory that is short forbids growth;
+ * never more workers than the backlog can feed. */
+static void test_room(void **state) {
+        static const struct {
+                const char *name;
+                double cpu_busy, pool_cpu, backlog, mem, psi_memory;  /* < 0: unavailable */
+                unsigned lo, hi;        /* the first move away from 2 lands within */
+        } room[] = {
+                { "busy machine, CPU-bound workers: down",       99, 90, 100, 50, 0,  1, 1 },
+                { "busy machine, waiting workers: leaps up",     99, 2,  100, 50, 0,  16, 16 },
+                { "busy machine, unknown pool.cpu: down",        99, -1, 100, 50, 0,  1, 1 },
+                { "busy machine, workers at 9%: leaps up",       99, 9,  100, 50, 0,  16, 16 },
+                { "busy machine, workers at 10%: starved, down", 99, 10, 100, 50, 0,  1, 1 },
+                { "half busy, workers at 5%: as the machine",    60, 5,  100, 50, 0,  16, 16 },
+                { "memory short: down, not up",                  10, 2,  100, 9.9, 0, 1, 1 },
+                { "memory just enough: up",                      10, 2,  100, 10, 0,  16, 16 },
+                { "memory pressure: down, not up",               10, 2,  100, 50, 10.1, 1, 1 },
+                { "backlog of 3 feeds 5 at most",                10, 2,  3,  50, 0,  5, 5 },
+                { "backlog of 1 feeds 3 at most",                10, 2,  1,  50, -1, 3, 3 },
+        };
+        (void) state;
+
+        for (size_t c = 0; c < ELEMENTSOF(room); c++) {
+                struct optimize_params p = { SIGNAL_TASKS_RATE, 5, 1, 16 };
+                struct optimize_state st = {};
+                struct optimize_advice adv = {};
+                unsigned size = 2;
+                for (unsigned i = 0; i < 20 && size == 2; i++) {
+                        struct signals s = {};
+                        signals_set(&s, SIGNAL_TASKS_RATE, 10.0 * size);
+                        signals_set(&s, SIGNAL_TASKS_BACKLOG, room[c].backlog);
+                        signals_set(&s, SIGNAL_CPU_BUSY, room[c].cpu_busy);
+                        if (room[c].pool_cpu >= 0)
+                                signals_set(&s, SIGNAL_POOL_CPU, room[c].pool_cpu);
+                        signals_set(&s, SIGNAL_MEM_AVAILABLE, room[c].mem);
+                        if (room[c].psi_memory >= 0)
+                                signals_set(&s, SIGNAL_PSI_MEMORY, room[c].psi_memory);
+                        assert_int_equal(optimize_step(&st, &p, &s, size, BASE + i * USEC_PER_SEC, &adv), 0);
+                        size = adv.size;
+                }
+                if (size < room[c].lo || size > room[c].hi)
+                        fail_msg("%s: moved to %u, want %u-%u (%s)", room[c].name, size, room[c].lo, room[c].hi,
+                                 adv.why);
+        }
+}
+
 /* A rule overrides the seeker: the neighbour's rule takes a worker back at
  * once (the seeker's sizes are not in the stabilization window), and the
  * seeker measures the size the rule left before it moves again. */
@@ -727,6 +774,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_reasons),
                 cmocka_unit_test(test_latency_set_aside),
                 cmocka_unit_test(test_cpu_busy),
+                cmocka_unit_test(test_room),
                 cmocka_unit_test(test_rule_overrides),
                 cmocka_unit_test(test_limits_bypassed),
         };
