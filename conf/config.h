@@ -174,6 +174,7 @@ struct config_origins {
         struct config_origin mode, output, keep_order;
         struct config_origin batch_flag;         /* the first flag given that needs a batch (tasks.from) */
         struct config_origin from, until, results;
+        struct config_origin in_flight, failed_line;   /* stream mode's own keys */
 };
 
 struct corral_config {
