@@ -83,7 +83,7 @@ struct worker_identity {
 
 struct workers_config {
         unsigned min;
-        unsigned max;            /* 0 until resolved: usable CPUs (4x in batch mode) */
+        unsigned max;            /* 0 until resolved: usable CPUs (batch, stream: what the machine holds) */
         unsigned initial;        /* 0 until resolved: min */
         int stop_signal;
         usec_t stop_timeout;
