@@ -83,7 +83,7 @@ struct worker_identity {
 
 struct workers_config {
         unsigned min;
-        unsigned max;            /* 0 until resolved: usable CPUs (4x in batch mode) */
+        unsigned max;            /* 0 until resolved: usable CPUs (batch, stream: what the machine holds) */
         unsigned initial;        /* 0 until resolved: min */
         int stop_signal;
         usec_t stop_timeout;
@@ -174,6 +174,7 @@ struct config_origins {
         struct config_origin mode, output, keep_order;
         struct config_origin batch_flag;         /* the first flag given that needs a batch (tasks.from) */
         struct config_origin from, until, results;
+        struct config_origin in_flight, failed_line;   /* stream mode's own keys */
 };
 
 struct corral_config {

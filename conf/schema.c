@@ -453,6 +453,8 @@ static void record_origins(struct loader *l) {
         record_origin(l, &c->tasks.from, &o->from);
         record_origin(l, &c->tasks.until, &o->until);
         record_origin(l, &c->tasks.results, &o->results);
+        record_origin(l, &c->tasks.in_flight, &o->in_flight);
+        record_origin(l, &c->tasks.failed_line, &o->failed_line);
         record_origin(l, &c->workers.user, &user);
         record_origin(l, &c->workers.group, &group);
         c->workers.user_line = user.line;

@@ -293,11 +293,35 @@ static int lint_listen(const struct corral_config *c, const char *path, struct c
         return 0;
 }
 
+/* Stream mode's own keys in a file whose tasks run per task: `corral run`
+ * ignores them (unless --stream makes it a stream, which it checks again). */
+static int lint_stream_keys(const struct corral_config *c, const char *path, struct conf_diagnostics *diag) {
+        const struct { const char *key; const struct config_origin *at; } keys[] = {
+                { "tasks.in_flight", &c->origin.in_flight },
+                { "tasks.failed_line", &c->origin.failed_line },
+        };
+        if (c->tasks.mode == TASK_MODE_STREAM)
+                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                if (!in_file(keys[i].at))
+                        continue;
+                int r = conf_diagnostics_add(diag, CONF_WARNING, path, keys[i].at->line, keys[i].at->column,
+                                             "%s applies to stream mode only (tasks.mode: stream or --stream); "
+                                             "these tasks run per task and it is ignored", keys[i].key);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int conf_lint(const struct corral_config *c, const char *path, struct conf_diagnostics *diag) {
         const struct policy_config *p = &c->policy;
         int r;
 
         r = lint_listen(c, path, diag);
+        if (r < 0)
+                return r;
+        r = lint_stream_keys(c, path, diag);
         if (r < 0)
                 return r;
         if (c->tasks.from)

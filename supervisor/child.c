@@ -344,13 +344,20 @@ bool child_has_process(const struct child *c) {
         return child_is_live(c) || c->state == CHILD_STOPPING;
 }
 
-bool child_error_is_transient(int error) {
+enum child_error_kind child_error_kind(int error) {
         switch (-error) {
+        case ENOENT: case EACCES: case ENOEXEC: case ENOTDIR: case ELOOP:
+        case ENAMETOOLONG: case EISDIR: case ETXTBSY: case EPERM: case E2BIG:
+                return CHILD_ERROR_CANNOT_RUN;   /* EPERM: also corral may not become workers.user/group */
         case EMFILE: case ENFILE: case EAGAIN: case ENOMEM: case ENOBUFS: case EINTR: case ENOSPC:
-                return true;
+                return CHILD_ERROR_SHORTAGE;
         default:
-                return false;
+                return CHILD_ERROR_OTHER;
         }
+}
+
+bool child_error_is_transient(int error) {
+        return child_error_kind(error) == CHILD_ERROR_SHORTAGE;
 }
 
 static const char *const state_names[_CHILD_STATE_MAX] = {

@@ -194,8 +194,18 @@ bool child_is_unready(const struct child *c);
 /* Whether it is to be replaced (recycled or outdated). */
 bool child_is_stale(const struct child *c);
 
-/* Resource shortages that a later try may not meet (EMFILE, ENFILE,
- * EAGAIN, ENOMEM, ...), as against a command that cannot run. */
+/* What an error of a start (a negative errno) says of trying again: the
+ * one list of errnos for every owner of children. Which one an errno in
+ * neither list goes with is the owner's call: the pool takes it as a
+ * command that cannot run, the batch tries the task again. */
+enum child_error_kind {
+        CHILD_ERROR_OTHER,
+        CHILD_ERROR_CANNOT_RUN,   /* exec refused this command (ENOENT, EACCES, E2BIG, ...) */
+        CHILD_ERROR_SHORTAGE,     /* a lack of resources a later try may not meet (EMFILE, ENOMEM, ...) */
+};
+enum child_error_kind child_error_kind(int error);
+
+/* Whether error is a shortage (CHILD_ERROR_SHORTAGE). */
 bool child_error_is_transient(int error);
 
 const char *child_state_name(enum child_state s);

@@ -18,6 +18,7 @@
 #include "conf/queue_url.h"
 #include "supervisor/batch_internal.h"
 #include "supervisor/log.h"
+#include "supervisor/progress_bar.h"
 
 /* Queues the gathered invocation, unless the joblog has it as done. */
 int batch_push_gathered(struct batch *b) {
@@ -220,23 +221,9 @@ static int on_input(sd_event_source *s, int fd, uint32_t revents, void *userdata
         return 0;
 }
 
-/* Lines in the input file from its current offset (the bar's total). */
+/* Lines in the input file from its current offset, of this shard: the bar's total. */
 static uint64_t count_lines(int fd, const struct tasks_config *t) {
-        char buf[64 * 1024];
-        off_t off = lseek(fd, 0, SEEK_CUR);
-        uint64_t lines = 0;
-        bool partial = false;
-        ssize_t n;
-
-        if (off < 0)
-                return 0;
-        while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
-                for (char *p = buf, *end = buf + n; (p = memchr(p, '\n', (size_t) (end - p))); p++)
-                        lines++;
-                partial = buf[n - 1] != '\n';
-                off += n;
-        }
-        lines += partial;
+        uint64_t lines = progress_count_lines(fd);
         if (t->shard_count > 1)
                 lines = lines > t->shard_index ? (lines - t->shard_index - 1) / t->shard_count + 1 : 0;
         return lines;

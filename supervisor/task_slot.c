@@ -454,12 +454,6 @@ int slot_start(struct batch *b, struct slot *s) {
 }
 
 bool batch_is_exec_error(int r) {
-        switch (-r) {
-        case ENOENT: case EACCES: case ENOEXEC: case ENOTDIR: case ELOOP:
-        case ENAMETOOLONG: case EISDIR: case ETXTBSY: case EPERM: case E2BIG:
-                return true;   /* E2BIG: this task's line, not the command; EPERM:
-                                * also corral may not become workers.user/group */
-        default:
-                return false;
-        }
+        /* E2BIG among them: for a batch, this task's line, not the command. */
+        return child_error_kind(r) == CHILD_ERROR_CANNOT_RUN;
 }

@@ -396,7 +396,7 @@ def map(fn, iterable, *, shared=None, keep_order=True, max=None, timeout=None, r
     them). shared={"name": PATH | {"command": [...]} | bytes | numpy array}
     loads each segment once for all workers (corral.shared / shared_array in
     fn). keep_order=False returns the results in completion order. max caps
-    the pool (default corral's: 4 x usable CPUs), timeout (seconds) limits one
+    the pool (default corral's: no fixed ceiling), timeout (seconds) limits one
     input, retries re-runs an input whose function raised or whose worker died
     or timed out. corral_args are more `corral run` flags, e.g. ["--min", "8"].
     A progress bar (lines answered, rate) shows when stderr is a terminal;

@@ -37,6 +37,27 @@ def py(code):
 
 
 
+def read_terminal(master, deadline, what):
+    """All that reaches a pseudo-terminal's master until its last writer closes
+    the terminal (EIO or end of file); closes master. `what` names the process
+    for the assertion that catches a hang."""
+    seen = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], deadline)
+            assert ready, f"{what} hangs"
+            try:
+                data = os.read(master, 65536)
+            except OSError:         # EIO: the last writer closed the terminal
+                break
+            if not data:
+                break
+            seen += data
+    finally:
+        os.close(master)
+    return seen
+
+
 def need(tool):
     """The path of a program the test needs, or a skip that says how to get it."""
     path = shutil.which(tool)

@@ -209,3 +209,31 @@ def test_doubtful_conditions_warn(tmp_path, psi_dir):
         "    - {name: backlog, when: tasks.backlog > 10 and pool.cpu > 80%, scale: +1}\n")
     r = check("-c", "b.yaml", cwd=tmp_path, psi=psi_dir)
     assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_stream_keys_outside_stream_mode_warn(tmp_path, psi_dir):
+    """tasks.in_flight and tasks.failed_line are stream mode's: in a file whose
+    tasks run per task they are ignored, so check says so at each key."""
+    (tmp_path / "c.yaml").write_text(
+        "tasks:\n"
+        "  from: t.txt\n"
+        "  in_flight: 4\n"
+        "  failed_line: ERR\n")
+    r = check("-c", "c.yaml", cwd=tmp_path, psi=psi_dir)
+    assert r.returncode == 0, r.stderr
+    assert elsewhere(r.stderr).splitlines() == [
+        "c.yaml:3:14: warning: tasks.in_flight applies to stream mode only (tasks.mode: stream or --stream); "
+        "these tasks run per task and it is ignored",
+        "c.yaml:4:16: warning: tasks.failed_line applies to stream mode only (tasks.mode: stream or --stream); "
+        "these tasks run per task and it is ignored",
+    ]
+    assert r.stdout.startswith("c.yaml: OK: ")
+
+    (tmp_path / "s.yaml").write_text(
+        "tasks:\n"
+        "  from: t.txt\n"
+        "  mode: stream\n"
+        "  in_flight: 4\n"
+        "  failed_line: ERR\n")
+    r = check("-c", "s.yaml", cwd=tmp_path, psi=psi_dir)
+    assert r.returncode == 0 and elsewhere(r.stderr) == "", r.stderr

@@ -4,10 +4,9 @@ counting lines answered over the input file's lines; -q hides it, --bar
 forces it even with -q; nothing of it goes into a pipe."""
 import os
 import pty
-import select
 import subprocess
 
-from conftest import CORRAL, task
+from conftest import CORRAL, read_terminal, task
 
 ECHO = task("line")
 DEADLINE = 120
@@ -23,20 +22,7 @@ def on_a_terminal(tmp_path, *args):
                           "--", *ECHO], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
                          start_new_session=True)
     os.close(slave)
-    seen = b""
-    try:
-        while True:
-            ready, _, _ = select.select([master], [], [], DEADLINE)
-            assert ready, "corral hangs"
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            seen += data
-    finally:
-        os.close(master)
+    seen = read_terminal(master, DEADLINE, "corral")
     out = p.stdout.read()
     p.wait(DEADLINE)
     return p.returncode, out, seen.decode()

@@ -16,7 +16,7 @@ import threading
 
 import pytest
 
-from conftest import CORRAL, PYTHON
+from conftest import CORRAL, PYTHON, read_terminal
 
 SOURCE = pathlib.Path(__file__).resolve().parents[2] / "python"
 if str(SOURCE) not in sys.path:
@@ -488,26 +488,14 @@ def run_with_stderr_on_a_terminal(tmp_path, *args):
     """Runs the bar script with its stderr on a new pseudo-terminal; returns
     (exit status, what reached the terminal)."""
     import pty
-    import select
     path = script(tmp_path, "bar_script.py", BAR_SCRIPT)
     master, slave = pty.openpty()
     p = subprocess.Popen([PYTHON, str(path), *args], env=ENV, stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=slave, start_new_session=True)
     os.close(slave)
-    seen = b""
     try:
-        while True:
-            ready, _, _ = select.select([master], [], [], DEADLINE)
-            assert ready, "the script hangs"
-            try:
-                data = os.read(master, 65536)
-            except OSError:         # EIO: the last writer closed the terminal
-                break
-            if not data:
-                break
-            seen += data
+        seen = read_terminal(master, DEADLINE, "the script")
     finally:
-        os.close(master)
         p.wait(DEADLINE)
     return p.returncode, seen.decode("utf-8", "replace")
 

@@ -77,6 +77,20 @@ void fake_os_exit(struct child *c, int code, int status) {
         child_exited(c, &si);
 }
 
+size_t fake_os_kills_of(const struct fake_os *f, int sig) {
+        size_t n = 0;
+        for (size_t i = 0; i < f->n_kills && i < FAKE_OS_CALLS; i++)
+                n += f->kills[i][1] == sig;
+        return n;
+}
+
+pid_t fake_os_kill_target(const struct fake_os *f, int sig, size_t n) {
+        for (size_t i = 0; i < f->n_kills && i < FAKE_OS_CALLS; i++)
+                if (f->kills[i][1] == sig && n-- == 0)
+                        return f->kills[i][0];
+        return 0;
+}
+
 void fake_os_assert_kill(const struct fake_os *f, size_t i, pid_t target, int sig) {
         assert_true(i < f->n_kills && i < FAKE_OS_CALLS);
         assert_int_equal(f->kills[i][0], target);

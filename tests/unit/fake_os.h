@@ -39,5 +39,13 @@ void fake_os_fail_next(struct fake_os *f, int error);
  * (status: the exit status) or CLD_KILLED (status: the signal). */
 void fake_os_exit(struct child *c, int code, int status);
 
+/* How many of the recorded kills sent sig; a pool also sends SIGCONT with
+ * each stop signal and SIGKILL to an exited worker's process group, so a
+ * test of which workers are stopped counts the stop signal alone. */
+size_t fake_os_kills_of(const struct fake_os *f, int sig);
+
+/* The target (-pgid) of the n-th recorded kill that sent sig, 0 if none. */
+pid_t fake_os_kill_target(const struct fake_os *f, int sig, size_t n);
+
 /* Asserts that the i-th kill was sig to process group pgid (given as -pgid). */
 void fake_os_assert_kill(const struct fake_os *f, size_t i, pid_t target, int sig);

@@ -150,6 +150,13 @@ static void test_start_failure_transient_is_marked(void **state) {
         assert_false(child_error_is_transient(-EACCES));
         assert_false(child_error_is_transient(-ENOEXEC));
         assert_false(child_error_is_transient(-EPERM));
+        /* One list for every owner: what the batch fails as 127 is never
+         * what the pool retries as a shortage, and an error in neither is
+         * left to the owner. */
+        assert_int_equal(child_error_kind(-ENOENT), CHILD_ERROR_CANNOT_RUN);
+        assert_int_equal(child_error_kind(-E2BIG), CHILD_ERROR_CANNOT_RUN);
+        assert_int_equal(child_error_kind(-EMFILE), CHILD_ERROR_SHORTAGE);
+        assert_int_equal(child_error_kind(-EIO), CHILD_ERROR_OTHER);
 }
 
 static void test_start_failure_without_restart_stays_idle(void **state) {

@@ -416,6 +416,35 @@ static void test_lint_warnings(void **state) {
         }
 }
 
+/* Stream mode's own keys in a file whose tasks run per task: a warning at
+ * each key; none once the tasks stream (tasks.mode, or --stream at run). */
+static void test_lint_stream_keys_outside_stream_mode(void **state) {
+        static const char text[] = "command: [w]\n"
+                                   "tasks:\n"
+                                   "  from: t.txt\n"
+                                   "  in_flight: 4\n"
+                                   "  failed_line: 'ERR'\n";
+        struct conf_diagnostics d = {};
+        struct corral_config c;
+        (void) state;
+
+        assert_int_equal(conf_load_text("t.yaml", text, strlen(text), &c, &d), 0);
+        assert_int_equal(d.n_items, 0);
+        assert_int_equal(conf_lint(&c, c.path, &d), 0);
+        assert_int_equal(d.n_warnings, 2);
+        assert_string_equal(d.items[0].message, "t.yaml:4:14: warning: tasks.in_flight applies to stream mode only "
+                                                "(tasks.mode: stream or --stream); these tasks run per task and it "
+                                                "is ignored");
+        assert_string_equal(d.items[1].message, "t.yaml:5:16: warning: tasks.failed_line applies to stream mode "
+                                                "only (tasks.mode: stream or --stream); these tasks run per task and "
+                                                "it is ignored");
+        conf_diagnostics_done(&d);
+        c.tasks.mode = TASK_MODE_STREAM;
+        assert_int_equal(conf_lint(&c, c.path, &d), 0);
+        assert_int_equal(d.n_items, 0);
+        config_done(&c);
+}
+
 int main(int argc, char **argv) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_default_policy),
@@ -427,6 +456,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_user_and_group_keep_their_positions),
                 cmocka_unit_test(test_listen),
                 cmocka_unit_test(test_lint_warnings),
+                cmocka_unit_test(test_lint_stream_keys_outside_stream_mode),
         };
         if (argc > 1)
                 cmocka_set_test_filter(argv[1]);

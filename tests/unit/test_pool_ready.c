@@ -14,59 +14,7 @@
 
 #include "conf/config.h"
 #include "supervisor/pool.h"
-
-struct fake_os {
-        pid_t next_pid;
-        unsigned n_kills;        /* stop signals sent */
-        int kills[64][2];        /* {pgid, sig} */
-};
-
-static pid_t fake_spawn(void *os, const struct spawn_request *req) {
-        (void) req;
-        return ((struct fake_os *) os)->next_pid++;
-}
-
-static int fake_watch(void *os, struct child *c) {
-        (void) os;
-        (void) c;
-        return 0;
-}
-
-static void fake_nothing(void *os, struct child *c) {
-        (void) os;
-        (void) c;
-}
-
-static int fake_kill(void *os, pid_t pgid, int sig) {
-        struct fake_os *f = os;
-        /* Counted: stop signals. SIGCONT goes with each, and SIGKILL clears
-         * an exited worker's process group. */
-        if (sig == SIGCONT || sig == SIGKILL)
-                return 0;
-        if (f->n_kills < ELEMENTSOF(f->kills)) {
-                f->kills[f->n_kills][0] = pgid;
-                f->kills[f->n_kills][1] = sig;
-        }
-        f->n_kills++;
-        return 0;
-}
-
-static int fake_set_timer(void *os, struct child *c, usec_t when) {
-        (void) os;
-        (void) c;
-        (void) when;
-        return 0;
-}
-
-static usec_t fake_now(void *os) {
-        (void) os;
-        return 1000 * USEC_PER_SEC;
-}
-
-static const struct child_os fake_child_os = {
-        .spawn = fake_spawn, .watch = fake_watch, .unwatch = fake_nothing, .release = fake_nothing,
-        .kill = fake_kill, .set_timer = fake_set_timer, .now = fake_now,
-};
+#include "tests/unit/fake_os.h"
 
 struct fixture {
         sd_event *e;
@@ -86,7 +34,8 @@ static void fixture_config(struct corral_config *c, char **command, unsigned max
 
 static void setup(struct fixture *fx, unsigned max) {
         static char *command[] = { "/bin/true", NULL };
-        *fx = (struct fixture) { .os = { .next_pid = 100 } };
+        *fx = (struct fixture) { 0 };
+        fake_os_init(&fx->os, 1000 * USEC_PER_SEC, 100);
         fixture_config(&fx->config, command, max);
         assert_int_equal(sd_event_new(&fx->e), 0);
         assert_int_equal(pool_new_os(fx->e, &fx->config, &fake_child_os, &fx->os, &fx->p), 0);
@@ -110,15 +59,21 @@ static void ready(struct fixture *fx, unsigned id) {
 }
 
 static void exits(struct fixture *fx, unsigned id) {
-        siginfo_t si = { .si_code = CLD_EXITED, .si_status = 0 };
-        child_exited(&fx->p->workers[id]->child, &si);
+        fake_os_exit(&fx->p->workers[id]->child, CLD_EXITED, 0);
         settle(fx);
 }
 
-static void assert_last_kill(const struct fixture *fx, pid_t pid, int sig) {
-        assert_true(fx->os.n_kills > 0);
-        assert_int_equal(fx->os.kills[fx->os.n_kills - 1][0], -pid);
-        assert_int_equal(fx->os.kills[fx->os.n_kills - 1][1], sig);
+/* Workers stopped so far: the stop signal (SIGTERM) is counted, not the
+ * SIGCONT that goes with it nor the SIGKILL that clears an exited group. */
+static size_t stops(const struct fixture *fx) {
+        return fake_os_kills_of(&fx->os, SIGTERM);
+}
+
+/* The latest worker stopped is pid. */
+static void assert_last_stop(const struct fixture *fx, pid_t pid) {
+        size_t n = stops(fx);
+        assert_true(n > 0);
+        assert_int_equal(fake_os_kill_target(&fx->os, SIGTERM, n - 1), -pid);
 }
 
 static void test_workers_start_unready(void **state) {
@@ -153,23 +108,23 @@ static void test_rolling_replacement_waits_for_ready(void **state) {
         /* The pool is full: the new worker runs in slot max, and no old one stops. */
         assert_int_equal(fx.p->n_alloc, 3);
         assert_int_equal(fx.p->workers[2]->child.state, CHILD_UNREADY);
-        assert_int_equal(fx.os.n_kills, 0);
+        assert_int_equal(stops(&fx), 0);
 
         ready(&fx, 2);
-        assert_int_equal(fx.os.n_kills, 1);
+        assert_int_equal(stops(&fx), 1);
         assert_int_equal(pool_count(fx.p, WORKER_STOPPING), 1);
-        pid_t stopped = fx.os.kills[0][0] == -old0 ? old0 : old1;
+        pid_t stopped = fake_os_kill_target(&fx.os, SIGTERM, 0) == -old0 ? old0 : old1;
         unsigned stopped_id = stopped == old0 ? 0 : 1;
-        assert_last_kill(&fx, stopped, SIGTERM);
+        assert_last_stop(&fx, stopped);
 
         /* Once it is gone, the next new one starts in its slot; the other old
          * one stays until that one is ready too. */
         exits(&fx, stopped_id);
         assert_int_equal(fx.p->workers[stopped_id]->child.state, CHILD_UNREADY);
-        assert_int_equal(fx.os.n_kills, 1);
+        assert_int_equal(stops(&fx), 1);
         ready(&fx, stopped_id);
-        assert_int_equal(fx.os.n_kills, 2);
-        assert_last_kill(&fx, stopped == old0 ? old1 : old0, SIGTERM);
+        assert_int_equal(stops(&fx), 2);
+        assert_last_stop(&fx, stopped == old0 ? old1 : old0);
         done(&fx);
 }
 
@@ -182,7 +137,7 @@ static void test_scale_in_stops_a_ready_worker_first(void **state) {
         ready(&fx, 0);                     /* worker 1, the newest, is still starting */
         pool_set_desired(fx.p, 1);
         settle(&fx);
-        assert_last_kill(&fx, fx.p->workers[0]->child.pid, SIGTERM);
+        assert_last_stop(&fx, fx.p->workers[0]->child.pid);
         assert_int_equal(fx.p->workers[1]->child.state, CHILD_UNREADY);
         done(&fx);
 }
@@ -207,8 +162,8 @@ static void test_scale_in_stops_the_least_busy(void **state) {
         pool_set_desired(fx.p, 2);
         settle(&fx);
         /* Not the newest (2): the idle one. */
-        assert_int_equal(fx.os.n_kills, 1);
-        assert_last_kill(&fx, 100, SIGTERM);
+        assert_int_equal(stops(&fx), 1);
+        assert_last_stop(&fx, 100);
         done(&fx);
 }
 
