@@ -8,7 +8,10 @@ tasks that wait grow it well past the CPUs is test_machine.py's (suite
 CPUs above 95% busy, so on a shared machine it cannot be a counted test.
 
 What is asserted is the direction and a bound on the size the controller
-settles at, never a time or a rate: the machine is shared and noisy. How close
+settles at, never a rate; but how soon it settles follows how fast the tasks
+run, so this file is in the suite 'machine' (bench/machine) with
+test_machine.py. The seeker's logic is tests/unit/test_optimize.c's, on
+synthetic samples. How close
 corral's wall time comes to the best fixed -j is bench/optimize's question.
 
 Why these bounds hold on a loaded machine too (a neighbour that takes CPU):
