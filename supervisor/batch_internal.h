@@ -65,6 +65,8 @@ struct task_source_ops {
         /* t ended for good (ok, or failed after its retries); its output and
          * joblog line are queued on stdout. */
         void (*done)(struct batch *b, const struct pending *t, const struct task_report *r);
+        /* Line seq can never run (why: "line too long"); counted as failed. */
+        void (*not_run)(struct batch *b, uint64_t seq, const char *why);
         /* TERM: read no more, give back what was taken and is not done. */
         void (*stop)(struct batch *b);
         /* Whether nothing is outstanding with the source, so the batch may end. */

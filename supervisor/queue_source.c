@@ -71,6 +71,7 @@ static int take_entry(struct qsource *q, const redisReply *entry) {
                 e->seq = 0;          /* runs no task: no Seq, no gap in a --batch invocation's */
                 q->next_seq--;
                 e->exit = -1;
+                e->reason = "no field 'task'";
                 qentry_set(q, e, QENTRY_DEAD);
                 return 0;
         }
@@ -356,6 +357,7 @@ static const struct task_source_ops queue_source = {
         .task_id_var = qs_task_id_var,
         .capture = qentry_capture,
         .done = qentry_done,
+        .not_run = qentry_not_run,
         .stop = qs_stop,
         .settled = qs_settled,
         .status = qs_status,

@@ -75,6 +75,8 @@ static void batch_line_too_long(struct batch *b, uint64_t seq, size_t len) {
         b->exits[METRICS_OUTCOME_FAILURE]++;
         batch_note_failed(b, seq);
         batch_write_not_run(b, seq, "line too long");
+        if (b->source->not_run)
+                b->source->not_run(b, seq, "line too long");
 }
 
 /* Adds one line of the shard to the invocation being gathered; queues it

@@ -234,6 +234,24 @@ def test_poison_entry_goes_to_dead_stream(redis, url):
     assert "moved to " + stream + ":dead" in p.log.text()
 
 
+def test_a_line_too_long_to_run_goes_to_dead_stream_at_once(redis, url):
+    """An entry whose task no execve() can take is not handed back to be
+    delivered again (it would never run anywhere): it is dead on its first
+    delivery, with the reason, and acknowledged."""
+    stream = url.rsplit("/", 1)[1]
+    enqueue(url, ["ok1"])
+    big = "x" * 300000      # past execve()'s 128 KiB for one argument
+    big_id = redis("XADD", stream, "*", "task", big)
+    enqueue(url, ["ok2"])
+    p = consumer(url, cmd=["test", "{}", "!=", "poison"], name="big", lease="200ms")
+    assert ended(p) == 1, p.log.text()
+    dead = list(redis.entries(stream + ":dead").values())
+    assert dead == [{"task": big, "exit": "1", "consumer": "big", "id": big_id, "reason": "line too long"}]
+    g = redis.group(stream)
+    assert (g["pending"], g["lag"]) == (0, 0)
+    assert f"entry {big_id} cannot run (line too long), moved to {stream}:dead" in p.log.text()
+
+
 def test_a_results_stream_must_be_on_the_queue_server(tmp_path, redis_port, url):
     f = tmp_path / "c.yaml"
     f.write_text(f"command: [true]\ntasks:\n  from: '{url}'\n  results: 'redis://127.0.0.1:{redis_port + 1}/r'\n")
