@@ -166,8 +166,10 @@ static void on_settled(redisAsyncContext *ac, void *reply, void *privdata) {
                 else
                         log_warning("%s: entry %s failed (exit %d) on its last delivery, moved to %s",
                                     q->url.stream, e->id, e->exit, q->dead_key);
-        } else if (e->state == QENTRY_BACK)
+        } else if (e->state == QENTRY_BACK) {
+                q->handed_back++;
                 q->claim_due = true;   /* perhaps for us: another try here */
+        }
         qentry_remove(q, e);
 }
 

@@ -74,7 +74,7 @@ struct qsource {
 
         int64_t lag, pending;    /* the group's, as last read; -1: unknown */
         bool info_sent, empty_check;
-        uint64_t dead, reclaimed, acked;
+        uint64_t dead, reclaimed, acked, handed_back;
         bool stopping, gave_up, freeing;
         bool claim_warned, read_warned, settle_warned;   /* a failing command is logged once */
 };

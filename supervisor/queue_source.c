@@ -330,6 +330,19 @@ static int qs_status(struct batch *b, int status) {
         return EXIT_OK;
 }
 
+/* Entries, not attempts: a task stopped by TERM did not fail, its entry
+ * went back to the queue; and a queue is never resumed, it is read again. */
+static bool qs_summarize(struct batch *b, int status) {
+        struct qsource *q = b->source_data;
+        char left[96] = "";
+        if (q->n > 0)
+                snprintf(left, sizeof(left), ", %zu left pending until their lease expires", q->n);
+        log_full(status == EXIT_OK ? LOG_INFO : LOG_WARNING, 0, "%llu done, %llu dead, %llu handed back%s",
+                 (unsigned long long) q->acked, (unsigned long long) q->dead, (unsigned long long) q->handed_back,
+                 left);
+        return true;
+}
+
 static void qs_free(struct batch *b) {
         struct qsource *q = b->source_data;
         if (!q)
@@ -361,6 +374,7 @@ static const struct task_source_ops queue_source = {
         .stop = qs_stop,
         .settled = qs_settled,
         .status = qs_status,
+        .summarize = qs_summarize,
         .backlog = qsource_backlog,
         .fill_snapshot = qsource_fill_snapshot,
         .fill_signals = qsource_fill_signals,

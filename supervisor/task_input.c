@@ -326,6 +326,10 @@ int batch_input_status(struct batch *b, int status) {
         return b->source->status ? b->source->status(b, status) : status;
 }
 
+bool batch_input_summarize(struct batch *b, int status) {
+        return b->source->summarize && b->source->summarize(b, status);
+}
+
 bool batch_input_backlog(const struct batch *b, uint64_t *ret) {
         return b->source->backlog && b->source->backlog(b, ret);
 }

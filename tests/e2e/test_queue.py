@@ -8,6 +8,7 @@ entries in STREAM:dead, and the tasks' output.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -232,6 +233,8 @@ def test_poison_entry_goes_to_dead_stream(redis, url):
     g = redis.group(stream)
     assert (g["pending"], g["lag"]) == (0, 0)
     assert "moved to " + stream + ":dead" in p.log.text()
+    # Its first failure handed it back (unless a claim counted a delivery first).
+    assert re.search(r"2 done, 1 dead, [01] handed back", p.log.text()), p.log.text()
 
 
 def test_a_line_too_long_to_run_goes_to_dead_stream_at_once(redis, url):
@@ -276,6 +279,10 @@ def test_term_hands_back_at_once(redis, url):
     g = redis.group(stream)
     held = g["pending"]
     assert held >= 2 and held + g["lag"] == 6     # what it held is handed back, not acknowledged
+    # Its summary counts entries: a stopped task did not fail, and a queue is
+    # never resumed.
+    assert f"0 done, 0 dead, {held} handed back" in a.log.text(), a.log.text()
+    assert not re.search(r"\d+ failed|--resume", a.log.text()), a.log.text()
     b = consumer(url, "--max", "8", cmd=["true"], name="b", lease="60s")
     assert ended(b) == 0, b.log.text()
     g = redis.group(stream)
