@@ -30,6 +30,8 @@ static void summarize(struct batch *b, int status) {
         char first[FIRST_FAILED_MAX * 24 + 8] = "";
         size_t n = 0;
 
+        if (batch_input_summarize(b, status))
+                return;    /* a queue's: its entries, which --resume does not apply to */
         for (size_t i = 0; i < b->n_first_failed; i++)
                 n += (size_t) snprintf(first + n, sizeof(first) - n, "%s%llu", i ? ", " : "",
                                        (unsigned long long) b->first_failed[i]);

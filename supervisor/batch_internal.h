@@ -65,12 +65,17 @@ struct task_source_ops {
         /* t ended for good (ok, or failed after its retries); its output and
          * joblog line are queued on stdout. */
         void (*done)(struct batch *b, const struct pending *t, const struct task_report *r);
+        /* Line seq can never run (why: "line too long"); counted as failed. */
+        void (*not_run)(struct batch *b, uint64_t seq, const char *why);
         /* TERM: read no more, give back what was taken and is not done. */
         void (*stop)(struct batch *b);
         /* Whether nothing is outstanding with the source, so the batch may end. */
         bool (*settled)(struct batch *b);
         /* The run's exit status, given the batch's own. */
         int (*status)(struct batch *b, int status);
+        /* Logs the run's summary in its own terms (true), or leaves it to the
+         * batch (false, or NULL). status: the run's exit status. */
+        bool (*summarize)(struct batch *b, int status);
         /* Tasks waiting beyond the batch's own queue (tasks.backlog); false: unknown. */
         bool (*backlog)(const struct batch *b, uint64_t *ret);
         void (*fill_snapshot)(const struct batch *b, struct metrics_snapshot *s);
@@ -321,6 +326,7 @@ void batch_input_done(struct batch *b, const struct pending *t, const struct tas
 void batch_input_stop(struct batch *b);
 bool batch_input_settled(struct batch *b);
 int batch_input_status(struct batch *b, int status);
+bool batch_input_summarize(struct batch *b, int status);
 bool batch_input_backlog(const struct batch *b, uint64_t *ret);
 void batch_input_fill_snapshot(const struct batch *b, struct metrics_snapshot *s);
 void batch_input_fill_signals(const struct batch *b, struct signals *s);

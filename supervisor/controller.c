@@ -170,6 +170,10 @@ static void on_stopping(void *userdata) {
         controller_publish(c);   /* /healthz turns 503 now, not at the next sample */
 }
 
+static void on_worker_ready(void *userdata) {
+        controller_publish(userdata);   /* /healthz turns 200 now, not at the next sample */
+}
+
 /*
  * One request, two signals: `timeout -s INT` signals corral, then its own
  * process group, which corral shares (PLATFORM.md), and a second stop signal
@@ -386,7 +390,8 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
         }
 
         c.owner = (struct workload_owner) {
-                .stopping = on_stopping, .place = place_worker, .busy = worker_cpu, .userdata = &c,
+                .stopping = on_stopping, .ready = on_worker_ready, .place = place_worker, .busy = worker_cpu,
+                .userdata = &c,
         };
         r = workload_new(c.event, c.config, &(struct workload_options) {
                                  .resume = args->resume,

@@ -592,9 +592,12 @@ static bool worker_not_ready(struct child *c, void *userdata) {
 }
 
 static void worker_changed(struct child *c, enum child_state old, void *userdata) {
-        (void) c;
-        (void) old;
-        worker_sync_state(userdata);
+        struct worker *w = userdata;
+        const struct workload_owner *o = w->pool->owner;
+        worker_sync_state(w);
+        /* /healthz counts it from now, not from the next sample. */
+        if (old == CHILD_UNREADY && c->state == CHILD_RUNNING && o && o->ready)
+                o->ready(o->userdata);
 }
 
 static const struct child_owner worker_owner = {

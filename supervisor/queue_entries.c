@@ -160,10 +160,16 @@ static void on_settled(redisAsyncContext *ac, void *reply, void *privdata) {
                 q->acked++;
         else if (e->state == QENTRY_DEAD) {
                 q->dead++;
-                log_warning("%s: entry %s failed (exit %d) on its last delivery, moved to %s", q->url.stream, e->id,
-                            e->exit, q->dead_key);
-        } else if (e->state == QENTRY_BACK)
+                if (e->reason)
+                        log_warning("%s: entry %s cannot run (%s), moved to %s", q->url.stream, e->id, e->reason,
+                                    q->dead_key);
+                else
+                        log_warning("%s: entry %s failed (exit %d) on its last delivery, moved to %s",
+                                    q->url.stream, e->id, e->exit, q->dead_key);
+        } else if (e->state == QENTRY_BACK) {
+                q->handed_back++;
                 q->claim_due = true;   /* perhaps for us: another try here */
+        }
         qentry_remove(q, e);
 }
 
@@ -238,15 +244,15 @@ static int send_dead(struct qsource *q, struct qentry *e) {
         snprintf(exit, sizeof(exit), "%d", e->exit);
         const char *multi[] = { "MULTI" };
         const char *add[] = { "XADD", q->dead_key, "*", "task", e->task, "exit", exit, "consumer", q->consumer,
-                              "id", e->id };
-        size_t add_len[ELEMENTSOF(add)];
-        for (size_t i = 0; i < ELEMENTSOF(add); i++)
+                              "id", e->id, "reason", e->reason };
+        size_t n_add = e->reason ? ELEMENTSOF(add) : ELEMENTSOF(add) - 2, add_len[ELEMENTSOF(add)];
+        for (size_t i = 0; i < n_add; i++)
                 add_len[i] = i == 4 ? e->task_len : strlen(add[i]);
         const char *ack[] = { "XACK", q->url.stream, q->url.group, e->id };
         const char *exec[] = { "EXEC" };
         int r = qsource_command(q, NULL, NULL, 1, multi);
         if (r >= 0)
-                r = redis_link_command(q->link, NULL, NULL, (int) ELEMENTSOF(add), add, add_len);
+                r = redis_link_command(q->link, NULL, NULL, (int) n_add, add, add_len);
         if (r >= 0 && q->results_key)
                 r = send_result(q, e);
         if (r >= 0)
@@ -352,6 +358,19 @@ void qentry_done(struct batch *b, const struct pending *t, const struct task_rep
         }
         *w = (struct written) { .q = q, .seq = t->seq, .lines = t->lines, .report = *r };
         (void) sink_mark(b->sink, on_written, w);    /* on failure it ran, with false */
+}
+
+/* A task line that can never run (too long for execve()): not retried by
+ * any consumer, so dead at once rather than handed back. */
+void qentry_not_run(struct batch *b, uint64_t seq, const char *why) {
+        struct qsource *q = b->source_data;
+        struct qentry *e = qentry_find_seq(q, seq);
+        if (!e)
+                return;
+        e->exit = 1;             /* as a task that failed */
+        e->reason = why;
+        qentry_set(q, e, QENTRY_DEAD);
+        qentry_flush(q);
 }
 
 /* Every lease/3: the entries still held here are ours, their idle time reset. */

@@ -41,6 +41,7 @@ struct qentry {
         enum qentry_state state;
         bool sent;               /* the command of its state is on the wire */
         int exit;                /* of its last attempt (128+N: signal N; -1: timeout) */
+        const char *reason;      /* static: why it never ran (the dead entry says), or NULL */
         double runtime;          /* seconds, of its last attempt */
         char *out;               /* owned, for the results stream: the start of its stdout */
         size_t out_len;
@@ -73,7 +74,7 @@ struct qsource {
 
         int64_t lag, pending;    /* the group's, as last read; -1: unknown */
         bool info_sent, empty_check;
-        uint64_t dead, reclaimed, acked;
+        uint64_t dead, reclaimed, acked, handed_back;
         bool stopping, gave_up, freeing;
         bool claim_warned, read_warned, settle_warned;   /* a failing command is logged once */
 };
@@ -94,6 +95,8 @@ void qentry_free_all(struct qsource *q);
 /* struct task_source_ops.capture and .done: acts once the task's output is written. */
 void qentry_capture(struct batch *b, const struct spool *out);
 void qentry_done(struct batch *b, const struct pending *t, const struct task_report *r);
+/* struct task_source_ops.not_run: its entry goes to the dead stream at once. */
+void qentry_not_run(struct batch *b, uint64_t seq, const char *why);
 /* The lease renewal timer and the info timer. 0 or a negative errno. */
 int qsource_start_timers(struct qsource *q);
 /* redis_link_command() for a command of NUL-terminated strings. */

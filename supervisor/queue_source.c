@@ -71,6 +71,7 @@ static int take_entry(struct qsource *q, const redisReply *entry) {
                 e->seq = 0;          /* runs no task: no Seq, no gap in a --batch invocation's */
                 q->next_seq--;
                 e->exit = -1;
+                e->reason = "no field 'task'";
                 qentry_set(q, e, QENTRY_DEAD);
                 return 0;
         }
@@ -329,6 +330,19 @@ static int qs_status(struct batch *b, int status) {
         return EXIT_OK;
 }
 
+/* Entries, not attempts: a task stopped by TERM did not fail, its entry
+ * went back to the queue; and a queue is never resumed, it is read again. */
+static bool qs_summarize(struct batch *b, int status) {
+        struct qsource *q = b->source_data;
+        char left[96] = "";
+        if (q->n > 0)
+                snprintf(left, sizeof(left), ", %zu left pending until their lease expires", q->n);
+        log_full(status == EXIT_OK ? LOG_INFO : LOG_WARNING, 0, "%llu done, %llu dead, %llu handed back%s",
+                 (unsigned long long) q->acked, (unsigned long long) q->dead, (unsigned long long) q->handed_back,
+                 left);
+        return true;
+}
+
 static void qs_free(struct batch *b) {
         struct qsource *q = b->source_data;
         if (!q)
@@ -356,9 +370,11 @@ static const struct task_source_ops queue_source = {
         .task_id_var = qs_task_id_var,
         .capture = qentry_capture,
         .done = qentry_done,
+        .not_run = qentry_not_run,
         .stop = qs_stop,
         .settled = qs_settled,
         .status = qs_status,
+        .summarize = qs_summarize,
         .backlog = qsource_backlog,
         .fill_snapshot = qsource_fill_snapshot,
         .fill_signals = qsource_fill_signals,

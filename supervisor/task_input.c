@@ -76,6 +76,8 @@ static void batch_line_too_long(struct batch *b, uint64_t seq, size_t len) {
         b->exits[METRICS_OUTCOME_FAILURE]++;
         batch_note_failed(b, seq);
         batch_write_not_run(b, seq, "line too long");
+        if (b->source->not_run)
+                b->source->not_run(b, seq, "line too long");
 }
 
 /* Adds one line of the shard to the invocation being gathered; queues it
@@ -309,6 +311,10 @@ bool batch_input_settled(struct batch *b) {
 
 int batch_input_status(struct batch *b, int status) {
         return b->source->status ? b->source->status(b, status) : status;
+}
+
+bool batch_input_summarize(struct batch *b, int status) {
+        return b->source->summarize && b->source->summarize(b, status);
 }
 
 bool batch_input_backlog(const struct batch *b, uint64_t *ret) {

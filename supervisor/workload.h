@@ -38,6 +38,9 @@ struct listen_set;
 struct workload_owner {
         /* A stop began (TERM, the input is done, a crash loop): say so at once. */
         void (*stopping)(void *userdata);
+        /* A worker became ready (READY=1, or taken as ready after
+         * start_timeout): say so at once. NULL: nothing to say. */
+        void (*ready)(void *userdata);
         /* workers.placement: the CPU worker `id` is pinned to, or -1. NULL: none. */
         int (*place)(unsigned id, void *userdata);
         /* How busy a worker was lately (its CPU, % of one core), or a negative

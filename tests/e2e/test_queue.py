@@ -8,6 +8,7 @@ entries in STREAM:dead, and the tasks' output.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -232,6 +233,26 @@ def test_poison_entry_goes_to_dead_stream(redis, url):
     g = redis.group(stream)
     assert (g["pending"], g["lag"]) == (0, 0)
     assert "moved to " + stream + ":dead" in p.log.text()
+    # Its first failure handed it back (unless a claim counted a delivery first).
+    assert re.search(r"2 done, 1 dead, [01] handed back", p.log.text()), p.log.text()
+
+
+def test_a_line_too_long_to_run_goes_to_dead_stream_at_once(redis, url):
+    """An entry whose task no execve() can take is not handed back to be
+    delivered again (it would never run anywhere): it is dead on its first
+    delivery, with the reason, and acknowledged."""
+    stream = url.rsplit("/", 1)[1]
+    enqueue(url, ["ok1"])
+    big = "x" * 300000      # past execve()'s 128 KiB for one argument
+    big_id = redis("XADD", stream, "*", "task", big)
+    enqueue(url, ["ok2"])
+    p = consumer(url, cmd=["test", "{}", "!=", "poison"], name="big", lease="200ms")
+    assert ended(p) == 1, p.log.text()
+    dead = list(redis.entries(stream + ":dead").values())
+    assert dead == [{"task": big, "exit": "1", "consumer": "big", "id": big_id, "reason": "line too long"}]
+    g = redis.group(stream)
+    assert (g["pending"], g["lag"]) == (0, 0)
+    assert f"entry {big_id} cannot run (line too long), moved to {stream}:dead" in p.log.text()
 
 
 def test_a_results_stream_must_be_on_the_queue_server(tmp_path, redis_port, url):
@@ -258,6 +279,10 @@ def test_term_hands_back_at_once(redis, url):
     g = redis.group(stream)
     held = g["pending"]
     assert held >= 2 and held + g["lag"] == 6     # what it held is handed back, not acknowledged
+    # Its summary counts entries: a stopped task did not fail, and a queue is
+    # never resumed.
+    assert f"0 done, 0 dead, {held} handed back" in a.log.text(), a.log.text()
+    assert not re.search(r"\d+ failed|--resume", a.log.text()), a.log.text()
     b = consumer(url, "--max", "8", cmd=["true"], name="b", lease="60s")
     assert ended(b) == 0, b.log.text()
     g = redis.group(stream)

@@ -336,6 +336,20 @@ def test_a_worker_is_starting_until_ready(corral, tmp_path):
     assert c.wait() == 0
 
 
+def test_healthz_turns_ready_with_the_worker_not_at_the_next_sample(corral, tmp_path):
+    """A worker's READY=1 shows in /healthz at once: with an hour between
+    samples, the page published at the start is republished when it comes."""
+    ready = tmp_path / "ready"
+    c, port, _ = serve_pool(corral, tmp_path, "--ready-when", ready, extra="sample: {interval: 1h}\n")
+    pid = c.started(1)[0]
+    await_http(c, "/healthz", lambda s, b: s == 503 and "(1 starting)" in b, "saying starting")
+    ready.touch()
+    c.log.wait(rf"worker 0 \(pid {pid}\) is ready")
+    await_http(c, "/healthz", lambda s, b: s == 200 and "ok: 1 worker running" in b, "healthy")
+    c.signal(15)
+    assert c.wait() == 0
+
+
 def test_rolling_replacement_waits_for_ready(corral, tmp_path):
     old_ready, new_ready = tmp_path / "old", tmp_path / "new"
     old_ready.touch()
