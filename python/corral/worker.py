@@ -54,6 +54,12 @@ def _take_protocol_fds():
     os.dup2(null, 0)
     os.close(null)
     os.dup2(2, 1)
+    # print() now lands on stderr: flush it line by line, as stderr is, so
+    # that a worker stopped with TERM (no flush at exit) loses none of it.
+    try:
+        sys.stdout.reconfigure(line_buffering=True)
+    except (AttributeError, ValueError):
+        pass
     return in_fd, out_fd
 
 
