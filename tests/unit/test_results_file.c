@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <ftw.h>
 #include <json-c/json.h>
 
 #include "supervisor/results_file.h"
@@ -23,11 +24,17 @@ static int setup(void **state) {
         return mkdtemp(dir) ? 0 : -1;
 }
 
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+        (void) st;
+        (void) type;
+        (void) ftw;
+        return remove(path);
+}
+
+/* The test's directory and what it wrote, removed without a shell. */
 static int teardown(void **state) {
-        char cmd[64];
         (void) state;
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        return system(cmd) == 0 ? 0 : -1;
+        return nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Writes records to a fresh file and parses its lines back. */
