@@ -135,19 +135,26 @@ static void retry_later(struct qsource *q, struct qentry *e, const char *what, c
                                   "expires: %m");
 }
 
+/* An entry's reply, or NULL when there is nothing to do with it: the source
+ * is being freed, or the connection went (the command is sent again after
+ * the reconnect). */
+static const redisReply *entry_reply(struct qentry *e, void *reply) {
+        if (e->q->freeing)
+                return NULL;
+        if (!reply)
+                e->sent = false;
+        return reply;
+}
+
 /* The reply to an entry's command: settled, or (connection lost) to be sent
  * again after the reconnect; refused: sent again shortly. */
 static void on_settled(redisAsyncContext *ac, void *reply, void *privdata) {
         struct qentry *e = privdata;
         struct qsource *q = e->q;
-        redisReply *r = reply;
+        const redisReply *r = entry_reply(e, reply);
         (void) ac;
-        if (q->freeing)
+        if (!r)
                 return;
-        if (!r) {
-                e->sent = false;
-                return;
-        }
         bool transaction = e->state == QENTRY_DEAD || (e->state == QENTRY_ACK && q->results_key);
         if (r->type == REDIS_REPLY_ERROR || (transaction && r->type != REDIS_REPLY_ARRAY)) {
                 retry_later(q, e, e->state == QENTRY_ACK ? "XACK" : e->state == QENTRY_DEAD ?
@@ -177,14 +184,10 @@ static void on_settled(redisAsyncContext *ac, void *reply, void *privdata) {
 static void on_checked(redisAsyncContext *ac, void *reply, void *privdata) {
         struct qentry *e = privdata;
         struct qsource *q = e->q;
-        redisReply *r = reply;
+        const redisReply *r = entry_reply(e, reply);
         (void) ac;
-        if (q->freeing)
+        if (!r)
                 return;
-        if (!r) {
-                e->sent = false;
-                return;
-        }
         if (r->type == REDIS_REPLY_ERROR) {
                 retry_later(q, e, "XPENDING", r->str);
                 return;

@@ -96,3 +96,19 @@ void fake_os_assert_kill(const struct fake_os *f, size_t i, pid_t target, int si
         assert_int_equal(f->kills[i][0], target);
         assert_int_equal(f->kills[i][1], sig);
 }
+
+void fake_pool_start(struct fake_pool *fx) {
+        fake_os_init(&fx->os, 1000 * USEC_PER_SEC, 100);
+        assert_int_equal(sd_event_new(&fx->e), 0);
+        assert_int_equal(pool_new_os(fx->e, &fx->config, &fake_child_os, &fx->os, &fx->p), 0);
+}
+
+void fake_pool_done(struct fake_pool *fx) {
+        fx->p = pool_free(fx->p);
+        fx->e = sd_event_unref(fx->e);
+}
+
+void fake_pool_settle(struct fake_pool *fx) {
+        while (sd_event_run(fx->e, 0) > 0)
+                ;
+}

@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "conf/config.h"
 #include "supervisor/child.h"
+#include "supervisor/pool.h"
 
 #define FAKE_OS_CALLS 64
 
@@ -49,3 +51,17 @@ pid_t fake_os_kill_target(const struct fake_os *f, int sig, size_t n);
 
 /* Asserts that the i-th kill was sig to process group pgid (given as -pgid). */
 void fake_os_assert_kill(const struct fake_os *f, size_t i, pid_t target, int sig);
+
+/* A pool on the fake OS (at 1000 s, first pid 100), for the tests of the
+ * pool's own logic: fill config (and next, for a reload), then start it. */
+struct fake_pool {
+        sd_event *e;
+        struct corral_config config, next;
+        struct fake_os os;
+        struct pool *p;
+};
+
+void fake_pool_start(struct fake_pool *fx);
+void fake_pool_done(struct fake_pool *fx);
+/* Runs the pool's deferred steps until none is left. */
+void fake_pool_settle(struct fake_pool *fx);

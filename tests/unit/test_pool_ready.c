@@ -16,13 +16,6 @@
 #include "supervisor/pool.h"
 #include "tests/unit/fake_os.h"
 
-struct fixture {
-        sd_event *e;
-        struct corral_config config, next;
-        struct fake_os os;
-        struct pool *p;
-};
-
 static void fixture_config(struct corral_config *c, char **command, unsigned max) {
         config_init(c);
         c->command = command;
@@ -32,68 +25,56 @@ static void fixture_config(struct corral_config *c, char **command, unsigned max
         c->workers.notify_given = true;
 }
 
-static void setup(struct fixture *fx, unsigned max) {
+static void setup(struct fake_pool *fx, unsigned max) {
         static char *command[] = { "/bin/true", NULL };
-        *fx = (struct fixture) { 0 };
-        fake_os_init(&fx->os, 1000 * USEC_PER_SEC, 100);
+        *fx = (struct fake_pool) { 0 };
         fixture_config(&fx->config, command, max);
-        assert_int_equal(sd_event_new(&fx->e), 0);
-        assert_int_equal(pool_new_os(fx->e, &fx->config, &fake_child_os, &fx->os, &fx->p), 0);
-}
-
-static void done(struct fixture *fx) {
-        fx->p = pool_free(fx->p);
-        fx->e = sd_event_unref(fx->e);
-}
-
-static void settle(struct fixture *fx) {
-        while (sd_event_run(fx->e, 0) > 0)
-                ;
+        fake_pool_start(fx);
 }
 
 /* READY=1 from worker id, as the notify endpoint passes it on. */
-static void ready(struct fixture *fx, unsigned id) {
+static void ready(struct fake_pool *fx, unsigned id) {
         child_dispatch(&fx->p->workers[id]->child, CHILD_EVENT_READY);
         pool_set_desired(fx->p, fx->p->desired);      /* the kick the endpoint sends */
-        settle(fx);
+        fake_pool_settle(fx);
 }
 
-static void exits(struct fixture *fx, unsigned id) {
+static void exits(struct fake_pool *fx, unsigned id) {
         fake_os_exit(&fx->p->workers[id]->child, CLD_EXITED, 0);
-        settle(fx);
+        fake_pool_settle(fx);
 }
 
 /* Workers stopped so far: the stop signal (SIGTERM) is counted, not the
  * SIGCONT that goes with it nor the SIGKILL that clears an exited group. */
-static size_t stops(const struct fixture *fx) {
+static size_t stops(const struct fake_pool *fx) {
         return fake_os_kills_of(&fx->os, SIGTERM);
 }
 
 /* The latest worker stopped is pid. */
-static void assert_last_stop(const struct fixture *fx, pid_t pid) {
+static void assert_last_stop(const struct fake_pool *fx, pid_t pid) {
         size_t n = stops(fx);
         assert_true(n > 0);
         assert_int_equal(fake_os_kill_target(&fx->os, SIGTERM, n - 1), -pid);
 }
 
 static void test_workers_start_unready(void **state) {
-        struct fixture fx;
+        struct fake_pool fx;
         (void) state;
 
         setup(&fx, 2);
         pool_set_desired(fx.p, 2);
-        settle(&fx);
+        fake_pool_settle(&fx);
         assert_int_equal(pool_count(fx.p, WORKER_STARTING), 2);
         assert_int_equal(pool_count(fx.p, WORKER_RUNNING), 0);
         ready(&fx, 1);
         assert_int_equal(pool_count(fx.p, WORKER_STARTING), 1);
         assert_int_equal(pool_count(fx.p, WORKER_RUNNING), 1);
-        done(&fx);
+        fake_pool_done(&fx);
 }
 
 static void test_rolling_replacement_waits_for_ready(void **state) {
         static char *command[] = { "/bin/false", NULL };
-        struct fixture fx;
+        struct fake_pool fx;
         (void) state;
 
         setup(&fx, 2);
@@ -104,7 +85,7 @@ static void test_rolling_replacement_waits_for_ready(void **state) {
 
         fixture_config(&fx.next, command, 2);
         assert_int_equal(pool_reconfigure(fx.p, &fx.next), 0);
-        settle(&fx);
+        fake_pool_settle(&fx);
         /* The pool is full: the new worker runs in slot max, and no old one stops. */
         assert_int_equal(fx.p->n_alloc, 3);
         assert_int_equal(fx.p->workers[2]->child.state, CHILD_UNREADY);
@@ -125,21 +106,21 @@ static void test_rolling_replacement_waits_for_ready(void **state) {
         ready(&fx, stopped_id);
         assert_int_equal(stops(&fx), 2);
         assert_last_stop(&fx, stopped == old0 ? old1 : old0);
-        done(&fx);
+        fake_pool_done(&fx);
 }
 
 static void test_scale_in_stops_a_ready_worker_first(void **state) {
-        struct fixture fx;
+        struct fake_pool fx;
         (void) state;
 
         setup(&fx, 3);
         pool_set_desired(fx.p, 2);
         ready(&fx, 0);                     /* worker 1, the newest, is still starting */
         pool_set_desired(fx.p, 1);
-        settle(&fx);
+        fake_pool_settle(&fx);
         assert_last_stop(&fx, fx.p->workers[0]->child.pid);
         assert_int_equal(fx.p->workers[1]->child.state, CHILD_UNREADY);
-        done(&fx);
+        fake_pool_done(&fx);
 }
 
 static double busy_by_pid(pid_t pid, void *userdata) {
@@ -150,7 +131,7 @@ static double busy_by_pid(pid_t pid, void *userdata) {
 static const struct workload_owner busy_owner = { .busy = busy_by_pid };
 
 static void test_scale_in_stops_the_least_busy(void **state) {
-        struct fixture fx;
+        struct fake_pool fx;
         (void) state;
 
         setup(&fx, 3);
@@ -160,11 +141,11 @@ static void test_scale_in_stops_the_least_busy(void **state) {
         ready(&fx, 1);
         ready(&fx, 2);
         pool_set_desired(fx.p, 2);
-        settle(&fx);
+        fake_pool_settle(&fx);
         /* Not the newest (2): the idle one. */
         assert_int_equal(stops(&fx), 1);
         assert_last_stop(&fx, 100);
-        done(&fx);
+        fake_pool_done(&fx);
 }
 
 int main(void) {

@@ -135,13 +135,6 @@ static void test_transient_failures_back_off_without_a_crash_loop(void **state) 
 
 /* ---- the pool on a fake operating system ---- */
 
-struct pool_fixture {
-        sd_event *e;
-        struct corral_config config, next;
-        struct fake_os os;
-        struct pool *p;
-};
-
 static void fixture_config(struct corral_config *c, char **command, unsigned max) {
         config_init(c);
         c->command = command;
@@ -150,29 +143,16 @@ static void fixture_config(struct corral_config *c, char **command, unsigned max
         c->workers.crash_burst = 2;
 }
 
-static void fixture_setup(struct pool_fixture *fx, unsigned max) {
+static void fixture_setup(struct fake_pool *fx, unsigned max) {
         static char *command[] = { "/bin/true", NULL };
-        *fx = (struct pool_fixture) {};
-        fake_os_init(&fx->os, 1000 * S, 100);
+        *fx = (struct fake_pool) {};
         fixture_config(&fx->config, command, max);
-        assert_int_equal(sd_event_new(&fx->e), 0);
-        assert_int_equal(pool_new_os(fx->e, &fx->config, &fake_child_os, &fx->os, &fx->p), 0);
+        fake_pool_start(fx);
 }
 
-static void fixture_done(struct pool_fixture *fx) {
-        fx->p = pool_free(fx->p);
-        fx->e = sd_event_unref(fx->e);
-}
-
-/* Runs the pool's deferred steps. */
-static void settle(struct pool_fixture *fx) {
-        while (sd_event_run(fx->e, 0) > 0)
-                ;
-}
-
-static void worker_exits(struct pool_fixture *fx, unsigned id, int status) {
+static void worker_exits(struct fake_pool *fx, unsigned id, int status) {
         fake_os_exit(&fx->p->workers[id]->child, CLD_EXITED, status);
-        settle(fx);
+        fake_pool_settle(fx);
 }
 
 static unsigned live(const struct pool *p) {
@@ -180,27 +160,27 @@ static unsigned live(const struct pool *p) {
 }
 
 static void test_pool_transient_start_failure_is_retried_until_full(void **state) {
-        struct pool_fixture fx;
+        struct fake_pool fx;
         (void) state;
 
         fixture_setup(&fx, 3);
         fx.os.fail[2] = -EMFILE;
         pool_set_desired(fx.p, 3);
-        settle(&fx);
+        fake_pool_settle(&fx);
         assert_int_equal(live(fx.p), 2);
         assert_int_equal(fx.p->workers[2]->child.state, CHILD_BACKOFF);
         assert_false(fx.p->stopping);
 
         /* Its backoff over, the slot is started again, and this time it runs. */
         child_timer(&fx.p->workers[2]->child);
-        settle(&fx);
+        fake_pool_settle(&fx);
         assert_int_equal(live(fx.p), 3);
         assert_int_equal(fx.p->restart.quick_failures, 0);
-        fixture_done(&fx);
+        fake_pool_done(&fx);
 }
 
 static void test_pool_command_that_cannot_run_at_startup_is_exit_2(void **state) {
-        struct pool_fixture fx;
+        struct fake_pool fx;
         int exit_code = -1;
         (void) state;
 
@@ -212,11 +192,11 @@ static void test_pool_command_that_cannot_run_at_startup_is_exit_2(void **state)
         assert_int_equal(fx.os.n_spawns, 1);   /* one failure says it all */
         assert_true(sd_event_get_exit_code(fx.e, &exit_code) >= 0);
         assert_int_equal(exit_code, 2);
-        fixture_done(&fx);
+        fake_pool_done(&fx);
 }
 
 static void test_pool_replacement_that_cannot_run_is_a_failure(void **state) {
-        struct pool_fixture fx;
+        struct fake_pool fx;
         (void) state;
 
         fixture_setup(&fx, 2);
@@ -224,7 +204,7 @@ static void test_pool_replacement_that_cannot_run_is_a_failure(void **state) {
         fx.os.fail[2] = fx.os.fail[3] = -ENOENT;
         worker_exits(&fx, 0, 1);                  /* a quick failure ... */
         child_timer(&fx.p->workers[0]->child);    /* ... whose replacement cannot start */
-        settle(&fx);
+        fake_pool_settle(&fx);
         assert_false(fx.p->stopping);
         assert_int_equal(fx.p->workers[0]->child.state, CHILD_BACKOFF);
         assert_int_equal(fx.p->workers[1]->child.state, CHILD_RUNNING);
@@ -233,7 +213,7 @@ static void test_pool_replacement_that_cannot_run_is_a_failure(void **state) {
         /* One more is more than the burst of 2, but worker 1 runs: a restart
          * that cannot start never stops it. */
         child_timer(&fx.p->workers[0]->child);
-        settle(&fx);
+        fake_pool_settle(&fx);
         assert_false(fx.p->stopping);
         assert_int_equal(fx.p->workers[1]->child.state, CHILD_RUNNING);
 
@@ -241,16 +221,16 @@ static void test_pool_replacement_that_cannot_run_is_a_failure(void **state) {
         fx.os.fail[4] = -ENOENT;
         worker_exits(&fx, 1, 1);
         child_timer(&fx.p->workers[1]->child);
-        settle(&fx);
+        fake_pool_settle(&fx);
         assert_true(fx.p->stopping);
         assert_true(fx.p->crash_loop);
         assert_int_equal(fx.p->exit_status, 3);
-        fixture_done(&fx);
+        fake_pool_done(&fx);
 }
 
 static void test_pool_rolling_replacement_that_cannot_start_keeps_the_old_worker(void **state) {
         static char *command[] = { "/bin/sh", NULL };
-        struct pool_fixture fx;
+        struct fake_pool fx;
         (void) state;
 
         fixture_setup(&fx, 3);
@@ -259,7 +239,7 @@ static void test_pool_rolling_replacement_that_cannot_start_keeps_the_old_worker
         fixture_config(&fx.next, command, 3);
         fx.os.fail[2] = -ENOEXEC;                 /* passes the look, fails the exec */
         assert_int_equal(pool_reconfigure(fx.p, &fx.next), 0);
-        settle(&fx);
+        fake_pool_settle(&fx);
         /* The new one could not start in slot 2: nobody was stopped. */
         assert_int_equal(fx.p->workers[2]->child.state, CHILD_BACKOFF);
         assert_int_equal(fx.p->workers[0]->child.state, CHILD_OUTDATED);
@@ -269,30 +249,30 @@ static void test_pool_rolling_replacement_that_cannot_start_keeps_the_old_worker
 
         /* The retry starts it; only then is an old one stopped. */
         child_timer(&fx.p->workers[2]->child);
-        settle(&fx);
+        fake_pool_settle(&fx);
         assert_int_equal(fx.p->workers[2]->child.state, CHILD_RUNNING);
         assert_int_equal(pool_count(fx.p, WORKER_STOPPING), 1);
         assert_int_equal(fx.os.kills[0][1], SIGTERM);
         assert_true(fx.os.kills[0][0] == -old0 || fx.os.kills[0][0] == -old1);
-        fixture_done(&fx);
+        fake_pool_done(&fx);
 }
 
 static void test_pool_reload_to_a_missing_command_changes_nothing(void **state) {
         static char *command[] = { "/nonexistent/prog", NULL };
-        struct pool_fixture fx;
+        struct fake_pool fx;
         (void) state;
 
         fixture_setup(&fx, 2);
         pool_set_desired(fx.p, 2);
         fixture_config(&fx.next, command, 2);
         assert_int_equal(pool_reconfigure(fx.p, &fx.next), -ENOENT);
-        settle(&fx);
+        fake_pool_settle(&fx);
         assert_ptr_equal(fx.p->config, &fx.config);
         assert_int_equal(fx.p->workers[0]->child.state, CHILD_RUNNING);
         assert_int_equal(fx.p->workers[1]->child.state, CHILD_RUNNING);
         assert_int_equal(fx.os.n_spawns, 2);
         assert_int_equal(fx.os.n_kills, 0);
-        fixture_done(&fx);
+        fake_pool_done(&fx);
 }
 
 int main(void) {
