@@ -12,10 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include <ftw.h>
 #include <json-c/json.h>
 
 #include "supervisor/results_file.h"
+#include "tests/unit/fixture_tree.h"
 
 static char dir[] = "/tmp/test-results-XXXXXX";
 
@@ -24,17 +24,10 @@ static int setup(void **state) {
         return mkdtemp(dir) ? 0 : -1;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-        (void) st;
-        (void) type;
-        (void) ftw;
-        return remove(path);
-}
-
-/* The test's directory and what it wrote, removed without a shell. */
 static int teardown(void **state) {
         (void) state;
-        return nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+        fixture_remove(dir);
+        return 0;
 }
 
 /* Writes records to a fresh file and parses its lines back. */

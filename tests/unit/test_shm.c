@@ -15,13 +15,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <ftw.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "supervisor/shm.h"
 #include "supervisor/spawn.h"
+#include "tests/unit/fixture_tree.h"
 
 extern char **environ;
 
@@ -90,16 +90,10 @@ static int setup(void **state) {
         return mkdtemp(dir) ? 0 : -1;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-        (void) st;
-        (void) type;
-        (void) ftw;
-        return remove(path);
-}
-
 static int teardown(void **state) {
         (void) state;
-        return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        fixture_remove(dir);
+        return 0;
 }
 
 /* ------------------------------------------------------------------------ */
