@@ -33,6 +33,7 @@
 
 #include "supervisor/log.h"
 #include "supervisor/progress_bar.h"
+#include "common/lowest.h"
 #include "supervisor/stream_internal.h"
 
 /* Writes the output buffer to stdout, waiting if stdout is a full
@@ -90,8 +91,8 @@ void stream_note_given_up(struct stream *s, uint64_t seq) {
         const char *text = s->config->tasks.failed_line ? s->config->tasks.failed_line : "";
         struct strbuf *b = stream_result_buffer(s, seq);
 
-        if (s->given_up < FIRST_GIVEN_UP_MAX)
-                s->first_given_up[s->given_up] = seq;
+        size_t kept = s->given_up < FIRST_GIVEN_UP_MAX ? (size_t) s->given_up : FIRST_GIVEN_UP_MAX;
+        lowest_keep(s->first_given_up, &kept, FIRST_GIVEN_UP_MAX, seq);
         s->given_up++;
         stream_write_given_up(s, seq);
         /* Its placeholder (tasks.failed_line) keeps output line N the answer

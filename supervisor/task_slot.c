@@ -18,6 +18,7 @@
 #include "supervisor/identity.h"
 #include "supervisor/spawn.h"
 
+#include "common/lowest.h"
 #include "supervisor/batch_internal.h"
 #include "supervisor/log.h"
 
@@ -105,16 +106,7 @@ void slot_release_io(struct slot *s) {
 }
 
 void batch_note_failed(struct batch *b, uint64_t seq) {
-        size_t i = b->n_first_failed;
-        if (i == FIRST_FAILED_MAX) {
-                if (seq >= b->first_failed[i - 1])
-                        return;
-                i--;
-        } else
-                b->n_first_failed++;
-        for (; i > 0 && b->first_failed[i - 1] > seq; i--)
-                b->first_failed[i] = b->first_failed[i - 1];
-        b->first_failed[i] = seq;
+        lowest_keep(b->first_failed, &b->n_first_failed, FIRST_FAILED_MAX, seq);
 }
 
 /* keep_order: the output and joblog line wait for their turn; past
