@@ -18,14 +18,14 @@
 #include "conf/units.h"
 #include "supervisor/commands.h"
 #include "supervisor/controller.h"
-#include "supervisor/controller_internal.h"
+#include "supervisor/controller_metrics.h"
 #include "supervisor/listen.h"
 #include "supervisor/log.h"
 #include "supervisor/placement.h"
 #include "supervisor/run_config.h"
 #include "supervisor/sampler_listen.h"
 
-usec_t controller_now(struct controller *c) {
+static usec_t controller_now(struct controller *c) {
         usec_t now = 0;
         (void) sd_event_now(c->event, CLOCK_MONOTONIC, &now);
         return now;

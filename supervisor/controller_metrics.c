@@ -14,7 +14,7 @@
 
 #include "metrics/process.h"
 #include "metrics/textfile.h"
-#include "supervisor/controller_internal.h"
+#include "supervisor/controller_metrics.h"
 #include "supervisor/log.h"
 #include "supervisor/run_config.h"
 
@@ -113,9 +113,7 @@ static void fill_policy(struct controller *c, struct metrics_snapshot *s, usec_t
                 };
 }
 
-static void fill_snapshot(struct controller *c, struct metrics_snapshot *s) {
-        usec_t now = controller_now(c);
-
+static void fill_snapshot(struct controller *c, struct metrics_snapshot *s, usec_t now) {
         *s = (struct metrics_snapshot) {
                 .version = CORRAL_VERSION,
                 .min = c->config->workers.min,
@@ -135,6 +133,7 @@ void controller_publish(struct controller *c) {
         _cleanup_free_ char *text = NULL, *json = NULL;
         size_t text_len = 0, json_len = 0;
         char reason[256];
+        usec_t now = 0;
         int r;
 
         if (!c->http && !c->config->metrics.textfile)
@@ -142,7 +141,8 @@ void controller_publish(struct controller *c) {
         r = controller_ensure_buffers(c);
         if (r < 0)
                 return (void) log_warning_errno(r, "Failed to publish metrics: %m");
-        fill_snapshot(c, &s);
+        (void) sd_event_now(c->event, CLOCK_MONOTONIC, &now);   /* the loop's time, as the controller's */
+        fill_snapshot(c, &s, now);
         r = metrics_snapshot_render(&s, &text, &text_len);
         if (r >= 0)
                 r = metrics_snapshot_status_json(&s, &json, &json_len);
