@@ -232,7 +232,13 @@ int controller_start_metrics(struct controller *c) {
         if (r == 0)
                 log_info("metrics on port %u (%s)", port, listen);
         log_debug("metrics: up to %u connections at once", metrics_http_max_connections(c->http));
-        r = sd_event_add_io(c->event, NULL, metrics_http_render_fd(c->http), EPOLLIN, on_render_request, c);
+        return 0;
+}
+
+int controller_watch_metrics(struct controller *c) {
+        if (!c->http)
+                return 0;
+        int r = sd_event_add_io(c->event, NULL, metrics_http_render_fd(c->http), EPOLLIN, on_render_request, c);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the metrics endpoint: %m");
         return 0;
