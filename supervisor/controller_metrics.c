@@ -13,6 +13,7 @@
 #include <sys/eventfd.h>
 
 #include "metrics/process.h"
+#include "metrics/status_json.h"
 #include "metrics/textfile.h"
 #include "supervisor/controller_metrics.h"
 #include "supervisor/log.h"
