@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What corral reports about itself, as one plain struct, and its two renderings:
- * the Prometheus text of DESIGN.md "Metrics" and the /status JSON. Pure.
+ * the Prometheus text of DESIGN.md "Metrics" (here) and the /status JSON
+ * (status_json.h). Pure.
  *
  * The supervisor fills a struct metrics_snapshot on its loop thread once per
  * sample, renders it there, and publishes the rendered strings to the HTTP
@@ -15,7 +16,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <json-c/json.h>
 
 #include "policy/signals.h"
 
@@ -154,7 +154,11 @@ struct metrics_snapshot {
         struct metrics_queue queue;
 };
 
+/* The names of the label values ("running", "failure", "rss"); "unknown"
+ * out of range. Cannot fail. */
 const char *metrics_worker_state_name(enum metrics_worker_state s);
+const char *metrics_outcome_name(enum metrics_outcome o);
+const char *metrics_recycle_name(enum metrics_recycle_reason r);
 
 /*
  * The /healthz verdict: healthy while at least `min` workers run and the pool
@@ -169,9 +173,3 @@ bool metrics_snapshot_health(const struct metrics_snapshot *s, char *reason, siz
  * when a borrowed name cannot be a label value (NULL).
  */
 int metrics_snapshot_render(const struct metrics_snapshot *s, char **ret_text, size_t *ret_len);
-
-/* Builds the /status JSON object; the caller owns the reference. Returns 0 or -ENOMEM. */
-int metrics_snapshot_status(const struct metrics_snapshot *s, struct json_object **ret);
-
-/* metrics_snapshot_status() as a compact string the caller frees. Returns 0 or -ENOMEM. */
-int metrics_snapshot_status_json(const struct metrics_snapshot *s, char **ret_text, size_t *ret_len);

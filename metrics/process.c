@@ -2,13 +2,13 @@
 /* process_* metrics from /proc/self, as the Prometheus client libraries compute them. */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "common/small_file.h"
 #include "common/util.h"
 #include "metrics/process.h"
 
@@ -17,25 +17,13 @@ static void closedirp(DIR **d) {
                 closedir(*d);
 }
 
-/* Reads a small /proc file whole into buf (NUL-terminated). */
-static int read_small(const char *path, char *buf, size_t size) {
-        _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        ssize_t n = read(fd, buf, size - 1);
-        if (n < 0)
-                return -errno;
-        buf[n] = 0;
-        return 0;
-}
-
 /* The start time from /proc/self/stat's field 22 (clock ticks after boot) and /proc/stat's btime. */
 static int read_start_time(double *ret) {
         char buf[1024];
         unsigned long long start_ticks, btime = 0;
         int r;
 
-        r = read_small("/proc/self/stat", buf, sizeof(buf));
+        r = read_small_file("/proc/self/stat", buf, sizeof(buf));
         if (r < 0)
                 return r;
         /* The command name may hold spaces and parentheses: fields count from the last ')'. */
@@ -87,7 +75,7 @@ int metrics_process_read(struct metrics_process *ret) {
         p.cpu_seconds = (double) ru.ru_utime.tv_sec + (double) ru.ru_utime.tv_usec / 1e6 +
                         (double) ru.ru_stime.tv_sec + (double) ru.ru_stime.tv_usec / 1e6;
 
-        r = read_small("/proc/self/statm", buf, sizeof(buf));
+        r = read_small_file("/proc/self/statm", buf, sizeof(buf));
         if (r < 0)
                 return r;
         if (sscanf(buf, "%llu %llu", &size, &resident) != 2)

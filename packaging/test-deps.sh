@@ -21,6 +21,8 @@ packages=(
   parallel
   # tests/e2e/test_serve.py and bench/serve: a load generator and a real server
   wrk python3-gunicorn
+  # tests/e2e/test_exit_status.py: unshare (util-linux) and mount --bind
+  mount
 )
 # bench/overhead also wants `supervisor` (supervisord), left out here: its
 # package starts a daemon.

@@ -30,12 +30,7 @@ int batch_open_results(struct batch *b) {
         case RESULTS_FILE:
                 break;
         }
-        int r = results_file_open(path, b->opts.resume || b->opts.resume_failed, &b->results);
-        if (r == -ELOOP)
-                return log_error("--results %s is a symbolic link; refusing to write through it", path), r;
-        if (r < 0)
-                return log_error_errno(r, "cannot write the results to %s: %m", path), r;
-        return 0;
+        return results_file_open_logged(path, b->opts.resume || b->opts.resume_failed, &b->results);
 }
 
 /* Writing results failed: as for the joblog, the batch stops (exit 1). */

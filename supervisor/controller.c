@@ -18,14 +18,14 @@
 #include "conf/units.h"
 #include "supervisor/commands.h"
 #include "supervisor/controller.h"
-#include "supervisor/controller_internal.h"
+#include "supervisor/controller_metrics.h"
 #include "supervisor/listen.h"
 #include "supervisor/log.h"
 #include "supervisor/placement.h"
 #include "supervisor/run_config.h"
 #include "supervisor/sampler_listen.h"
 
-usec_t controller_now(struct controller *c) {
+static usec_t controller_now(struct controller *c) {
         usec_t now = 0;
         (void) sd_event_now(c->event, CLOCK_MONOTONIC, &now);
         return now;
@@ -351,6 +351,13 @@ static void controller_done(struct controller *c) {
         c->event = sd_event_unref(c->event);
 }
 
+/* The exit status of a start step that the configuration drives (listen
+ * addresses, shared segments, the workload's command and input): 2, the
+ * configuration's fault, unless the machine ran out of memory on the way. */
+static int start_failure(int r) {
+        return r == -ENOMEM ? EXIT_SYSTEM : EXIT_USAGE;
+}
+
 int controller_run(const struct run_args *args, struct corral_config *config) {
         _cleanup_(controller_done) struct controller c = { .args = args };
         const struct workers_config *w;
@@ -358,7 +365,7 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
 
         c.config = malloc(sizeof(*c.config));
         if (!c.config)
-                return log_error_errno(ENOMEM, "Failed to start: %m"), EXIT_USAGE;
+                return log_error_errno(ENOMEM, "Failed to start: %m"), EXIT_SYSTEM;
         *c.config = *config;
         memset(config, 0, sizeof(*config));
         w = &c.config->workers;
@@ -367,22 +374,22 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
         struct listen_error listen_error;
         r = listen_set_open(c.config, &c.listen, &listen_error);
         if (r < 0)
-                return log_error("%s", listen_error.message), EXIT_USAGE;
+                return log_error("%s", listen_error.message), start_failure(r);
 
         r = sd_event_default(&c.event);
         if (r < 0)
-                return log_error_errno(r, "Failed to create the event loop: %m"), EXIT_USAGE;
+                return log_error_errno(r, "Failed to create the event loop: %m"), EXIT_SYSTEM;
         r = policy_state_init(&c.policy, c.config->policy.n_rules);
         if (r < 0)
-                return log_error_errno(r, "Failed to start: %m"), EXIT_USAGE;
+                return log_error_errno(r, "Failed to start: %m"), EXIT_SYSTEM;
         r = sampler_new(&c.sampler);
         if (r < 0)
-                return log_error_errno(r, "Failed to read the machine's CPU statistics: %m"), EXIT_USAGE;
+                return log_error_errno(r, "Failed to read the machine's CPU statistics: %m"), EXIT_SYSTEM;
         /* Shared data is loaded and sealed before any worker exists. */
         struct shm_error shm_error;
         r = shm_set_load(c.config->shared, c.config->n_shared, &c.shm, &shm_error);
         if (r < 0)
-                return log_error("%s", shm_error.message), EXIT_USAGE;
+                return log_error("%s", shm_error.message), start_failure(r);
         for (size_t i = 0; i < c.shm->n_segments; i++) {
                 char t[32];
                 log_info("shared segment '%s': %" PRIu64 " bytes, loaded in %s", c.shm->segments[i]->name,
@@ -401,20 +408,25 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
                                  .listen = c.listen,
                          }, &c.owner, &c.work);
         if (r < 0)
-                return EXIT_USAGE;   /* logged */
+                return start_failure(r);   /* logged */
         r = workload_set_shm(&c.work, c.shm);
         if (r < 0)
-                return log_error_errno(r, "Failed to start: %m"), EXIT_USAGE;
+                return log_error_errno(r, "Failed to start: %m"), EXIT_SYSTEM;
 
-        if (add_signal_handlers(&c) < 0 || controller_start_metrics(&c) < 0)
-                return EXIT_USAGE;
+        if (add_signal_handlers(&c) < 0)
+                return EXIT_SYSTEM;
+        r = controller_start_metrics(&c);
+        if (r < 0)
+                return start_failure(r);
+        if (controller_watch_metrics(&c) < 0)
+                return EXIT_SYSTEM;
         /* Under systemd with WatchdogSec=, the loop pings while it runs. */
         (void) sd_event_set_watchdog(c.event, true);
 
         r = sd_event_add_time_relative(c.event, &c.sample_timer, CLOCK_MONOTONIC, c.config->sample_interval,
                                        TIMER_ACCURACY_USEC, on_sample_timer, &c);
         if (r < 0)
-                return log_error_errno(r, "Failed to arm the sample timer: %m"), EXIT_USAGE;
+                return log_error_errno(r, "Failed to arm the sample timer: %m"), EXIT_SYSTEM;
 
         (void) workload_start(&c.work, w->initial);
         if (!workload_stopping(&c.work))

@@ -13,8 +13,9 @@
 #include <sys/eventfd.h>
 
 #include "metrics/process.h"
+#include "metrics/status_json.h"
 #include "metrics/textfile.h"
-#include "supervisor/controller_internal.h"
+#include "supervisor/controller_metrics.h"
 #include "supervisor/log.h"
 #include "supervisor/run_config.h"
 
@@ -113,9 +114,7 @@ static void fill_policy(struct controller *c, struct metrics_snapshot *s, usec_t
                 };
 }
 
-static void fill_snapshot(struct controller *c, struct metrics_snapshot *s) {
-        usec_t now = controller_now(c);
-
+static void fill_snapshot(struct controller *c, struct metrics_snapshot *s, usec_t now) {
         *s = (struct metrics_snapshot) {
                 .version = CORRAL_VERSION,
                 .min = c->config->workers.min,
@@ -135,6 +134,7 @@ void controller_publish(struct controller *c) {
         _cleanup_free_ char *text = NULL, *json = NULL;
         size_t text_len = 0, json_len = 0;
         char reason[256];
+        usec_t now = 0;
         int r;
 
         if (!c->http && !c->config->metrics.textfile)
@@ -142,7 +142,8 @@ void controller_publish(struct controller *c) {
         r = controller_ensure_buffers(c);
         if (r < 0)
                 return (void) log_warning_errno(r, "Failed to publish metrics: %m");
-        fill_snapshot(c, &s);
+        (void) sd_event_now(c->event, CLOCK_MONOTONIC, &now);   /* the loop's time, as the controller's */
+        fill_snapshot(c, &s, now);
         r = metrics_snapshot_render(&s, &text, &text_len);
         if (r >= 0)
                 r = metrics_snapshot_status_json(&s, &json, &json_len);
@@ -232,7 +233,13 @@ int controller_start_metrics(struct controller *c) {
         if (r == 0)
                 log_info("metrics on port %u (%s)", port, listen);
         log_debug("metrics: up to %u connections at once", metrics_http_max_connections(c->http));
-        r = sd_event_add_io(c->event, NULL, metrics_http_render_fd(c->http), EPOLLIN, on_render_request, c);
+        return 0;
+}
+
+int controller_watch_metrics(struct controller *c) {
+        if (!c->http)
+                return 0;
+        int r = sd_event_add_io(c->event, NULL, metrics_http_render_fd(c->http), EPOLLIN, on_render_request, c);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the metrics endpoint: %m");
         return 0;

@@ -5,7 +5,6 @@
  * MemAvailable. Read once when the run's configuration is built.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,19 +13,14 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "common/small_file.h"
 #include "supervisor/machine_limits.h"
 
 /* A number from a one-line file ("max" is none); UINT64_MAX if unreadable. */
 static uint64_t read_u64(const char *path) {
         char buf[64];
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
+        if (read_small_file(path, buf, sizeof(buf)) <= 0)
                 return UINT64_MAX;
-        ssize_t n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (n <= 0)
-                return UINT64_MAX;
-        buf[n] = '\0';
         char *end;
         errno = 0;
         unsigned long long v = strtoull(buf, &end, 10);

@@ -2,11 +2,11 @@
 /*
  * The pool: slots of workers, each a child (child.h) that goes through the
  * one lifecycle. The pool decides what the children cannot: how many run
- * (desired, clamped to max), which to stop when there are too many, how long
- * a slot waits before it is refilled (the restart backoff, pool-wide, and
- * the crash loop), and the rolling replacement of workers on an old command
- * or past a recycle limit, one at a time, a new one started before the old
- * one is stopped.
+ * (desired, clamped to max), which to stop when there are too many
+ * (pool_scale_in.c), how long a slot waits before it is refilled (the
+ * restart backoff, pool-wide, and the crash loop), and the rolling
+ * replacement of workers on an old command (pool_reload.c) or past a recycle
+ * limit, one at a time, a new one started before the old one is stopped.
  *
  * A child's callbacks only record and kick: the reconcile runs from a defer
  * source, once the children have settled, never in the middle of a
@@ -24,6 +24,8 @@
 #include "supervisor/identity.h"
 #include "supervisor/log.h"
 #include "supervisor/pool.h"
+#include "supervisor/pool_reload.h"
+#include "supervisor/pool_scale_in.h"
 #include "supervisor/pool_start.h"
 #include "supervisor/slots.h"
 #include "supervisor/spawn.h"
@@ -138,58 +140,13 @@ static int pool_start_surge(struct pool *p) {
 
 /* ---- the reconcile ---- */
 
-/* Which live worker to stop when there are too many: a stale one first,
- * then one that is ready rather than one still starting (scaling in keeps
- * the worker about to serve), then in a server pool the least busy (a
- * server in the middle of requests finishes them on stop_signal, but an
- * idle one has none), the newest among equals, which has the least work
- * invested in it. */
-static unsigned surplus_rank(const struct child *c) {
-        return child_is_stale(c) ? 2 : child_is_unready(c) ? 0 : 1;
-}
-
-static double worker_busy(struct pool *p, const struct worker *w) {
-        double busy = p->owner && p->owner->busy ? p->owner->busy(w->child.pid, p->owner->userdata) : -1;
-        return busy >= 0 ? busy : 0;   /* unknown: as idle as any, the age decides */
-}
-
-/* Whether w should be stopped before pick. */
-static bool surplus_before(struct pool *p, const struct worker *w, const struct worker *pick) {
-        unsigned rank = surplus_rank(&w->child), pick_rank = surplus_rank(&pick->child);
-        if (rank != pick_rank)
-                return rank > pick_rank;
-        double busy = worker_busy(p, w), pick_busy = worker_busy(p, pick);
-        /* Server pools only: elsewhere the newest goes, as ever (sharding by id). */
-        if (rank == 1 && busy != pick_busy && pool_notify(p))
-                return busy < pick_busy;
-        return w->child.started >= pick->child.started;
-}
-
-static struct worker *pool_pick_surplus(struct pool *p) {
-        struct worker *pick = NULL;
-        for (unsigned i = 0; i < p->n_alloc; i++) {
-                struct worker *w = p->workers[i];
-                if (child_is_live(&w->child) && (!pick || surplus_before(p, w, pick)))
-                        pick = w;
-        }
-        return pick;
-}
-
+/* Stops w, the reconcile's choice; a recycled worker is logged and counted here. */
 static void pool_stop_worker(struct pool *p, struct worker *w) {
         if (w->child.state == CHILD_RECYCLED) {
                 log_info("recycling worker %u (pid %d): %s", w->id, w->child.pid, w->child.recycle_why);
                 p->recycles[w->child.recycle_reason]++;
         }
         child_dispatch(&w->child, CHILD_EVENT_STOP);
-}
-
-/* Leaves the backoff of the highest slot in it (scaled down meanwhile). */
-static void pool_cancel_backoff(struct pool *p) {
-        for (unsigned i = p->n_alloc; i-- > 0;)
-                if (p->workers[i]->child.state == CHILD_BACKOFF) {
-                        child_dispatch(&p->workers[i]->child, CHILD_EVENT_STOP);
-                        return;
-                }
 }
 
 /* One step of a rolling replacement (a reload, new segments, a recycle):
@@ -537,19 +494,6 @@ static int pool_grow_slots(struct pool *p, unsigned n) {
         return slots_grow(&p->workers, &p->n_alloc, n, worker_make, p);
 }
 
-static bool strv_equal(char *const *a, char *const *b) {
-        size_t n = strv_length(a);
-        if (n != strv_length(b))
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (strcmp(a[i], b[i]) != 0)
-                        return false;
-        return true;
-}
-
-static bool streq_null(const char *a, const char *b) {
-        return a == b || (a && b && strcmp(a, b) == 0);
-}
 
 static void pool_set_limits(struct pool *p, const struct workers_config *wc) {
         p->limits = (struct restart_limits) {
@@ -561,28 +505,9 @@ static void pool_set_limits(struct pool *p, const struct workers_config *wc) {
         p->stop = (struct child_stop) { .signal = wc->stop_signal, .timeout = wc->stop_timeout };
 }
 
-/* A new command that cannot run is refused before anything changes. */
-static int pool_check_command(const struct corral_config *config) {
-        const struct workers_config *wc = &config->workers;
-        enum spawn_check_what what;
-        char as[256];
-
-        int r = spawn_check(config->command, wc->cwd, &wc->identity, &what);
-        if (r >= 0)
-                return 0;
-        identity_describe(wc, as, sizeof(as));
-        if (what == SPAWN_CHECK_CWD)
-                return log_error_errno(r, "the new workers.cwd '%s' cannot be used%s: %m; the running workers stay",
-                                       wc->cwd, as);
-        return log_error_errno(r, "the new command cannot run: '%s'%s: %m; the running workers stay",
-                               config->command[0], as);
-}
-
 int pool_reconfigure(struct pool *p, const struct corral_config *config) {
         const struct corral_config *old = p->config;
-        bool changed = !strv_equal(old->command, config->command) || !strv_equal(old->workers.env, config->workers.env) ||
-                       !streq_null(old->workers.cwd, config->workers.cwd) ||
-                       !identity_equal(&old->workers.identity, &config->workers.identity);
+        bool changed = pool_config_replaces_workers(old, config);
         int r = changed ? pool_check_command(config) : 0;
         if (r < 0)
                 return r;

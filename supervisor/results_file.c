@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 
 #include "common/util.h"
+#include "supervisor/log.h"
 #include "supervisor/results_file.h"
 
 struct results_file {
@@ -40,6 +41,15 @@ int results_file_open(const char *path, bool append, struct results_file **ret) 
         }
         *ret = f;
         return 0;
+}
+
+int results_file_open_logged(const char *path, bool append, struct results_file **ret) {
+        int r = results_file_open(path, append, ret);
+        if (r == -ELOOP)
+                log_error("--results %s is a symbolic link; refusing to write through it", path);
+        else if (r < 0)
+                log_error_errno(r, "cannot write the results to %s: %m", path);
+        return r;
 }
 
 struct results_file *results_file_free(struct results_file *f) {

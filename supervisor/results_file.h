@@ -48,6 +48,11 @@ struct result_record {
  */
 int results_file_open(const char *path, bool append, struct results_file **ret);
 
+/* results_file_open() for a run: a failure is logged once, naming path (a
+ * symbolic link refused, or why it cannot be written). Returns as
+ * results_file_open(). */
+int results_file_open_logged(const char *path, bool append, struct results_file **ret);
+
 /* Writes one record as one line with one write(). Returns 0 or a negative
  * errno (-ENOMEM, or the write's). */
 int results_file_write(struct results_file *f, const struct result_record *r);

@@ -3,7 +3,8 @@
  * The sampler (see sampler.h): the system side of the signals. It reads each
  * source once per call, keeps the previous counters, and hands the arithmetic
  * to procfs_parse.c, which is pure and unit-tested. The cgroup quota view and
- * the file helpers are in sampler_cgroup.c.
+ * the file helpers are in sampler_cgroup.c, the workers' own CPU and memory
+ * in sampler_workers.c.
  *
  * Choices worth knowing:
  * - Per-CPU ticks come from libproc2's procps_stat_reap() as absolute
@@ -13,12 +14,6 @@
  *   compared with cpu1's old counters (and its first deltas count from
  *   procps_stat_new()). procps_stat_get() is never called: it shares that
  *   history and re-reads only once a second (PLATFORM.md).
- * - Workers' CPU is read with pread() on /proc/PID/stat descriptors kept open
- *   from a pid's first sample on, not with procps_pids_select(): measured on
- *   these machines, 0.15 ms for 64 pids against 1.4-1.7 ms, which alone would
- *   break the < 1 ms per sample goal. A kept-open descriptor also refers to
- *   the process, not the number: after the process is reaped it reads ESRCH,
- *   so a reused pid is never mistaken for the old worker.
  * - Files read every sample stay open and are read with pread() at offset 0
  *   (the kernel regenerates them), which saves an open/close per file.
  * - A test may point the sampler at a directory of captured files instead
@@ -52,16 +47,7 @@
 #include "common/clock.h"
 #include "supervisor/sampler.h"
 #include "supervisor/sampler_cgroup.h"
-
-/* A worker pid followed from one sample to the next. */
-struct pid_entry {
-        pid_t pid;
-        int fd;                 /* /proc/PID/stat */
-        uint64_t ticks;
-        double cpu;             /* % of one core over the last interval; < 0: not yet known */
-        uint64_t rss_pages;
-        unsigned seen;          /* the generation of the last sample that passed it */
-};
+#include "supervisor/sampler_workers.h"
 
 enum { PSI_CPU, PSI_MEMORY, PSI_IO, _PSI_MAX };
 
@@ -88,9 +74,7 @@ struct sampler {
         int psi_fd[_PSI_MAX];
         struct cgroup_view cgroup;
 
-        struct pid_entry *pids;
-        size_t n_pids, n_pids_alloc;
-        unsigned generation;
+        struct sampler_workers workers;
 
         usec_t last;
 };
@@ -362,9 +346,7 @@ struct sampler *sampler_free(struct sampler *s) {
                 safe_close(s->root_fd[i]);
         free(s->root);
         cgroup_view_close(&s->cgroup);
-        for (size_t i = 0; i < s->n_pids; i++)
-                safe_close(s->pids[i].fd);
-        free(s->pids);
+        sampler_workers_done(&s->workers);
         free(s->prev);
         free(s->cur);
         free(s->cores);
@@ -372,14 +354,9 @@ struct sampler *sampler_free(struct sampler *s) {
         return NULL;
 }
 
+
 int sampler_worker(const struct sampler *s, pid_t pid, double *ret_cpu, uint64_t *ret_rss) {
-        for (size_t i = 0; i < s->n_pids; i++)
-                if (s->pids[i].pid == pid) {
-                        *ret_cpu = s->pids[i].cpu;
-                        *ret_rss = s->pids[i].rss_pages * (uint64_t) sysconf(_SC_PAGESIZE);
-                        return 0;
-                }
-        return -ESRCH;
+        return sampler_workers_get(&s->workers, pid, ret_cpu, ret_rss);
 }
 
 unsigned sampler_capacity(const struct sampler *s) {
@@ -475,119 +452,6 @@ static void sample_system(struct sampler *s, struct sample *out) {
                 signals_set(&out->signals, SIGNAL_PSI_IO, v);
 }
 
-static int read_pid_stat(int fd, uint64_t *ret_ticks, uint64_t *ret_rss_pages) {
-        char buf[1024];
-        int r = sampler_pread_text(fd, buf, sizeof(buf));
-        if (r < 0)
-                return r;
-        r = proc_stat_parse_ticks(buf, ret_ticks);
-        if (r < 0)
-                return r;
-        if (proc_stat_parse_rss(buf, ret_rss_pages) < 0)
-                *ret_rss_pages = 0;
-        return 0;
-}
-
-static int read_pid_ticks(int fd, uint64_t *ret) {
-        uint64_t rss_pages;
-        return read_pid_stat(fd, ret, &rss_pages);
-}
-
-/* The entry of pid, looking at position `hint` first: callers pass their pids
- * in a stable order, so this is O(1) usually and an O(n) scan otherwise, which
- * at the pool sizes corral allows is cheaper than keeping an index. */
-static struct pid_entry *pid_find(struct sampler *s, pid_t pid, size_t hint) {
-        if (hint < s->n_pids && s->pids[hint].pid == pid)
-                return &s->pids[hint];
-        for (size_t i = 0; i < s->n_pids; i++)
-                if (s->pids[i].pid == pid)
-                        return &s->pids[i];
-        return NULL;
-}
-
-static int pid_open(const char *root, pid_t pid, int *ret_fd, uint64_t *ret_ticks) {
-        char path[64];
-        int fd, r;
-
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
-        fd = sampler_open_under(root, path);
-        if (fd < 0)
-                return -errno;
-        r = read_pid_ticks(fd, ret_ticks);
-        if (r < 0) {
-                safe_close(fd);
-                return r;
-        }
-        *ret_fd = fd;
-        return 0;
-}
-
-static int sample_pool(struct sampler *s, const pid_t *pids, size_t n, usec_t elapsed, struct sample *out) {
-        unsigned gen = ++s->generation;
-        double sum = 0;
-        unsigned measured = 0;
-        size_t w = 0;
-
-        for (size_t i = 0; i < n; i++) {
-                struct pid_entry *e = pid_find(s, pids[i], i);
-                uint64_t ticks;
-
-                if (e && e->seen == gen)
-                        continue;       /* passed twice: count once */
-                if (e && read_pid_stat(e->fd, &ticks, &e->rss_pages) >= 0) {
-                        double pct = pid_cpu_percent(e->ticks, ticks, elapsed, s->clk_tck,
-                                                     s->n_prev > 0 ? (unsigned) s->n_prev : 1);
-                        if (pct >= 0) {
-                                sum += pct;
-                                measured++;
-                        }
-                        e->cpu = pct;
-                        e->ticks = ticks;
-                        e->seen = gen;
-                        continue;
-                }
-                if (e) {
-                        /* The process we knew is gone (ESRCH): this pid is a new one. */
-                        e->fd = safe_close(e->fd);
-                        e->cpu = -1;
-                        e->rss_pages = 0;
-                        if (pid_open(s->root, pids[i], &e->fd, &e->ticks) >= 0)
-                                e->seen = gen;
-                        continue;
-                }
-                if (s->n_pids == s->n_pids_alloc) {
-                        size_t m = s->n_pids_alloc ? s->n_pids_alloc * 2 : 64;
-                        struct pid_entry *a = reallocarray(s->pids, m, sizeof(*a));
-                        if (!a)
-                                return -ENOMEM;
-                        s->pids = a;
-                        s->n_pids_alloc = m;
-                }
-                e = &s->pids[s->n_pids];
-                *e = (struct pid_entry) { .pid = pids[i], .fd = -EBADF, .cpu = -1 };
-                /* A pid that is already gone is simply not followed. */
-                if (pid_open(s->root, pids[i], &e->fd, &e->ticks) >= 0) {
-                        e->seen = gen;
-                        s->n_pids++;
-                }
-        }
-
-        /* Forget the pids not passed this time, keeping the order for the hints. */
-        for (size_t i = 0; i < s->n_pids; i++) {
-                if (s->pids[i].seen != gen) {
-                        safe_close(s->pids[i].fd);
-                        continue;
-                }
-                s->pids[w++] = s->pids[i];
-        }
-        s->n_pids = w;
-
-        signals_set(&out->signals, SIGNAL_POOL_SIZE, (double) n);
-        out->pool_measured = measured;
-        if (measured > 0)
-                signals_set(&out->signals, SIGNAL_POOL_CPU, sum / measured);
-        return 0;
-}
 
 int sampler_sample(struct sampler *s, const pid_t *pids, size_t n_pids, struct sample *ret) {
         struct sample out = { .psi_cpu_system = -1, .psi_cpu_cgroup = -1 };
@@ -604,7 +468,9 @@ int sampler_sample(struct sampler *s, const pid_t *pids, size_t n_pids, struct s
          * interval old and the next sample's deltas cover the same time. */
         r = sample_cpu(s, out.elapsed, &out);
         sample_system(s, &out);
-        q = sample_pool(s, pids, n_pids, out.elapsed, &out);
+        q = sampler_workers_sample(&s->workers, s->root, pids, n_pids, &(struct sampler_clock) {
+                                           .elapsed = out.elapsed, .clk_tck = s->clk_tck,
+                                           .n_cpus = s->n_prev > 0 ? (unsigned) s->n_prev : 1 }, &out);
         if (r < 0)
                 return r;
         if (q < 0)

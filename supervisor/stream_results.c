@@ -25,12 +25,7 @@ int stream_open_results(struct stream *s) {
                 break;
         }
         /* -EINVAL once logged: stream_new()'s caller says nothing more */
-        int r = results_file_open(path, false, &s->results);
-        if (r == -ELOOP)
-                return log_error("--results %s is a symbolic link; refusing to write through it", path), -EINVAL;
-        if (r < 0)
-                return log_error_errno(r, "cannot write the results to %s: %m", path), -EINVAL;
-        return 0;
+        return results_file_open_logged(path, false, &s->results) < 0 ? -EINVAL : 0;
 }
 
 /* Writing results failed: the stream stops as when stdout fails (exit 1). */

@@ -20,6 +20,7 @@
 #include "common/util.h"
 #include "metrics/corral_metrics.h"
 #include "metrics/http.h"
+#include "metrics/status_json.h"
 #include "metrics/textfile.h"
 #include "tests/metrics/fixture.h"
 

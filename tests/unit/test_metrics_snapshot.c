@@ -13,6 +13,7 @@
 
 #include "common/util.h"
 #include "metrics/corral_metrics.h"
+#include "metrics/status_json.h"
 #include "tests/metrics/fixture.h"
 
 static char *render(const struct metrics_snapshot *s) {

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The inside of the controller, shared by the files that make it up:
- *   controller.c          the loop: sample, decide, resize, signals, reload
- *   controller_metrics.c  the snapshot assembled and published (HTTP, textfile)
- * Nothing outside these files includes this header.
+ * What one `corral run` holds, as plain data: the loop (controller.c) drives
+ * it, the report (controller_metrics.c) reads it into the metrics snapshot.
+ * Types only: the functions live in the files that own them, so that both
+ * include this from above and neither reaches up into the other.
  */
 #pragma once
 
@@ -64,17 +64,3 @@ struct controller {
         pid_t *pids;
         size_t n_buffers;
 };
-
-usec_t controller_now(struct controller *c);
-
-/* controller_metrics.c */
-/* Makes room for a row per worker, core, segment and rule. 0 or -ENOMEM. */
-int controller_ensure_buffers(struct controller *c);
-/* Renders and hands the pages to the HTTP thread and the textfile. */
-void controller_publish(struct controller *c);
-/* Counts a change of size by the rule (or "manual", "max", ...) that made it. */
-void controller_count_scale_event(struct controller *c, const char *label, enum metrics_direction dir);
-/* Serves metrics.listen, if any. 0, or a negative errno (logged). */
-int controller_start_metrics(struct controller *c);
-/* Frees the metrics' buffers and endpoint. */
-void controller_metrics_done(struct controller *c);
