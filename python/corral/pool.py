@@ -7,7 +7,7 @@ the usable CPUs and grows while throughput rises (I/O-bound functions).
 
 Three threads: the caller's reads results, a feeder writes arguments to
 corral's stdin (at most a window of them unanswered, which bounds memory for
-an endless iterable and keeps the end of a run balanced), and, when stderr
+an endless iterable), and, when stderr
 is not a terminal, a relay passes corral's log on to sys.stderr.
 """
 import builtins
@@ -28,6 +28,7 @@ __all__ = ["CorralError", "TaskError", "imap", "map"]
 
 _EXIT_MEANING = {2: "a usage or configuration error", 3: "the workers kept failing (crash loop)"}
 _LOG_TAIL = 20
+_WINDOW = 4096      # inputs unanswered at most, without max
 _FEED_BATCH = 64                # lines per write when the input is a sequence
 _STOP_SECONDS = 10.0            # a stopped corral ends within its stop_timeout
 
@@ -153,13 +154,6 @@ def _config_file(shared, tmpdir):
         f.write("shared: " + json.dumps(segments) + "\n")   # JSON is YAML's flow style
         f.write(_BATCH_POLICY)
     return path
-
-
-def _usable_cpus():
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 class _Run:
@@ -375,8 +369,11 @@ def _imap(argv, iterable, shared, keep_order, max, retries):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     env["CORRAL_PY_PATH"] = json.dumps([os.path.abspath(p) if p else os.getcwd() for p in sys.path])
-    width = (max if max is not None else 4 * _usable_cpus())
-    window = builtins.max(16, 4 * width)
+    # corral holds the lines its workers cannot take yet and grows the pool on
+    # them (the stream's backlog), so without max the window must not cap the
+    # pool: an I/O-bound function wants hundreds of workers. It only bounds the
+    # inputs held in memory for an endless iterable.
+    window = _WINDOW if max is None else builtins.max(16, 4 * int(max))
     with tempfile.TemporaryDirectory(prefix="corral-map-") as tmpdir:
         if shared:
             argv = argv[:2] + ["-c", _config_file(shared, tmpdir)] + argv[2:]
