@@ -489,3 +489,48 @@ def test_tasks_inherit_no_redis_socket(url):
     assert ended(p) == 0, p.log.text()
     fds = [int(line) for line in p.out.lines]
     assert sorted(fds) == [0, 0, 1, 1, 2, 2, 3, 3], fds
+
+
+def test_redis_restart_reconnects_by_host_name(tmp_path):
+    """The URL names the server by host name (localhost): each reconnect
+    looks the name up again, off the loop, and the consumer finishes after the
+    server restarts. (That a moved server is found at its new address is
+    tests/unit/test_queue_redis.c's: localhost has one address here.)"""
+    if not REDIS:
+        pytest.skip("redis-server is not installed (apt install redis-server)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def start():
+        proc = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                 "--appendonly", "yes", "--appendfsync", "always", "--requirepass", PASSWORD,
+                                 "--dir", str(tmp_path), "--logfile", ""],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        Stream(proc.stdout).wait(r"Ready to accept connections")
+        return proc
+
+    server = start()
+    try:
+        url = f"redis://:{PASSWORD}@localhost:{port}/byname"
+        n = 60
+        enqueue(url, [f"n{i}" for i in range(n)])
+        p = subprocess.Popen([CORRAL, "run", "--metrics", "none", "--max", "4", "--tasks", url, "--until-empty",
+                              "--", task("io")[0]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "IO_TASK_MS": "20"})
+        p.out, p.log = Stream(p.stdout), Stream(p.stderr)
+        _consumers.append(p)
+        p.out.wait(r"^n\d+$")
+        server.terminate()
+        server.wait(TIMEOUT)
+        p.log.wait(r"Lost the connection to Redis at localhost:")
+        server = start()
+        p.log.wait(r"Connected to Redis at localhost:\d+ again")
+        assert ended(p, TIMEOUT * 3) == 0, p.log.text()
+        assert sorted(set(p.out.lines)) == sorted(f"n{i}" for i in range(n))
+        g = Redis(port).group("byname")
+        assert (g["pending"], g["lag"]) == (0, 0)
+        assert "Failed to look up" not in p.log.text()
+    finally:
+        server.terminate()
+        server.wait(TIMEOUT)
