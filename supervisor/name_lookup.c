@@ -2,8 +2,8 @@
 /*
  * A host name looked up off the event loop (name_lookup.h). The request
  * (struct lookup_job) is shared with glibc's threads until its notification
- * ran: a lookup freed while its request runs is orphaned, and the
- * notification frees it instead of waking the loop.
+ * ran: a lookup freed before that is orphaned, and the notification frees it
+ * instead of waking the loop.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -62,18 +62,16 @@ static void on_done_thread(union sigval v) {
         (void) pthread_mutex_unlock(&j->lock);
 }
 
-/* The loop's side lets go of j: freed now unless a thread still has it. */
+/* The loop's side lets go of j: freed now if its notification ran, else by
+ * the notification. (Not gai_cancel(): glibc then leaks the notification's
+ * bookkeeping; a lookup of a name takes milliseconds anyway.) */
 static void job_release(struct lookup_job *j) {
         (void) pthread_mutex_lock(&j->lock);
-        /* EAI_CANCELED: it never ran and never notifies. Otherwise it runs
-         * or ran, and its notification is on the way. */
-        if (!j->notified && gai_cancel(&j->req) != EAI_CANCELED) {
-                j->orphaned = true;
-                (void) pthread_mutex_unlock(&j->lock);
-                return;
-        }
+        bool done = j->notified;
+        j->orphaned = true;
         (void) pthread_mutex_unlock(&j->lock);
-        job_free(j);
+        if (done)
+                job_free(j);
 }
 
 static int on_wakeup(sd_event_source *src, int fd, uint32_t revents, void *userdata) {

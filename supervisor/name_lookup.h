@@ -28,5 +28,6 @@ bool name_is_numeric(const char *host);
  */
 int name_lookup_start(sd_event *e, const char *host, name_lookup_fn fn, void *userdata, struct name_lookup **ret);
 
-/* Cancels (fn will not run) or forgets a lookup. Accepts NULL; returns NULL. */
+/* Forgets a lookup: fn will not run (a lookup still running ends on its own
+ * thread and frees itself). Accepts NULL; returns NULL. */
 struct name_lookup *name_lookup_free(struct name_lookup *l);
