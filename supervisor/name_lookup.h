@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A host name looked up without blocking the event loop: glibc's
- * getaddrinfo_a() runs the lookup on a thread of its own, whose notification
- * wakes the loop through an eventfd; the answer is handed over on the loop.
- * (libsystemd's sd-resolve does the same, but libsystemd 252 neither exports
- * nor installs it.)
+ * A host name looked up without blocking the event loop: getaddrinfo() runs
+ * on a thread of its own, which wakes the loop through an eventfd; the answer
+ * is handed over on the loop. (libsystemd's sd-resolve does the same, but
+ * libsystemd 252 neither exports nor installs it.)
  */
 #pragma once
 
