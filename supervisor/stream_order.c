@@ -53,6 +53,12 @@ static struct strbuf *stream_result_buffer(struct stream *s, uint64_t seq) {
         return !span || stream_span_is_head(s, span) ? &s->out : &span->out;
 }
 
+void stream_deliver(struct stream *s, struct span *span, const char *p, size_t len) {
+        struct strbuf *b = stream_span_is_head(s, span) ? &s->out : &span->out;
+        if (strbuf_append(b, p, len) < 0)
+                log_error("Failed to keep a result: out of memory");
+}
+
 void stream_note_given_up(struct stream *s, uint64_t seq) {
         const char *text = s->config->tasks.failed_line ? s->config->tasks.failed_line : "";
         struct strbuf *b = stream_result_buffer(s, seq);

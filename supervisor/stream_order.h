@@ -17,6 +17,10 @@ void stream_check_output(struct stream *s);
 /* Queues the results in order so far on corral's stdout (never blocks). */
 void stream_flush(struct stream *s);
 
+/* Keeps the results p (len bytes of whole lines) to span's next lines:
+ * in the output buffer when span is the oldest in flight, else in its own. */
+void stream_deliver(struct stream *s, struct span *span, const char *p, size_t len);
+
 /* Counts line seq as given up, for the summary, and writes its placeholder
  * (tasks.failed_line) in its place. Called before the line is marked done. */
 void stream_note_given_up(struct stream *s, uint64_t seq);

@@ -184,12 +184,6 @@ static void sworker_check_tasks(struct sworker *sw) {
         pool_worker_recycle(sw->w, RECYCLE_TASKS, why);
 }
 
-static void stream_deliver(struct stream *s, struct span *span, const char *p, size_t len) {
-        struct strbuf *b = stream_span_is_head(s, span) ? &s->out : &span->out;
-        if (strbuf_append(b, p, len) < 0)
-                log_error("Failed to keep a result: out of memory");
-}
-
 /* Matches whole result lines to the oldest outstanding lines. Returns false
  * on a protocol error (a result with nothing outstanding): the worker is
  * being replaced. */
