@@ -16,10 +16,12 @@
 
 #include "common/util.h"
 #include "supervisor/log.h"
+#include "supervisor/name_lookup.h"
 #include "supervisor/queue_redis.h"
 
 #define BACKOFF_INITIAL (100 * USEC_PER_MSEC)
 #define BACKOFF_MAX (5 * USEC_PER_SEC)
+#define ADDRS_MAX 8             /* of a lookup, tried in its order */
 
 void redis_describe(const struct queue_url *u, char *buf, size_t size) {
         bool v6 = strchr(u->host, ':');
@@ -102,9 +104,14 @@ struct redis_link {
         sd_event_source *io, *retry;
         bool reading, writing, up;
         bool lost_logged;        /* an outage is logged once, and its end */
+        bool lookup_logged;      /* ... and a failing lookup of the host once in it */
         usec_t backoff;
         char where[300];
-        char addr[NI_MAXHOST];   /* numeric: a reconnect never waits for DNS */
+        struct name_lookup *lookup;   /* the host looked up for a reconnect, off the loop */
+        /* Numeric addresses of the last lookup: a connect never waits for
+         * DNS. next_addr == n_addrs: the next reconnect looks up again. */
+        char addrs[ADDRS_MAX][NI_MAXHOST];
+        unsigned n_addrs, next_addr;
 };
 
 /* ---- the sd-event adapter: hiredis says what it waits for ---- */
@@ -166,14 +173,30 @@ static void ev_cleanup(void *p) {
 /* ---- connecting, losing, reconnecting ---- */
 
 static int link_connect(struct redis_link *l);
+static void link_reconnect(struct redis_link *l);
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         struct redis_link *l = userdata;
         (void) s;
         (void) usec;
-        if (!l->ac)
-                (void) link_connect(l);
+        if (!l->ac && !l->lookup)
+                link_reconnect(l);
         return 0;
+}
+
+/* The next address of the last lookup is tried at once; once none is left,
+ * the next try (a new lookup) waits the backoff. */
+static void link_retry_later(struct redis_link *l) {
+        usec_t delay = 0;
+        if (l->next_addr >= l->n_addrs) {
+                l->backoff = !l->backoff ? BACKOFF_INITIAL : l->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : l->backoff * 2;
+                delay = l->backoff;
+        }
+        if (l->retry) {
+                (void) sd_event_source_set_time_relative(l->retry, delay);
+                (void) sd_event_source_set_enabled(l->retry, SD_EVENT_ONESHOT);
+        } else
+                (void) sd_event_add_time_relative(l->event, &l->retry, CLOCK_MONOTONIC, delay, 0, on_retry, l);
 }
 
 static void link_lost(struct redis_link *l, const char *why) {
@@ -182,12 +205,54 @@ static void link_lost(struct redis_link *l, const char *why) {
                 log_warning("Lost the connection to Redis at %s (%s), reconnecting; running tasks go on", l->where,
                             why && *why ? why : "closed");
         l->lost_logged = true;
-        l->backoff = !l->backoff ? BACKOFF_INITIAL : l->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : l->backoff * 2;
-        if (l->retry) {
-                (void) sd_event_source_set_time_relative(l->retry, l->backoff);
-                (void) sd_event_source_set_enabled(l->retry, SD_EVENT_ONESHOT);
-        } else
-                (void) sd_event_add_time_relative(l->event, &l->retry, CLOCK_MONOTONIC, l->backoff, 0, on_retry, l);
+        link_retry_later(l);
+}
+
+static void link_lookup_failed(struct redis_link *l, const char *why) {
+        if (!l->lookup_logged)
+                log_warning("Failed to look up %s for Redis at %s (%s), retrying", l->url->host, l->where, why);
+        l->lookup_logged = true;
+        link_retry_later(l);
+}
+
+static void on_lookup(struct name_lookup *lookup, int error, const struct addrinfo *ai, void *userdata) {
+        struct redis_link *l = userdata;
+        (void) lookup;
+
+        l->n_addrs = l->next_addr = 0;
+        for (; !error && ai && l->n_addrs < ADDRS_MAX; ai = ai->ai_next) {
+                char *a = l->addrs[l->n_addrs];
+                if (getnameinfo(ai->ai_addr, ai->ai_addrlen, a, NI_MAXHOST, NULL, 0, NI_NUMERICHOST) != 0)
+                        continue;
+                bool seen = false;   /* one per socket type and protocol: once is enough */
+                for (unsigned i = 0; i < l->n_addrs && !seen; i++)
+                        seen = strcmp(l->addrs[i], a) == 0;
+                l->n_addrs += !seen;
+        }
+        l->lookup = name_lookup_free(l->lookup);   /* ai is gone from here on */
+        if (l->n_addrs == 0)
+                link_lookup_failed(l, error ? gai_strerror(error) : "no address");
+        else if (link_connect(l) < 0)
+                link_retry_later(l);
+}
+
+/* Each reconnect looks the host up again, so that a server that moved (a
+ * restarted container, a DNS failover) is found at its new address; a
+ * numeric host needs no lookup. */
+static void link_reconnect(struct redis_link *l) {
+        if (l->next_addr >= l->n_addrs && name_is_numeric(l->url->host)) {
+                snprintf(l->addrs[0], sizeof(l->addrs[0]), "%s", l->url->host);
+                l->n_addrs = 1;
+                l->next_addr = 0;
+        }
+        if (l->next_addr < l->n_addrs) {
+                if (link_connect(l) < 0)
+                        link_retry_later(l);
+                return;
+        }
+        int r = name_lookup_start(l->event, l->url->host, on_lookup, l, &l->lookup);
+        if (r < 0)
+                link_lookup_failed(l, strerror(-r));
 }
 
 static void on_connect(const redisAsyncContext *ac, int status) {
@@ -198,6 +263,8 @@ static void on_connect(const redisAsyncContext *ac, int status) {
         }
         l->up = true;
         l->backoff = 0;
+        l->next_addr = l->n_addrs;   /* once lost, look the host up again */
+        l->lookup_logged = false;
         if (l->lost_logged)
                 log_notice("Connected to Redis at %s again", l->where);
         l->lost_logged = false;
@@ -221,7 +288,7 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata) {
 
 static int link_connect(struct redis_link *l) {
         const struct queue_url *u = l->url;
-        redisAsyncContext *ac = redisAsyncConnect(l->addr, (int) u->port);
+        redisAsyncContext *ac = redisAsyncConnect(l->addrs[l->next_addr++], (int) u->port);
         int r;
 
         if (!ac)
@@ -276,7 +343,8 @@ int redis_link_new(sd_event *e, const struct queue_url *u, const char *addr, con
                 return -ENOMEM;
         *l = (struct redis_link) { .event = sd_event_ref(e), .url = u, .ops = ops, .userdata = userdata };
         redis_describe(u, l->where, sizeof(l->where));
-        snprintf(l->addr, sizeof(l->addr), "%s", addr);
+        snprintf(l->addrs[0], sizeof(l->addrs[0]), "%s", addr);
+        l->n_addrs = 1;
         int r = link_connect(l);
         if (r < 0) {
                 redis_link_free(l);
@@ -296,6 +364,7 @@ struct redis_link *redis_link_free(struct redis_link *l) {
                 ac->onDisconnect = NULL;
                 redisAsyncFree(ac);    /* calls ev_cleanup */
         }
+        name_lookup_free(l->lookup);
         sd_event_source_disable_unref(l->io);
         sd_event_source_disable_unref(l->retry);
         sd_event_unref(l->event);

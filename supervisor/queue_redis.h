@@ -27,8 +27,8 @@
 int redis_open_checked(const struct queue_url *u, redisContext **ret, char *error, size_t error_size);
 
 /* The numeric address c is connected to (host if it cannot be read): what
- * the loop's connection reconnects to, since hiredis resolves a name with the
- * blocking getaddrinfo() at every connect. */
+ * the loop's connection connects to first, since hiredis resolves a name
+ * with the blocking getaddrinfo() at every connect. */
 void redis_peer_address(const redisContext *c, const char *host, char *buf, size_t size);
 
 /* Creates u's consumer group at the start of the stream (and the stream)
@@ -49,9 +49,11 @@ struct redis_link_ops {
  * An asynchronous connection to u on loop e. Every (re)connect starts with
  * AUTH (when u has a password) and the consumer group's creation, so a
  * restarted, empty server works again. A lost connection is logged once and
- * retried with backoff (100ms doubling to 5s). It connects to addr (numeric,
- * from redis_peer_address()), never resolving u's host on the loop. u must
- * outlive the link.
+ * retried with backoff (100ms doubling to 5s). It connects first to addr
+ * (numeric, from redis_peer_address()); each reconnect looks u's host up
+ * again off the loop (supervisor/name_lookup.h) and tries its addresses in
+ * order, so a server that moved is found; a lookup that fails is logged once
+ * an outage and retried with the backoff. u must outlive the link.
  */
 int redis_link_new(sd_event *e, const struct queue_url *u, const char *addr, const struct redis_link_ops *ops,
                    void *userdata, struct redis_link **ret);

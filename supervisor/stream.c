@@ -33,81 +33,23 @@
 
 #include "supervisor/log.h"
 #include "supervisor/progress_bar.h"
-#include "common/lowest.h"
 #include "supervisor/stream_internal.h"
 
-/* Writes the output buffer to stdout, waiting if stdout is a full
- * non-blocking pipe: the results are the point of the run. */
-static void stream_check_output(struct stream *s) {
-        int r = sink_error(s->sink);
-        if (r < 0 && !s->out_failed) {
-                /* Nobody reads the results (EPIPE), a full disk: the stream
-                 * stops, see stream_dispatch(); what is left is dropped. */
-                log_error_errno(r, "Failed to write results, stopping: %m");
-                s->out_failed = true;
-        }
-}
-
-/* keep_order: the span in flight that holds line seq, or NULL. The ring is
- * in input order, so a binary search finds it. */
-static struct span *stream_span_of(const struct stream *s, uint64_t seq) {
-        size_t lo = 0, hi = s->ring_len;
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                const struct span *span = s->ring[(s->ring_head + mid) & (s->ring_cap - 1)];
-                if (seq < span->seq)
-                        hi = mid;
-                else if (seq >= span->seq + span->n_lines)
-                        lo = mid + 1;
-                else
-                        return (struct span *) span;
-        }
-        return NULL;
-}
-
-/* Where the result of line seq goes now: corral's output, or (keep_order)
- * the buffer of its span until the spans before it are done. A line that
- * never was in a span (given up as it was read) gets a span of its own,
- * already done, after the others. NULL when out of memory. */
-static struct strbuf *stream_result_buffer(struct stream *s, uint64_t seq) {
-        if (!s->keep_order || s->ring_len == 0)
-                return &s->out;
-        struct span *span = stream_span_of(s, seq);
-        if (!span) {
-                span = malloc(sizeof(*span));
-                if (!span)
-                        return NULL;
-                *span = (struct span) { .seq = seq, .n_lines = 1, .n_done = 1, .done = true };
-                if (stream_ring_push(s, span) < 0) {
+/* A line given up as it was read (longer than STREAM_LINE_MAX) never was in
+ * a span: with keep_order it gets one of its own, already done, behind the
+ * spans in flight, so that its placeholder waits for their results. */
+static void stream_give_up_unread(struct stream *s, uint64_t seq) {
+        if (s->keep_order && s->ring_len > 0) {
+                struct span *span = malloc(sizeof(*span));
+                if (span)
+                        *span = (struct span) { .seq = seq, .n_lines = 1, .n_done = 1, .done = true };
+                if (!span || stream_ring_push(s, span) < 0) {
                         free(span);
-                        return NULL;
-                }
-                s->n_spans++;
+                        log_error("Failed to keep line %" PRIu64 "'s placeholder in order: out of memory", seq);
+                } else
+                        s->n_spans++;
         }
-        return stream_span_is_head(s, span) ? &s->out : &span->out;
-}
-
-void stream_note_given_up(struct stream *s, uint64_t seq) {
-        const char *text = s->config->tasks.failed_line ? s->config->tasks.failed_line : "";
-        struct strbuf *b = stream_result_buffer(s, seq);
-
-        size_t kept = s->given_up < FIRST_GIVEN_UP_MAX ? (size_t) s->given_up : FIRST_GIVEN_UP_MAX;
-        lowest_keep(s->first_given_up, &kept, FIRST_GIVEN_UP_MAX, seq);
-        s->given_up++;
-        stream_write_given_up(s, seq);
-        /* Its placeholder (tasks.failed_line) keeps output line N the answer
-         * to input line N. */
-        if (!b || strbuf_append(b, text, strlen(text)) < 0 || strbuf_append(b, "\n", 1) < 0)
-                log_error("Failed to write the placeholder of line %" PRIu64 ": out of memory", seq);
-}
-
-/* Queues the results in order so far on corral's stdout (never blocks). */
-void stream_flush(struct stream *s) {
-        if (s->out.len > 0) {
-                progress_bar_step_aside(s->bar, true);
-                (void) sink_write_buf(s->sink, &s->out);
-        }
-        stream_check_output(s);
+        stream_note_given_up(s, seq);
 }
 
 /* The pool stops once the results are written, or writing failed, or a stop
@@ -148,45 +90,8 @@ static void stream_on_sink(void *userdata) {
                 stream_kick(s);
 }
 
-void stream_emit_in_order(struct stream *s) {
-        while (s->ring_len > 0) {
-                struct span *span = s->ring[s->ring_head];
-                if (span->out.len > 0) {
-                        if (strbuf_append(&s->out, span->out.data, span->out.len) < 0)
-                                log_error("Failed to keep results in order: out of memory");
-                        strbuf_done(&span->out);
-                }
-                if (!span->done)
-                        break;
-                s->ring_head = (s->ring_head + 1) & (s->ring_cap - 1);
-                s->ring_len--;
-                s->n_spans--;
-                s->bytes_in_flight -= span->len;
-                free(span);
-        }
-}
-
-void span_complete(struct stream *s, struct span *span) {
-        span->done = true;
-        chunk_unref(span->chunk);
-        span->chunk = NULL;
-        if (s->keep_order)
-                stream_emit_in_order(s);
-        else {
-                s->n_spans--;
-                s->bytes_in_flight -= span->len;
-                free(span);
-        }
-}
-
-/* A line left without a result: the stop gave up on it. */
-void span_abandon(struct stream *s, struct span *span) {
-        s->undone += span->n_lines - span->n_done;
-        span_complete(s, span);
-}
-
 /* "1 line", "2 lines": the noun for a count in the log. */
-static const char *lines(uint64_t n) {
+static const char *line_noun(uint64_t n) {
         return n == 1 ? "line" : "lines";
 }
 
@@ -213,15 +118,15 @@ static void stream_finish(struct stream *s) {
                 for (uint64_t i = 0; i < s->given_up && i < FIRST_GIVEN_UP_MAX; i++)
                         n += (size_t) snprintf(seqs + n, sizeof(seqs) - n, "%s%" PRIu64, i ? ", " : "",
                                                s->first_given_up[i]);
-                log_error("stream: %" PRIu64 " %s answered, %" PRIu64 " given up (%s %s%s)", s->ok, lines(s->ok),
+                log_error("stream: %" PRIu64 " %s answered, %" PRIu64 " given up (%s %s%s)", s->ok, line_noun(s->ok),
                           s->given_up, s->given_up == 1 ? "line" : "lines", seqs,
                           s->given_up > FIRST_GIVEN_UP_MAX ? ", ..." : "");
         } else
-                log_info("stream: %" PRIu64 " %s answered%s", s->ok, lines(s->ok),
+                log_info("stream: %" PRIu64 " %s answered%s", s->ok, line_noun(s->ok),
                          unread || s->undone ? ", stopped with lines left undone" : "");
         if (s->undone)
                 log_warning("stream: %" PRIu64 " %s sent to workers %s left without a result", s->undone,
-                            lines(s->undone), s->undone == 1 ? "was" : "were");
+                            line_noun(s->undone), s->undone == 1 ? "was" : "were");
         s->end_status = status;
         stream_try_end(s);
 }
@@ -260,6 +165,31 @@ static void sworker_assign(struct sworker *sw, struct span *span, usec_t now) {
         *sworker_at(sw, sw->q_len++) = span;
         sw->lines += span->n_lines - span->n_done;
         sw->bytes += span->len - span->from;
+}
+
+static int on_pace_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        (void) src;
+        (void) usec;
+        stream_dispatch(userdata);
+        return 0;
+}
+
+/* The next look at a silent worker (stream_pace_watch()) brings the dispatch back. */
+static void stream_pace_arm(struct stream *s, usec_t at) {
+        if (at == USEC_INFINITY) {
+                if (s->pace_timer)
+                        (void) sd_event_source_set_enabled(s->pace_timer, SD_EVENT_OFF);
+                return;
+        }
+        if (!s->pace_timer) {
+                int r = sd_event_add_time(s->event, &s->pace_timer, CLOCK_MONOTONIC, at, USEC_PER_MSEC,
+                                          on_pace_timer, s);
+                if (r < 0)
+                        log_error_errno(r, "Failed to arm the stream's pacing timer, ignoring: %m");
+                return;
+        }
+        (void) sd_event_source_set_time(s->pace_timer, at);
+        (void) sd_event_source_set_enabled(s->pace_timer, SD_EVENT_ONESHOT);
 }
 
 void stream_dispatch(struct stream *s) {
@@ -301,7 +231,10 @@ void stream_dispatch(struct stream *s) {
                 if (sw && sw->w && !sw->killed && sw->in_fd >= 0 && !sw->blocked)
                         sworker_write(sw);
         }
-        stream_pace_watch(s, now);
+        bool waiting;
+        stream_pace_arm(s, stream_pace_watch(s, now, &waiting));
+        if (waiting)
+                stream_kick(s);   /* a worker may hold more now */
         if (s->in_src)
                 (void) sd_event_source_set_enabled(s->in_src, want_input ? SD_EVENT_ON : SD_EVENT_OFF);
         /* A recycled worker that answered all it had is replaced, unless the
@@ -383,7 +316,7 @@ void stream_stop(struct stream *s) {
         for (unsigned i = 0; i < s->n_workers; i++)
                 if (s->workers[i])
                         outstanding += s->workers[i]->lines;
-        log_info("stream: no more input; waiting for %zu outstanding %s", outstanding, lines(outstanding));
+        log_info("stream: no more input; waiting for %zu outstanding %s", outstanding, line_noun(outstanding));
         int r = sd_event_add_time_relative(s->event, &s->stop_timer, CLOCK_MONOTONIC,
                                            s->config->workers.stop_timeout, TIMER_ACCURACY_USEC, on_stop_timer, s);
         if (r < 0) {
@@ -407,73 +340,6 @@ void stream_set_on_stopping(struct stream *s, void (*cb)(void *userdata), void *
         s->on_stopping_userdata = userdata;
 }
 
-/* Whole lines read but not yet cut into spans, up to `max`: a count over at
- * most a chunk (256 KiB), once a sample. */
-static uint64_t stream_lines_waiting(const struct stream *s, uint64_t max) {
-        uint64_t n = 0;
-        if (!s->chunk)
-                return 0;
-        for (const char *p = s->chunk->data + s->cut, *end = s->chunk->data + s->chunk->len; n < max && p < end; n++) {
-                p = memchr(p, '\n', (size_t) (end - p));
-                if (!p)
-                        break;
-                p++;
-        }
-        return n;
-}
-
-static uint64_t stream_backlog(const struct stream *s) {
-        uint64_t n = 0;
-        for (size_t i = 0; i < s->n_retry; i++)
-                n += s->retry[i]->n_lines - s->retry[i]->n_done;
-        /* Lines waiting in corral while every worker holds what its pace
-         * allows (input not read yet is not counted: it may never come). */
-        return n + (s->stalled ? stream_lines_waiting(s, SPAN_LINES_MAX) : 0);
-}
-
-static void stream_busy(const struct stream *s, unsigned *ret_busy, unsigned *ret_running, uint64_t *ret_lines) {
-        unsigned busy = 0, running = 0;
-        uint64_t lines = 0;
-        for (unsigned i = 0; i < s->n_workers; i++) {
-                const struct sworker *sw = s->workers[i];
-                if (!sw || !sw->w)
-                        continue;
-                running++;
-                busy += sw->lines > 0;
-                lines += sw->lines;
-        }
-        *ret_busy = busy;
-        *ret_running = running;
-        *ret_lines = lines;
-}
-
-void stream_fill_signals(struct stream *s, struct signals *sig) {
-        usec_t now = stream_now(s);
-        double elapsed = (double) (now - s->interval_start) / (double) USEC_PER_SEC;
-        unsigned busy, running;
-        uint64_t lines;
-
-        stream_busy(s, &busy, &running, &lines);
-        signals_set(sig, SIGNAL_TASKS_BACKLOG, (double) stream_backlog(s));
-        if (running > 0)
-                signals_set(sig, SIGNAL_TASKS_BUSY, 100.0 * busy / (double) running);
-        if (elapsed > 0)
-                signals_set(sig, SIGNAL_TASKS_RATE, (double) s->interval_done / elapsed);
-        s->interval_start = now;
-        s->interval_done = 0;
-}
-
-void stream_fill_snapshot(const struct stream *s, struct metrics_snapshot *m) {
-        unsigned busy, running;
-        uint64_t lines;
-
-        stream_busy(s, &busy, &running, &lines);
-        m->tasks_ok = s->ok;
-        m->tasks_failed = s->given_up;
-        m->tasks_pending = stream_backlog(s) + lines;
-        m->utilization = running ? (double) busy / (double) running : 0;
-}
-
 int stream_new(sd_event *e, const struct corral_config *config, struct pool *pool, struct stream **ret) {
         struct stream *s = calloc(1, sizeof(*s));
         int r;
@@ -488,6 +354,8 @@ int stream_new(sd_event *e, const struct corral_config *config, struct pool *poo
                 .in_fd = -EBADF,
                 .next_seq = 1,
                 .span_lines = 1,
+                .dispatch = stream_dispatch,
+                .give_up = stream_give_up_unread,
                 .hooks = { .open_stdio = stream_hook_open_stdio, .started = stream_hook_started, .ended = stream_hook_ended,
                            .recycle = stream_hook_recycle },
         };

@@ -24,9 +24,6 @@
 #include <systemd/sd-event.h>
 
 #include "conf/config.h"
-#include "metrics/corral_metrics.h"
-#include "policy/signals.h"
-#include "supervisor/batch.h"
 #include "supervisor/pool.h"
 
 struct stream;
@@ -54,33 +51,5 @@ void stream_stop(struct stream *s);
 /* True once stream_stop() was called or the stream has finished. */
 bool stream_stopping(const struct stream *s);
 
-/* tasks.backlog (lines waiting for a worker), tasks.busy (share of workers
- * with a line outstanding), tasks.rate (results per second since the previous
- * call). Cannot fail. */
-void stream_fill_signals(struct stream *s, struct signals *sig);
-
-/* The task fields of a metrics snapshot: tasks_ok/failed/pending, utilization. */
-void stream_fill_snapshot(const struct stream *s, struct metrics_snapshot *m);
-
 /* Called once when a stop begins. */
-/* Draws the progress bar (stream_bar.c) per mode: on a terminal only,
- * counting lines answered. Problems are logged; the stream goes without. */
-void stream_set_bar(struct stream *s, enum batch_bar mode);
 void stream_set_on_stopping(struct stream *s, void (*cb)(void *userdata), void *userdata);
-
-/*
- * Pure: the length of the whole lines ('\n'-terminated) at the start of p[0,
- * len): at most max_lines of them, and no more once max_bytes are reached
- * (the line that crosses it is included). *ret_lines gets their number.
- * Returns 0 when p holds no whole line.
- */
-size_t stream_take_lines(const char *p, size_t len, size_t max_lines, size_t max_bytes, size_t *ret_lines);
-
-/*
- * Pure: the number of lines per span after a span of `lines` lines took
- * `busy` microseconds of a worker's time: spans grow while a worker answers a
- * whole span within a millisecond (so fast workers get big writes) and shrink
- * when one takes more than 10 ms (so slow lines spread over the workers).
- * The result is in [1, max].
- */
-size_t stream_span_lines_next(size_t current, size_t lines, uint64_t busy, size_t max);

@@ -6,7 +6,8 @@
  */
 #include "supervisor/log.h"
 #include "supervisor/progress_bar.h"
-#include "supervisor/stream_internal.h"
+#include "supervisor/stream_bar.h"
+#include "supervisor/stream_types.h"
 
 static void stream_bar_counts(void *userdata, struct progress_counts *ret) {
         struct stream *s = userdata;

@@ -14,7 +14,8 @@
 #include <sys/stat.h>
 
 #include "supervisor/log.h"
-#include "supervisor/stream_internal.h"
+#include "supervisor/stream_input.h"
+#include "supervisor/stream_pace.h"
 
 /* Reads once into the current chunk (a new one when it is nearly full; the
  * part of a line not cut yet moves along). Returns > 0, 0 at end of input,
@@ -27,7 +28,7 @@ static int stream_read_input(struct stream *s) {
                 /* A line longer than the limit: given up, and the rest of it
                  * is dropped as it is read. */
                 log_error("line %" PRIu64 " given up: longer than %u bytes", s->next_seq, STREAM_LINE_MAX);
-                stream_note_given_up(s, s->next_seq++);
+                s->give_up(s, s->next_seq++);
                 s->skipping_input = true;
                 c->len = s->cut;
         }
@@ -94,7 +95,7 @@ static int stream_on_input(sd_event_source *src, int fd, uint32_t revents, void 
         int r = stream_read_input(s);
         if (r < 0 && r != -EAGAIN)
                 stream_input_failed(s, r);
-        stream_dispatch(s);
+        s->dispatch(s);
         return 0;
 }
 

@@ -14,8 +14,7 @@
 #include <math.h>
 
 #include "supervisor/log.h"
-#include "supervisor/stream_internal.h"
-#include "supervisor/stream_pace.h"
+#include "supervisor/stream_lines.h"
 
 size_t stream_take_lines(const char *p, size_t len, size_t max_lines, size_t max_bytes, size_t *ret_lines) {
         size_t off = 0, n = 0;

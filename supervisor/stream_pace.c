@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Stream mode's pacing (supervisor/stream_pace.h): each worker's answers
- * measured as the dispatch sees them, a look at a worker that holds lines and
- * stays silent (is it waiting on its stdin?), and the timer that brings the
- * dispatch back for that look when nothing else happens.
+ * Stream mode's pacing (supervisor/stream_pace.h): what each worker may be
+ * given (its pace, its recycle budget), its answers measured as the dispatch
+ * sees them, and a look at a worker that holds lines and stays silent (is it
+ * waiting on its stdin?). When to look next is returned to the dispatch,
+ * which owns the timer.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +15,6 @@
 #include <unistd.h>
 
 #include "supervisor/log.h"
-#include "supervisor/stream_internal.h"
 #include "supervisor/stream_pace.h"
 
 static bool is_read_call(long nr) {
@@ -66,36 +66,18 @@ size_t sworker_room(const struct sworker *sw) {
         return sw->lines < limit ? limit - sw->lines : 0;
 }
 
+uint64_t sworker_budget(const struct sworker *sw) {
+        uint64_t limit = sw->w ? sw->w->recycle.tasks : 0, used = sw->answered + sw->lines;
+        if (limit == 0)
+                return UINT64_MAX;
+        return used < limit ? limit - used : 0;
+}
+
 void sworker_pace_busy(struct sworker *sw, usec_t now) {
         if (sw->lines == 0) {
                 sw->pace.since = now;
                 sw->pace.probed = 0;
         }
-}
-
-static int on_pace_timer(sd_event_source *src, uint64_t usec, void *userdata) {
-        (void) src;
-        (void) usec;
-        stream_dispatch(userdata);
-        return 0;
-}
-
-/* The next look at a silent worker brings the dispatch back. */
-static void stream_pace_arm(struct stream *s, usec_t at) {
-        if (at == USEC_INFINITY) {
-                if (s->pace_timer)
-                        (void) sd_event_source_set_enabled(s->pace_timer, SD_EVENT_OFF);
-                return;
-        }
-        if (!s->pace_timer) {
-                int r = sd_event_add_time(s->event, &s->pace_timer, CLOCK_MONOTONIC, at, USEC_PER_MSEC,
-                                          on_pace_timer, s);
-                if (r < 0)
-                        log_error_errno(r, "Failed to arm the stream's pacing timer, ignoring: %m");
-                return;
-        }
-        (void) sd_event_source_set_time(s->pace_timer, at);
-        (void) sd_event_source_set_enabled(s->pace_timer, SD_EVENT_ONESHOT);
 }
 
 void stream_pace_update(struct stream *s, usec_t now) {
@@ -114,7 +96,7 @@ void stream_pace_update(struct stream *s, usec_t now) {
         }
 }
 
-void stream_pace_watch(struct stream *s, usec_t now) {
+usec_t stream_pace_watch(struct stream *s, usec_t now, bool *ret_stalled) {
         usec_t next = USEC_INFINITY;
         bool stalled = false;
 
@@ -145,7 +127,6 @@ void stream_pace_watch(struct stream *s, usec_t now) {
                 if (at < next)
                         next = at;
         }
-        stream_pace_arm(s, next);
-        if (stalled)
-                stream_kick(s);   /* it has room now */
+        *ret_stalled = stalled;
+        return next;
 }

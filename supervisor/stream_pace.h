@@ -1,15 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Stream dispatch by measured latency (DESIGN.md "Sizing and stream
- * dispatch"): how many lines one worker may hold. A worker holds what it
- * answers in a short horizon at its own measured rate, at least one line, so
- * slow lines wait in corral (tasks.backlog, which grows the pool) and go to
- * whichever worker frees up first, while a fast filter still gets large
- * writes. A worker that answers only once it has read more (a block-buffered
- * stdout, or one that batches) is seen waiting on its stdin with lines
- * unanswered, and the least it holds doubles until it answers.
- *
- * Pure: times are arguments; stream_pace.c feeds it from the worker's life.
+ * Stream mode's pacing of its workers (stream_pace.c): how many lines each
+ * worker may be given now (its pace, see stream_lines.h, and its recycle
+ * budget), its answers taken into its pace, and the look at a worker that
+ * holds lines and stays silent. It decides; the dispatch (stream.c) acts.
  */
 #pragma once
 
@@ -17,57 +11,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/util.h"
+#include "supervisor/stream_types.h"
 
-#define PACE_HORIZON (20 * USEC_PER_MSEC)        /* the work a worker holds, at its own rate */
-#define PACE_DECAY 0.5                           /* weight of the past at each answer */
-#define PACE_PROBE_FIRST (2 * USEC_PER_MSEC)     /* silence before the first look at a worker */
-#define PACE_PROBE_MAX (200 * USEC_PER_MSEC)     /* the longest gap between two looks */
-#define PACE_BLIND_MIN (100 * USEC_PER_MSEC)     /* silence that counts as a stall when we cannot see */
-#define PACE_BACKSTOP (2 * USEC_PER_SEC)         /* ... when it seems busy with something else */
-#define PACE_STALL_FACTOR 4u                     /* expected answer times of silence before a blind stall */
+/* Lines the worker may be given now under its pace (and tasks.in_flight). */
+size_t sworker_room(const struct sworker *sw);
 
-/* What a look at a silent worker saw (stream_pace.c reads /proc/PID/syscall). */
-enum pace_reading {
-        PACE_UNKNOWN,            /* could not see, or waiting in poll/epoll/futex: maybe on its stdin */
-        PACE_BUSY,               /* running, sleeping, or reading something else: working on a line */
-        PACE_WAITING,            /* blocked reading its stdin: it wants more before it answers */
-        _PACE_READING_MAX,
-};
+/* Lines the worker may still be given under workers.recycle.tasks
+ * (UINT64_MAX: no limit). */
+uint64_t sworker_budget(const struct sworker *sw);
 
-struct stream_pace {
-        int pid;                 /* the worker measured; another pid starts over */
-        double busy, lines;      /* decaying sums of answer time (usec) and lines answered */
-        size_t floor;            /* lines it needs before it answers: 1, doubled by each stall */
-        uint64_t seen;           /* its answered count at the last look */
-        usec_t since;            /* when its current silence began (work while idle, an answer, a stall) */
-        usec_t probed;           /* silence at the last look in this silence, 0: none yet */
-};
+/* Marks the start of a silence when an idle worker gets work. */
+void sworker_pace_busy(struct sworker *sw, usec_t now);
 
-/* A fresh measurement of the worker pid. Cannot fail. */
-void stream_pace_reset(struct stream_pace *p, int pid);
+/* Takes in the workers' answers (before the dispatch picks). */
+void stream_pace_update(struct stream *s, usec_t now);
 
-/* The worker answered `lines` lines, the last at `at`, after being busy
- * since p->since: the mean answer time takes it in; the next silence
- * begins at `at`. Cannot fail. */
-void stream_pace_answered(struct stream_pace *p, uint64_t lines, usec_t at);
-
-/* Its mean time per answered line in usec; 0 while nothing was answered. */
-double stream_pace_line_usec(const struct stream_pace *p);
-
-/* The most lines it may hold now: PACE_HORIZON at its mean answer time
- * (1 while unknown), at least its floor and 1, at most in_flight when that
- * is not 0 (tasks.in_flight). Cannot fail. */
-size_t stream_pace_limit(const struct stream_pace *p, unsigned in_flight);
-
-/* The silence (since p->since) at which to look at the worker next:
- * PACE_PROBE_FIRST, then doubling, at most PACE_PROBE_MAX apart. */
-usec_t stream_pace_next_look(const struct stream_pace *p);
-
-/* A look after `silent` usec without an answer while it holds `held` lines,
- * all written to its stdin. Returns true when it stalled: it waits for more
- * input (PACE_WAITING), or has been silent far longer than its answer time
- * says (PACE_BLIND_MIN when unseen, PACE_BACKSTOP when busy, or
- * PACE_STALL_FACTOR expected answer times). A stall doubles its floor above
- * what it holds and begins a new silence at now. Cannot fail. */
-bool stream_pace_look(struct stream_pace *p, size_t held, usec_t now, enum pace_reading r);
+/* Looks at the workers silent with lines (after the dispatch wrote).
+ * Returns when to look next (USEC_INFINITY: no worker to watch); sets
+ * *ret_stalled when one was seen waiting for more, so that it may now hold
+ * more and the dispatch should run again. */
+usec_t stream_pace_watch(struct stream *s, usec_t now, bool *ret_stalled);

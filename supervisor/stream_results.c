@@ -10,7 +10,7 @@
 #include <errno.h>
 
 #include "supervisor/log.h"
-#include "supervisor/stream_internal.h"
+#include "supervisor/stream_results.h"
 
 int stream_open_results(struct stream *s) {
         const char *path = s->config->tasks.results;

@@ -16,7 +16,11 @@
 #include "conf/units.h"
 
 #include "supervisor/log.h"
-#include "supervisor/stream_internal.h"
+#include "supervisor/stream_input.h"
+#include "supervisor/stream_order.h"
+#include "supervisor/stream_pace.h"
+#include "supervisor/stream_results.h"
+#include "supervisor/stream_worker.h"
 
 void sworker_close(struct sworker *sw) {
         sw->blocked = false;
@@ -64,7 +68,6 @@ void sworker_clock(struct sworker *sw, usec_t now) {
         sw->progress = now;
 }
 
-/* Room for one more span in the queue. Returns 0 or -ENOMEM. */
 int sworker_reserve(struct sworker *sw) {
         if (sw->q_len < sw->q_cap)
                 return 0;
@@ -94,7 +97,6 @@ struct span *sworker_pop(struct sworker *sw) {
         return span;
 }
 
-/* Replaces the worker; its lines go to others when it is gone. */
 void sworker_kill(struct sworker *sw, bool charge) {
         sw->killed = true;
         sw->charge = charge;
@@ -119,7 +121,7 @@ static int sworker_on_stdin(sd_event_source *src, int fd, uint32_t revents, void
         (void) revents;
         sw->blocked = false;
         sworker_write(sw);
-        stream_dispatch(sw->stream);
+        sw->stream->dispatch(sw->stream);
         return 0;
 }
 
@@ -172,14 +174,6 @@ void sworker_write(struct sworker *sw) {
                 sworker_close_input(sw);
 }
 
-/* Lines the worker may still be given under workers.recycle.tasks. */
-uint64_t sworker_budget(const struct sworker *sw) {
-        uint64_t limit = sw->w ? sw->w->recycle.tasks : 0, used = sw->answered + sw->lines;
-        if (limit == 0)
-                return UINT64_MAX;
-        return used < limit ? limit - used : 0;
-}
-
 /* A worker that answered its workers.recycle.tasks lines is recycled. */
 static void sworker_check_tasks(struct sworker *sw) {
         char why[96];
@@ -188,12 +182,6 @@ static void sworker_check_tasks(struct sworker *sw) {
         snprintf(why, sizeof(why), "%" PRIu64 " lines answered, its limit %" PRIu64, sw->answered,
                  sw->w->recycle.tasks);
         pool_worker_recycle(sw->w, RECYCLE_TASKS, why);
-}
-
-static void stream_deliver(struct stream *s, struct span *span, const char *p, size_t len) {
-        struct strbuf *b = stream_span_is_head(s, span) ? &s->out : &span->out;
-        if (strbuf_append(b, p, len) < 0)
-                log_error("Failed to keep a result: out of memory");
 }
 
 /* Matches whole result lines to the oldest outstanding lines. Returns false
@@ -337,7 +325,7 @@ static int sworker_on_stdout(sd_event_source *src, int fd, uint32_t revents, voi
         }
         sworker_read(sw, false);
         stream_flush(s);
-        stream_dispatch(s);
+        s->dispatch(s);
         return 0;
 }
 

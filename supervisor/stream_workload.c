@@ -11,6 +11,8 @@
 #include "supervisor/log.h"
 #include "supervisor/pool.h"
 #include "supervisor/stream.h"
+#include "supervisor/stream_bar.h"
+#include "supervisor/stream_signals.h"
 
 struct stream_workload {
         struct pool *pool;

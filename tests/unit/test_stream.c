@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "supervisor/stream.h"
+#include "supervisor/stream_lines.h"
 
 #define MS USEC_PER_MSEC
 

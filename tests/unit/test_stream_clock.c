@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "supervisor/stream_internal.h"
+#include "supervisor/stream_worker.h"
 
 #define S USEC_PER_SEC
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "supervisor/stream_pace.h"
+#include "supervisor/stream_lines.h"
 
 #define MS USEC_PER_MSEC
 
