@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/small_file.h"
 #include "supervisor/log.h"
 #include "supervisor/stream_pace.h"
 
@@ -41,14 +42,8 @@ static bool is_busy_call(long nr) {
 static enum pace_reading pace_probe(int pid) {
         char path[64], buf[128];
         snprintf(path, sizeof(path), "/proc/%d/syscall", pid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
+        if (read_small_file(path, buf, sizeof(buf)) <= 0)
                 return PACE_UNKNOWN;
-        ssize_t n = read(fd, buf, sizeof(buf) - 1);
-        safe_close(fd);
-        if (n <= 0)
-                return PACE_UNKNOWN;
-        buf[n] = '\0';
         if (strncmp(buf, "running", 7) == 0)
                 return PACE_BUSY;
         char *end;
