@@ -3,9 +3,9 @@
  * The inside of per-task batch mode, shared by the files that make it up:
  *   batch.c         the batch: set-up, dispatch, the end, the controller's API
  *   task_slot.c     one task's life: start, exit, timeout, the stop
- *   task_input.c    the input: the task source interface, the file/stdin
- *                   source (reading, sharding), --batch invocations, the queue
- *   queue_source.c  the Redis Streams task source (a work queue)
+ *   task_input.c    the input: the file/stdin source (reading, sharding),
+ *                   --batch invocations, the batch as a consumer of a
+ *                   task source (task_source.h: a work queue)
  *   task_output.c   what tasks write: collected, passed on, put in order
  *   batch_joblog.c  the joblog: opening (and resume checks), one line per attempt
  *   progress_bar.c  the progress bar on the terminal
@@ -31,58 +31,11 @@
 #include "supervisor/results_file.h"
 #include "supervisor/spool.h"
 #include "supervisor/task.h"
+#include "supervisor/task_source.h"
 
 struct joblog_pending;
 struct batch;
 struct pending;
-
-/* How a task ended for good, as its source hears it. */
-struct task_report {
-        bool ok;
-        int exit;                /* exit status; 128+N: killed by signal N; -1: timed out */
-        double runtime;          /* seconds, of the last attempt */
-};
-
-/*
- * Where the tasks come from: a file or stdin (task_input.c) or a work queue
- * (queue_source.c). The batch asks for tasks, says when one is done for good,
- * and asks whether the source lets it end; the controller and the output
- * path do not know which source it is. Only fill is required.
- */
-struct task_source_ops {
-        const char *name;
-        /* Queues tasks (batch_gather(), batch_push_gathered()) until the queue
-         * holds b->queue_target or none is at hand now; a source that waits
-         * (a pipe, a server) calls batch_progress() when more may be there.
-         * Sets b->in_eof at the end of the input. Errors end the batch
-         * (batch_input_failed()). */
-        void (*fill)(struct batch *b);
-        /* "CORRAL_TASK_ID=..." for the task's environment, or NULL. */
-        const char *(*task_id_var)(struct batch *b, const struct pending *t);
-        /* Just before done: the task's collected stdout (group output; empty
-         * when it went out live), for a source that records results. */
-        void (*capture)(struct batch *b, const struct spool *out);
-        /* t ended for good (ok, or failed after its retries); its output and
-         * joblog line are queued on stdout. */
-        void (*done)(struct batch *b, const struct pending *t, const struct task_report *r);
-        /* Line seq can never run (why: "line too long"); counted as failed. */
-        void (*not_run)(struct batch *b, uint64_t seq, const char *why);
-        /* TERM: read no more, give back what was taken and is not done. */
-        void (*stop)(struct batch *b);
-        /* Whether nothing is outstanding with the source, so the batch may end. */
-        bool (*settled)(struct batch *b);
-        /* The run's exit status, given the batch's own. */
-        int (*status)(struct batch *b, int status);
-        /* Logs the run's summary in its own terms (true), or leaves it to the
-         * batch (false, or NULL). status: the run's exit status. */
-        bool (*summarize)(struct batch *b, int status);
-        /* Tasks waiting beyond the batch's own queue (tasks.backlog); false: unknown. */
-        bool (*backlog)(const struct batch *b, uint64_t *ret);
-        void (*fill_snapshot)(const struct batch *b, struct metrics_snapshot *s);
-        /* Signals of its own (queue.lag, queue.pending). */
-        void (*fill_signals)(const struct batch *b, struct signals *s);
-        void (*free)(struct batch *b);
-};
 
 /* With keep_order, a task starts only while its output is at most this many
  * places ahead of the next one to print: a stuck task holds up the output
@@ -153,8 +106,7 @@ struct batch {
         unsigned n_slots;
 
         /* input */
-        const struct task_source_ops *source;
-        void *source_data;       /* owned by the source */
+        struct task_source source;   /* the file source's state is the batch itself */
         int in_fd;
         bool in_async, in_eof;
         sd_event_source *in_source;
@@ -331,11 +283,6 @@ bool batch_input_backlog(const struct batch *b, uint64_t *ret);
 void batch_input_fill_snapshot(const struct batch *b, struct metrics_snapshot *s);
 void batch_input_fill_signals(const struct batch *b, struct signals *s);
 void batch_input_free(struct batch *b);
-
-/* queue_source.c */
-/* Opens the work queue tasks.from names (redis://...): connects, checks,
- * creates the group. Problems are logged; -EINVAL for a user error. */
-int queue_source_open(struct batch *b);
 
 /* task_output.c */
 /* What an ended task leaves for the order buffer: its output and its joblog
