@@ -29,6 +29,7 @@
 #include <unistd.h>
 #include <math.h>
 #include "common/exit_status.h"
+#include "conf/queue_url.h"
 #include "conf/units.h"
 
 #include "supervisor/log.h"
@@ -95,6 +96,7 @@ void stream_note_given_up(struct stream *s, uint64_t seq) {
         lowest_keep(s->first_given_up, &kept, FIRST_GIVEN_UP_MAX, seq);
         s->given_up++;
         stream_write_given_up(s, seq);
+        stream_source_line_failed(s, seq, 1);
         /* Its placeholder (tasks.failed_line) keeps output line N the answer
          * to input line N. */
         if (!b || strbuf_append(b, text, strlen(text)) < 0 || strbuf_append(b, "\n", 1) < 0)
@@ -112,14 +114,17 @@ void stream_flush(struct stream *s) {
 
 /* The pool stops once the results are written, or writing failed, or a stop
  * gave up on them. */
-static void stream_try_end(struct stream *s) {
+void stream_try_end(struct stream *s) {
         if (!s->finished || s->ended)
                 return;
         if (!sink_idle(s->sink) && sink_error(s->sink) == 0 && !s->output_abandoned)
                 return;
+        if (!stream_source_settled(s))
+                return;    /* a queue's acks and hand-backs are on their way */
         s->ended = true;
         stream_check_output(s);
-        pool_stop(s->pool, s->end_status || s->out_failed || s->output_abandoned ? EXIT_TASKS_FAILED : EXIT_OK);
+        bool failed = s->out_failed || s->output_abandoned;
+        pool_stop(s->pool, stream_source_status(s, s->end_status || failed ? EXIT_TASKS_FAILED : EXIT_OK, failed));
 }
 
 /* stop_timeout after a stop: results nobody took by then are given up. */
@@ -162,6 +167,7 @@ void stream_emit_in_order(struct stream *s) {
                 s->ring_len--;
                 s->n_spans--;
                 s->bytes_in_flight -= span->len;
+                stream_source_span_done(s, span);
                 free(span);
         }
 }
@@ -175,6 +181,7 @@ void span_complete(struct stream *s, struct span *span) {
         else {
                 s->n_spans--;
                 s->bytes_in_flight -= span->len;
+                stream_source_span_done(s, span);
                 free(span);
         }
 }
@@ -182,6 +189,7 @@ void span_complete(struct stream *s, struct span *span) {
 /* A line left without a result: the stop gave up on it. */
 void span_abandon(struct stream *s, struct span *span) {
         s->undone += span->n_lines - span->n_done;
+        stream_source_line_failed(s, span->seq + span->n_done, span->n_lines - span->n_done);
         span_complete(s, span);
 }
 
@@ -204,6 +212,8 @@ static void stream_finish(struct stream *s) {
                 stream_emit_in_order(s);
         stream_flush(s);
         progress_bar_finish(s->bar);
+        if (s->stopping)
+                stream_source_give_back(s);
 
         bool unread = s->stopping && !s->eof;
         status = s->given_up || s->undone || unread || s->input_failed || s->out_failed ? 1 : 0;
@@ -302,6 +312,7 @@ void stream_dispatch(struct stream *s) {
                         sworker_write(sw);
         }
         stream_pace_watch(s, now);
+        stream_source_fill(s);
         if (s->in_src)
                 (void) sd_event_source_set_enabled(s->in_src, want_input ? SD_EVENT_ON : SD_EVENT_OFF);
         /* A recycled worker that answered all it had is replaced, unless the
@@ -373,6 +384,7 @@ void stream_stop(struct stream *s) {
                 return;
         }
         s->stopping = true;
+        stream_source_stop(s);   /* first: the lines of spans given up below go back */
         s->in_src = sd_event_source_disable_unref(s->in_src);
         while (s->n_retry > 0)
                 span_abandon(s, s->retry[--s->n_retry]);
@@ -454,7 +466,8 @@ void stream_fill_signals(struct stream *s, struct signals *sig) {
         uint64_t lines;
 
         stream_busy(s, &busy, &running, &lines);
-        signals_set(sig, SIGNAL_TASKS_BACKLOG, (double) stream_backlog(s));
+        signals_set(sig, SIGNAL_TASKS_BACKLOG, (double) stream_source_backlog(s, stream_backlog(s)));
+        stream_source_fill_signals(s, sig);
         if (running > 0)
                 signals_set(sig, SIGNAL_TASKS_BUSY, 100.0 * busy / (double) running);
         if (elapsed > 0)
@@ -472,6 +485,7 @@ void stream_fill_snapshot(const struct stream *s, struct metrics_snapshot *m) {
         m->tasks_failed = s->given_up;
         m->tasks_pending = stream_backlog(s) + lines;
         m->utilization = running ? (double) busy / (double) running : 0;
+        stream_source_fill_snapshot(s, m);
 }
 
 int stream_new(sd_event *e, const struct corral_config *config, struct pool *pool, struct stream **ret) {
@@ -495,10 +509,11 @@ int stream_new(sd_event *e, const struct corral_config *config, struct pool *poo
         s->interval_start = stream_now(s);
 
         r = sink_new(e, STDOUT_FILENO, &s->sink);
-        if (r >= 0)
+        /* A queue's results stream is written by the queue's source. */
+        if (r >= 0 && !(queue_url_is(config->tasks.from) && results_kind(config->tasks.results) == RESULTS_REDIS))
                 r = stream_open_results(s);
         if (r >= 0)
-                r = stream_open_input(s);
+                r = queue_url_is(config->tasks.from) ? stream_source_open(s) : stream_open_input(s);
         if (r >= 0)
                 r = sd_event_add_defer(e, &s->kick, on_kick, s);
         if (r >= 0)
@@ -555,6 +570,7 @@ struct stream *stream_free(struct stream *s) {
         chunk_unref(s->chunk);
         strbuf_done(&s->out);
         sink_free(s->sink);
+        stream_source_free(s);   /* after the sink: its marks call the source */
         sd_event_source_disable_unref(s->in_src);
         sd_event_source_disable_unref(s->kick);
         sd_event_source_disable_unref(s->timeout_timer);

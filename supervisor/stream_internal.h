@@ -95,6 +95,8 @@ struct sworker {
         struct stream_pace pace; /* its answer time: how many lines it may hold */
 };
 
+struct stream_source;
+
 struct stream {
         sd_event *event;
         const struct corral_config *config;
@@ -145,6 +147,7 @@ struct stream {
         struct results_file *results;   /* --results FILE */
         struct progress_bar *bar;       /* NULL: none (not a terminal, -q) */
         uint64_t bar_total;             /* lines of the input file; 0: unknown */
+        struct stream_source *source;   /* lines from a work queue; NULL: from in_fd */
 };
 
 static inline usec_t stream_now(struct stream *s) {
@@ -223,6 +226,8 @@ void stream_pace_watch(struct stream *s, usec_t now);
 
 /* stream.c */
 void stream_flush(struct stream *s);
+/* Ends the pool once the results are written and the source settled. */
+void stream_try_end(struct stream *s);
 /* Counts line seq as given up, for the summary, and writes its placeholder
  * (tasks.failed_line) in its place. Called before the line is marked done. */
 void stream_note_given_up(struct stream *s, uint64_t seq);
@@ -237,3 +242,21 @@ void stream_emit_in_order(struct stream *s);
 void span_complete(struct stream *s, struct span *span);
 void span_abandon(struct stream *s, struct span *span);
 void stream_dispatch(struct stream *s);
+
+/* stream_source.c: lines from a task source (a work queue); each is a no-op
+ * without one. */
+int stream_source_open(struct stream *s);
+/* Lines [seq, seq + n) end without an answer (given up, or left by a stop). */
+void stream_source_line_failed(struct stream *s, uint64_t seq, uint64_t n);
+/* span is done and its results are queued for the output: tells the source. */
+void stream_source_span_done(struct stream *s, const struct span *span);
+void stream_source_give_back(struct stream *s);
+void stream_source_fill(struct stream *s);
+void stream_source_stop(struct stream *s);
+bool stream_source_settled(struct stream *s);
+/* The run's exit status (and the source's summary). failed: the output failed. */
+int stream_source_status(struct stream *s, int status, bool failed);
+uint64_t stream_source_backlog(const struct stream *s, uint64_t own);
+void stream_source_fill_signals(const struct stream *s, struct signals *sig);
+void stream_source_fill_snapshot(const struct stream *s, struct metrics_snapshot *m);
+void stream_source_free(struct stream *s);
