@@ -22,13 +22,6 @@
 #define HAND_BACK_EXTRA_MS (24ull * 3600 * 1000)
 #define RETRY_DELAY (200 * USEC_PER_MSEC)
 
-int qsource_command(struct qsource *q, redisCallbackFn *fn, void *privdata, size_t argc, const char **argv) {
-        size_t len[argc];
-        for (size_t i = 0; i < argc; i++)
-                len[i] = strlen(argv[i]);
-        return redis_link_command(q->link, fn, privdata, (int) argc, argv, len);
-}
-
 int qentry_add(struct qsource *q, const char *id, const char *task, size_t task_len, struct qentry **ret) {
         if (q->n == q->cap) {
                 size_t cap = q->cap ? q->cap * 2 : 64;

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/util.h"
 #include "metrics/corral_metrics.h"
@@ -86,6 +87,15 @@ struct qsource {
         bool claim_warned, read_warned, settle_warned;   /* a failing command is logged once */
 };
 
+/* redis_link_command() for a command of NUL-terminated strings. */
+static inline int qsource_command(struct qsource *q, redisCallbackFn *fn, void *privdata, size_t argc,
+                                  const char **argv) {
+        size_t len[argc];
+        for (size_t i = 0; i < argc; i++)
+                len[i] = strlen(argv[i]);
+        return redis_link_command(q->link, fn, privdata, (int) argc, argv, len);
+}
+
 /* queue_entries.c */
 /* Adds an entry with the next Seq; its task text is copied. 0 or -ENOMEM. */
 int qentry_add(struct qsource *q, const char *id, const char *task, size_t task_len, struct qentry **ret);
@@ -104,8 +114,6 @@ void qentry_done(void *src, uint64_t seq, unsigned lines, const struct task_repo
 void qentry_not_run(void *src, uint64_t seq, const char *why);
 /* The lease renewal timer and the info timer. 0 or a negative errno. */
 int qsource_start_timers(struct qsource *q);
-/* redis_link_command() for a command of NUL-terminated strings. */
-int qsource_command(struct qsource *q, redisCallbackFn *fn, void *privdata, size_t argc, const char **argv);
 
 /* queue_info.c */
 /* Reads the group's lag and pending; with --until-empty ends the input when
