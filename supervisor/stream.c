@@ -114,7 +114,7 @@ void stream_flush(struct stream *s) {
 
 /* The pool stops once the results are written, or writing failed, or a stop
  * gave up on them. */
-void stream_try_end(struct stream *s) {
+static void stream_try_end(struct stream *s) {
         if (!s->finished || s->ended)
                 return;
         if (!sink_idle(s->sink) && sink_error(s->sink) == 0 && !s->output_abandoned)
@@ -153,6 +153,15 @@ static void stream_on_sink(void *userdata) {
                 stream_kick(s);
 }
 
+/* A span's results are queued: with a task source (a work queue) they go
+ * to the sink first, for the source acts once they are written. */
+static void span_settled(struct stream *s, const struct span *span) {
+        if (!s->source)
+                return;
+        stream_flush(s);
+        stream_source_span_done(s, span);
+}
+
 void stream_emit_in_order(struct stream *s) {
         while (s->ring_len > 0) {
                 struct span *span = s->ring[s->ring_head];
@@ -167,7 +176,7 @@ void stream_emit_in_order(struct stream *s) {
                 s->ring_len--;
                 s->n_spans--;
                 s->bytes_in_flight -= span->len;
-                stream_source_span_done(s, span);
+                span_settled(s, span);
                 free(span);
         }
 }
@@ -181,7 +190,7 @@ void span_complete(struct stream *s, struct span *span) {
         else {
                 s->n_spans--;
                 s->bytes_in_flight -= span->len;
-                stream_source_span_done(s, span);
+                span_settled(s, span);
                 free(span);
         }
 }
@@ -326,8 +335,12 @@ void stream_dispatch(struct stream *s) {
 }
 
 static int on_kick(sd_event_source *src, void *userdata) {
+        struct stream *s = userdata;
         (void) src;
-        stream_dispatch(userdata);
+        if (s->finished)
+                stream_try_end(s);   /* a task source settled */
+        else
+                stream_dispatch(s);
         return 0;
 }
 

@@ -226,8 +226,6 @@ void stream_pace_watch(struct stream *s, usec_t now);
 
 /* stream.c */
 void stream_flush(struct stream *s);
-/* Ends the pool once the results are written and the source settled. */
-void stream_try_end(struct stream *s);
 /* Counts line seq as given up, for the summary, and writes its placeholder
  * (tasks.failed_line) in its place. Called before the line is marked done. */
 void stream_note_given_up(struct stream *s, uint64_t seq);
@@ -248,7 +246,7 @@ void stream_dispatch(struct stream *s);
 int stream_source_open(struct stream *s);
 /* Lines [seq, seq + n) end without an answer (given up, or left by a stop). */
 void stream_source_line_failed(struct stream *s, uint64_t seq, uint64_t n);
-/* span is done and its results are queued for the output: tells the source. */
+/* span is done and its results are on the sink: tells the source. */
 void stream_source_span_done(struct stream *s, const struct span *span);
 void stream_source_give_back(struct stream *s);
 void stream_source_fill(struct stream *s);

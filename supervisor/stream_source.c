@@ -85,11 +85,7 @@ static void on_ended(void *data) {
 }
 
 static void on_progress(void *data) {
-        struct stream *s = data;
-        if (s->finished)
-                stream_try_end(s);
-        else
-                stream_kick(s);
+        stream_kick(data);   /* a dispatch, or once finished the end */
 }
 
 static void on_failed(void *data, int error) {
@@ -192,8 +188,6 @@ void stream_source_span_done(struct stream *s, const struct span *span) {
         struct stream_source *ss = s->source;
         if (!ss || span->n_lines == 0)
                 return;
-        /* Its answers go to the sink first: the source acts once they are written. */
-        stream_flush(s);
         uint64_t run = span->seq, end = span->seq + span->n_lines;
         bool run_ok = !failed_line(ss, run);
         for (uint64_t seq = run + 1; seq <= end; seq++) {
