@@ -16,10 +16,15 @@
 
 #include "common/exit_status.h"
 #include "conf/queue_url.h"
-#include "supervisor/batch_internal.h"
+#include "supervisor/batch_results.h"
 #include "supervisor/log.h"
 #include "supervisor/progress_bar.h"
 #include "supervisor/queue_source.h"
+#include "supervisor/task_input.h"
+
+bool batch_in_shard(const struct tasks_config *t, uint64_t seq) {
+        return t->shard_count <= 1 || (seq - 1) % t->shard_count == t->shard_index;
+}
 
 /* Queues the gathered invocation, unless the joblog has it as done. */
 int batch_push_gathered(struct batch *b) {
@@ -175,7 +180,7 @@ void batch_input_failed(struct batch *b, int r) {
         (void) r;
         b->fatal_status = EXIT_USAGE;
         b->in_eof = true;
-        batch_stop(b);
+        b->hooks.stop(b);
 }
 
 /* Fills the queue from a regular file, which never blocks for long. For a
@@ -221,7 +226,7 @@ static int on_input(sd_event_source *s, int fd, uint32_t revents, void *userdata
                 batch_input_failed(b, r);
                 return 0;
         }
-        batch_progress(b);
+        b->hooks.progress(b);
         return 0;
 }
 
@@ -294,11 +299,12 @@ static int consumer_flush(void *data) {
 static void consumer_ended(void *data) {
         struct batch *b = data;
         b->in_eof = true;
-        batch_progress(b);
+        b->hooks.progress(b);
 }
 
 static void consumer_progress(void *data) {
-        batch_progress(data);
+        struct batch *b = data;
+        b->hooks.progress(b);
 }
 
 static void consumer_failed(void *data, int error) {
