@@ -155,15 +155,16 @@ void stream_source_line_failed(struct stream *s, uint64_t seq, uint64_t n) {
                 note_failed(s, seq, n);
 }
 
-/* Whether line seq ended without an answer; forgets ranges of the span
- * [from, to) once it passed their end. */
-static bool failed_line(struct stream_source *ss, uint64_t seq) {
+/* Whether line seq ended without an answer (a few ranges at most: given-up
+ * lines are rare, a stop abandons a span once). */
+static bool unanswered(struct stream_source *ss, uint64_t seq) {
         for (size_t i = 0; i < ss->n_failed; i++)
                 if (seq >= ss->failed[i].seq && seq < ss->failed[i].seq + ss->failed[i].n)
                         return true;
         return false;
 }
 
+/* The ranges that start in the settled span [from, to). */
 static void forget_failed(struct stream_source *ss, uint64_t from, uint64_t to) {
         for (size_t i = 0; i < ss->n_failed;)
                 if (ss->failed[i].seq >= from && ss->failed[i].seq < to)
@@ -189,9 +190,9 @@ void stream_source_span_done(struct stream *s, const struct span *span) {
         if (!ss || span->n_lines == 0)
                 return;
         uint64_t run = span->seq, end = span->seq + span->n_lines;
-        bool run_ok = !failed_line(ss, run);
+        bool run_ok = !unanswered(ss, run);
         for (uint64_t seq = run + 1; seq <= end; seq++) {
-                bool ok = seq < end && !failed_line(ss, seq);
+                bool ok = seq < end && !unanswered(ss, seq);
                 if (seq < end && ok == run_ok)
                         continue;
                 report(s, run, seq - run, run_ok);
