@@ -496,7 +496,7 @@ void stream_fill_snapshot(const struct stream *s, struct metrics_snapshot *m) {
         stream_busy(s, &busy, &running, &lines);
         m->tasks_ok = s->ok;
         m->tasks_failed = s->given_up;
-        m->tasks_pending = stream_backlog(s) + lines;
+        m->tasks_pending = stream_source_backlog(s, stream_backlog(s)) + lines;
         m->utilization = running ? (double) busy / (double) running : 0;
         stream_source_fill_snapshot(s, m);
 }

@@ -605,7 +605,8 @@ def test_stream_term_hands_back_at_once(redis, url):
 def test_stream_lag_and_pending_are_signals_and_metrics(redis, url):
     """In stream mode too: queue.lag and queue.pending as signals and metrics."""
     enqueue(url, [f"m{i}" for i in range(200)])
-    p = stream_consumer(url, "--min", "1", "--max", "1", name="sm", until_empty=False, metrics="127.0.0.1:0",
+    p = stream_consumer(url, "--min", "1", "--max", "1", "--stop-timeout", "1s", name="sm", until_empty=False,
+                        metrics="127.0.0.1:0",
                         cmd=task("line", "--hang-on", "m0"))
     port = int(p.log.wait(r"metrics on port (\d+)")[1])
     deadline = time.monotonic() + TIMEOUT
@@ -615,7 +616,8 @@ def test_stream_lag_and_pending_are_signals_and_metrics(redis, url):
         if lag is not None and pending is not None and lag + pending == 200 and 1 <= pending < 200 and \
            metric(text, "corral_signal", '{name="queue.lag"}') == lag and \
            metric(text, "corral_signal", '{name="queue.pending"}') == pending and \
-           metric(text, "corral_signal", '{name="tasks.backlog"}') >= lag:
+           metric(text, "corral_signal", '{name="tasks.backlog"}') >= lag and \
+           metric(text, "corral_tasks_pending") >= lag:
             break
         assert time.monotonic() < deadline, text
         time.sleep(0.05)
