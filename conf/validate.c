@@ -234,7 +234,8 @@ static void check_queue(struct validation *v, const struct corral_config *c, boo
         if (!t->from || !queue_url_is(t->from)) {
                 if (t->results)
                         check_results(v, c, NULL);
-                if (t->from && t->until == TASK_UNTIL_EMPTY)
+                /* partial: --stream's "-" stands in for a tasks.from the file may set */
+                if (t->from && t->until == TASK_UNTIL_EMPTY && (o->from.flag || !partial))
                         error_at(v, at_or_flag(&o->until), "%s applies to a work queue (--tasks redis://...), "
                                  "not to %s", o->until.flag ? o->until.flag : "tasks.until: empty", t->from);
                 else if (!t->from && t->until == TASK_UNTIL_EMPTY && !partial)
@@ -248,8 +249,6 @@ static void check_queue(struct validation *v, const struct corral_config *c, boo
                         check_results(v, c, &u);
                 queue_url_done(&u);
         }
-        if (t->mode == TASK_MODE_STREAM)
-                error_at(v, at_or_flag(&o->mode), "a work queue (%s) runs per-task mode only, not stream mode", from);
         if (t->keep_order)
                 error_at(v, at_or_flag(&o->keep_order), "a work queue (%s) has no input order to keep "
                          "(leave out %s)", from, o->keep_order.flag ? o->keep_order.flag : "tasks.keep_order");

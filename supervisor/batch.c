@@ -14,40 +14,30 @@
 #include <math.h>
 
 #include "conf/queue_url.h"
+#include "conf/units.h"
 #include "supervisor/identity.h"
 
-#include "supervisor/batch_internal.h"
+#include "common/exit_status.h"
+#include "supervisor/batch_joblog.h"
+#include "supervisor/batch_results.h"
+#include "supervisor/batch_types.h"
 #include "supervisor/slots.h"
 #include "supervisor/log.h"
+#include "supervisor/task_env.h"
+#include "supervisor/task_input.h"
+#include "supervisor/task_output.h"
+#include "supervisor/task_slot.h"
 
-usec_t batch_now(struct batch *b) {
+static void batch_progress(struct batch *b);
+static void batch_fatal(struct batch *b, int error);
+
+static usec_t batch_now(struct batch *b) {
         usec_t now = 0;
         (void) sd_event_now(b->event, CLOCK_MONOTONIC, &now);
         return now;
 }
 
-static void summarize(struct batch *b, int status) {
-        char first[FIRST_FAILED_MAX * 24 + 8] = "";
-        size_t n = 0;
-
-        if (batch_input_summarize(b, status))
-                return;    /* a queue's: its entries, which --resume does not apply to */
-        for (size_t i = 0; i < b->n_first_failed; i++)
-                n += (size_t) snprintf(first + n, sizeof(first) - n, "%s%llu", i ? ", " : "",
-                                       (unsigned long long) b->first_failed[i]);
-        if (b->failed > b->n_first_failed)
-                snprintf(first + n, sizeof(first) - n, ", ...");
-        if (status == 0) {
-                log_info("%llu ok, 0 failed%s", (unsigned long long) b->ok,
-                         b->skipped ? " (resumed)" : "");
-                return;
-        }
-        log_warning("%llu ok, %llu failed%s%s%s", (unsigned long long) b->ok, (unsigned long long) b->failed,
-                    b->failed ? "; first failed: seq " : "", first,
-                    b->undone ? "; stopped with tasks left undone (run again with --resume)" : "");
-}
-
-void batch_maybe_finish(struct batch *b) {
+static void batch_maybe_finish(struct batch *b) {
         if (b->finished || b->running > 0)
                 return;
         if (!b->stopping && (b->queue.len > 0 || !b->in_eof))
@@ -63,12 +53,11 @@ void batch_maybe_finish(struct batch *b) {
         b->finished = true;
         int status = b->fatal_status ? b->fatal_status : (b->failed > 0 || b->undone) ? 1 : 0;
         status = batch_input_status(b, status);
-        if (b->bar_fd >= 0) {
-                batch_bar_draw(b, true);
-                b->bar_timer = sd_event_source_disable_unref(b->bar_timer);
-        }
+        progress_bar_finish(b->bar);
         if (b->fatal_status == 0)
-                summarize(b, status);
+                /* a queue's summary counts its entries, which --resume does not apply to */
+                if (!batch_input_summarize(b, status))
+                        batch_log_summary(b, status);
         b->stop_timer = sd_event_source_disable_unref(b->stop_timer);
         b->retry_timer = sd_event_source_disable_unref(b->retry_timer);
         b->in_source = sd_event_source_disable_unref(b->in_source);
@@ -168,7 +157,85 @@ static void batch_check_output(struct batch *b) {
 }
 
 /* After anything changed: start what can start, read ahead, maybe end. */
-void batch_progress(struct batch *b) {
+/* stop_timeout after a stop: TERM is acted on within it whatever the reader
+ * of our output does, so output nobody took by then is given up. */
+static void abandon_output(struct batch *b) {
+        if (sink_idle(b->sink) || b->output_abandoned)
+                return;
+        log_warning("%llu bytes of output not taken by the reader, dropping them (their tasks stay undone)",
+                    (unsigned long long) sink_pending(b->sink));
+        b->output_abandoned = true;
+        sink_drop(b->sink);
+}
+
+/* The tasks' own timers kill them; this one bounds the wait for the reader. */
+static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct batch *b = userdata;
+        (void) s;
+        (void) usec;
+        abandon_output(b);
+        batch_maybe_finish(b);
+        return 0;
+}
+
+void batch_stop(struct batch *b) {
+        if (b->finished)
+                return;
+        if (b->stopping) {
+                log_notice("stopping at once");
+                slots_dispatch(b, CHILD_EVENT_KILL);
+                abandon_output(b);
+                batch_maybe_finish(b);
+                return;
+        }
+        b->stopping = true;
+        if (b->queue.len > 0 || !b->in_eof)
+                b->undone = true;
+        queue_clear(&b->queue);
+        batch_input_stop(b);
+        if (b->on_stopping)
+                b->on_stopping(b->userdata);
+        if (b->running > 0) {
+                char sig[16];
+                log_info("stopping: no new tasks; sending %s to %u running",
+                         signal_to_string(b->config->workers.stop_signal, sig), b->running);
+                slots_dispatch(b, CHILD_EVENT_STOP);
+        }
+        if (b->running > 0 || !sink_idle(b->sink)) {
+                int r = sd_event_add_time_relative(b->event, &b->stop_timer, CLOCK_MONOTONIC,
+                                                   b->config->workers.stop_timeout, 0, on_stop_timer, b);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to arm the stop timer, killing the tasks now: %m");
+                        slots_dispatch(b, CHILD_EVENT_KILL);
+                        abandon_output(b);
+                }
+        }
+        batch_maybe_finish(b);
+}
+
+/* The command cannot run at all: say so once, end with exit 2. */
+static void batch_fatal(struct batch *b, int error) {
+        char as[256];
+        log_error_errno(error, "cannot run '%s'%s: %m", b->config->command[0],
+                        identity_describe(&b->config->workers, as, sizeof(as)));
+        b->fatal_status = EXIT_USAGE;
+        batch_stop(b);
+}
+
+/* The sink wrote, drained or failed: resume reading output, dispatch, maybe end. */
+static void batch_on_sink(void *userdata) {
+        struct batch *b = userdata;
+        if (b->output_paused && !sink_full(b->sink)) {
+                b->output_paused = false;
+                for (unsigned i = 0; i < b->n_slots; i++)
+                        if (b->slots[i]->out)
+                                (void) sd_event_source_set_enabled(b->slots[i]->out, SD_EVENT_ON);
+        }
+        batch_progress(b);
+}
+
+/* After anything changed: start what can start, read ahead, maybe end. */
+static void batch_progress(struct batch *b) {
         batch_check_output(b);
         batch_dispatch(b);
         batch_fill_queue(b);
@@ -207,6 +274,19 @@ static int batch_apply_config(struct batch *b, const struct corral_config *confi
         return 0;
 }
 
+/* The bar's view of the batch. */
+static void batch_bar_counts(void *userdata, struct progress_counts *ret) {
+        const struct batch *b = userdata;
+        *ret = (struct progress_counts) {
+                .done = b->ok + b->failed + b->skipped,
+                .skipped = b->skipped,
+                .failed = b->failed,
+                .total = b->total,
+                .running = b->running,
+                .output_pending = !sink_idle(b->sink),
+        };
+}
+
 int batch_new(sd_event *e, const struct corral_config *config, const struct batch_options *opts,
               struct batch **ret) {
         struct batch *b = calloc(1, sizeof(*b));
@@ -220,7 +300,7 @@ int batch_new(sd_event *e, const struct corral_config *config, const struct batc
                 .in_fd = -EBADF,
                 .null_fd = -EBADF,
                 .joblog_fd = -EBADF,
-                .bar_fd = -EBADF,
+                .hooks = { .progress = batch_progress, .stop = batch_stop },
                 .concurrency = 1,
                 /* On a terminal the lines of concurrent tasks would be a jumble;
                  * in a pipe or the journal they pass through untouched. */
@@ -248,8 +328,10 @@ int batch_new(sd_event *e, const struct corral_config *config, const struct batc
                 batch_free(b);
                 return r;
         }
-        b->bar_fd = batch_bar_open(opts);
-        b->bar_over_output = batch_bar_shares_stdout(b->bar_fd);
+        r = progress_bar_new(e, opts->bar, batch_bar_counts, b, &b->bar);
+        if (r < 0)
+                log_warning_errno(r, "Failed to arm the progress bar, going without: %m");
+        b->bar_over_output = progress_bar_shares_stdout(b->bar);
         /* ungroup's "as it comes" is the task writing to our stdout itself,
          * unless the bar shares its terminal: then the output passes through
          * corral, which wipes the bar before each piece. */
@@ -267,12 +349,6 @@ void batch_set_os(struct batch *b, const struct child_os *os, void *os_data) {
 
 int batch_start(struct batch *b) {
         b->start_time = b->interval_start = batch_now(b);
-        if (b->bar_fd >= 0) {
-                int r = sd_event_add_time_relative(b->event, &b->bar_timer, CLOCK_MONOTONIC, BAR_INTERVAL, 0,
-                                                   batch_on_bar_timer, b);
-                if (r < 0)
-                        log_warning_errno(r, "Failed to arm the progress bar, going without: %m");
-        }
         batch_progress(b);
         return 0;
 }
@@ -299,15 +375,13 @@ struct batch *batch_free(struct batch *b) {
         free(b->queue.ring);
         sd_event_source_disable_unref(b->in_source);
         sd_event_source_disable_unref(b->stop_timer);
-        sd_event_source_disable_unref(b->bar_timer);
         sd_event_source_disable_unref(b->retry_timer);
         if (b->in_fd > STDERR_FILENO)
                 safe_close(b->in_fd);
         safe_close(b->null_fd);
         safe_close(b->joblog_fd);
         results_file_free(b->results);
-        if (b->bar_fd > STDERR_FILENO)
-                safe_close(b->bar_fd);
+        progress_bar_free(b->bar);
         line_reader_done(&b->reader);
         joblog_state_free(&b->done_before);
         strbuf_done(&b->joblog_line);

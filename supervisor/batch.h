@@ -26,22 +26,10 @@
 #include "conf/config.h"
 #include "metrics/corral_metrics.h"
 #include "policy/signals.h"
+#include "supervisor/progress_bar.h"
 #include "supervisor/workload.h"
 
 struct batch;
-
-enum batch_bar {
-        BATCH_BAR_AUTO,          /* on when stderr is a terminal */
-        BATCH_BAR_ALWAYS,        /* --bar */
-        BATCH_BAR_NEVER,         /* -q */
-        _BATCH_BAR_MAX,
-};
-
-/* The bar the flags ask for: --bar forces it, even with -q, which otherwise
- * hides it (corral.map asks for a quiet run with a bar on a terminal). */
-static inline enum batch_bar batch_bar_mode(bool quiet, bool bar) {
-        return bar ? BATCH_BAR_ALWAYS : quiet ? BATCH_BAR_NEVER : BATCH_BAR_AUTO;
-}
 
 struct batch_options {
         bool resume;             /* skip the tasks the joblog has as done */

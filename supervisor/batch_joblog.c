@@ -13,8 +13,9 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "supervisor/batch_internal.h"
+#include "supervisor/batch_joblog.h"
 #include "supervisor/log.h"
+#include "supervisor/task_input.h"
 
 /*
  * A joblog line could not be written (a full disk, most often). The joblog is
@@ -30,7 +31,7 @@ static void joblog_failed(struct batch *b, uint64_t seq, ssize_t written, off_t 
                         "(make room, then run again with --resume)", (unsigned long long) seq);
         b->joblog_fd = safe_close(b->joblog_fd);
         if (!b->stopping)
-                batch_stop(b);
+                b->hooks.stop(b);
         b->undone = true;
 }
 

@@ -4,6 +4,8 @@
  * good (its last attempt), taken from the slot before its output is handed
  * on: the line(s), how it ended, how long it ran, the start of its stdout
  * (grouped output only: live output is gone by then) and of its stderr.
+ * And what the run's end says of the tasks: the lowest failed Seqs and the
+ * summary line.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +15,8 @@
 #include <sys/wait.h>
 
 #include "conf/queue_url.h"
-#include "supervisor/batch_internal.h"
+#include "common/lowest.h"
+#include "supervisor/batch_results.h"
 #include "supervisor/log.h"
 
 int batch_open_results(struct batch *b) {
@@ -39,7 +42,11 @@ static void results_failed(struct batch *b, uint64_t seq, int r) {
                         (unsigned long long) seq, b->config->tasks.results);
         b->results = results_file_free(b->results);
         b->undone = true;
-        batch_stop(b);
+        b->hooks.stop(b);
+}
+
+void batch_note_failed(struct batch *b, uint64_t seq) {
+        lowest_keep(b->first_failed, &b->n_first_failed, FIRST_FAILED_MAX, seq);
 }
 
 /* The first RESULTS_OUTPUT_MAX bytes of a spool, in memory or in its file;
@@ -109,4 +116,24 @@ void slot_keep_stderr(struct slot *s, const char *data, size_t len) {
                 s->err_more = true;
         if (strbuf_append(&s->err_kept, data, len < room ? len : room) < 0)
                 s->err_more = true;
+}
+
+/* "N ok, M failed; first failed: seq ..." */
+void batch_log_summary(const struct batch *b, int status) {
+        char first[FIRST_FAILED_MAX * 24 + 8] = "";
+        size_t n = 0;
+
+        for (size_t i = 0; i < b->n_first_failed; i++)
+                n += (size_t) snprintf(first + n, sizeof(first) - n, "%s%llu", i ? ", " : "",
+                                       (unsigned long long) b->first_failed[i]);
+        if (b->failed > b->n_first_failed)
+                snprintf(first + n, sizeof(first) - n, ", ...");
+        if (status == 0) {
+                log_info("%llu ok, 0 failed%s", (unsigned long long) b->ok,
+                         b->skipped ? " (resumed)" : "");
+                return;
+        }
+        log_warning("%llu ok, %llu failed%s%s%s", (unsigned long long) b->ok, (unsigned long long) b->failed,
+                    b->failed ? "; first failed: seq " : "", first,
+                    b->undone ? "; stopped with tasks left undone (run again with --resume)" : "");
 }

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The progress bar: one line redrawn on a terminal (stderr, or /dev/tty with
- * --bar), stepped aside when output lines would land on it. The per-task
- * batch's draws from struct batch; stream mode's is a progress_bar of its
- * own over counts it asks for (progress_bar.h).
+ * --bar), stepped aside when output lines would land on it, drawn from the
+ * counts its owner (the batch, the stream) gives when asked.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,60 +12,21 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
-#include "supervisor/batch_internal.h"
+#include "common/util.h"
 #include "supervisor/log.h"
 #include "supervisor/progress_bar.h"
+#include "supervisor/task.h"
 
-/* Output lines would land on the bar's line: wipe it first (the caller draws
- * it again after writing). Returns whether it did. */
-bool batch_bar_step_aside(struct batch *b, bool output_on_stdout) {
-        if (!b->bar_drawn || (output_on_stdout && !b->bar_over_output))
-                return false;
-        (void) !write(b->bar_fd, "\r\033[K", 4);
-        b->bar_drawn = false;
-        return true;
-}
-
-void batch_bar_draw(struct batch *b, bool last) {
-        char line[512], out[600];
-        struct winsize ws;
-        unsigned width = 80;
-        double elapsed = (double) (batch_now(b) - b->start_time) / (double) USEC_PER_SEC;
-        uint64_t done = b->ok + b->failed + b->skipped;
-
-        /* Output queued for the bar's terminal goes first: a bar drawn now
-         * would have it glued on. The next tick draws it. */
-        if (!last && b->bar_over_output && !sink_idle(b->sink))
-                return;
-
-        if (ioctl(b->bar_fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20)
-                width = ws.ws_col - 1;
-        if (width > sizeof(line) - 1)
-                width = sizeof(line) - 1;
-        task_bar_format(line, sizeof(line), width, done, b->total, b->failed, b->running,
-                        elapsed > 0.2 ? (double) (b->ok + b->failed) / elapsed : -1);
-        int n = snprintf(out, sizeof(out), "\r%s\033[K%s", line, last ? "\n" : "");
-        if (n > 0)
-                (void) !write(b->bar_fd, out, (size_t) n < sizeof(out) ? (size_t) n : sizeof(out) - 1);
-        b->bar_drawn = !last;
-}
-
-int batch_on_bar_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        struct batch *b = userdata;
-        batch_bar_draw(b, false);
-        if (sd_event_source_set_time(s, usec + BAR_INTERVAL) >= 0)
-                (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
-        return 0;
-}
+#define BAR_INTERVAL (200 * USEC_PER_MSEC)
 
 /* The bar goes to a terminal only: stderr when it is one; with --bar also the
  * controlling terminal when stderr is redirected; never into a pipe or file. */
-int batch_bar_open(const struct batch_options *o) {
-        if (o->bar == BATCH_BAR_NEVER)
+static int bar_open(enum batch_bar mode) {
+        if (mode == BATCH_BAR_NEVER)
                 return -EBADF;
         if (isatty(STDERR_FILENO))
                 return STDERR_FILENO;
-        if (o->bar == BATCH_BAR_ALWAYS) {
+        if (mode == BATCH_BAR_ALWAYS) {
                 int fd = open("/dev/tty", O_WRONLY | O_NOCTTY | O_CLOEXEC);
                 if (fd >= 0)
                         return fd;
@@ -76,13 +36,11 @@ int batch_bar_open(const struct batch_options *o) {
 
 /* True when the bar and corral's stdout are the same terminal, so that output
  * written while the bar shows would be glued to it. */
-bool batch_bar_shares_stdout(int bar_fd) {
+static bool shares_stdout(int bar_fd) {
         struct stat a, o;
         return bar_fd >= 0 && isatty(STDOUT_FILENO) && fstat(bar_fd, &a) >= 0 && fstat(STDOUT_FILENO, &o) >= 0 &&
                a.st_rdev == o.st_rdev;
 }
-
-/* ---- a bar of its own: stream mode's (progress_bar.h) ---- */
 
 struct progress_bar {
         int fd;
@@ -117,7 +75,7 @@ static void bar_draw(struct progress_bar *bar, bool last) {
         if (width > sizeof(line) - 1)
                 width = sizeof(line) - 1;
         task_bar_format(line, sizeof(line), width, c.done, c.total, c.failed, c.running,
-                        elapsed > 0.2 ? (double) c.done / elapsed : -1);
+                        elapsed > 0.2 ? (double) (c.done - c.skipped) / elapsed : -1);
         int n = snprintf(out, sizeof(out), "\r%s\033[K%s", line, last ? "\n" : "");
         if (n > 0)
                 (void) !write(bar->fd, out, (size_t) n < sizeof(out) ? (size_t) n : sizeof(out) - 1);
@@ -134,7 +92,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
 
 int progress_bar_new(sd_event *e, enum batch_bar mode, progress_count_fn counts, void *userdata,
                      struct progress_bar **ret) {
-        int fd = batch_bar_open(&(struct batch_options) { .bar = mode });
+        int fd = bar_open(mode);
         if (fd < 0) {
                 *ret = NULL;
                 return 0;
@@ -145,7 +103,7 @@ int progress_bar_new(sd_event *e, enum batch_bar mode, progress_count_fn counts,
                         safe_close(fd);
                 return -ENOMEM;
         }
-        *bar = (struct progress_bar) { .fd = fd, .over_output = batch_bar_shares_stdout(fd), .event = sd_event_ref(e),
+        *bar = (struct progress_bar) { .fd = fd, .over_output = shares_stdout(fd), .event = sd_event_ref(e),
                                        .counts = counts, .userdata = userdata };
         bar->start = bar_now(bar);
         int r = sd_event_add_time_relative(e, &bar->timer, CLOCK_MONOTONIC, BAR_INTERVAL, 0, on_tick, bar);
@@ -157,11 +115,25 @@ int progress_bar_new(sd_event *e, enum batch_bar mode, progress_count_fn counts,
         return 0;
 }
 
-void progress_bar_step_aside(struct progress_bar *bar, bool output_on_stdout) {
+bool progress_bar_step_aside(struct progress_bar *bar, bool output_on_stdout) {
         if (!bar || !bar->drawn || (output_on_stdout && !bar->over_output))
-                return;
+                return false;
         (void) !write(bar->fd, "\r\033[K", 4);
         bar->drawn = false;
+        return true;
+}
+
+void progress_bar_draw(struct progress_bar *bar) {
+        if (bar && !bar->finished)
+                bar_draw(bar, false);
+}
+
+bool progress_bar_shares_stdout(const struct progress_bar *bar) {
+        return bar && bar->over_output;
+}
+
+bool progress_bar_on_stderr(const struct progress_bar *bar) {
+        return bar && bar->fd == STDERR_FILENO;
 }
 
 void progress_bar_finish(struct progress_bar *bar) {

@@ -22,13 +22,6 @@
 #define HAND_BACK_EXTRA_MS (24ull * 3600 * 1000)
 #define RETRY_DELAY (200 * USEC_PER_MSEC)
 
-int qsource_command(struct qsource *q, redisCallbackFn *fn, void *privdata, size_t argc, const char **argv) {
-        size_t len[argc];
-        for (size_t i = 0; i < argc; i++)
-                len[i] = strlen(argv[i]);
-        return redis_link_command(q->link, fn, privdata, (int) argc, argv, len);
-}
-
 int qentry_add(struct qsource *q, const char *id, const char *task, size_t task_len, struct qentry **ret) {
         if (q->n == q->cap) {
                 size_t cap = q->cap ? q->cap * 2 : 64;
@@ -69,16 +62,6 @@ struct qentry *qentry_find_seq(struct qsource *q, uint64_t seq) {
         return NULL;
 }
 
-bool qentry_running(const struct qsource *q, const struct qentry *e) {
-        const struct batch *b = q->b;
-        for (unsigned i = 0; i < b->n_slots; i++) {
-                const struct slot *s = b->slots[i];
-                if (s->busy && e->seq >= s->task.seq && e->seq < s->task.seq + s->task.lines)
-                        return true;
-        }
-        return false;
-}
-
 void qentry_set(struct qsource *q, struct qentry *e, enum qentry_state s) {
         (void) q;
         e->state = s;
@@ -95,8 +78,8 @@ static void qentry_remove(struct qsource *q, struct qentry *e) {
         free(e->task);
         free(e->out);
         free(e);
-        if (q->n == 0 && !q->freeing && (q->stopping || q->b->in_eof))
-                batch_maybe_finish(q->b);
+        if (q->n == 0 && !q->freeing && (q->stopping || q->ended))
+                q->c.progress(q->c.data);
 }
 
 void qentry_free_all(struct qsource *q) {
@@ -126,7 +109,7 @@ static void retry_later(struct qsource *q, struct qentry *e, const char *what, c
                 log_warning("%s: entry %s: %s failed: %s; trying again", q->url.stream, e->id, what, why);
         q->settle_warned = true;
         int r = q->retry_timer ? sd_event_source_set_time_relative(q->retry_timer, RETRY_DELAY) :
-                sd_event_add_time_relative(q->b->event, &q->retry_timer, CLOCK_MONOTONIC, RETRY_DELAY, 0,
+                sd_event_add_time_relative(q->event, &q->retry_timer, CLOCK_MONOTONIC, RETRY_DELAY, 0,
                                            on_retry_timer, q);
         if (r >= 0)
                 r = sd_event_source_set_enabled(q->retry_timer, SD_EVENT_ONESHOT);
@@ -304,9 +287,9 @@ struct written {
 static void on_written(void *data, bool delivered) {
         struct written *w = data;
         struct qsource *q = w->q;
-        for (unsigned i = 0; i < w->lines && !q->freeing; i++) {
-                struct qentry *e = qentry_find_seq(q, w->seq + i);
-                if (!e)
+        for (size_t i = 0; i < q->n && !q->freeing; i++) {
+                struct qentry *e = q->e[i];
+                if (e->seq < w->seq || e->seq >= w->seq + w->lines || e->state != QENTRY_WRITING)
                         continue;
                 e->exit = w->report.exit;
                 e->runtime = w->report.runtime;
@@ -320,8 +303,8 @@ static void on_written(void *data, bool delivered) {
 
 /* The start of a task's stdout, for the results stream: read from the
  * spool before it goes to the sink. */
-void qentry_capture(struct batch *b, const struct spool *out) {
-        struct qsource *q = b->source_data;
+void qentry_capture(void *src, const struct spool *out) {
+        struct qsource *q = src;
         q->captured.len = 0;
         if (!q->results_key)
                 return;
@@ -337,12 +320,14 @@ void qentry_capture(struct batch *b, const struct spool *out) {
         q->captured.len = n;
 }
 
-void qentry_done(struct batch *b, const struct pending *t, const struct task_report *r) {
-        struct qsource *q = b->source_data;
+/* One pass over the entries, not a search per line: the stream reports
+ * spans of thousands of lines. */
+void qentry_done(void *src, uint64_t seq, unsigned lines, const struct task_report *r) {
+        struct qsource *q = src;
         struct written *w = malloc(sizeof(*w));
-        for (unsigned i = 0; i < t->lines; i++) {
-                struct qentry *e = qentry_find_seq(q, t->seq + i);
-                if (!e)
+        for (size_t i = 0; i < q->n; i++) {
+                struct qentry *e = q->e[i];
+                if (e->seq < seq || e->seq >= seq + lines || e->state != QENTRY_HELD)
                         continue;
                 qentry_set(q, e, QENTRY_WRITING);
                 free(e->out);
@@ -356,17 +341,17 @@ void qentry_done(struct batch *b, const struct pending *t, const struct task_rep
         q->captured.len = 0;
         if (!w) {
                 log_warning_errno(ENOMEM, "Failed to follow task %llu: %m; its entry stays pending until its lease "
-                                  "expires", (unsigned long long) t->seq);
+                                  "expires", (unsigned long long) seq);
                 return;
         }
-        *w = (struct written) { .q = q, .seq = t->seq, .lines = t->lines, .report = *r };
-        (void) sink_mark(b->sink, on_written, w);    /* on failure it ran, with false */
+        *w = (struct written) { .q = q, .seq = seq, .lines = lines, .report = *r };
+        q->c.after_output(q->c.data, on_written, w);
 }
 
 /* A task line that can never run (too long for execve()): not retried by
  * any consumer, so dead at once rather than handed back. */
-void qentry_not_run(struct batch *b, uint64_t seq, const char *why) {
-        struct qsource *q = b->source_data;
+void qentry_not_run(void *src, uint64_t seq, const char *why) {
+        struct qsource *q = src;
         struct qentry *e = qentry_find_seq(q, seq);
         if (!e)
                 return;
@@ -410,12 +395,12 @@ static int on_info_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct qsource *q = userdata;
         (void) usec;
         qsource_read_info(q);
-        (void) sd_event_source_set_time_relative(s, q->b->config->sample_interval);
+        (void) sd_event_source_set_time_relative(s, q->sample_interval);
         return 0;
 }
 
 int qsource_start_timers(struct qsource *q) {
-        sd_event *e = q->b->event;
+        sd_event *e = q->event;
         int r = sd_event_add_time_relative(e, &q->renew_timer, CLOCK_MONOTONIC, q->lease / 3, 0, on_renew, q);
         if (r >= 0)
                 r = sd_event_source_set_enabled(q->renew_timer, SD_EVENT_ON);

@@ -71,7 +71,6 @@ void qsource_read_info(struct qsource *q) {
  * deleted) is taken as 0: the read just found nothing new. */
 static void on_empty_info(redisAsyncContext *ac, void *reply, void *privdata) {
         struct qsource *q = privdata;
-        struct batch *b = q->b;
         (void) ac;
         q->empty_check = false;
         if (q->freeing)
@@ -82,13 +81,13 @@ static void on_empty_info(redisAsyncContext *ac, void *reply, void *privdata) {
         q->lag = lag;
         q->pending = pending;
         /* A read on the wire may bring entries: the next poll asks again. */
-        if (pending != 0 || lag > 0 || q->n > 0 || q->fetching || q->stopping || b->in_eof)
+        if (pending != 0 || lag > 0 || q->n > 0 || q->fetching || q->stopping || q->ended)
                 return;
         log_info("%s: nothing undelivered or pending in group %s, done", q->url.stream, q->url.group);
-        b->in_eof = true;
+        q->ended = true;
         q->polling = false;
         q->poll_timer = sd_event_source_disable_unref(q->poll_timer);
-        batch_progress(b);
+        q->c.ended(q->c.data);
 }
 
 void qsource_check_empty(struct qsource *q) {
@@ -110,22 +109,22 @@ void qsource_recreate_group(struct qsource *q) {
         (void) qsource_command(q, on_group_created, q, ELEMENTSOF(argv), argv);
 }
 
-bool qsource_backlog(const struct batch *b, uint64_t *ret) {
-        const struct qsource *q = b->source_data;
+bool qsource_backlog(const void *src, uint64_t *ret) {
+        const struct qsource *q = src;
         if (q->lag < 0)
                 return false;
         *ret = (uint64_t) q->lag;
         return true;
 }
 
-void qsource_fill_snapshot(const struct batch *b, struct metrics_snapshot *s) {
-        const struct qsource *q = b->source_data;
+void qsource_fill_snapshot(const void *src, struct metrics_snapshot *s) {
+        const struct qsource *q = src;
         s->queue = (struct metrics_queue) { .present = true, .lag = q->lag, .pending = q->pending, .dead = q->dead,
                                             .reclaimed = q->reclaimed };
 }
 
-void qsource_fill_signals(const struct batch *b, struct signals *s) {
-        const struct qsource *q = b->source_data;
+void qsource_fill_signals(const void *src, struct signals *s) {
+        const struct qsource *q = src;
         if (q->lag >= 0)
                 signals_set(s, SIGNAL_QUEUE_LAG, (double) q->lag);
         if (q->pending >= 0)

@@ -13,9 +13,14 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
-#include "supervisor/batch_internal.h"
+#include "common/util.h"
+#include "metrics/corral_metrics.h"
+#include "policy/signals.h"
 #include "supervisor/queue_redis.h"
+#include "supervisor/queue_source.h"
+#include "supervisor/spool.h"
 
 /* "<ms>-<seq>": two 64-bit numbers and a dash. */
 #define QUEUE_ID_MAX 48
@@ -35,7 +40,7 @@ enum qentry_state {
 struct qentry {
         struct qsource *q;
         char id[QUEUE_ID_MAX];
-        uint64_t seq;            /* the batch's Seq of its task */
+        uint64_t seq;            /* the consumer's number of its line; 0: none (never given) */
         char *task;              /* owned: for the dead stream */
         size_t task_len;
         enum qentry_state state;
@@ -48,7 +53,10 @@ struct qentry {
 };
 
 struct qsource {
-        struct batch *b;
+        sd_event *event;
+        struct task_consumer c;  /* who runs the lines */
+        usec_t stop_timeout;     /* workers.stop_timeout: how long a TERM's hand-back may wait */
+        usec_t sample_interval;  /* how often lag and pending are read */
         struct queue_url url;
         char consumer[320];
         char *dead_key;          /* STREAM:dead */
@@ -75,17 +83,24 @@ struct qsource {
         int64_t lag, pending;    /* the group's, as last read; -1: unknown */
         bool info_sent, empty_check;
         uint64_t dead, reclaimed, acked, handed_back;
-        bool stopping, gave_up, freeing;
+        bool stopping, ended, gave_up, freeing;
         bool claim_warned, read_warned, settle_warned;   /* a failing command is logged once */
 };
+
+/* redis_link_command() for a command of NUL-terminated strings. */
+static inline int qsource_command(struct qsource *q, redisCallbackFn *fn, void *privdata, size_t argc,
+                                  const char **argv) {
+        size_t len[argc];
+        for (size_t i = 0; i < argc; i++)
+                len[i] = strlen(argv[i]);
+        return redis_link_command(q->link, fn, privdata, (int) argc, argv, len);
+}
 
 /* queue_entries.c */
 /* Adds an entry with the next Seq; its task text is copied. 0 or -ENOMEM. */
 int qentry_add(struct qsource *q, const char *id, const char *task, size_t task_len, struct qentry **ret);
 struct qentry *qentry_find_id(struct qsource *q, const char *id);
 struct qentry *qentry_find_seq(struct qsource *q, uint64_t seq);
-/* Whether a task slot runs the entry's task now. */
-bool qentry_running(const struct qsource *q, const struct qentry *e);
 /* Moves e to state s; its command goes with the next qentry_flush(). */
 void qentry_set(struct qsource *q, struct qentry *e, enum qentry_state s);
 /* Sends the command of every entry whose state has one and that is not on
@@ -93,14 +108,12 @@ void qentry_set(struct qsource *q, struct qentry *e, enum qentry_state s);
 void qentry_flush(struct qsource *q);
 void qentry_free_all(struct qsource *q);
 /* struct task_source_ops.capture and .done: acts once the task's output is written. */
-void qentry_capture(struct batch *b, const struct spool *out);
-void qentry_done(struct batch *b, const struct pending *t, const struct task_report *r);
+void qentry_capture(void *src, const struct spool *out);
+void qentry_done(void *src, uint64_t seq, unsigned lines, const struct task_report *r);
 /* struct task_source_ops.not_run: its entry goes to the dead stream at once. */
-void qentry_not_run(struct batch *b, uint64_t seq, const char *why);
+void qentry_not_run(void *src, uint64_t seq, const char *why);
 /* The lease renewal timer and the info timer. 0 or a negative errno. */
 int qsource_start_timers(struct qsource *q);
-/* redis_link_command() for a command of NUL-terminated strings. */
-int qsource_command(struct qsource *q, redisCallbackFn *fn, void *privdata, size_t argc, const char **argv);
 
 /* queue_info.c */
 /* Reads the group's lag and pending; with --until-empty ends the input when
@@ -109,6 +122,6 @@ void qsource_check_empty(struct qsource *q);
 void qsource_read_info(struct qsource *q);
 /* XGROUP CREATE ... MKSTREAM again (the stream or group was deleted). */
 void qsource_recreate_group(struct qsource *q);
-bool qsource_backlog(const struct batch *b, uint64_t *ret);
-void qsource_fill_snapshot(const struct batch *b, struct metrics_snapshot *s);
-void qsource_fill_signals(const struct batch *b, struct signals *s);
+bool qsource_backlog(const void *src, uint64_t *ret);
+void qsource_fill_snapshot(const void *src, struct metrics_snapshot *s);
+void qsource_fill_signals(const void *src, struct signals *s);

@@ -2,7 +2,7 @@
 /*
  * The work queue task source: tasks are entries of a Redis stream read
  * through a consumer group, so that any number of corrals share one queue.
- * Reading follows what the batch can take (XREADGROUP COUNT); entries whose
+ * Reading follows what the consumer can take (XREADGROUP COUNT); entries whose
  * consumer went silent past tasks.lease are claimed (XAUTOCLAIM). What
  * happens to an entry once its task ended for good lives in queue_entries.c.
  * Nothing here blocks the loop: every command is asynchronous, and a lost
@@ -43,9 +43,14 @@ static const redisReply *entry_task(const redisReply *entry) {
         return NULL;
 }
 
-/* Takes one delivered entry: into the table and the batch's queue. */
+/* An entry that is not given to the consumer: it has no line number. */
+static void unnumber(struct qsource *q, struct qentry *e) {
+        e->seq = 0;
+        q->next_seq--;
+}
+
+/* Takes one delivered entry: into the table, its line to the consumer. */
 static int take_entry(struct qsource *q, const redisReply *entry) {
-        struct batch *b = q->b;
         if (entry->type != REDIS_REPLY_ARRAY || entry->elements < 1 || entry->element[0]->type != REDIS_REPLY_STRING)
                 return 0;
         const char *id = entry->element[0]->str;
@@ -58,8 +63,7 @@ static int take_entry(struct qsource *q, const redisReply *entry) {
                 int r = qentry_add(q, id, "", 0, &e);
                 if (r < 0)
                         return r;
-                e->seq = 0;
-                q->next_seq--;
+                unnumber(q, e);
                 qentry_set(q, e, QENTRY_ACK);
                 return 0;
         }
@@ -68,22 +72,30 @@ static int take_entry(struct qsource *q, const redisReply *entry) {
                 return r;
         if (!task) {
                 log_warning("%s: entry %s has no field 'task', moving it to %s", q->url.stream, id, q->dead_key);
-                e->seq = 0;          /* runs no task: no Seq, no gap in a --batch invocation's */
-                q->next_seq--;
+                unnumber(q, e);      /* runs no task: no gap in the consumer's line numbers */
                 e->exit = -1;
                 e->reason = "no field 'task'";
                 qentry_set(q, e, QENTRY_DEAD);
                 return 0;
         }
-        if (q->stopping || b->in_eof) {
+        if (q->stopping || q->ended) {
                 /* A read that crossed the stop (or the end): give it back. */
+                unnumber(q, e);
                 qentry_set(q, e, QENTRY_BACK);
                 return 0;
         }
-        /* --batch: a queue has no fixed cuts, each reply's entries are cut anew. */
-        if (b->gather.lines == 0)
-                b->shard_pos = 0;
-        return batch_gather(b, e->seq, task->str, task->len);
+        const char *why = NULL;
+        r = q->c.line(q->c.data, e->seq, task->str, task->len, &why);
+        if (r == -EINVAL) {
+                /* This consumer can never run it (a newline in a stream's line): no
+                 * other consumer of the same kind could either. */
+                unnumber(q, e);
+                e->exit = 1;
+                e->reason = why;
+                qentry_set(q, e, QENTRY_DEAD);
+                return 0;
+        }
+        return r;
 }
 
 /* Entries of an XREADGROUP stream record or an XAUTOCLAIM reply. */
@@ -104,7 +116,7 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
         (void) s;
         (void) usec;
         q->polling = false;
-        batch_progress(q->b);
+        q->c.progress(q->c.data);
         return 0;
 }
 
@@ -114,12 +126,12 @@ static void poll_later(struct qsource *q) {
         if (q->poll_delay > POLL_MAX)
                 q->poll_delay = POLL_MAX;
         int r = q->poll_timer ? sd_event_source_set_time_relative(q->poll_timer, q->poll_delay) :
-                sd_event_add_time_relative(q->b->event, &q->poll_timer, CLOCK_MONOTONIC, q->poll_delay, 0, on_poll, q);
+                sd_event_add_time_relative(q->event, &q->poll_timer, CLOCK_MONOTONIC, q->poll_delay, 0, on_poll, q);
         if (r >= 0)
                 r = sd_event_source_set_enabled(q->poll_timer, SD_EVENT_ONESHOT);
         if (r < 0) {
                 log_error_errno(r, "Failed to arm the work queue's poll timer: %m");
-                batch_input_failed(q->b, r);
+                q->c.failed(q->c.data, r);
                 return;
         }
         q->polling = true;
@@ -145,7 +157,7 @@ static void on_claimed(redisAsyncContext *ac, void *reply, void *privdata) {
         size_t taken = 0;
         int e = take_entries(q, r->element[1], &taken);
         if (e < 0)
-                return batch_input_failed(q->b, e);
+                return q->c.failed(q->c.data, e);
         if (taken > 0)
                 log_info("claimed %zu entr%s of %s idle past the lease", taken, taken == 1 ? "y" : "ies",
                          q->url.stream);
@@ -181,7 +193,7 @@ static void on_recovered(redisAsyncContext *ac, void *reply, void *privdata) {
             !last_id(r, q->recover_from, sizeof(q->recover_from))) {
                 q->recover = false;     /* all seen: new entries now */
                 q->fetching = false;
-                batch_progress(q->b);
+                q->c.progress(q->c.data);
                 return;
         }
         on_read(ac, reply, privdata);
@@ -189,7 +201,6 @@ static void on_recovered(redisAsyncContext *ac, void *reply, void *privdata) {
 
 static void on_read(redisAsyncContext *ac, void *reply, void *privdata) {
         struct qsource *q = privdata;
-        struct batch *b = q->b;
         redisReply *r = reply;
         (void) ac;
         q->fetching = false;
@@ -212,10 +223,10 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata) {
                 for (size_t i = 0; i < r->elements && e >= 0; i++)
                         if (r->element[i]->type == REDIS_REPLY_ARRAY && r->element[i]->elements == 2)
                                 e = take_entries(q, r->element[i]->element[1], &taken);
-        if (e >= 0 && b->gather.lines > 0)
-                e = batch_push_gathered(b);   /* a shorter --batch invocation goes now */
+        if (e >= 0 && q->c.flush)
+                e = q->c.flush(q->c.data);   /* a shorter --batch invocation goes now */
         if (e < 0)
-                return batch_input_failed(b, e);
+                return q->c.failed(q->c.data, e);
         q->got += taken;
         if (q->got == 0) {
                 if (q->until_empty && q->n == 0)
@@ -224,31 +235,22 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata) {
         } else
                 q->poll_delay = 0;
         qentry_flush(q);
-        batch_progress(b);
+        q->c.progress(q->c.data);
 }
 
-/* Invocations to hold (running and queued): what the pool runs at once and
- * as many again, enough to hide a round trip to the server, few enough that
- * other consumers get the rest: an entry queued here waits for this pool. */
-static size_t hold_limit(const struct batch *b) {
-        size_t limit = 2 * (size_t) b->concurrency;
-        return limit < b->queue_target ? limit : b->queue_target;
-}
-
-/* Asks for as many entries as the pool can take: entries to claim first
- * when it is time, then new ones. */
-static void qs_fill(struct batch *b) {
-        struct qsource *q = b->source_data;
-        if (q->fetching || q->polling || q->stopping || !redis_link_up(q->link))
+/* Asks for as many entries as the consumer would take: entries to claim
+ * first when it is time, then new ones. */
+static void qs_fill(void *src) {
+        struct qsource *q = src;
+        if (q->fetching || q->polling || q->stopping || q->ended || !redis_link_up(q->link))
                 return;
-        size_t per = b->config->tasks.batch > 1 ? b->config->tasks.batch : 1;
-        size_t held = b->running + b->queue.len, limit = hold_limit(b);
-        size_t want = held < limit ? (limit - held) * per : 0;
+        size_t want = q->c.wanted(q->c.data);
         if (want == 0)
                 return;
         char count[24], idle[24];
         snprintf(count, sizeof(count), "%zu", want);
-        usec_t now = batch_now(b);
+        usec_t now = 0;
+        (void) sd_event_now(q->event, CLOCK_MONOTONIC, &now);
         q->got = 0;
         if (q->claim_due || now - q->last_claim >= claim_every(q)) {
                 snprintf(idle, sizeof(idle), "%llu", (unsigned long long) (q->lease / USEC_PER_MSEC));
@@ -266,13 +268,13 @@ static void qs_fill(struct batch *b) {
 }
 
 /* "CORRAL_TASK_ID=ID" (ids separated by spaces for a --batch invocation). */
-static const char *qs_task_id_var(struct batch *b, const struct pending *t) {
-        struct qsource *q = b->source_data;
+static const char *qs_task_id_var(void *src, uint64_t seq, unsigned lines) {
+        struct qsource *q = src;
         q->id_var.len = 0;
         if (strbuf_append(&q->id_var, "CORRAL_TASK_ID=", strlen("CORRAL_TASK_ID=")) < 0)
                 return NULL;
-        for (unsigned i = 0; i < t->lines; i++) {
-                struct qentry *e = qentry_find_seq(q, t->seq + i);
+        for (unsigned i = 0; i < lines; i++) {
+                struct qentry *e = qentry_find_seq(q, seq + i);
                 if (e && ((i > 0 && strbuf_append(&q->id_var, " ", 1) < 0) ||
                           strbuf_append(&q->id_var, e->id, strlen(e->id)) < 0))
                         return NULL;
@@ -288,28 +290,28 @@ static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 log_warning("%zu entr%s of %s not handed back in time; other consumers take them after the lease",
                             q->n, q->n == 1 ? "y" : "ies", q->url.stream);
         q->gave_up = true;
-        batch_maybe_finish(q->b);
+        q->c.progress(q->c.data);
         return 0;
 }
 
 /* TERM: what is queued here goes back at once; a running task's entry goes
  * back when the task ends, unless it succeeded. */
-static void qs_stop(struct batch *b) {
-        struct qsource *q = b->source_data;
+static void qs_stop(void *src) {
+        struct qsource *q = src;
         q->stopping = true;
         q->poll_timer = sd_event_source_disable_unref(q->poll_timer);
         q->polling = false;
         for (size_t i = 0; i < q->n; i++)
-                if (q->e[i]->state == QENTRY_HELD && !qentry_running(q, q->e[i]))
+                if (q->e[i]->state == QENTRY_HELD && !q->c.busy(q->c.data, q->e[i]->seq))
                         qentry_set(q, q->e[i], QENTRY_BACK);
         qentry_flush(q);
-        usec_t wait = b->config->workers.stop_timeout + USEC_PER_SEC;
-        if (sd_event_add_time_relative(b->event, &q->stop_timer, CLOCK_MONOTONIC, wait, 0, on_stop_timer, q) < 0)
+        usec_t wait = q->stop_timeout + USEC_PER_SEC;
+        if (sd_event_add_time_relative(q->event, &q->stop_timer, CLOCK_MONOTONIC, wait, 0, on_stop_timer, q) < 0)
                 q->gave_up = true;
 }
 
-static bool qs_settled(struct batch *b) {
-        struct qsource *q = b->source_data;
+static bool qs_settled(void *src) {
+        struct qsource *q = src;
         if (q->n == 0 || q->gave_up)
                 return true;
         if (!redis_link_up(q->link) && q->stopping) {
@@ -323,17 +325,17 @@ static bool qs_settled(struct batch *b) {
 
 /* A queue consumer's result is the queue's: failed attempts went back for
  * another try; only entries given up on (the dead stream) fail the run. */
-static int qs_status(struct batch *b, int status) {
-        struct qsource *q = b->source_data;
-        if (status == EXIT_USAGE || b->output_failed || q->dead > 0)
+static int qs_status(void *src, int status, bool output_failed) {
+        struct qsource *q = src;
+        if (status == EXIT_USAGE || output_failed || q->dead > 0)
                 return status == EXIT_USAGE ? status : EXIT_TASKS_FAILED;
         return EXIT_OK;
 }
 
 /* Entries, not attempts: a task stopped by TERM did not fail, its entry
  * went back to the queue; and a queue is never resumed, it is read again. */
-static bool qs_summarize(struct batch *b, int status) {
-        struct qsource *q = b->source_data;
+static bool qs_summarize(void *src, int status) {
+        struct qsource *q = src;
         char left[96] = "";
         if (q->n > 0)
                 snprintf(left, sizeof(left), ", %zu left pending until their lease expires", q->n);
@@ -343,8 +345,8 @@ static bool qs_summarize(struct batch *b, int status) {
         return true;
 }
 
-static void qs_free(struct batch *b) {
-        struct qsource *q = b->source_data;
+static void qs_free(void *src) {
+        struct qsource *q = src;
         if (!q)
                 return;
         q->freeing = true;
@@ -360,8 +362,8 @@ static void qs_free(struct batch *b) {
         free(q->dead_key);
         free(q->results_key);
         queue_url_done(&q->url);
+        sd_event_unref(q->event);
         free(q);
-        b->source_data = NULL;
 }
 
 static const struct task_source_ops queue_source = {
@@ -387,7 +389,7 @@ static void on_connected(void *userdata) {
         q->recover = true;       /* a read's reply may have been lost with the connection */
         snprintf(q->recover_from, sizeof(q->recover_from), "0");
         qentry_flush(q);
-        batch_progress(q->b);
+        q->c.progress(q->c.data);
 }
 
 static const struct redis_link_ops link_ops = { .connected = on_connected };
@@ -409,15 +411,17 @@ static int check_server(const struct queue_url *u, char *ret_addr, size_t size) 
         return r;
 }
 
-int queue_source_open(struct batch *b) {
-        const struct tasks_config *t = &b->config->tasks;
+int queue_source_open(sd_event *ev, const struct corral_config *config, const struct task_consumer *consumer,
+                      struct task_source *ret) {
+        const struct tasks_config *t = &config->tasks;
         char error[768];
         struct qsource *q = calloc(1, sizeof(*q));
         if (!q)
                 return log_error_errno(ENOMEM, "Failed to set up the work queue: %m");
-        b->source = &queue_source;
-        b->source_data = q;
-        *q = (struct qsource) { .b = b, .lease = t->lease, .max_deliveries = t->max_deliveries,
+        *ret = (struct task_source) { .ops = &queue_source, .src = q };
+        *q = (struct qsource) { .event = sd_event_ref(ev), .c = *consumer,
+                                .stop_timeout = config->workers.stop_timeout,
+                                .sample_interval = config->sample_interval, .lease = t->lease, .max_deliveries = t->max_deliveries,
                                 .until_empty = t->until == TASK_UNTIL_EMPTY, .lag = -1, .pending = -1 };
         snprintf(q->claim_cursor, sizeof(q->claim_cursor), "0-0");
         q->recover = true;       /* ?consumer=NAME: what a previous NAME left pending */
@@ -448,7 +452,7 @@ int queue_source_open(struct batch *b) {
         r = check_server(&q->url, addr, sizeof(addr));
         if (r < 0)
                 return r == -EINVAL ? r : log_error_errno(r, "Failed to set up the work queue: %m");
-        r = redis_link_new(b->event, &q->url, addr, &link_ops, q, &q->link);
+        r = redis_link_new(q->event, &q->url, addr, &link_ops, q, &q->link);
         if (r >= 0)
                 r = qsource_start_timers(q);
         if (r < 0)

@@ -29,6 +29,7 @@
 #include <unistd.h>
 #include <math.h>
 #include "common/exit_status.h"
+#include "conf/queue_url.h"
 #include "conf/units.h"
 
 #include "supervisor/log.h"
@@ -59,9 +60,12 @@ static void stream_try_end(struct stream *s) {
                 return;
         if (!sink_idle(s->sink) && sink_error(s->sink) == 0 && !s->output_abandoned)
                 return;
+        if (!stream_source_settled(s))
+                return;    /* a queue's acks and hand-backs are on their way */
         s->ended = true;
         stream_check_output(s);
-        pool_stop(s->pool, s->end_status || s->out_failed || s->output_abandoned ? EXIT_TASKS_FAILED : EXIT_OK);
+        bool failed = s->out_failed || s->output_abandoned;
+        pool_stop(s->pool, stream_source_status(s, s->end_status || failed ? EXIT_TASKS_FAILED : EXIT_OK, failed));
 }
 
 /* stop_timeout after a stop: results nobody took by then are given up. */
@@ -109,6 +113,8 @@ static void stream_finish(struct stream *s) {
                 stream_emit_in_order(s);
         stream_flush(s);
         progress_bar_finish(s->bar);
+        if (s->stopping)
+                stream_source_give_back(s);
 
         bool unread = s->stopping && !s->eof;
         status = s->given_up || s->undone || unread || s->input_failed || s->out_failed ? 1 : 0;
@@ -235,6 +241,7 @@ void stream_dispatch(struct stream *s) {
         stream_pace_arm(s, stream_pace_watch(s, now, &waiting));
         if (waiting)
                 stream_kick(s);   /* a worker may hold more now */
+        stream_source_fill(s);
         if (s->in_src)
                 (void) sd_event_source_set_enabled(s->in_src, want_input ? SD_EVENT_ON : SD_EVENT_OFF);
         /* A recycled worker that answered all it had is replaced, unless the
@@ -248,8 +255,12 @@ void stream_dispatch(struct stream *s) {
 }
 
 static int on_kick(sd_event_source *src, void *userdata) {
+        struct stream *s = userdata;
         (void) src;
-        stream_dispatch(userdata);
+        if (s->finished)
+                stream_try_end(s);   /* a task source settled */
+        else
+                stream_dispatch(s);
         return 0;
 }
 
@@ -306,6 +317,7 @@ void stream_stop(struct stream *s) {
                 return;
         }
         s->stopping = true;
+        stream_source_stop(s);   /* first: the lines of spans given up below go back */
         s->in_src = sd_event_source_disable_unref(s->in_src);
         while (s->n_retry > 0)
                 span_abandon(s, s->retry[--s->n_retry]);
@@ -363,10 +375,11 @@ int stream_new(sd_event *e, const struct corral_config *config, struct pool *poo
         s->interval_start = stream_now(s);
 
         r = sink_new(e, STDOUT_FILENO, &s->sink);
-        if (r >= 0)
+        /* A queue's results stream is written by the queue's source. */
+        if (r >= 0 && !(queue_url_is(config->tasks.from) && results_kind(config->tasks.results) == RESULTS_REDIS))
                 r = stream_open_results(s);
         if (r >= 0)
-                r = stream_open_input(s);
+                r = queue_url_is(config->tasks.from) ? stream_source_open(s) : stream_open_input(s);
         if (r >= 0)
                 r = sd_event_add_defer(e, &s->kick, on_kick, s);
         if (r >= 0)
@@ -423,6 +436,7 @@ struct stream *stream_free(struct stream *s) {
         chunk_unref(s->chunk);
         strbuf_done(&s->out);
         sink_free(s->sink);
+        stream_source_free(s);   /* after the sink: its marks call the source */
         sd_event_source_disable_unref(s->in_src);
         sd_event_source_disable_unref(s->kick);
         sd_event_source_disable_unref(s->timeout_timer);

@@ -8,6 +8,7 @@
  *   stream_order.c   results in input order and out to stdout, spans ending
  *   stream_input.c   input read in chunks and cut into spans of lines
  *   stream_results.c --results FILE
+ *   stream_source.c  lines from a work queue instead of the input
  *   stream_pace.c    how many lines each worker may hold now, by its answer time
  *   stream_lines.c   the pure arithmetic of lines, span sizes and pacing
  *   stream_types.h   the data they share
@@ -20,6 +21,7 @@
 #include "supervisor/stream_order.h"
 #include "supervisor/stream_pace.h"
 #include "supervisor/stream_results.h"
+#include "supervisor/stream_source.h"
 #include "supervisor/stream_types.h"
 #include "supervisor/stream_worker.h"
 

@@ -14,6 +14,7 @@
 #include "supervisor/progress_bar.h"
 #include "supervisor/stream_order.h"
 #include "supervisor/stream_results.h"
+#include "supervisor/stream_source.h"
 
 void stream_check_output(struct stream *s) {
         int r = sink_error(s->sink);
@@ -67,6 +68,7 @@ void stream_note_given_up(struct stream *s, uint64_t seq) {
         lowest_keep(s->first_given_up, &kept, FIRST_GIVEN_UP_MAX, seq);
         s->given_up++;
         stream_write_given_up(s, seq);
+        stream_source_line_failed(s, seq, 1);
         /* Its placeholder (tasks.failed_line) keeps output line N the answer
          * to input line N. */
         if (strbuf_append(b, text, strlen(text)) < 0 || strbuf_append(b, "\n", 1) < 0)
@@ -80,6 +82,15 @@ void stream_flush(struct stream *s) {
                 (void) sink_write_buf(s->sink, &s->out);
         }
         stream_check_output(s);
+}
+
+/* A span's results are queued: with a task source (a work queue) they go
+ * to the sink first, for the source acts once they are written. */
+static void span_settled(struct stream *s, const struct span *span) {
+        if (!s->source)
+                return;
+        stream_flush(s);
+        stream_source_span_done(s, span);
 }
 
 void stream_emit_in_order(struct stream *s) {
@@ -96,6 +107,7 @@ void stream_emit_in_order(struct stream *s) {
                 s->ring_len--;
                 s->n_spans--;
                 s->bytes_in_flight -= span->len;
+                span_settled(s, span);
                 free(span);
         }
 }
@@ -109,6 +121,7 @@ void span_complete(struct stream *s, struct span *span) {
         else {
                 s->n_spans--;
                 s->bytes_in_flight -= span->len;
+                span_settled(s, span);
                 free(span);
         }
 }
@@ -116,5 +129,6 @@ void span_complete(struct stream *s, struct span *span) {
 /* A line left without a result: the stop gave up on it. */
 void span_abandon(struct stream *s, struct span *span) {
         s->undone += span->n_lines - span->n_done;
+        stream_source_line_failed(s, span->seq + span->n_done, span->n_lines - span->n_done);
         span_complete(s, span);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "supervisor/stream_signals.h"
+#include "supervisor/stream_source.h"
 #include "supervisor/stream_types.h"
 
 /* Whole lines read but not yet cut into spans, up to `max`: a count over at
@@ -57,7 +58,8 @@ void stream_fill_signals(struct stream *s, struct signals *sig) {
         uint64_t lines;
 
         stream_busy(s, &busy, &running, &lines);
-        signals_set(sig, SIGNAL_TASKS_BACKLOG, (double) stream_backlog(s));
+        signals_set(sig, SIGNAL_TASKS_BACKLOG, (double) stream_source_backlog(s, stream_backlog(s)));
+        stream_source_fill_signals(s, sig);
         if (running > 0)
                 signals_set(sig, SIGNAL_TASKS_BUSY, 100.0 * busy / (double) running);
         if (elapsed > 0)
@@ -73,6 +75,7 @@ void stream_fill_snapshot(const struct stream *s, struct metrics_snapshot *m) {
         stream_busy(s, &busy, &running, &lines);
         m->tasks_ok = s->ok;
         m->tasks_failed = s->given_up;
-        m->tasks_pending = stream_backlog(s) + lines;
+        m->tasks_pending = stream_source_backlog(s, stream_backlog(s)) + lines;
         m->utilization = running ? (double) busy / (double) running : 0;
+        stream_source_fill_snapshot(s, m);
 }

@@ -95,6 +95,8 @@ struct sworker {
         struct stream_pace pace; /* its answer time: how many lines it may hold */
 };
 
+struct stream_source;
+
 struct stream {
         sd_event *event;
         const struct corral_config *config;
@@ -151,6 +153,7 @@ struct stream {
         struct results_file *results;   /* --results FILE */
         struct progress_bar *bar;       /* NULL: none (not a terminal, -q) */
         uint64_t bar_total;             /* lines of the input file; 0: unknown */
+        struct stream_source *source;   /* lines from a work queue; NULL: from in_fd */
 };
 
 static inline usec_t stream_now(struct stream *s) {

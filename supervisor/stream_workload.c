@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "conf/queue_url.h"
 #include "supervisor/log.h"
 #include "supervisor/pool.h"
 #include "supervisor/stream.h"
@@ -22,8 +23,9 @@ struct stream_workload {
 static int sw_start(void *w, unsigned size) {
         struct stream_workload *sw = w;
         const struct corral_config *c = sw->pool->config;
-        log_info("stream from %s%s: %u-%u workers", c->tasks.from, c->tasks.keep_order ? ", in order" : "",
-                 c->workers.min, c->workers.max);
+        char from[512];   /* a queue's password stays out of the log */
+        log_info("stream from %s%s: %u-%u workers", queue_url_masked(c->tasks.from, from, sizeof(from)),
+                 c->tasks.keep_order ? ", in order" : "", c->workers.min, c->workers.max);
         log_info("pool of %u-%u workers: starting %u", c->workers.min, sw->pool->max, size);
         return pool_set_desired(sw->pool, size);
 }

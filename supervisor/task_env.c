@@ -13,7 +13,7 @@
 extern char **environ;
 #include <sys/stat.h>
 
-#include "supervisor/batch_internal.h"
+#include "supervisor/task_env.h"
 #include "supervisor/log.h"
 #include "supervisor/spawn.h"
 

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The batch's input: the task source interface the batch calls (a file or
- * stdin here, a work queue in queue_source.c), and the file source itself:
- * task lines read as far as the dispatcher needs (a pipe only when epoll says
- * it is readable), the shard's lines cut into invocations of tasks.batch
- * lines, invocations the joblog has as done skipped (--resume), and the rest
- * queued.
+ * The batch's input: the file source (a file or stdin): task lines read as
+ * far as the dispatcher needs (a pipe only when epoll says it is readable),
+ * the shard's lines cut into invocations of tasks.batch lines, invocations
+ * the joblog has as done skipped (--resume), and the rest queued. And the
+ * batch as the consumer of a task source (task_source.h) of another kind:
+ * a work queue (queue_source.c) gives its lines here.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,9 +16,15 @@
 
 #include "common/exit_status.h"
 #include "conf/queue_url.h"
-#include "supervisor/batch_internal.h"
+#include "supervisor/batch_results.h"
 #include "supervisor/log.h"
 #include "supervisor/progress_bar.h"
+#include "supervisor/queue_source.h"
+#include "supervisor/task_input.h"
+
+bool batch_in_shard(const struct tasks_config *t, uint64_t seq) {
+        return t->shard_count <= 1 || (seq - 1) % t->shard_count == t->shard_index;
+}
 
 /* Queues the gathered invocation, unless the joblog has it as done. */
 int batch_push_gathered(struct batch *b) {
@@ -76,8 +82,8 @@ static void batch_line_too_long(struct batch *b, uint64_t seq, size_t len) {
         b->exits[METRICS_OUTCOME_FAILURE]++;
         batch_note_failed(b, seq);
         batch_write_not_run(b, seq, "line too long");
-        if (b->source->not_run)
-                b->source->not_run(b, seq, "line too long");
+        if (b->source.ops->not_run)
+                b->source.ops->not_run(b->source.src, seq, "line too long");
 }
 
 /* Adds one line of the shard to the invocation being gathered; queues it
@@ -174,12 +180,13 @@ void batch_input_failed(struct batch *b, int r) {
         (void) r;
         b->fatal_status = EXIT_USAGE;
         b->in_eof = true;
-        batch_stop(b);
+        b->hooks.stop(b);
 }
 
 /* Fills the queue from a regular file, which never blocks for long. For a
  * pipe or terminal, only arms the input source while the queue is short. */
-static void file_fill(struct batch *b) {
+static void file_fill(void *src) {
+        struct batch *b = src;
         int r;
 
         if (b->in_async) {
@@ -219,7 +226,7 @@ static int on_input(sd_event_source *s, int fd, uint32_t revents, void *userdata
                 batch_input_failed(b, r);
                 return 0;
         }
-        batch_progress(b);
+        b->hooks.progress(b);
         return 0;
 }
 
@@ -231,7 +238,8 @@ static uint64_t count_lines(int fd, const struct tasks_config *t) {
         return lines;
 }
 
-static void file_stop(struct batch *b) {
+static void file_stop(void *src) {
+        struct batch *b = src;
         b->in_source = sd_event_source_disable_unref(b->in_source);
 }
 
@@ -273,67 +281,131 @@ static int file_open(struct batch *b) {
         return 0;
 }
 
+/* The batch as a task source's consumer (struct task_consumer). */
+static int consumer_line(void *data, uint64_t seq, const char *line, size_t len, const char **why) {
+        struct batch *b = data;
+        (void) why;
+        /* --batch: a queue has no fixed cuts, each reply's lines are cut anew. */
+        if (b->gather.lines == 0)
+                b->shard_pos = 0;
+        return batch_gather(b, seq, line, len);
+}
+
+static int consumer_flush(void *data) {
+        struct batch *b = data;
+        return b->gather.lines > 0 ? batch_push_gathered(b) : 0;
+}
+
+static void consumer_ended(void *data) {
+        struct batch *b = data;
+        b->in_eof = true;
+        b->hooks.progress(b);
+}
+
+static void consumer_progress(void *data) {
+        struct batch *b = data;
+        b->hooks.progress(b);
+}
+
+static void consumer_failed(void *data, int error) {
+        batch_input_failed(data, error);
+}
+
+/* Invocations to hold (running and queued): what the pool runs at once and
+ * as many again, enough to hide a round trip to a server, few enough that
+ * other consumers get the rest: a line queued here waits for this pool. */
+static size_t consumer_wanted(void *data) {
+        const struct batch *b = data;
+        size_t per = b->config->tasks.batch > 1 ? b->config->tasks.batch : 1;
+        size_t limit = 2 * (size_t) b->concurrency;
+        if (limit > b->queue_target)
+                limit = b->queue_target;
+        size_t held = b->running + b->queue.len;
+        return held < limit ? (limit - held) * per : 0;
+}
+
+static bool consumer_busy(void *data, uint64_t seq) {
+        const struct batch *b = data;
+        for (unsigned i = 0; i < b->n_slots; i++) {
+                const struct slot *s = b->slots[i];
+                if (s->busy && seq >= s->task.seq && seq < s->task.seq + s->task.lines)
+                        return true;
+        }
+        return false;
+}
+
+static void consumer_after_output(void *data, task_output_fn fn, void *fn_data) {
+        struct batch *b = data;
+        (void) sink_mark(b->sink, fn, fn_data);    /* on failure it ran, with false */
+}
+
 int batch_open_input(struct batch *b) {
-        if (strncmp(b->config->tasks.from, "redis://", strlen("redis://")) == 0)
-                return queue_source_open(b);
-        b->source = &file_source;
+        if (queue_url_is(b->config->tasks.from)) {
+                struct task_consumer c = {
+                        .data = b, .line = consumer_line, .flush = consumer_flush, .ended = consumer_ended,
+                        .progress = consumer_progress, .failed = consumer_failed, .wanted = consumer_wanted,
+                        .busy = consumer_busy, .after_output = consumer_after_output,
+                };
+                return queue_source_open(b->event, b->config, &c, &b->source);
+        }
+        b->source = (struct task_source) { .ops = &file_source, .src = b };
         return file_open(b);
 }
 
 void batch_fill_queue(struct batch *b) {
         if (b->stopping || b->in_eof)
                 return;
-        b->source->fill(b);
+        b->source.ops->fill(b->source.src);
 }
 
 const char *batch_input_task_id_var(struct batch *b, const struct pending *t) {
-        return b->source->task_id_var ? b->source->task_id_var(b, t) : NULL;
+        return b->source.ops->task_id_var ? b->source.ops->task_id_var(b->source.src, t->seq, t->lines) : NULL;
 }
 
 void batch_input_capture(struct batch *b, const struct spool *out) {
-        if (b->source->capture)
-                b->source->capture(b, out);
+        if (b->source.ops->capture)
+                b->source.ops->capture(b->source.src, out);
 }
 
 void batch_input_done(struct batch *b, const struct pending *t, const struct task_report *r) {
-        if (b->source->done)
-                b->source->done(b, t, r);
+        if (b->source.ops->done)
+                b->source.ops->done(b->source.src, t->seq, t->lines, r);
 }
 
 void batch_input_stop(struct batch *b) {
-        if (b->source->stop)
-                b->source->stop(b);
+        if (b->source.ops->stop)
+                b->source.ops->stop(b->source.src);
 }
 
 bool batch_input_settled(struct batch *b) {
-        return !b->source->settled || b->source->settled(b);
+        return !b->source.ops->settled || b->source.ops->settled(b->source.src);
 }
 
 int batch_input_status(struct batch *b, int status) {
-        return b->source->status ? b->source->status(b, status) : status;
+        return b->source.ops->status ? b->source.ops->status(b->source.src, status, b->output_failed) : status;
 }
 
 bool batch_input_summarize(struct batch *b, int status) {
-        return b->source->summarize && b->source->summarize(b, status);
+        return b->source.ops->summarize && b->source.ops->summarize(b->source.src, status);
 }
 
 bool batch_input_backlog(const struct batch *b, uint64_t *ret) {
-        return b->source->backlog && b->source->backlog(b, ret);
+        return b->source.ops->backlog && b->source.ops->backlog(b->source.src, ret);
 }
 
 void batch_input_fill_snapshot(const struct batch *b, struct metrics_snapshot *s) {
-        if (b->source->fill_snapshot)
-                b->source->fill_snapshot(b, s);
+        if (b->source.ops->fill_snapshot)
+                b->source.ops->fill_snapshot(b->source.src, s);
 }
 
 void batch_input_fill_signals(const struct batch *b, struct signals *s) {
-        if (b->source->fill_signals)
-                b->source->fill_signals(b, s);
+        if (b->source.ops->fill_signals)
+                b->source.ops->fill_signals(b->source.src, s);
 }
 
 /* Accepts a batch whose input never opened. */
 void batch_input_free(struct batch *b) {
-        if (b->source && b->source->free)
-                b->source->free(b);
-        b->source = NULL;
+        if (b->source.ops && b->source.ops->free)
+                b->source.ops->free(b->source.src);
+        b->source = (struct task_source) {};
 }

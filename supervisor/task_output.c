@@ -12,27 +12,30 @@
 #include <unistd.h>
 #include <sys/uio.h>
 
-#include "supervisor/batch_internal.h"
+#include "supervisor/batch_joblog.h"
+#include "supervisor/batch_results.h"
 #include "supervisor/log.h"
+#include "supervisor/progress_bar.h"
+#include "supervisor/task_output.h"
 
 /* Queues output on corral's stdout; the bar steps aside first when they share
  * a terminal (and comes back once the output is out). A failed write is seen
- * by batch_progress(), which stops the batch. */
+ * by the batch's next progress, which stops it. */
 void batch_emit(struct batch *b, const char *data, size_t len) {
         if (len == 0)
                 return;
-        bool redraw = batch_bar_step_aside(b, true);
+        bool redraw = progress_bar_step_aside(b->bar, true);
         (void) sink_write(b->sink, data, len);
         if (redraw && sink_idle(b->sink))
-                batch_bar_draw(b, false);
+                progress_bar_draw(b->bar);
 }
 
 static void emit_spool(struct batch *b, struct spool *o) {
         if (spool_len(o) > 0) {
-                bool redraw = batch_bar_step_aside(b, true);
+                bool redraw = progress_bar_step_aside(b->bar, true);
                 (void) spool_to_sink(o, b->sink);
                 if (redraw && sink_idle(b->sink))
-                        batch_bar_draw(b, false);
+                        progress_bar_draw(b->bar);
         }
         spool_done(o);
 }
@@ -70,16 +73,6 @@ void batch_emit_rest(struct batch *b) {
         }
 }
 
-void batch_on_sink(void *userdata) {
-        struct batch *b = userdata;
-        if (b->output_paused && !sink_full(b->sink)) {
-                b->output_paused = false;
-                for (unsigned i = 0; i < b->n_slots; i++)
-                        if (b->slots[i]->out)
-                                (void) sd_event_source_set_enabled(b->slots[i]->out, SD_EVENT_ON);
-        }
-        batch_progress(b);
-}
 
 /* Passes on a task's stderr line by line, each prefixed with the task's
  * number, so that the lines of concurrent tasks can be told apart on a
@@ -130,24 +123,17 @@ void slot_read_stderr(struct slot *s, bool final) {
                         { l->data + start, end - start },
                         { (char *) "\n", nl ? 0 : 1 },
                 };
-                if (!redraw && s->batch->bar_fd == STDERR_FILENO)
-                        redraw = batch_bar_step_aside(s->batch, false);
+                if (!redraw && progress_bar_on_stderr(s->batch->bar))
+                        redraw = progress_bar_step_aside(s->batch->bar, false);
                 (void) !writev(STDERR_FILENO, iov, 3);
                 start = end;
         }
         memmove(l->data, l->data + start, l->len - start);
         l->len -= start;
         if (redraw)
-                batch_bar_draw(s->batch, false);
+                progress_bar_draw(s->batch->bar);
 }
 
-int slot_on_stderr(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        (void) src;
-        (void) fd;
-        (void) revents;
-        slot_read_stderr(userdata, false);
-        return 0;
-}
 
 /* Writes what a live task's output holds that may go now: whole lines
  * (line-buffer) or everything (ungroup); final: the task ended, the rest goes. */
@@ -228,22 +214,3 @@ void slot_read(struct slot *s, bool until_empty) {
         }
 }
 
-int slot_on_output(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        struct slot *s = userdata;
-        struct batch *b = s->batch;
-        (void) fd;
-        (void) revents;
-        /* Backpressure: nobody reads our output fast enough; the tasks wait on
-         * their pipes until batch_on_sink() reads on. */
-        if (sink_full(b->sink)) {
-                (void) sd_event_source_set_enabled(src, SD_EVENT_OFF);
-                b->output_paused = true;
-                return 0;
-        }
-        slot_read(s, false);
-        if (s->eof && s->exited) {
-                slot_finish(s);
-                batch_progress(b);
-        }
-        return 0;
-}

@@ -5,7 +5,7 @@
  * the pidfd watch, stop_signal + SIGCONT to its group, SIGKILL after
  * stop_timeout), tasks.timeout as that child's age limit, the bounded wait for
  * output a leftover holds, the accounting of an ended attempt (retry or
- * result), and the stop of the whole batch on TERM.
+ * result).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,80 +18,24 @@
 #include "supervisor/identity.h"
 #include "supervisor/spawn.h"
 
-#include "common/lowest.h"
-#include "supervisor/batch_internal.h"
+#include "supervisor/batch_joblog.h"
+#include "supervisor/batch_results.h"
 #include "supervisor/log.h"
+#include "supervisor/task_input.h"
+#include "supervisor/task_output.h"
+#include "supervisor/task_slot.h"
 
 /* The same event to every task's child: STOP (stop_signal + SIGCONT to its
  * process group, SIGKILL after stop_timeout) or KILL. */
-static void dispatch_all(struct batch *b, enum child_event event) {
+void slots_dispatch(struct batch *b, enum child_event event) {
         for (unsigned i = 0; i < b->n_slots; i++)
                 child_dispatch(&b->slots[i]->child, event);
 }
 
-/* stop_timeout after a stop: TERM is acted on within it whatever the reader
- * of our output does, so output nobody took by then is given up. */
-static void abandon_output(struct batch *b) {
-        if (sink_idle(b->sink) || b->output_abandoned)
-                return;
-        log_warning("%llu bytes of output not taken by the reader, dropping them (their tasks stay undone)",
-                    (unsigned long long) sink_pending(b->sink));
-        b->output_abandoned = true;
-        sink_drop(b->sink);
-}
-
-/* The tasks' own timers kill them; this one bounds the wait for the reader. */
-static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        struct batch *b = userdata;
-        (void) s;
-        (void) usec;
-        abandon_output(b);
-        batch_maybe_finish(b);
-        return 0;
-}
-
-void batch_stop(struct batch *b) {
-        if (b->finished)
-                return;
-        if (b->stopping) {
-                log_notice("stopping at once");
-                dispatch_all(b, CHILD_EVENT_KILL);
-                abandon_output(b);
-                batch_maybe_finish(b);
-                return;
-        }
-        b->stopping = true;
-        if (b->queue.len > 0 || !b->in_eof)
-                b->undone = true;
-        queue_clear(&b->queue);
-        batch_input_stop(b);
-        if (b->on_stopping)
-                b->on_stopping(b->userdata);
-        if (b->running > 0) {
-                char sig[16];
-                log_info("stopping: no new tasks; sending %s to %u running",
-                         signal_to_string(b->config->workers.stop_signal, sig), b->running);
-                dispatch_all(b, CHILD_EVENT_STOP);
-        }
-        if (b->running > 0 || !sink_idle(b->sink)) {
-                int r = sd_event_add_time_relative(b->event, &b->stop_timer, CLOCK_MONOTONIC,
-                                                   b->config->workers.stop_timeout, 0, on_stop_timer, b);
-                if (r < 0) {
-                        log_error_errno(r, "Failed to arm the stop timer, killing the tasks now: %m");
-                        dispatch_all(b, CHILD_EVENT_KILL);
-                        abandon_output(b);
-                }
-        }
-        batch_maybe_finish(b);
-}
-
-/* The command cannot run at all: say so once, end with exit 2. */
-void batch_fatal(struct batch *b, int error) {
-        char as[256];
-        log_error_errno(error, "cannot run '%s'%s: %m", b->config->command[0],
-                        identity_describe(&b->config->workers, as, sizeof(as)));
-        b->fatal_status = EXIT_USAGE;
-        batch_stop(b);
+static usec_t slot_now(const struct batch *b) {
+        usec_t now = 0;
+        (void) sd_event_now(b->event, CLOCK_MONOTONIC, &now);
+        return now;
 }
 
 void slot_release_io(struct slot *s) {
@@ -103,10 +47,6 @@ void slot_release_io(struct slot *s) {
         s->err = sd_event_source_disable_unref(s->err);
         s->err_fd = safe_close(s->err_fd);
         s->err_line.len = 0;
-}
-
-void batch_note_failed(struct batch *b, uint64_t seq) {
-        lowest_keep(b->first_failed, &b->n_first_failed, FIRST_FAILED_MAX, seq);
 }
 
 /* keep_order: the output and joblog line wait for their turn; past
@@ -141,10 +81,10 @@ static void slot_result_in_order(struct slot *s, struct joblog_pending *line) {
 }
 
 /* Accounts for one ended attempt: joblog, retry or result, output. The slot
- * is free afterwards. The caller calls batch_progress(). */
+ * is free afterwards. The caller calls the batch's progress hook. */
 void slot_finish(struct slot *s) {
         struct batch *b = s->batch;
-        usec_t now = batch_now(b);
+        usec_t now = slot_now(b);
         double runtime = (double) (now - s->started) / (double) USEC_PER_SEC;
         bool killed = s->end.outcome == CHILD_SIGNAL;
         int exitval = killed ? 0 : s->end.status;
@@ -234,7 +174,7 @@ static void slot_abandon_output(struct slot *s) {
         s->out_fd = safe_close(s->out_fd);
         s->eof = true;
         slot_finish(s);
-        batch_progress(s->batch);
+        s->batch->hooks.progress(s->batch);
 }
 
 static int on_output_deadline(sd_event_source *src, uint64_t usec, void *userdata) {
@@ -249,7 +189,7 @@ static int on_output_deadline(sd_event_source *src, uint64_t usec, void *userdat
  * a hung leftover can never hang the batch. */
 static void slot_await_output(struct slot *s) {
         const struct batch *b = s->batch;
-        usec_t timeout = b->config->tasks.timeout, now = batch_now(s->batch);
+        usec_t timeout = b->config->tasks.timeout, now = slot_now(s->batch);
         if (timeout == 0)
                 return;
         usec_t when = s->timed_out ? now + b->config->workers.stop_timeout : s->started + timeout;
@@ -281,7 +221,7 @@ static usec_t slot_ended(struct child *c, const struct child_end *end, void *use
          * output ends at its EOF. */
         if (s->eof) {
                 slot_finish(s);
-                batch_progress(s->batch);
+                s->batch->hooks.progress(s->batch);
         } else
                 slot_await_output(s);
         return CHILD_NO_RESTART;
@@ -378,6 +318,35 @@ static int output_pipe(int *ret_read, int *ret_write) {
         return fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0 ? -errno : 0;
 }
 
+/* The task's stdout is readable: read it; the task is over once it also exited. */
+static int slot_on_output(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        struct slot *s = userdata;
+        struct batch *b = s->batch;
+        (void) fd;
+        (void) revents;
+        /* Backpressure: nobody reads our output fast enough; the tasks wait on
+         * their pipes until the sink's callback reads on. */
+        if (sink_full(b->sink)) {
+                (void) sd_event_source_set_enabled(src, SD_EVENT_OFF);
+                b->output_paused = true;
+                return 0;
+        }
+        slot_read(s, false);
+        if (s->eof && s->exited) {
+                slot_finish(s);
+                b->hooks.progress(b);
+        }
+        return 0;
+}
+
+static int slot_on_stderr(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        (void) src;
+        (void) fd;
+        (void) revents;
+        slot_read_stderr(userdata, false);
+        return 0;
+}
+
 /* Starts s->task in slot s. Returns 0; or a negative errno with the task
  * still in s->task and nothing started. A failed exec of a command that
  * varies per task is a failed attempt, already accounted for. */
@@ -417,7 +386,7 @@ int slot_start(struct batch *b, struct slot *s) {
                 r = sd_event_add_io(b->event, &s->out, out_read, EPOLLIN, slot_on_output, s);
         if (r >= 0 && err_read >= 0)
                 r = sd_event_add_io(b->event, &s->err, err_read, EPOLLIN, slot_on_stderr, s);
-        s->started = batch_now(b);
+        s->started = slot_now(b);
         usec_t real = 0;
         (void) sd_event_now(b->event, CLOCK_REALTIME, &real);
         s->started_real = (double) real / (double) USEC_PER_SEC;

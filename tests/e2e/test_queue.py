@@ -498,3 +498,138 @@ def test_redis_restart_reconnects_by_host_name(tmp_path):
     server restarts. (That a moved server is found at its new address is
     tests/unit/test_queue_redis.c's: localhost has one address here.)"""
     test_redis_restart_mid_run(tmp_path, host="localhost")
+
+
+# Stream mode over a queue: each entry's task is one input line of a
+# long-lived worker (tests/tasks/line_task.c answers "out-LINE").
+LINE = task("line")
+
+
+def stream_consumer(url, *args, cmd=LINE, **kwargs):
+    return consumer(url, "--stream", "--restart-delay", "10ms", *args, cmd=cmd, **kwargs)
+
+
+def test_stream_over_a_queue_answers_every_entry_once(redis, url):
+    """Every entry is one line: answered once on stdout, acknowledged, and the
+    run ends with --until-empty, exit 0."""
+    stream = url.rsplit("/", 1)[1]
+    n = 3000
+    enqueue(url, [f"s{i}" for i in range(n)])
+    p = stream_consumer(url, "--min", "2", "--max", "2", name="st")
+    assert ended(p) == 0, p.log.text()
+    assert sorted(p.out.lines) == sorted(f"out-s{i}" for i in range(n))
+    g = redis.group(stream)
+    assert (g["pending"], g["lag"]) == (0, 0)
+    assert redis("XLEN", stream + ":dead") == 0
+    assert f"{n} done, 0 dead, 0 handed back" in p.log.text(), p.log.text()
+
+
+def test_stream_worker_killed_loses_no_entry(redis, url):
+    """A worker SIGKILLed mid-run: its lines go to the other worker, every
+    entry is answered exactly once and acknowledged."""
+    stream = url.rsplit("/", 1)[1]
+    n = 2000
+    enqueue(url, [f"w{i}" for i in range(n)])
+    p = stream_consumer(url, "--min", "2", "--max", "2", "--retries", "3", name="wk",
+                        cmd=task("line", "--delay-us", "2000"))
+    victim = int(p.log.wait(r"worker 0 started \(pid (\d+)\)")[1])
+    p.out.wait(r"^out-w\d+$")
+    os.kill(victim, signal.SIGKILL)
+    assert ended(p) == 0, p.log.text()
+    assert f"worker 0 (pid {victim}) was killed by signal KILL" in p.log.text()
+    assert sorted(p.out.lines) == sorted(f"out-w{i}" for i in range(n))
+    g = redis.group(stream)
+    assert (g["pending"], g["lag"]) == (0, 0)
+
+
+def test_stream_consumer_killed_loses_no_entry(redis, url):
+    """A stream consumer SIGKILLed mid-run and not restarted: the other takes
+    its entries once the lease expired; every entry is answered."""
+    stream = url.rsplit("/", 1)[1]
+    n = 2000
+    enqueue(url, [f"k{i}" for i in range(n)])
+    slow = task("line", "--delay-us", "2000")
+    a = stream_consumer(url, "--max", "2", name="ka", lease="1s", cmd=slow)
+    b = stream_consumer(url, "--max", "2", name="kb", lease="1s", cmd=slow)
+    a.out.wait(r"^out-k\d+$")
+    a.kill()
+    a.wait(TIMEOUT)
+    held = [e[0] for e in redis("XPENDING", stream, "corral", "-", "+", n, "ka")]
+    assert ended(b, TIMEOUT * 3) == 0, b.log.text()
+    a.out.drain()
+    answered = set(a.out.lines) | set(b.out.lines)
+    assert answered == {f"out-k{i}" for i in range(n)}
+    assert held, "the killed consumer held no entries: the test did not test the claim"
+    tasks = redis.entries(stream)
+    assert {"out-" + tasks[i]["task"] for i in held} <= set(b.out.lines)
+    g = redis.group(stream)
+    assert (g["pending"], g["lag"]) == (0, 0)
+
+
+def test_stream_given_up_line_goes_to_dead_stream(redis, url):
+    """A line the stream gives up on (its worker died on it past --retries)
+    gets its placeholder and counts as a failed delivery: handed back, given up
+    again, then in STREAM:dead after max_deliveries (2); --until-empty exits 1."""
+    stream = url.rsplit("/", 1)[1]
+    enqueue(url, ["ok1", "poison", "ok2"])
+    # A long lease: the hand-back is claimed at once all the same, and a late
+    # renewal on a busy machine cannot add a delivery.
+    p = stream_consumer(url, "--retries", "0", name="sp", lease="60s",
+                        cmd=task("line", "--exit-on", "poison"))
+    assert ended(p) == 1, p.log.text()
+    poison_id = [i for i, e in redis.entries(stream).items() if e["task"] == "poison"][0]
+    dead = list(redis.entries(stream + ":dead").values())
+    assert dead == [{"task": "poison", "exit": "1", "consumer": "sp", "id": poison_id}]
+    # One placeholder (tasks.failed_line: an empty line) per delivery.
+    assert sorted(p.out.lines) == ["", "", "out-ok1", "out-ok2"]
+    g = redis.group(stream)
+    assert (g["pending"], g["lag"]) == (0, 0)
+    assert "2 done, 1 dead" in p.log.text(), p.log.text()
+
+
+def test_stream_term_hands_back_at_once(redis, url):
+    """TERM: the lines not sent to a worker go back at once, the one a hung
+    worker holds once the stop gives up on it; another consumer takes them
+    all without waiting for the lease (60s)."""
+    stream = url.rsplit("/", 1)[1]
+    enqueue(url, ["hang"] + [f"t{i}" for i in range(99)])
+    a = stream_consumer(url, "--max", "1", "--stop-timeout", "1s", name="ta", lease="60s", until_empty=False,
+                        cmd=task("line", "--hang-on", "hang"))
+    a.log.wait(r"worker 0 started")
+    deadline = time.monotonic() + TIMEOUT
+    while redis.group(stream)["pending"] == 0:
+        assert time.monotonic() < deadline, a.log.text()
+        time.sleep(0.05)
+    a.send_signal(signal.SIGTERM)
+    assert ended(a) == 0, a.log.text()
+    assert a.out.lines == []
+    assert redis.group(stream)["pending"] > 0
+    b = stream_consumer(url, "--max", "2", name="tb", lease="60s")
+    assert ended(b) == 0, b.log.text()
+    assert sorted(b.out.lines) == sorted(["out-hang"] + [f"out-t{i}" for i in range(99)])
+    g = redis.group(stream)
+    assert (g["pending"], g["lag"]) == (0, 0)
+
+
+def test_stream_lag_and_pending_are_signals_and_metrics(redis, url):
+    """In stream mode too: queue.lag and queue.pending as signals and metrics."""
+    enqueue(url, [f"m{i}" for i in range(200)])
+    p = stream_consumer(url, "--min", "1", "--max", "1", "--stop-timeout", "1s", name="sm", until_empty=False,
+                        metrics="127.0.0.1:0",
+                        cmd=task("line", "--hang-on", "m0"))
+    port = int(p.log.wait(r"metrics on port (\d+)")[1])
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        text = http_get(port, "/metrics")[1]
+        lag, pending = metric(text, "corral_queue_lag"), metric(text, "corral_queue_pending")
+        if lag is not None and pending is not None and lag + pending == 200 and 1 <= pending < 200 and \
+           metric(text, "corral_signal", '{name="queue.lag"}') == lag and \
+           metric(text, "corral_signal", '{name="queue.pending"}') == pending and \
+           metric(text, "corral_signal", '{name="tasks.backlog"}') >= lag and \
+           metric(text, "corral_tasks_pending") >= lag:
+            break
+        assert time.monotonic() < deadline, text
+        time.sleep(0.05)
+    assert "corral_queue_dead_total 0" in text
+    p.send_signal(signal.SIGTERM)
+    assert ended(p) == 0, p.log.text()

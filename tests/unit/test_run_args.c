@@ -106,6 +106,11 @@ static void test_flags_meet_the_configuration_rules(void **state) {
         assert_string_equal(err, "--bar needs --tasks FILE|-");
         assert_int_equal(PARSE(&a, err, "-c", "f.yaml", "--bar"), 0);   /* tasks.from may be in the file */
         assert_int_equal(PARSE(&a, err, "--stream", "--bar", "--", "cat"), 0);
+        /* Stream mode over a work queue; its URL may be in the file. */
+        assert_int_equal(PARSE(&a, err, "--stream", "--tasks", "redis://h:1/s", "--until-empty", "--", "cat"), 0);
+        assert_int_equal(PARSE(&a, err, "-c", "f.yaml", "--stream", "--until-empty"), 0);
+        assert_int_equal(PARSE(&a, err, "--stream", "--until-empty", "--", "cat"), -EINVAL);
+        assert_string_equal(err, "--until-empty applies to a work queue (--tasks redis://...), not to -");
         assert_int_equal(PARSE(&a, err, "--metrics", "localhost", "--", "true"), -EINVAL);
         assert_string_equal(err, "--metrics: 'localhost' is not HOST:PORT or none");
 }

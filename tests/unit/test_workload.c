@@ -20,7 +20,7 @@
 #include <cmocka.h>
 
 #include "conf/config.h"
-#include "supervisor/batch_internal.h"
+#include "supervisor/batch_types.h"
 #include "supervisor/pool.h"
 #include "supervisor/sampler.h"
 #include "supervisor/workload.h"
