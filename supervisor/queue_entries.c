@@ -320,6 +320,50 @@ void qentry_capture(void *src, const struct spool *out) {
         q->captured.len = n;
 }
 
+/* e's stdout for the results stream: the first QUEUE_RESULT_STDOUT_MAX
+ * bytes of p (none when out of memory: the entry is settled all the same). */
+static void keep_out(struct qentry *e, const char *p, size_t len) {
+        size_t n = len < QUEUE_RESULT_STDOUT_MAX ? len : QUEUE_RESULT_STDOUT_MAX;
+        free(e->out);
+        e->out = n ? malloc(n) : NULL;
+        e->out_len = e->out ? n : 0;
+        if (e->out)
+                memcpy(e->out, p, n);
+}
+
+/* Where the line of p that starts at off ends, past its newline. */
+static size_t line_end(const char *p, size_t off, size_t len) {
+        const char *nl = memchr(p + off, '\n', len - off);
+        return nl ? (size_t) (nl - p) + 1 : len;
+}
+
+/* Stream mode: each answer is kept by its entry as it comes (a worker's
+ * answers come in reads of up to thousands of lines: one pass over the
+ * entries per read, not a search per line). */
+void qentry_capture_lines(void *src, uint64_t seq, const char *p, size_t len) {
+        struct qsource *q = src;
+        if (!q->results_key || len == 0)
+                return;
+        size_t n = 0, *at;
+        for (size_t off = 0; off < len; n++)
+                off = line_end(p, off, len);
+        if (!(at = malloc((n + 1) * sizeof(*at)))) {
+                log_warning_errno(ENOMEM, "Failed to keep the answers of lines %llu-%llu for the results "
+                                  "stream, their entries have no stdout: %m", (unsigned long long) seq,
+                                  (unsigned long long) (seq + n - 1));
+                return;
+        }
+        at[0] = 0;
+        for (size_t i = 1; i <= n; i++)
+                at[i] = line_end(p, at[i - 1], len);
+        for (size_t i = 0; i < q->n; i++) {
+                struct qentry *e = q->e[i];
+                if (e->seq >= seq && e->seq - seq < n && e->state == QENTRY_HELD)
+                        keep_out(e, p + at[e->seq - seq], at[e->seq - seq + 1] - at[e->seq - seq]);
+        }
+        free(at);
+}
+
 /* One pass over the entries, not a search per line: the stream reports
  * spans of thousands of lines. */
 void qentry_done(void *src, uint64_t seq, unsigned lines, const struct task_report *r) {
@@ -330,13 +374,9 @@ void qentry_done(void *src, uint64_t seq, unsigned lines, const struct task_repo
                 if (e->seq < seq || e->seq >= seq + lines || e->state != QENTRY_HELD)
                         continue;
                 qentry_set(q, e, QENTRY_WRITING);
-                free(e->out);
-                e->out = NULL;
-                e->out_len = 0;
-                if (q->captured.len > 0 && (e->out = malloc(q->captured.len))) {
-                        memcpy(e->out, q->captured.data, q->captured.len);
-                        e->out_len = q->captured.len;
-                }
+                /* Nothing captured: a stream's answer is kept already. */
+                if (q->captured.len > 0)
+                        keep_out(e, q->captured.data, q->captured.len);
         }
         q->captured.len = 0;
         if (!w) {

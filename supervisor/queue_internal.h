@@ -110,6 +110,9 @@ void qentry_free_all(struct qsource *q);
 /* struct task_source_ops.capture and .done: acts once the task's output is written. */
 void qentry_capture(void *src, const struct spool *out);
 void qentry_done(void *src, uint64_t seq, unsigned lines, const struct task_report *r);
+/* struct task_source_ops.capture_lines: with a results stream, each entry
+ * keeps the start of its answer line until done. */
+void qentry_capture_lines(void *src, uint64_t seq, const char *p, size_t len);
 /* struct task_source_ops.not_run: its entry goes to the dead stream at once. */
 void qentry_not_run(void *src, uint64_t seq, const char *why);
 /* The lease renewal timer and the info timer. 0 or a negative errno. */

@@ -371,6 +371,7 @@ static const struct task_source_ops queue_source = {
         .fill = qs_fill,
         .task_id_var = qs_task_id_var,
         .capture = qentry_capture,
+        .capture_lines = qentry_capture_lines,
         .done = qentry_done,
         .not_run = qentry_not_run,
         .stop = qs_stop,

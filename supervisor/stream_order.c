@@ -58,6 +58,7 @@ void stream_deliver(struct stream *s, struct span *span, const char *p, size_t l
         struct strbuf *b = stream_span_is_head(s, span) ? &s->out : &span->out;
         if (strbuf_append(b, p, len) < 0)
                 log_error("Failed to keep a result: out of memory");
+        stream_source_answer(s, span, p, len);
 }
 
 void stream_note_given_up(struct stream *s, uint64_t seq) {

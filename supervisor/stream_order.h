@@ -18,7 +18,8 @@ void stream_check_output(struct stream *s);
 void stream_flush(struct stream *s);
 
 /* Keeps the results p (len bytes of whole lines) to span's next lines:
- * in the output buffer when span is the oldest in flight, else in its own. */
+ * in the output buffer when span is the oldest in flight, else in its own;
+ * a task source gets them too (stream_source_answer()). */
 void stream_deliver(struct stream *s, struct span *span, const char *p, size_t len);
 
 /* Counts line seq as given up, for the summary, and writes its placeholder

@@ -203,6 +203,15 @@ void stream_source_span_done(struct stream *s, const struct span *span) {
         forget_failed(ss, span->seq, end);
 }
 
+/* The source keeps what it records of each answer (a results stream's
+ * stdout) with its line until the line is done: nothing is kept here, and
+ * a source that records none keeps nothing at all. */
+void stream_source_answer(struct stream *s, const struct span *span, const char *p, size_t len) {
+        const struct stream_source *ss = s->source;
+        if (ss && ss->src.ops->capture_lines)
+                ss->src.ops->capture_lines(ss->src.src, span->seq + span->n_done, p, len);
+}
+
 /* The stop gave up on the lines workers still hold: back to the source now,
  * not when their lease expires. */
 void stream_source_give_back(struct stream *s) {

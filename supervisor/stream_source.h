@@ -6,6 +6,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "metrics/corral_metrics.h"
@@ -17,6 +18,9 @@ struct span;
 int stream_source_open(struct stream *s);
 /* Lines [seq, seq + n) end without an answer (given up, or left by a stop). */
 void stream_source_line_failed(struct stream *s, uint64_t seq, uint64_t n);
+/* p: whole answer lines (len bytes) to span's lines from its n_done-th on,
+ * for the source to record (a results stream's stdout). */
+void stream_source_answer(struct stream *s, const struct span *span, const char *p, size_t len);
 /* span is done and its results are on the sink: tells the source. */
 void stream_source_span_done(struct stream *s, const struct span *span);
 void stream_source_give_back(struct stream *s);

@@ -68,6 +68,12 @@ struct task_source_ops {
         /* Just before done: the task's collected stdout, for a source that
          * records results. */
         void (*capture)(void *src, const struct spool *out);
+        /* Instead of capture, for a consumer that has each line's stdout on
+         * its own (stream mode's answers), as it comes, before done for
+         * those lines: p holds whole lines (len bytes), the stdout of lines
+         * seq, seq + 1, ... one line each. A source that records no results
+         * keeps nothing. Optional. */
+        void (*capture_lines)(void *src, uint64_t seq, const char *p, size_t len);
         /* Lines [seq, seq + lines) are done for good (ok, or failed after
          * their retries); their output is queued on the consumer's output. */
         void (*done)(void *src, uint64_t seq, unsigned lines, const struct task_report *r);

@@ -587,6 +587,31 @@ def test_stream_given_up_line_goes_to_dead_stream(redis, url):
     assert "2 done, 1 dead" in p.log.text(), p.log.text()
 
 
+def test_stream_results_stream_has_each_answer(redis, url):
+    """tasks.results in stream mode: one results entry per entry, whose stdout
+    is that entry's own answer line; the line given up (on each delivery, then
+    dead) has the failed exit and no stdout; a long answer keeps its first
+    64 KiB, as per-task mode's stdout. No line has a runtime of its own."""
+    stream = url.rsplit("/", 1)[1]
+    long = "L" * 70000
+    enqueue(url, [f"r{i}" for i in range(500)] + ["poison", long])
+    p = stream_consumer(url, "--min", "2", "--max", "2", "--retries", "0", name="sr", lease="60s",
+                        results=url + ":results", cmd=task("line", "--exit-on", "poison"))
+    assert ended(p) == 1, p.log.text()
+    tasks = redis.entries(stream)
+    results = list(redis.entries(stream + ":results").values())
+    assert sorted(r["id"] for r in results) == sorted(tasks)
+    for r in results:
+        assert r["task"] == tasks[r["id"]]["task"]
+        if r["task"] == "poison":
+            assert (r["exit"], r["stdout"]) == ("1", ""), r
+        elif r["task"] == long:
+            assert (r["exit"], r["stdout"]) == ("0", f"out-{long}"[:64 * 1024]), r["exit"]
+        else:
+            assert (r["exit"], r["stdout"]) == ("0", f"out-{r['task']}\n"), r
+        assert float(r["runtime"]) == 0, r
+
+
 def test_stream_term_hands_back_at_once(redis, url):
     """TERM: the lines not sent to a worker go back at once, the one a hung
     worker holds once the stop gives up on it; another consumer takes them
