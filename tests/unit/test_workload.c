@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "conf/config.h"
+#include "supervisor/batch.h"
 #include "supervisor/batch_types.h"
 #include "supervisor/pool.h"
 #include "supervisor/sampler.h"
