@@ -18,7 +18,7 @@
 #include "common/util.h"
 #include "conf/config.h"
 #include "supervisor/output_sink.h"
-#include "supervisor/pool.h"
+#include "supervisor/pool_types.h"
 #include "supervisor/results_file.h"
 #include "supervisor/stream_lines.h"
 
