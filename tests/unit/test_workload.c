@@ -25,6 +25,7 @@
 #include "supervisor/pool.h"
 #include "supervisor/sampler.h"
 #include "supervisor/workload.h"
+#include "supervisor/workload_new.h"
 #include "tests/unit/fake_os.h"
 
 #define S USEC_PER_SEC
