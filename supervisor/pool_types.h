@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The pool's data (see pool.h): its workers, its slots and stream mode's
- * hooks, shared by pool.c and the parts split from it (pool_start.c,
- * pool_scale_in.c), which must not call up into pool.c.
+ * hooks, for pool.c, the parts split from it (pool_start.c,
+ * pool_scale_in.c) and stream_types.h, none of which needs pool.c itself.
  */
 #pragma once
 
