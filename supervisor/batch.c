@@ -18,6 +18,7 @@
 #include "supervisor/identity.h"
 
 #include "common/exit_status.h"
+#include "supervisor/batch.h"
 #include "supervisor/batch_joblog.h"
 #include "supervisor/batch_results.h"
 #include "supervisor/batch_types.h"

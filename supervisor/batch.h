@@ -31,11 +31,7 @@
 
 struct batch;
 
-struct batch_options {
-        bool resume;             /* skip the tasks the joblog has as done */
-        bool resume_failed;      /* ... and rerun the ones that failed */
-        enum batch_bar bar;
-};
+struct batch_options;
 
 /*
  * A batch over config->tasks on loop e; the config must outlive it (or be

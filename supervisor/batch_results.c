@@ -14,26 +14,13 @@
 #include <unistd.h>
 #include <sys/wait.h>
 
-#include "conf/queue_url.h"
 #include "common/lowest.h"
 #include "supervisor/batch_results.h"
 #include "supervisor/log.h"
 
 int batch_open_results(struct batch *b) {
-        const char *path = b->config->tasks.results;
-
-        switch (results_kind(path)) {
-        case RESULTS_NONE:
-                return 0;
-        case RESULTS_REDIS:
-                if (queue_url_is(b->config->tasks.from))
-                        return 0;   /* the queue's source writes them */
-                log_error("tasks.results: %s is a queue's results stream, which needs tasks.from: redis://...", path);
-                return -EINVAL;
-        case RESULTS_FILE:
-                break;
-        }
-        return results_file_open_logged(path, b->opts.resume || b->opts.resume_failed, &b->results);
+        return results_file_open_config(b->config->tasks.results, b->config->tasks.from,
+                                        b->opts.resume || b->opts.resume_failed, &b->results);
 }
 
 /* Writing results failed: as for the joblog, the batch stops (exit 1). */

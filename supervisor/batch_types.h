@@ -24,20 +24,30 @@
 #include <systemd/sd-event.h>
 
 #include "common/util.h"
+#include "conf/config.h"
+#include "metrics/corral_metrics.h"
+#include "policy/signals.h"
 #include "supervisor/arg_limits.h"
-#include "supervisor/batch.h"
 #include "supervisor/child.h"
 #include "supervisor/joblog.h"
 #include "supervisor/output_sink.h"
+#include "supervisor/progress_bar.h"
 #include "supervisor/results_file.h"
+#include "supervisor/shm.h"
 #include "supervisor/spool.h"
 #include "supervisor/task.h"
 #include "supervisor/task_queue.h"
 #include "supervisor/task_source.h"
 
 struct joblog_pending;
-struct progress_bar;
 struct batch;
+
+/* batch_new()'s options. */
+struct batch_options {
+        bool resume;             /* skip the tasks the joblog has as done */
+        bool resume_failed;      /* ... and rerun the ones that failed */
+        enum batch_bar bar;
+};
 
 /* With keep_order, a task starts only while its output is at most this many
  * places ahead of the next one to print: a stuck task holds up the output

@@ -24,6 +24,7 @@
 #include "supervisor/placement.h"
 #include "supervisor/run_config.h"
 #include "supervisor/sampler_listen.h"
+#include "supervisor/workload_new.h"
 
 static usec_t controller_now(struct controller *c) {
         usec_t now = 0;

@@ -4,7 +4,7 @@
  */
 #pragma once
 
-#include "supervisor/pool.h"
+#include "supervisor/pool_types.h"
 
 /* The live worker to stop first when there are too many: a stale one, then a
  * ready one before one still starting, then in a server pool the least busy,

@@ -6,7 +6,7 @@
 
 #include <stdbool.h>
 
-#include "supervisor/pool.h"
+#include "supervisor/pool_types.h"
 
 /* workers.notify, which listen: (or socket activation) implies unless the
  * file says otherwise; not for stream workers, whose readiness is their answers. */

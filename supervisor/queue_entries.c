@@ -201,22 +201,35 @@ static int send_result(struct qsource *q, struct qentry *e) {
         return redis_link_command(q->link, NULL, NULL, (int) ELEMENTSOF(argv), argv, len);
 }
 
-/* XACK, with its results entry in the same MULTI/EXEC when there is a
- * results stream: both or neither. */
-static int send_ack(struct qsource *q, struct qentry *e) {
-        const char *multi[] = { "MULTI" }, *exec[] = { "EXEC" };
-        const char *argv[] = { "XACK", q->url.stream, q->url.group, e->id };
-        int r;
-        if (!q->results_key)
-                return qsource_command(q, on_settled, e, ELEMENTSOF(argv), argv);
-        r = qsource_command(q, NULL, NULL, 1, multi);
+/* A transaction that settles an entry opens with MULTI ... */
+static int send_multi(struct qsource *q) {
+        const char *multi[] = { "MULTI" };
+        return qsource_command(q, NULL, NULL, 1, multi);
+}
+
+/* ... and ends with its acknowledgement and EXEC, whose reply settles e; r
+ * is what the commands before gave (a failure sends nothing more). */
+static int send_ack_exec(struct qsource *q, struct qentry *e, int r) {
+        const char *ack[] = { "XACK", q->url.stream, q->url.group, e->id };
+        const char *exec[] = { "EXEC" };
         if (r >= 0)
-                r = send_result(q, e);
-        if (r >= 0)
-                r = qsource_command(q, NULL, NULL, ELEMENTSOF(argv), argv);
+                r = qsource_command(q, NULL, NULL, ELEMENTSOF(ack), ack);
         if (r >= 0)
                 r = qsource_command(q, on_settled, e, 1, exec);
         return r;
+}
+
+/* XACK, with its results entry in the same MULTI/EXEC when there is a
+ * results stream: both or neither. */
+static int send_ack(struct qsource *q, struct qentry *e) {
+        if (!q->results_key) {
+                const char *argv[] = { "XACK", q->url.stream, q->url.group, e->id };
+                return qsource_command(q, on_settled, e, ELEMENTSOF(argv), argv);
+        }
+        int r = send_multi(q);
+        if (r >= 0)
+                r = send_result(q, e);
+        return send_ack_exec(q, e, r);
 }
 
 static int send_check(struct qsource *q, struct qentry *e) {
@@ -228,24 +241,17 @@ static int send_check(struct qsource *q, struct qentry *e) {
 static int send_dead(struct qsource *q, struct qentry *e) {
         char exit[16];
         snprintf(exit, sizeof(exit), "%d", e->exit);
-        const char *multi[] = { "MULTI" };
         const char *add[] = { "XADD", q->dead_key, "*", "task", e->task, "exit", exit, "consumer", q->consumer,
                               "id", e->id, "reason", e->reason };
         size_t n_add = e->reason ? ELEMENTSOF(add) : ELEMENTSOF(add) - 2, add_len[ELEMENTSOF(add)];
         for (size_t i = 0; i < n_add; i++)
                 add_len[i] = i == 4 ? e->task_len : strlen(add[i]);
-        const char *ack[] = { "XACK", q->url.stream, q->url.group, e->id };
-        const char *exec[] = { "EXEC" };
-        int r = qsource_command(q, NULL, NULL, 1, multi);
+        int r = send_multi(q);
         if (r >= 0)
                 r = redis_link_command(q->link, NULL, NULL, (int) n_add, add, add_len);
         if (r >= 0 && q->results_key)
                 r = send_result(q, e);
-        if (r >= 0)
-                r = qsource_command(q, NULL, NULL, ELEMENTSOF(ack), ack);
-        if (r >= 0)
-                r = qsource_command(q, on_settled, e, 1, exec);
-        return r;
+        return send_ack_exec(q, e, r);
 }
 
 static int send_back(struct qsource *q, struct qentry *e) {

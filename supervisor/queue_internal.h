@@ -19,7 +19,7 @@
 #include "metrics/corral_metrics.h"
 #include "policy/signals.h"
 #include "supervisor/queue_redis.h"
-#include "supervisor/queue_source.h"
+#include "supervisor/task_source.h"
 #include "supervisor/spool.h"
 
 /* "<ms>-<seq>": two 64-bit numbers and a dash. */

@@ -18,6 +18,7 @@
 #include "common/exit_status.h"
 #include "supervisor/log.h"
 #include "supervisor/queue_internal.h"
+#include "supervisor/queue_source.h"
 
 #define POLL_MIN (10 * USEC_PER_MSEC)
 #define POLL_MAX (500 * USEC_PER_MSEC)

@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 
 #include "common/util.h"
+#include "conf/queue_url.h"
 #include "supervisor/log.h"
 #include "supervisor/results_file.h"
 
@@ -50,6 +51,21 @@ int results_file_open_logged(const char *path, bool append, struct results_file 
         else if (r < 0)
                 log_error_errno(r, "cannot write the results to %s: %m", path);
         return r;
+}
+
+int results_file_open_config(const char *results, const char *from, bool append, struct results_file **ret) {
+        switch (results_kind(results)) {
+        case RESULTS_NONE:
+                return 0;
+        case RESULTS_REDIS:
+                if (queue_url_is(from))
+                        return 0;   /* the queue's source writes them */
+                log_error("tasks.results: %s is a queue's results stream, which needs tasks.from: redis://...", results);
+                return -EINVAL;
+        case RESULTS_FILE:
+                break;
+        }
+        return results_file_open_logged(results, append, ret);
 }
 
 struct results_file *results_file_free(struct results_file *f) {

@@ -53,6 +53,14 @@ int results_file_open(const char *path, bool append, struct results_file **ret);
  * results_file_open(). */
 int results_file_open_logged(const char *path, bool append, struct results_file **ret);
 
+/* tasks.results for a run whose tasks come from `from`: nothing when it is
+ * unset or a queue's results stream that the queue's source writes (with a
+ * redis:// tasks.from), an error when it names a queue's results stream
+ * without a queue, else the file opened as results_file_open_logged() does.
+ * Logged; returns 0 (*ret untouched when there is no file), -EINVAL (a user
+ * error), or the open's negative errno. */
+int results_file_open_config(const char *results, const char *from, bool append, struct results_file **ret);
+
 /* Writes one record as one line with one write(). Returns 0 or a negative
  * errno (-ENOMEM, or the write's). */
 int results_file_write(struct results_file *f, const struct result_record *r);

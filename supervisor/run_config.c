@@ -8,7 +8,7 @@
 #include "supervisor/log.h"
 #include "supervisor/machine_limits.h"
 #include "supervisor/run_config.h"
-#include "supervisor/sampler.h"
+#include "supervisor/sampler_cgroup.h"
 
 static int load_file_or_default(const struct run_args *a, struct corral_config *ret) {
         _cleanup_(conf_diagnostics_done) struct conf_diagnostics diag = {};

@@ -470,7 +470,8 @@ int sampler_sample(struct sampler *s, const pid_t *pids, size_t n_pids, struct s
         sample_system(s, &out);
         q = sampler_workers_sample(&s->workers, s->root, pids, n_pids, &(struct sampler_clock) {
                                            .elapsed = out.elapsed, .clk_tck = s->clk_tck,
-                                           .n_cpus = s->n_prev > 0 ? (unsigned) s->n_prev : 1 }, &out);
+                                           .n_cpus = s->n_prev > 0 ? (unsigned) s->n_prev : 1 },
+                                   &out.signals, &out.pool_measured);
         if (r < 0)
                 return r;
         if (q < 0)

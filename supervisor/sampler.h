@@ -26,7 +26,7 @@ struct sample {
          * no worker measured yet) is unavailable, never 0. */
         struct signals signals;
 
-        unsigned capacity;              /* usable CPUs, >= 1 (cpu_capacity()) */
+        unsigned capacity;              /* usable CPUs, >= 1 (cpu_capacity(), sampler_cgroup.h) */
         unsigned affinity_cpus;         /* CPUs in our affinity mask */
         double quota_cpus;              /* tightest cgroup cpu.max in CPUs, 0: no quota */
 
@@ -89,10 +89,3 @@ int sampler_worker(const struct sampler *s, pid_t pid, double *ret_cpu, uint64_t
 /* Usable CPUs as of the last sample (or sampler_new()), >= 1. */
 unsigned sampler_capacity(const struct sampler *s);
 
-/*
- * Usable CPUs of this process: min(CPUs in the affinity mask,
- * ceil(quota / period)) over the cgroup v2 cpu.max of our cgroup and its
- * ancestors. The default workers.max. Returns 0 or a negative errno (only if
- * the affinity mask cannot be read); *ret is >= 1.
- */
-int cpu_capacity(unsigned *ret);

@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "supervisor/procfs_parse.h"
-#include "supervisor/sampler.h"
 #include "supervisor/sampler_cgroup.h"
 
 /* Opens path (absolute) under root, or as is when root is NULL. */

@@ -62,3 +62,11 @@ void cgroup_view_start_usage(struct cgroup_view *v);
 /* Reads every level's cpu.stat; returns the CPU use of `level` against its
  * quota since the last reading, in %, or < 0 when not measurable. */
 double cgroup_view_busy(struct cgroup_view *v, int level, uint64_t quota, uint64_t period, usec_t elapsed);
+
+/*
+ * Usable CPUs of this process: min(CPUs in the affinity mask,
+ * ceil(quota / period)) over the cgroup v2 cpu.max of our cgroup and its
+ * ancestors. The default workers.max. Returns 0 or a negative errno (only if
+ * the affinity mask cannot be read); *ret is >= 1.
+ */
+int cpu_capacity(unsigned *ret);

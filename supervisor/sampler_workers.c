@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "supervisor/procfs_parse.h"
 #include "supervisor/sampler_cgroup.h"
 #include "supervisor/sampler_workers.h"
 
@@ -66,7 +67,7 @@ static int pid_open(const char *root, pid_t pid, int *ret_fd, uint64_t *ret_tick
 }
 
 int sampler_workers_sample(struct sampler_workers *t, const char *root, const pid_t *pids, size_t n,
-                           const struct sampler_clock *clock, struct sample *out) {
+                           const struct sampler_clock *clock, struct signals *signals, unsigned *ret_measured) {
         unsigned gen = ++t->generation;
         double sum = 0;
         unsigned measured = 0;
@@ -125,10 +126,10 @@ int sampler_workers_sample(struct sampler_workers *t, const char *root, const pi
         }
         t->n = w;
 
-        signals_set(&out->signals, SIGNAL_POOL_SIZE, (double) n);
-        out->pool_measured = measured;
+        signals_set(signals, SIGNAL_POOL_SIZE, (double) n);
+        *ret_measured = measured;
         if (measured > 0)
-                signals_set(&out->signals, SIGNAL_POOL_CPU, sum / measured);
+                signals_set(signals, SIGNAL_POOL_CPU, sum / measured);
         return 0;
 }
 

@@ -9,7 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "supervisor/sampler.h"
+#include "common/util.h"
+#include "policy/signals.h"
 
 /* A worker pid followed from one sample to the next. */
 struct pid_entry {
@@ -37,9 +38,10 @@ struct sampler_clock {
 
 /* Reads each of pids (see sampler_sample()) under root (NULL: the kernel's
  * /proc), forgets the ones not passed, and sets pool.size, and pool.cpu once
- * a pid has a delta, in out. 0 or -ENOMEM. */
+ * a pid has a delta, in signals; *ret_measured = the pids that had a
+ * previous reading. 0 or -ENOMEM. */
 int sampler_workers_sample(struct sampler_workers *t, const char *root, const pid_t *pids, size_t n,
-                           const struct sampler_clock *clock, struct sample *out);
+                           const struct sampler_clock *clock, struct signals *signals, unsigned *ret_measured);
 
 /* One worker as of the last sample (see sampler_worker()). 0 or -ESRCH. */
 int sampler_workers_get(const struct sampler_workers *t, pid_t pid, double *ret_cpu, uint64_t *ret_rss);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "supervisor/shm.h"
 #include "supervisor/shm_command.h"
 #include "supervisor/shm_sink.h"
 
@@ -122,7 +123,7 @@ int shm_segment_load(const struct shared_config *sc, uint64_t generation, struct
                 return fd;
         k.fd = fd;
 
-        r = sc->path ? load_file(sc, &k, &source, err) : shm_load_command(sc, &k, &source, err);
+        r = sc->path ? load_file(sc, &k, &source, err) : shm_load_command(sc, &k, err);
         sink_unmap(&k);  /* sealing fails with EBUSY while a writable mapping exists */
         if (r < 0)
                 return r;

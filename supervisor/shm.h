@@ -21,12 +21,7 @@
 
 #include "common/util.h"
 #include "conf/config.h"
-
-/* One line for the user, e.g. "shared segment 'refdata': cannot open
- * /srv/ref.bin: No such file or directory". Filled only on failure. */
-struct shm_error {
-        char message[1024];
-};
+#include "supervisor/shm_error.h"
 
 /* What a segment was loaded from, to tell on reload whether it changed. */
 struct shm_source {

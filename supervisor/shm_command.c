@@ -197,8 +197,7 @@ static int command_run(struct command_run *run, sd_event *e, int out_read, int o
         return 0;
 }
 
-int shm_load_command(const struct shared_config *sc, struct sink *k, struct shm_source *ret_source,
-                        struct shm_error *err) {
+int shm_load_command(const struct shared_config *sc, struct sink *k, struct shm_error *err) {
         _cleanup_(closep) int out_read = -EBADF;
         char text[256];
         struct command_run run = { .sc = sc, .k = k, .err = err, .text = text };
@@ -234,7 +233,6 @@ int shm_load_command(const struct shared_config *sc, struct sink *k, struct shm_
                 return r;
         if (k->size == 0)
                 return shm_fail(err, -ENODATA, sc->name, "'%s' wrote nothing", text);
-        *ret_source = (struct shm_source) {};
         return 0;
 }
 

@@ -7,6 +7,6 @@
 #include "supervisor/shm_sink.h"
 
 /* Runs sc->command to its end, its stdout into k. 0, or a negative errno
- * with err filled. */
-int shm_load_command(const struct shared_config *sc, struct sink *k, struct shm_source *ret_source,
-                     struct shm_error *err);
+ * with err filled. A command has no source to compare on reload: it has
+ * always changed. */
+int shm_load_command(const struct shared_config *sc, struct sink *k, struct shm_error *err);

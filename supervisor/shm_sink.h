@@ -9,7 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "supervisor/shm.h"
+#include "conf/config.h"
+#include "supervisor/shm_error.h"
 
 enum copy_mode {
         COPY_SENDFILE,   /* from a file */

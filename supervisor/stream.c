@@ -375,8 +375,7 @@ int stream_new(sd_event *e, const struct corral_config *config, struct pool *poo
         s->interval_start = stream_now(s);
 
         r = sink_new(e, STDOUT_FILENO, &s->sink);
-        /* A queue's results stream is written by the queue's source. */
-        if (r >= 0 && !(queue_url_is(config->tasks.from) && results_kind(config->tasks.results) == RESULTS_REDIS))
+        if (r >= 0)
                 r = stream_open_results(s);
         if (r >= 0)
                 r = queue_url_is(config->tasks.from) ? stream_source_open(s) : stream_open_input(s);

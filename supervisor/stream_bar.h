@@ -4,7 +4,7 @@
  */
 #pragma once
 
-#include "supervisor/batch.h"
+#include "supervisor/progress_bar.h"
 
 struct stream;
 

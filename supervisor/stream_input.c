@@ -35,18 +35,11 @@ static int stream_read_input(struct stream *s) {
         /* A new chunk also when a long line was dropped from a grown one,
          * so that its memory goes back rather than staying with the reads. */
         if (!c || c->cap - c->len < CHUNK_MIN_READ || (c->cap > CHUNK_SIZE && c->len == s->cut)) {
-                size_t carry = c ? c->len - s->cut : 0, cap = CHUNK_SIZE;
-                while (cap < 2 * carry)
-                        cap *= 2;   /* a long line: grow until it fits */
-                struct chunk *n = malloc(sizeof(*n) + cap);
-                if (!n)
-                        return -ENOMEM;
-                *n = (struct chunk) { .refs = 1, .cap = cap, .len = carry };
-                if (carry)
-                        memcpy(n->data, c->data + s->cut, carry);
-                chunk_unref(c);
-                s->chunk = c = n;
-                s->cut = 0;
+                /* A long line: room for twice what it has, so that it grows. */
+                int r = stream_chunk_renew(s, 2 * stream_uncut(s));
+                if (r < 0)
+                        return r;
+                c = s->chunk;
         }
         /* At most a chunk per read: a long line is checked against
          * STREAM_LINE_MAX as it grows, not after it filled the memory. */

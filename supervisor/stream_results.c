@@ -13,19 +13,10 @@
 #include "supervisor/stream_results.h"
 
 int stream_open_results(struct stream *s) {
-        const char *path = s->config->tasks.results;
-
-        switch (results_kind(path)) {
-        case RESULTS_NONE:
-                return 0;
-        case RESULTS_REDIS:
-                log_error("tasks.results: %s is a queue's results stream, which needs tasks.from: redis://...", path);
-                return -EINVAL;
-        case RESULTS_FILE:
-                break;
-        }
         /* -EINVAL once logged: stream_new()'s caller says nothing more */
-        return results_file_open_logged(path, false, &s->results) < 0 ? -EINVAL : 0;
+        return results_file_open_config(s->config->tasks.results, s->config->tasks.from, false, &s->results) < 0
+                       ? -EINVAL
+                       : 0;
 }
 
 /* Writing results failed: the stream stops as when stdout fails (exit 1). */

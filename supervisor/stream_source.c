@@ -51,22 +51,12 @@ static int on_line(void *data, uint64_t seq, const char *line, size_t len, const
         }
         if (seq != ss->given + 1)
                 return -EPROTO;   /* the lines would no longer match their answers */
-        struct chunk *c = s->chunk;
-        if (!c || c->cap - c->len < len + 1) {
-                /* A new chunk, with the lines not cut yet carried over. */
-                size_t carry = c ? c->len - s->cut : 0, cap = CHUNK_SIZE;
-                while (cap < carry + len + 1)
-                        cap *= 2;
-                struct chunk *n = malloc(sizeof(*n) + cap);
-                if (!n)
-                        return -ENOMEM;
-                *n = (struct chunk) { .refs = 1, .cap = cap, .len = carry };
-                if (carry)
-                        memcpy(n->data, c->data + s->cut, carry);
-                chunk_unref(c);
-                s->chunk = c = n;
-                s->cut = 0;
+        if (!s->chunk || s->chunk->cap - s->chunk->len < len + 1) {
+                int r = stream_chunk_renew(s, stream_uncut(s) + len + 1);
+                if (r < 0)
+                        return r;
         }
+        struct chunk *c = s->chunk;
         memcpy(c->data + c->len, line, len);
         c->data[c->len + len] = '\n';
         c->len += len + 1;

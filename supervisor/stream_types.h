@@ -8,6 +8,7 @@
  */
 #pragma once
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,7 +19,7 @@
 #include "common/util.h"
 #include "conf/config.h"
 #include "supervisor/output_sink.h"
-#include "supervisor/pool.h"
+#include "supervisor/pool_types.h"
 #include "supervisor/results_file.h"
 #include "supervisor/stream_lines.h"
 
@@ -165,6 +166,30 @@ static inline usec_t stream_now(struct stream *s) {
 static inline void chunk_unref(struct chunk *c) {
         if (c && --c->refs == 0)
                 free(c);
+}
+
+/* The input's bytes not cut into spans yet: the start of a line. */
+static inline size_t stream_uncut(const struct stream *s) {
+        return s->chunk ? s->chunk->len - s->cut : 0;
+}
+
+/* A new input chunk of at least `size` bytes (CHUNK_SIZE, doubled until it
+ * fits), with the lines not cut yet carried over; the old chunk lives on in
+ * the spans cut from it. 0 or -ENOMEM (nothing changed). */
+static inline int stream_chunk_renew(struct stream *s, size_t size) {
+        size_t carry = stream_uncut(s), cap = CHUNK_SIZE;
+        while (cap < size)
+                cap *= 2;
+        struct chunk *n = malloc(sizeof(*n) + cap);
+        if (!n)
+                return -ENOMEM;
+        *n = (struct chunk) { .refs = 1, .cap = cap, .len = carry };
+        if (carry)
+                memcpy(n->data, s->chunk->data + s->cut, carry);
+        chunk_unref(s->chunk);
+        s->chunk = n;
+        s->cut = 0;
+        return 0;
 }
 
 static inline void stream_kick(struct stream *s) {

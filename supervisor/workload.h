@@ -93,16 +93,7 @@ struct workload_options {
         const struct listen_set *listen; /* pool, stream: listen:'s sockets for every worker (borrowed) */
 };
 
-/*
- * The workload config describes on loop e: a batch with tasks.from, a stream
- * with tasks.from and tasks.mode stream, else a pool. The config must outlive
- * it (or be replaced through reconfigure first); owner is borrowed. Problems
- * are logged; returns 0 or a negative errno (-EINVAL: a user error).
- */
-int workload_new(sd_event *e, const struct corral_config *config, const struct workload_options *o,
-                 const struct workload_owner *owner, struct workload *ret);
-
-/* Each kind's constructor, for workload_new() and the unit tests. */
+/* Each kind's constructor, for workload_new() (workload_new.h) and the unit tests. */
 int pool_workload_new(sd_event *e, const struct corral_config *config, const struct workload_options *o,
                       const struct workload_owner *owner, struct workload *ret);
 int batch_workload_new(sd_event *e, const struct corral_config *config, const struct workload_options *o,

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "supervisor/sampler.h"
+#include "supervisor/sampler_cgroup.h"
 
 #define INTERVAL_MS 500
 

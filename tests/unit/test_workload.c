@@ -20,10 +20,12 @@
 #include <cmocka.h>
 
 #include "conf/config.h"
+#include "supervisor/batch.h"
 #include "supervisor/batch_types.h"
 #include "supervisor/pool.h"
 #include "supervisor/sampler.h"
 #include "supervisor/workload.h"
+#include "supervisor/workload_new.h"
 #include "tests/unit/fake_os.h"
 
 #define S USEC_PER_SEC

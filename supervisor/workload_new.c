@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Which workload a configuration describes: the one place that asks. */
-#include "supervisor/workload.h"
+#include "supervisor/workload_new.h"
 
 int workload_new(sd_event *e, const struct corral_config *config, const struct workload_options *o,
                  const struct workload_owner *owner, struct workload *ret) {
