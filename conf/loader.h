@@ -115,7 +115,7 @@ const char *scalar_text(const yaml_node_t *n);
 bool scalar_is_null(const yaml_node_t *n);
 
 /* How a node reads in "expected X, got Y": "a mapping", "'text'", ... */
-void describe(const yaml_node_t *n, char *buf, size_t size);
+void yaml_node_describe(const yaml_node_t *n, char *buf, size_t size);
 
 /* The 1-based file position of byte offset within scalar n's value (for an
  * error inside a `when:` condition). */

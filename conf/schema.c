@@ -200,7 +200,7 @@ static void parse_shared(struct loader *l, const yaml_node_t *n, void *base, con
                         continue;
                 if (key->type != YAML_SCALAR_NODE || !segment_name_valid(scalar_text(key))) {
                         char got[64];
-                        describe(key, got, sizeof(got));
+                        yaml_node_describe(key, got, sizeof(got));
                         error_at(l, key, "%s: invalid segment name %s (letters, digits and '_', at most 64)", path, got);
                         continue;
                 }

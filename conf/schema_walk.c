@@ -23,7 +23,7 @@
 
 void type_error(struct loader *l, const yaml_node_t *n, const char *path, const char *what) {
         char got[64];
-        describe(n, got, sizeof(got));
+        yaml_node_describe(n, got, sizeof(got));
         error_at(l, n, "%s: expected %s, got %s", path, what, got);
 }
 
@@ -174,7 +174,7 @@ static void parse_env(struct loader *l, const yaml_node_t *n, char ***dst, const
                         continue;
                 if (key->type != YAML_SCALAR_NODE || !env_name_valid(scalar_text(key))) {
                         char got[64];
-                        describe(key, got, sizeof(got));
+                        yaml_node_describe(key, got, sizeof(got));
                         error_at(l, key, "%s: invalid variable name %s (letters, digits and '_')", path, got);
                         ok = false;
                         continue;
@@ -448,7 +448,7 @@ void walk_mapping(struct loader *l, const yaml_node_t *n, const struct field *fi
         if (n->type != YAML_MAPPING_NODE) {
                 if (!path) {
                         char got[64];
-                        describe(n, got, sizeof(got));
+                        yaml_node_describe(n, got, sizeof(got));
                         return error_at(l, n, "expected a mapping of settings (command:, workers:, ...), got %s", got);
                 }
                 return type_error(l, n, path, "a mapping");
@@ -483,7 +483,7 @@ void walk_mapping(struct loader *l, const yaml_node_t *n, const struct field *fi
                         if (path)
                                 snprintf(where, sizeof(where), " in '%s'", path);
                         char got[64];
-                        describe(key, got, sizeof(got));
+                        yaml_node_describe(key, got, sizeof(got));
                         if (hint)
                                 error_at(l, key, "unknown key %s%s (did you mean '%s'?)", got, where, hint);
                         else

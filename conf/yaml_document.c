@@ -38,7 +38,7 @@ bool scalar_is_null(const yaml_node_t *n) {
         return strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
 }
 
-void describe(const yaml_node_t *n, char *buf, size_t size) {
+void yaml_node_describe(const yaml_node_t *n, char *buf, size_t size) {
         if (n->type == YAML_MAPPING_NODE)
                 snprintf(buf, size, "a mapping");
         else if (n->type == YAML_SEQUENCE_NODE)
