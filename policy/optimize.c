@@ -13,8 +13,9 @@
 
 /* ---- measurements ---- */
 
-/* cpu: the sample's CPU the pool may use (usable_cpu()), NAN if unknown. */
-static void stats_add(struct optimize_stats *x, double v, double cpu) {
+/* cpu: the sample's CPU the pool may use (usable_cpu()), core: its pool.cpu;
+ * NAN if unknown. */
+static void stats_add(struct optimize_stats *x, double v, double cpu, double core) {
         double d = v - x->mean;
 
         /* Welford: stable for the long settled windows, no array of samples. */
@@ -24,6 +25,10 @@ static void stats_add(struct optimize_stats *x, double v, double cpu) {
         if (isfinite(cpu)) {
                 x->cpu_sum += cpu;
                 x->cpu_n++;
+        }
+        if (isfinite(core)) {
+                x->core_sum += core;
+                x->core_n++;
         }
 }
 
@@ -38,6 +43,8 @@ static void stats_merge(struct optimize_stats *a, const struct optimize_stats *b
         a->n = n;
         a->cpu_sum += b->cpu_sum;
         a->cpu_n += b->cpu_n;
+        a->core_sum += b->core_sum;
+        a->core_n += b->core_n;
 }
 
 /* The variance of the mean: s^2 / n (0 until two samples). */
@@ -47,6 +54,12 @@ static double stats_var_mean(const struct optimize_stats *x) {
 
 static bool stats_cpu_busy(const struct optimize_stats *x) {
         return x->cpu_n > 0 && x->cpu_sum / x->cpu_n > OPTIMIZE_CPU_BUSY_MAX;
+}
+
+/* Each worker keeps a core busy: they are not waiting on one another (a
+ * lock, a disk), so fewer workers would only leave cores idle. */
+static bool stats_full_cores(const struct optimize_stats *x) {
+        return x->core_n > 0 && x->core_sum / x->core_n >= OPTIMIZE_FULL_CORE;
 }
 
 /* The one-sided 99% quantile of Student's t with df degrees of freedom: a
@@ -90,6 +103,19 @@ static int significant(const struct optimize_stats *a, const struct optimize_sta
         if (d < -t * se)
                 return -1;
         return 0;
+}
+
+/* Is a's mean above value beyond the t quantile of its standard error? +1
+ * above, -1 below, 0 unclear; the same floor as significant(). For a
+ * measured size against a bound on another size that was not measured. */
+static int beyond(const struct optimize_stats *a, double value) {
+        double se = sqrt(stats_var_mean(a));
+        double floor = 0.005 * (fabs(a->mean) + fabs(value)) / 2.0;
+        double t = t_quantile(a->n - 1.0);
+
+        if (se < floor)
+                se = floor;
+        return a->mean - value > t * se ? +1 : a->mean - value < -t * se ? -1 : 0;
 }
 
 /* Has the settled size's rate moved (+1 up, -1 down, 0 no)? Under "no",
@@ -158,23 +184,36 @@ static void search_begin(struct optimize_state *st, const struct optimize_params
         st->rising = false;
         st->cautious = false;
         st->leap = true;
+        st->leapt = false;
+        st->bound = 0;
+        st->seen_tasks = st->seen_seconds = 0;
         st->since = now;
         st->searches++;
 }
 
-/* The step of a leap up from the base: as far as the idle CPU allows, if the
- * base's usable CPU is known: a pool using a quarter of the CPUs (or workers
- * using a quarter of a core each) could be four times as large before the
- * CPU limits it. */
-static unsigned leap_step(const struct optimize_state *st) {
-        const struct optimize_stats *b = &st->base_stats;
-        if (b->cpu_n == 0)
+/* The step of a leap up from base at a usable CPU of busy %: as far as the
+ * idle CPU allows: a pool using a quarter of the CPUs (or workers using a
+ * quarter of a core each) could be four times as large before the CPU
+ * limits it. 0 when busy is unknown. */
+static unsigned leap_step_at(unsigned base, double busy) {
+        if (!isfinite(busy))
                 return 0;
-        double busy = b->cpu_sum / b->cpu_n;
         double factor = busy > 0 ? OPTIMIZE_CPU_BUSY_MAX / busy : OPTIMIZE_LEAP_MAX;
         if (factor > OPTIMIZE_LEAP_MAX)
                 factor = OPTIMIZE_LEAP_MAX;
-        return factor > 1.0 ? (unsigned) ceil(st->base * (factor - 1.0) - 1e-9) : 0;
+        return factor > 1.0 ? (unsigned) ceil(base * (factor - 1.0) - 1e-9) : 0;
+}
+
+static unsigned leap_step(const struct optimize_state *st) {
+        const struct optimize_stats *b = &st->base_stats;
+        return b->cpu_n ? leap_step_at(st->base, b->cpu_sum / b->cpu_n) : 0;
+}
+
+/* The size step workers above base, or fewer where the backlog cannot feed
+ * them or max forbids. */
+static unsigned up_from(unsigned base, unsigned step, double backlog, const struct optimize_params *p) {
+        unsigned feed = backlog < (double) (p->max - base) ? base + (unsigned) backlog : p->max;
+        return step >= feed - base ? feed : base + step;
 }
 
 /* Chooses the next probe from base: true with st->probe set, false when
@@ -183,7 +222,7 @@ static bool pick_probe(struct optimize_state *st, const struct optimize_params *
         unsigned lo = lower_bound(p), fine = optimize_fine_step(st->base, p->bias);
         bool up_ok = st->base < p->max && !st->up_lost && (!stats_cpu_busy(&st->base_stats) || st->rising) &&
                      !st->no_room && st->backlog >= 1;
-        bool down_ok = st->base > lo && !st->down_lost;
+        bool down_ok = st->base > lo && !st->down_lost && !stats_full_cores(&st->base_stats);
 
         if (st->dir > 0 && !up_ok) {
                 st->dir = -1;
@@ -196,13 +235,11 @@ static bool pick_probe(struct optimize_state *st, const struct optimize_params *
                 return false;
         if (st->step < fine)
                 st->step = fine;
-        if (st->dir > 0 && st->leap && leap_step(st) > st->step)
+        st->leapt = st->dir > 0 && st->leap && leap_step(st) > st->step;
+        if (st->leapt)
                 st->step = leap_step(st);
-        if (st->dir > 0) {
-                /* Never more workers than the backlog can feed. */
-                unsigned feed = st->backlog < (double) (p->max - st->base) ? st->base + (unsigned) st->backlog : p->max;
-                st->probe = st->step >= feed - st->base ? feed : st->base + st->step;
-        }
+        if (st->dir > 0)
+                st->probe = up_from(st->base, st->step, st->backlog, p);     /* never more than it can feed */
         else
                 st->probe = st->step >= st->base - lo ? lo : st->base - st->step;
         return true;
@@ -307,8 +344,10 @@ static bool judge(struct optimize_state *st, const struct optimize_params *p, us
                 st->rising = up;
                 /* Accelerate while it keeps winning; a look at the neighbours
                  * of a settled size waits for a second win (the first may be
-                 * noise, and one step off the peak is all it may cost). */
+                 * noise, and one step off the peak is all it may cost). A
+                 * leap that won may leap again by the CPU still idle. */
                 st->step = st->cautious ? dist : dist * 2;
+                st->leap = up && st->leapt;
                 st->cautious = false;
         } else {
                 /* The probe lost: look closer, or mark that side. The probe
@@ -316,6 +355,7 @@ static bool judge(struct optimize_state *st, const struct optimize_params *p, us
                  * measure it again: a shift is caught once settled. */
                 if (up)
                         st->rising = false;
+                st->leapt = false;
                 if (dist <= optimize_fine_step(st->base, p->bias)) {
                         if (up)
                                 st->up_lost = true;
@@ -325,6 +365,115 @@ static bool judge(struct optimize_state *st, const struct optimize_params *p, us
                         st->step = dist / 2;
         }
         *size = next_move(st, p, now, ret);
+        return true;
+}
+
+/* An early leap's window: did the probe beat the most the unmeasured base
+ * can do (st->bound) by the bias, clearly? Then it is the new base, and
+ * leaps again if the CPU allows. If it clearly did not, or nothing is clear
+ * after OPTIMIZE_WINDOW samples, the base is measured after all and the
+ * leap counts as lost (the next probe goes half as far). False while
+ * unclear, else true with the size to head for in *size. */
+static bool judge_bound(struct optimize_state *st, const struct optimize_params *p, usec_t now,
+                        struct optimize_advice *ret, unsigned *size) {
+        double most = st->bound * (1.0 + p->bias / 100.0);
+        int v = beyond(&st->probe_stats, most);
+        unsigned dist = st->probe - st->base;
+        char a[32], b[32];
+
+        if (v == 0 && st->probe_stats.n < OPTIMIZE_WINDOW)
+                return false;
+        fmt_rate(p, st->probe_stats.mean, a);
+        fmt_rate(p, st->bound, b);
+        if (v > 0) {
+                say(ret, "optimize: %u %s %s beat the most %u %s can do (%s at %.2f s a task) by %.0f%%", st->probe,
+                    workers(st->probe), a, st->base, workers(st->base), b, st->base / st->bound,
+                    gain_percent(st->probe_stats.mean, st->bound));
+                st->base = st->probe;
+                st->base_stats = st->probe_stats;
+                st->rising = true;
+                st->leap = true;
+                st->step = dist * 2;
+        } else {
+                say(ret, "optimize: %u %s %s not clearly above the most %u %s can do (%s); measuring %u", st->probe,
+                    workers(st->probe), a, st->base, workers(st->base), b, st->base);
+                st->step = dist / 2;
+                st->base_stats = (struct optimize_stats) {};
+        }
+        st->leapt = false;
+        st->bound = 0;
+        *size = next_move(st, p, now, ret);
+        return true;
+}
+
+/*
+ * An early leap's first sample: while its workers each still finish at least
+ * OPTIMIZE_REGROW_SHARE of what a base worker can (the pool scales nearly
+ * linearly), the CPU left idle allows another leap and the backlog holds
+ * twice the workers it would add, the pool grows again before the judgement,
+ * which then compares the larger size with the same bound. A backlog of slow
+ * tasks reaches its size in a few samples, and the search goes down from
+ * there if a smaller size does as well. True with the new probe in *size.
+ */
+static bool regrow(struct optimize_state *st, const struct optimize_params *p, double v, double cpu, usec_t now,
+                   struct optimize_advice *ret, unsigned *size) {
+        double linear = st->bound * st->probe / st->base;
+        unsigned fine = optimize_fine_step(st->probe, p->bias), step = leap_step_at(st->probe, cpu);
+        char a[32];
+
+        if (st->probe_stats.n != 1 || !(v >= OPTIMIZE_REGROW_SHARE * linear) || !(cpu <= OPTIMIZE_CPU_BUSY_MAX) ||
+            st->no_room || step <= fine)
+                return false;
+        unsigned next = up_from(st->probe, step, st->backlog / 2, p);
+        if (next - st->probe <= fine)
+                return false;
+        say(ret, "optimize: %u %s %s, %.0f%% of %u %s at the base's rate; growing to %u before judging", st->probe,
+            workers(st->probe), fmt_rate(p, v, a), 100.0 * v / linear, st->probe, workers(st->probe), next);
+        st->probe = next;
+        st->step = next - st->base;
+        st->probe_stats = (struct optimize_stats) {};
+        st->since = now;
+        *size = next;
+        return true;
+}
+
+/*
+ * The first completions give a task's duration: n workers, each running one
+ * task at a time, finish at most n / duration tasks a second, whatever their
+ * samples would say. When the CPU left idle allows a leap (see leap_step_at),
+ * the search takes it at once against that bound, instead of after
+ * OPTIMIZE_LEAP_WINDOW pooled samples of the base: slow tasks give a small
+ * pool a sample a second, and a backlog of them waited seconds at the
+ * starting size. True with the probe in ret.
+ */
+static bool early_leap(struct optimize_state *st, const struct optimize_params *p, double cpu, usec_t now,
+                       struct optimize_advice *ret) {
+        unsigned fine = optimize_fine_step(st->base, p->bias), step = leap_step_at(st->base, cpu);
+        char a[32];
+
+        if (st->phase != OPTIMIZE_MEASURE || !st->leap || st->dir < 0 || st->base_stats.n > 0 || !(st->latency > 0) ||
+            !(cpu <= OPTIMIZE_CPU_BUSY_MAX) || st->base >= p->max || st->no_room || !(st->backlog >= 1) ||
+            step <= fine)
+                return false;
+        /* Little's law: n workers finish at most n per task duration, plus
+         * the n they were running. More completions than that, and a
+         * completion is not one task's duration (several lines an
+         * invocation): no bound. */
+        if (st->seen_tasks > st->base * (st->seen_seconds / st->latency + 1.0))
+                return false;
+        st->probe = up_from(st->base, step, st->backlog, p);
+        if (st->probe - st->base <= fine)
+                return false;
+        st->phase = OPTIMIZE_PROBE;
+        st->bound = st->base / st->latency;
+        st->leap = false;
+        st->leapt = true;
+        st->step = st->probe - st->base;
+        st->probe_stats = (struct optimize_stats) {};
+        st->since = now;
+        say(ret, "optimize: %u %s at %.2f s a task finish %s at most; probing %u", st->base, workers(st->base),
+            st->latency, fmt_rate(p, st->bound, a), st->probe);
+        ret->size = st->probe;
         return true;
 }
 
@@ -387,25 +536,29 @@ static unsigned expected(const struct optimize_state *st) {
 
 /* One valid sample at the expected size: the dispatcher of the phases. */
 static unsigned take(struct optimize_state *st, const struct optimize_params *p, double v, double cpu,
-                     usec_t now, struct optimize_advice *ret) {
+                     double core, usec_t now, struct optimize_advice *ret) {
         char a[32], b[32];
 
         switch (st->phase) {
         case OPTIMIZE_MEASURE:
-                stats_add(&st->base_stats, v, cpu);
+                stats_add(&st->base_stats, v, cpu, core);
                 say(ret, "optimize: %u %s %s", st->base, workers(st->base), fmt_rate(p, st->base_stats.mean, a));
                 return next_move(st, p, now, ret);
         case OPTIMIZE_PROBE:
-                stats_add(&st->probe_stats, v, cpu);
+                stats_add(&st->probe_stats, v, cpu, core);
                 unsigned size;
-                if (st->probe_stats.n >= OPTIMIZE_WINDOW_MIN && judge(st, p, now, ret, &size))
+                if (st->bound > 0 && regrow(st, p, v, cpu, now, ret, &size))
                         return size;
-                say(ret, "optimize: probing %u %s against %u (%s), %u samples, %s", st->probe, workers(st->probe),
-                    st->base, fmt_rate(p, st->base_stats.mean, a), st->probe_stats.n,
+                if (st->probe_stats.n >= OPTIMIZE_WINDOW_MIN &&
+                    (st->bound > 0 ? judge_bound(st, p, now, ret, &size) : judge(st, p, now, ret, &size)))
+                        return size;
+                say(ret, "optimize: probing %u %s against %u (%s%s), %u samples, %s", st->probe, workers(st->probe),
+                    st->base, st->bound > 0 ? "at most " : "",
+                    fmt_rate(p, st->bound > 0 ? st->bound : st->base_stats.mean, a), st->probe_stats.n,
                     fmt_rate(p, st->probe_stats.mean, b));
                 return st->probe;
         case OPTIMIZE_SETTLED:
-                stats_add(&st->watch, v, cpu);
+                stats_add(&st->watch, v, cpu, core);
                 return watch(st, p, now, ret);
         default:
                 return st->base;        /* IDLE is left before a sample is taken */
@@ -426,27 +579,30 @@ static double usable_cpu(const struct signals *s) {
 }
 
 /* Pools a tasks.rate sample over seconds into st->pool: true with the pooled
- * rate and usable CPU once it spans OPTIMIZE_SAMPLE_TASKS completions. Other
- * signals are not counts: each sample is one. */
+ * rate, usable CPU and pool.cpu once it spans OPTIMIZE_SAMPLE_TASKS
+ * completions. Other signals are not counts: each sample is one. */
 static bool pool_sample(struct optimize_state *st, const struct optimize_params *p, const struct signals *s,
-                        double seconds, double *v, double *cpu) {
-        double usable = usable_cpu(s);
-        bool has_cpu = isfinite(usable);
-
+                        double seconds, double *v, double *cpu, double *core) {
         *v = s->value[p->signal];
-        *cpu = usable;
+        *cpu = usable_cpu(s);
+        *core = signals_has(s, SIGNAL_POOL_CPU) ? s->value[SIGNAL_POOL_CPU] : NAN;
         if (p->signal != SIGNAL_TASKS_RATE || !(seconds > 0))
                 return true;
         st->pool.tasks += *v * seconds;
         st->pool.seconds += seconds;
-        if (has_cpu) {
+        if (isfinite(*cpu)) {
                 st->pool.cpu_sum += *cpu;
                 st->pool.cpu_n++;
+        }
+        if (isfinite(*core)) {
+                st->pool.core_sum += *core;
+                st->pool.core_n++;
         }
         if (st->pool.tasks < OPTIMIZE_SAMPLE_TASKS - 1e-9)
                 return false;
         *v = st->pool.tasks / st->pool.seconds;
         *cpu = st->pool.cpu_n ? st->pool.cpu_sum / st->pool.cpu_n : NAN;
+        *core = st->pool.core_n ? st->pool.core_sum / st->pool.core_n : NAN;
         st->pool = (struct optimize_pool) {};
         return true;
 }
@@ -524,9 +680,21 @@ int optimize_step(struct optimize_state *st, const struct optimize_params *p, co
          * task's duration to end (at least the next sample, whose interval
          * begins at the change, is set aside). Until a task completed, that
          * duration is unknown and the rate 0/s says nothing of the size. */
+        if (!begun && p->signal == SIGNAL_TASKS_RATE && now > prev) {
+                double seconds = (double) (now - prev) / USEC_PER_SEC;
+                st->seen_tasks += s->value[SIGNAL_TASKS_RATE] * seconds;
+                st->seen_seconds += seconds;
+        }
         usec_t settle = (usec_t) (st->latency * USEC_PER_SEC);
         bool clean = st->completed && prev >= st->changed + (settle > 0 ? settle : 1);
         st->completed |= completions;
+        /* A leap needs the task's duration, not a clean rate of the base. */
+        if (!begun && st->completed && early_leap(st, p, usable_cpu(s), now, &adv)) {
+                st->changed = now;
+                st->pool = (struct optimize_pool) {};
+                *ret = adv;
+                return 0;
+        }
         if (begun || !clean) {
                 say(&adv, "optimize: %u %s starting, %s %s set aside%s", current, workers(current),
                     signal_name(p->signal), fmt_rate(p, s->value[p->signal], a),
@@ -535,14 +703,14 @@ int optimize_step(struct optimize_state *st, const struct optimize_params *p, co
                 return 0;
         }
 
-        double v, cpu;
-        if (!pool_sample(st, p, s, (double) (now - prev) / USEC_PER_SEC, &v, &cpu)) {
+        double v, cpu, core;
+        if (!pool_sample(st, p, s, (double) (now - prev) / USEC_PER_SEC, &v, &cpu, &core)) {
                 say(&adv, "optimize: %u %s, %.0f of %.0f tasks of a sample", current, workers(current), st->pool.tasks,
                     OPTIMIZE_SAMPLE_TASKS);
                 *ret = adv;
                 return 0;
         }
-        adv.size = take(st, p, v, cpu, now, &adv);
+        adv.size = take(st, p, v, cpu, core, now, &adv);
         if (adv.size != current) {
                 st->changed = now;
                 st->pool = (struct optimize_pool) {};
