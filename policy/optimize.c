@@ -133,6 +133,19 @@ static int shifted(const struct optimize_stats *window, const struct optimize_st
         return d > OPTIMIZE_Z * se ? +1 : d < -OPTIMIZE_Z * se ? -1 : 0;
 }
 
+/* How busy the CPU is for the pool, %: cpu.busy, or the workers' own
+ * pool.cpu (mean per worker, % of one core) when lower and under
+ * OPTIMIZE_WAITING_CPU (workers mostly waiting). Workers that wait
+ * use little of a core whatever the neighbours do: a busy machine does not
+ * limit them, and a few % each leaves room for many more. NAN if unknown. */
+static double usable_cpu(const struct signals *s) {
+        double busy = signals_has(s, SIGNAL_CPU_BUSY) ? s->value[SIGNAL_CPU_BUSY] : NAN;
+        double pool = signals_has(s, SIGNAL_POOL_CPU) ? s->value[SIGNAL_POOL_CPU] : NAN;
+        if (isfinite(pool) && pool >= 0 && pool < OPTIMIZE_WAITING_CPU && !(busy <= pool))
+                return pool;
+        return isfinite(busy) ? busy : NAN;
+}
+
 /* ---- text ---- */
 
 /* "1 worker", "2 workers": the noun for a count in the messages. */
@@ -446,11 +459,19 @@ static bool regrow(struct optimize_state *st, const struct optimize_params *p, d
  * pool a sample a second, and a backlog of them waited seconds at the
  * starting size. True with the probe in ret.
  */
-static bool early_leap(struct optimize_state *st, const struct optimize_params *p, double cpu, usec_t now,
-                       struct optimize_advice *ret) {
+static bool early_leap(struct optimize_state *st, const struct optimize_params *p, const struct signals *s,
+                       usec_t now, struct optimize_advice *ret) {
+        double cpu = usable_cpu(s);
         unsigned fine = optimize_fine_step(st->base, p->bias), step = leap_step_at(st->base, cpu);
         char a[32];
 
+        /* With no base measured to fall back on, a saturated machine asks
+         * for workers that barely use the CPU: CPU-bound workers starved by
+         * a crowded machine also show little of a core (2 CPUs shared by 15
+         * runnable tasks give each 13%), but rarely that little. */
+        if (signals_has(s, SIGNAL_CPU_BUSY) && s->value[SIGNAL_CPU_BUSY] > OPTIMIZE_CPU_BUSY_MAX &&
+            !(signals_has(s, SIGNAL_POOL_CPU) && s->value[SIGNAL_POOL_CPU] < OPTIMIZE_EARLY_WAITING_CPU))
+                return false;
         if (st->phase != OPTIMIZE_MEASURE || !st->leap || st->dir < 0 || st->base_stats.n > 0 || !(st->latency > 0) ||
             !(cpu <= OPTIMIZE_CPU_BUSY_MAX) || st->base >= p->max || st->no_room || !(st->backlog >= 1) ||
             step <= fine)
@@ -471,8 +492,8 @@ static bool early_leap(struct optimize_state *st, const struct optimize_params *
         st->step = st->probe - st->base;
         st->probe_stats = (struct optimize_stats) {};
         st->since = now;
-        say(ret, "optimize: %u %s at %.2f s a task finish %s at most; probing %u", st->base, workers(st->base),
-            st->latency, fmt_rate(p, st->bound, a), st->probe);
+        say(ret, "optimize: %u %s at %.2f s a task finish %s at most, CPU %.0f%% busy; probing %u", st->base,
+            workers(st->base), st->latency, fmt_rate(p, st->bound, a), cpu, st->probe);
         ret->size = st->probe;
         return true;
 }
@@ -563,19 +584,6 @@ static unsigned take(struct optimize_state *st, const struct optimize_params *p,
         default:
                 return st->base;        /* IDLE is left before a sample is taken */
         }
-}
-
-/* How busy the CPU is for the pool, %: cpu.busy, or the workers' own
- * pool.cpu (mean per worker, % of one core) when lower and under
- * OPTIMIZE_WAITING_CPU (workers mostly waiting). Workers that wait
- * use little of a core whatever the neighbours do: a busy machine does not
- * limit them, and a few % each leaves room for many more. NAN if unknown. */
-static double usable_cpu(const struct signals *s) {
-        double busy = signals_has(s, SIGNAL_CPU_BUSY) ? s->value[SIGNAL_CPU_BUSY] : NAN;
-        double pool = signals_has(s, SIGNAL_POOL_CPU) ? s->value[SIGNAL_POOL_CPU] : NAN;
-        if (isfinite(pool) && pool >= 0 && pool < OPTIMIZE_WAITING_CPU && !(busy <= pool))
-                return pool;
-        return isfinite(busy) ? busy : NAN;
 }
 
 /* Pools a tasks.rate sample over seconds into st->pool: true with the pooled
@@ -689,7 +697,7 @@ int optimize_step(struct optimize_state *st, const struct optimize_params *p, co
         bool clean = st->completed && prev >= st->changed + (settle > 0 ? settle : 1);
         st->completed |= completions;
         /* A leap needs the task's duration, not a clean rate of the base. */
-        if (!begun && st->completed && early_leap(st, p, usable_cpu(s), now, &adv)) {
+        if (!begun && st->completed && early_leap(st, p, s, now, &adv)) {
                 st->changed = now;
                 st->pool = (struct optimize_pool) {};
                 *ret = adv;

@@ -114,6 +114,9 @@
 /* An early leap grows again before its judgement while each worker finishes
  * at least this share of what a base worker could. */
 #define OPTIMIZE_REGROW_SHARE 0.75
+/* pool.cpu %: on a saturated machine (cpu.busy over OPTIMIZE_CPU_BUSY_MAX),
+ * an early leap asks for workers under it (see optimize.c, early_leap). */
+#define OPTIMIZE_EARLY_WAITING_CPU 2.0
 
 #define OPTIMIZE_WHY_MAX 160
 

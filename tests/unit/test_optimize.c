@@ -717,6 +717,8 @@ static void test_early_leap(void **state) {
                 { "max 4: leaps to 4",                            0.2, 50, 1, 1000, 50, 1, 4, 4, 3 },
                 { "max 3: a fine step, no early leap",            0.2, 50, 1, 1000, 50, 1, 3, 0, 0 },
                 { "the machine's CPU busy, workers at 50%",       0.2, 99, 50, 1000, 50, 1, 64, 0, 0 },
+                { "the machine saturated, workers at 1.9%",       0.2, 99, 1.9, 1000, 50, 1, 64, 16, 3 },
+                { "the machine saturated, workers at 2% (starved?)", 0.2, 99, 2, 1000, 50, 1, 64, 0, 0 },
                 { "half the CPU idle: leaps to 95/50 of 2",       0.2, 50, 50, 1000, 50, 1, 64, 4, 3 },
                 { "memory short",                                 0.2, 10, 1, 1000, 5, 1, 64, 0, 0 },
                 { "20 lines an invocation: no bound",             0.2, 50, 1, 1000, 50, 20, 64, 0, 0 },
@@ -745,7 +747,7 @@ static void test_early_leap(void **state) {
                         if (adv.size != size) {
                                 moved = adv.size;
                                 at = i;
-                                early = strstr(adv.why, "at most; probing") != NULL;
+                                early = strstr(adv.why, "at most, CPU") != NULL;
                         }
                 }
                 if (t[c].size ? !early || moved != t[c].size || at > t[c].by : early)
@@ -770,14 +772,14 @@ static void test_early_judged(void **state) {
                 const char *why[5];     /* a part of each move's reason */
         } t[] = {
                 { "linear: 2 -> 16 -> 66 (half the backlog), judged against the bound", 5, 1000, { 16, 66 },
-                  { "at most; probing 16", "growing to 66 before judging" } },
+                  { "busy; probing 16", "growing to 66 before judging" } },
                 { "peak 12: 75% of linear at 16 still grows", 5, 12, { 16, 66 },
-                  { "at most; probing 16", "75% of 16 workers at the base's rate; growing to 66" } },
+                  { "busy; probing 16", "75% of 16 workers at the base's rate; growing to 66" } },
                 { "peak 8: 16 beat the bound, not grown again; leaps by the idle CPU", 5, 8, { 16, 116 },
-                  { "at most; probing 16", "16 workers 40.0/s beat the most 2 workers can do (10.0/s at 0.20 s a "
+                  { "busy; probing 16", "16 workers 40.0/s beat the most 2 workers can do (10.0/s at 0.20 s a "
                                            "task) by 300%; probing 116" } },
                 { "peak 1: 2 -> 16 falls back to 2, then probes 9", 5, 1, { 16, 2, 9 },
-                  { "at most; probing 16", "not clearly above the most 2 workers can do", "probing 9" } },
+                  { "busy; probing 16", "not clearly above the most 2 workers can do", "probing 9" } },
         };
         (void) state;
 
