@@ -199,7 +199,7 @@ static void search_begin(struct optimize_state *st, const struct optimize_params
         st->leap = true;
         st->leapt = false;
         st->bound = 0;
-        st->seen_tasks = st->seen_seconds = 0;
+        st->seen_tasks = st->seen_seconds = st->seen_latency = 0;
         st->since = now;
         st->searches++;
 }
@@ -420,33 +420,40 @@ static bool judge_bound(struct optimize_state *st, const struct optimize_params 
 }
 
 /*
- * An early leap's first sample: while its workers each still finish at least
- * OPTIMIZE_REGROW_SHARE of what a base worker can (the pool scales nearly
- * linearly), the CPU left idle allows another leap and the backlog holds
- * twice the workers it would add, the pool grows again before the judgement,
- * which then compares the larger size with the same bound. A backlog of slow
- * tasks reaches its size in a few samples, and the search goes down from
- * there if a smaller size does as well. True with the new probe in *size.
+ * An early leap's first completions: once half of the workers it added could
+ * have finished a task (over what the base's own last tasks add), and those
+ * tasks took at most 1 / OPTIMIZE_REGROW_SHARE times the base's duration
+ * (each worker finishes nearly a base worker's share: the pool scales), the
+ * CPU left idle allows another leap and the backlog holds twice the workers
+ * it would add, the pool grows again before the judgement, which then
+ * compares the larger size with the same bound. The completions count from
+ * the first interval after the change, before the set-aside samples are
+ * over: this is a move, not a judgement. A backlog of slow tasks reaches its
+ * size in a few samples, and the search goes down from there if a smaller
+ * size does as well. True with the new probe in ret.
  */
-static bool regrow(struct optimize_state *st, const struct optimize_params *p, double v, double cpu, usec_t now,
-                   struct optimize_advice *ret, unsigned *size) {
-        double linear = st->bound * st->probe / st->base;
+static bool regrow(struct optimize_state *st, const struct optimize_params *p, const struct signals *s,
+                   usec_t now, struct optimize_advice *ret) {
+        double cpu = usable_cpu(s);
         unsigned fine = optimize_fine_step(st->probe, p->bias), step = leap_step_at(st->probe, cpu);
-        char a[32];
 
-        if (st->probe_stats.n != 1 || !(v >= OPTIMIZE_REGROW_SHARE * linear) || !(cpu <= OPTIMIZE_CPU_BUSY_MAX) ||
-            st->no_room || step <= fine)
+        if (st->phase != OPTIMIZE_PROBE || !(st->bound > 0) || st->probe_stats.n > 1 ||
+            st->seen_tasks < st->base + (st->probe - st->base) / 2.0 || !(st->seen_latency > 0))
+                return false;
+        double took = st->seen_latency / st->seen_tasks, base_took = st->base / st->bound;
+        if (!(took * OPTIMIZE_REGROW_SHARE <= base_took) || !(cpu <= OPTIMIZE_CPU_BUSY_MAX) || st->no_room ||
+            step <= fine)
                 return false;
         unsigned next = up_from(st->probe, step, st->backlog / 2, p);
         if (next - st->probe <= fine)
                 return false;
-        say(ret, "optimize: %u %s %s, %.0f%% of %u %s at the base's rate; growing to %u before judging", st->probe,
-            workers(st->probe), fmt_rate(p, v, a), 100.0 * v / linear, st->probe, workers(st->probe), next);
+        say(ret, "optimize: %u %s' first %.0f tasks took %.2f s (%u %s: %.2f s); growing to %u before judging",
+            st->probe, workers(st->probe), st->seen_tasks, took, st->base, workers(st->base), base_took, next);
         st->probe = next;
         st->step = next - st->base;
         st->probe_stats = (struct optimize_stats) {};
         st->since = now;
-        *size = next;
+        ret->size = next;
         return true;
 }
 
@@ -568,8 +575,6 @@ static unsigned take(struct optimize_state *st, const struct optimize_params *p,
         case OPTIMIZE_PROBE:
                 stats_add(&st->probe_stats, v, cpu, core);
                 unsigned size;
-                if (st->bound > 0 && regrow(st, p, v, cpu, now, ret, &size))
-                        return size;
                 if (st->probe_stats.n >= OPTIMIZE_WINDOW_MIN &&
                     (st->bound > 0 ? judge_bound(st, p, now, ret, &size) : judge(st, p, now, ret, &size)))
                         return size;
@@ -613,6 +618,13 @@ static bool pool_sample(struct optimize_state *st, const struct optimize_params 
         *core = st->pool.core_n ? st->pool.core_sum / st->pool.core_n : NAN;
         st->pool = (struct optimize_pool) {};
         return true;
+}
+
+/* The size changes now: what was pooled or counted was of the old size. */
+static void moved(struct optimize_state *st, usec_t now) {
+        st->changed = now;
+        st->pool = (struct optimize_pool) {};
+        st->seen_tasks = st->seen_seconds = st->seen_latency = 0;
 }
 
 /* ---- the entry points ---- */
@@ -688,18 +700,20 @@ int optimize_step(struct optimize_state *st, const struct optimize_params *p, co
          * task's duration to end (at least the next sample, whose interval
          * begins at the change, is set aside). Until a task completed, that
          * duration is unknown and the rate 0/s says nothing of the size. */
-        if (!begun && p->signal == SIGNAL_TASKS_RATE && now > prev) {
+        if (!begun && p->signal == SIGNAL_TASKS_RATE && now > prev && prev >= st->changed) {
                 double seconds = (double) (now - prev) / USEC_PER_SEC;
-                st->seen_tasks += s->value[SIGNAL_TASKS_RATE] * seconds;
+                double n = s->value[SIGNAL_TASKS_RATE] * seconds;
+                st->seen_tasks += n;
                 st->seen_seconds += seconds;
+                if (n > 0 && signals_has(s, SIGNAL_TASKS_LATENCY) && s->value[SIGNAL_TASKS_LATENCY] > 0)
+                        st->seen_latency += n * s->value[SIGNAL_TASKS_LATENCY];
         }
         usec_t settle = (usec_t) (st->latency * USEC_PER_SEC);
         bool clean = st->completed && prev >= st->changed + (settle > 0 ? settle : 1);
         st->completed |= completions;
         /* A leap needs the task's duration, not a clean rate of the base. */
-        if (!begun && st->completed && early_leap(st, p, s, now, &adv)) {
-                st->changed = now;
-                st->pool = (struct optimize_pool) {};
+        if (!begun && st->completed && (early_leap(st, p, s, now, &adv) || regrow(st, p, s, now, &adv))) {
+                moved(st, now);
                 *ret = adv;
                 return 0;
         }
@@ -719,10 +733,8 @@ int optimize_step(struct optimize_state *st, const struct optimize_params *p, co
                 return 0;
         }
         adv.size = take(st, p, v, cpu, core, now, &adv);
-        if (adv.size != current) {
-                st->changed = now;
-                st->pool = (struct optimize_pool) {};
-        }
+        if (adv.size != current)
+                moved(st, now);
         *ret = adv;
         return 0;
 }

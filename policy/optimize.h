@@ -35,10 +35,10 @@
  *     several lines an invocation would exceed). When the idle CPU allows a
  *     leap, it is taken at once, before the base is measured, and the probe
  *     wins only by beating that bound by the bias, significantly (Student's
- *     t on the probe's samples). While the probe's first sample shows each
- *     worker finishing OPTIMIZE_REGROW_SHARE of a base worker's rate, the
- *     pool grows again (by the idle CPU, by at most half the backlog) before
- *     the judgement. A leap that does not beat the bound after
+ *     t on the probe's samples). When half the workers it added could have
+ *     finished a task and those tasks took at most the base's duration /
+ *     OPTIMIZE_REGROW_SHARE (the pool scales), it grows again (by the idle
+ *     CPU, by at most half the backlog) before the judgement. A leap that does not beat the bound after
  *     OPTIMIZE_WINDOW samples goes back to measure the base, and then
  *     probes half as far, as a lost leap does.
  *   - Moving: a search's first probe up leaps as far as the idle CPU allows
@@ -111,8 +111,9 @@
 /* pool.cpu %: workers over it each keep a core busy, so fewer workers would
  * leave cores idle: no probe down (a CPU-bound pool at the CPU count). */
 #define OPTIMIZE_FULL_CORE 90.0
-/* An early leap grows again before its judgement while each worker finishes
- * at least this share of what a base worker could. */
+/* An early leap grows again before its judgement when its first tasks took
+ * at most the base's duration / this (each worker finishes this share of a
+ * base worker's rate, or more). */
 #define OPTIMIZE_REGROW_SHARE 0.75
 /* pool.cpu %: on a saturated machine (cpu.busy over OPTIMIZE_CPU_BUSY_MAX),
  * an early leap asks for workers under it (see optimize.c, early_leap). */
@@ -169,7 +170,8 @@ struct optimize_state {
         bool leapt;                     /* PROBE: this probe is a leap (a win leaps again) */
         double bound;                   /* PROBE of an early leap: the most the unmeasured base
                                          * can finish a second (base / task duration); 0: none */
-        double seen_tasks, seen_seconds; /* completions and time at base since the search began */
+        double seen_tasks, seen_seconds; /* completions and time since the size last changed */
+        double seen_latency;            /* ... and the sum of those completions' durations */
         usec_t changed;                 /* when the size last changed (or the search began) */
         bool completed;                 /* a task completed since the search began: the latency is known */
         struct optimize_pool pool;      /* tasks.rate samples not yet making one sample */

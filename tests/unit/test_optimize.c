@@ -758,8 +758,9 @@ static void test_early_leap(void **state) {
 }
 
 /* An early leap's judgement, on tasks of 0.2 s whose workers wait: while a
- * leap's workers each keep finishing at least half of a base worker's rate,
- * the pool grows again before the judgement (2 -> 16 -> 66 with a backlog
+ * leap's first tasks (once half the workers it added could have finished
+ * one) take at most the base's duration / OPTIMIZE_REGROW_SHARE, the pool
+ * grows again before the judgement (2 -> 16 -> 66 with a backlog
  * of 100: it adds at most half the backlog); the larger size then wins only
  * by beating the bound on the base clearly; a leap that does not goes back
  * to measure the base, and then probes half as far. */
@@ -773,8 +774,10 @@ static void test_early_judged(void **state) {
         } t[] = {
                 { "linear: 2 -> 16 -> 66 (half the backlog), judged against the bound", 5, 1000, { 16, 66 },
                   { "busy; probing 16", "growing to 66 before judging" } },
-                { "peak 12: 75% of linear at 16 still grows", 5, 12, { 16, 66 },
-                  { "busy; probing 16", "75% of 16 workers at the base's rate; growing to 66" } },
+                { "peak 13: tasks take 0.25 s at 16, 0.2 at 2 (80%): grows", 5, 13, { 16, 66 },
+                  { "busy; probing 16", "tasks took 0.25 s (2 workers: 0.20 s); growing to 66" } },
+                { "peak 11: 0.29 s against 0.2 (69%): judged first", 5, 11, { 16, 116 },
+                  { "busy; probing 16", "16 workers 55.0/s beat the most 2 workers can do" } },
                 { "peak 8: 16 beat the bound, not grown again; leaps by the idle CPU", 5, 8, { 16, 116 },
                   { "busy; probing 16", "16 workers 40.0/s beat the most 2 workers can do (10.0/s at 0.20 s a "
                                            "task) by 300%; probing 116" } },
