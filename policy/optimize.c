@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The throughput seeker (see optimize.h for how it searches): one entry
- * point, optimize_step(), a small state machine over a running mean and
- * variance, a biased two-sample test, and the choice of the next probe.
+ * point, optimize_step(), a small state machine over the measurements of
+ * optimize_stats.h, the early leap on Little's bound, and the choice of the
+ * next probe.
  */
 #include <errno.h>
 #include <math.h>
@@ -10,128 +11,9 @@
 #include <stdio.h>
 
 #include "policy/optimize.h"
+#include "policy/optimize_stats.h"
 
-/* ---- measurements ---- */
-
-/* cpu: the sample's CPU the pool may use (usable_cpu()), core: its pool.cpu;
- * NAN if unknown. */
-static void stats_add(struct optimize_stats *x, double v, double cpu, double core) {
-        double d = v - x->mean;
-
-        /* Welford: stable for the long settled windows, no array of samples. */
-        x->n++;
-        x->mean += d / x->n;
-        x->m2 += d * (v - x->mean);
-        if (isfinite(cpu)) {
-                x->cpu_sum += cpu;
-                x->cpu_n++;
-        }
-        if (isfinite(core)) {
-                x->core_sum += core;
-                x->core_n++;
-        }
-}
-
-/* Adds b's samples to a (Chan et al.'s pairwise update). */
-static void stats_merge(struct optimize_stats *a, const struct optimize_stats *b) {
-        unsigned n = a->n + b->n;
-        if (b->n == 0)
-                return;
-        double d = b->mean - a->mean;
-        a->mean += d * b->n / n;
-        a->m2 += b->m2 + d * d * a->n * b->n / n;
-        a->n = n;
-        a->cpu_sum += b->cpu_sum;
-        a->cpu_n += b->cpu_n;
-        a->core_sum += b->core_sum;
-        a->core_n += b->core_n;
-}
-
-/* The variance of the mean: s^2 / n (0 until two samples). */
-static double stats_var_mean(const struct optimize_stats *x) {
-        return x->n >= 2 ? x->m2 / (x->n - 1) / x->n : 0.0;
-}
-
-static bool stats_cpu_busy(const struct optimize_stats *x) {
-        return x->cpu_n > 0 && x->cpu_sum / x->cpu_n > OPTIMIZE_CPU_BUSY_MAX;
-}
-
-/* Each worker keeps a core busy: they are not waiting on one another (a
- * lock, a disk), so fewer workers would only leave cores idle. */
-static bool stats_full_cores(const struct optimize_stats *x) {
-        return x->core_n > 0 && x->core_sum / x->core_n >= OPTIMIZE_FULL_CORE;
-}
-
-/* The one-sided 99% quantile of Student's t with df degrees of freedom: a
- * window of three samples knows its spread poorly, and is asked for a much
- * larger difference than one of twenty. */
-static double t_quantile(double df) {
-        static const struct { double df, t; } table[] = {
-                { 1, 31.821 }, { 2, 6.965 }, { 3, 4.541 }, { 4, 3.747 }, { 5, 3.365 }, { 6, 3.143 },
-                { 8, 2.896 }, { 10, 2.764 }, { 15, 2.602 }, { 20, 2.528 }, { 30, 2.457 }, { 60, 2.390 },
-        };
-        if (!(df > table[0].df))
-                return table[0].t;
-        for (size_t i = 1; i < sizeof(table) / sizeof(table[0]); i++)
-                if (df <= table[i].df) {
-                        /* linear between the rows: close enough for a threshold */
-                        double f = (df - table[i - 1].df) / (table[i].df - table[i - 1].df);
-                        return table[i - 1].t + f * (table[i].t - table[i - 1].t);
-                }
-        return 2.326;
-}
-
-/* Is a - k * b beyond the t quantile of its standard error (Welch's test)?
- * +1 above, -1 below, 0 unclear. The error has a floor of 0.5% of the means:
- * a synthetic or nearly constant rate would otherwise make a difference of a
- * rounding error "significant". */
-static int significant(const struct optimize_stats *a, const struct optimize_stats *b, double k) {
-        double va = stats_var_mean(a), vb = k * k * stats_var_mean(b);
-        double d = a->mean - k * b->mean;
-        double se = sqrt(va + vb);
-        double floor = 0.005 * (fabs(a->mean) + fabs(b->mean)) / 2.0;
-        double df = a->n + b->n - 2.0;
-
-        /* Welch-Satterthwaite; with no spread at all the floor decides. */
-        if (a->n >= 2 && b->n >= 2 && va + vb > 0)
-                df = (va + vb) * (va + vb) / (va * va / (a->n - 1) + vb * vb / (b->n - 1));
-        if (se < floor)
-                se = floor;
-        double t = t_quantile(df);
-        if (d > t * se)
-                return +1;
-        if (d < -t * se)
-                return -1;
-        return 0;
-}
-
-/* Is a's mean above value beyond the t quantile of its standard error? +1
- * above, -1 below, 0 unclear; the same floor as significant(). For a
- * measured size against a bound on another size that was not measured. */
-static int beyond(const struct optimize_stats *a, double value) {
-        double se = sqrt(stats_var_mean(a));
-        double floor = 0.005 * (fabs(a->mean) + fabs(value)) / 2.0;
-        double t = t_quantile(a->n - 1.0);
-
-        if (se < floor)
-                se = floor;
-        return a->mean - value > t * se ? +1 : a->mean - value < -t * se ? -1 : 0;
-}
-
-/* Has the settled size's rate moved (+1 up, -1 down, 0 no)? Under "no",
- * both are samples of one rate, so the spread is the reference's: many
- * samples, where a window's own five would make its spread a guess, and a
- * guess too small now and then is a false shift. */
-static int shifted(const struct optimize_stats *window, const struct optimize_stats *ref) {
-        double s2 = ref->n >= 2 ? ref->m2 / (ref->n - 1) : window->n >= 2 ? window->m2 / (window->n - 1) : 0.0;
-        double d = window->mean - ref->mean;
-        double se = window->n && ref->n ? sqrt(s2 / window->n + s2 / ref->n) : 0.0;
-        double floor = 0.005 * (fabs(window->mean) + fabs(ref->mean)) / 2.0;
-
-        if (se < floor)
-                se = floor;
-        return d > OPTIMIZE_Z * se ? +1 : d < -OPTIMIZE_Z * se ? -1 : 0;
-}
+/* ---- the CPU (the measurements are policy/optimize_stats.c) ---- */
 
 /* How busy the CPU is for the pool, %: cpu.busy, or the workers' own
  * pool.cpu (mean per worker, % of one core) when lower and under
@@ -233,9 +115,9 @@ static unsigned up_from(unsigned base, unsigned step, double backlog, const stru
  * neither side is left to try (settled). */
 static bool pick_probe(struct optimize_state *st, const struct optimize_params *p) {
         unsigned lo = lower_bound(p), fine = optimize_fine_step(st->base, p->bias);
-        bool up_ok = st->base < p->max && !st->up_lost && (!stats_cpu_busy(&st->base_stats) || st->rising) &&
+        bool up_ok = st->base < p->max && !st->up_lost && (!optimize_stats_cpu_busy(&st->base_stats) || st->rising) &&
                      !st->no_room && st->backlog >= 1;
-        bool down_ok = st->base > lo && !st->down_lost && !stats_full_cores(&st->base_stats);
+        bool down_ok = st->base > lo && !st->down_lost && !optimize_stats_full_cores(&st->base_stats);
 
         if (st->dir > 0 && !up_ok) {
                 st->dir = -1;
@@ -302,7 +184,7 @@ static unsigned next_move(struct optimize_state *st, const struct optimize_param
                 st->probe_stats = (struct optimize_stats) {};
                 st->since = now;
                 snprintf(tail, room, "%sprobing %u", sep, st->probe);
-                if (st->probe > st->base && stats_cpu_busy(&st->base_stats))
+                if (st->probe > st->base && optimize_stats_cpu_busy(&st->base_stats))
                         snprintf(tail, room, "%sprobing %u (cpu.busy over %.0f%%, but throughput still rises)", sep,
                                  st->probe, OPTIMIZE_CPU_BUSY_MAX);
                 return st->probe;
@@ -310,7 +192,7 @@ static unsigned next_move(struct optimize_state *st, const struct optimize_param
         settle(st, now);
         snprintf(tail, room, "%ssettled at %u %s, %s%s", sep, st->base, workers(st->base),
                  fmt_rate(p, st->base_stats.mean, a),
-                 st->base < p->max && !st->up_lost && stats_cpu_busy(&st->base_stats)
+                 st->base < p->max && !st->up_lost && optimize_stats_cpu_busy(&st->base_stats)
                          ? " (cpu.busy high, not growing)" : "");
         return st->base;
 }
@@ -323,7 +205,7 @@ static bool judge(struct optimize_state *st, const struct optimize_params *p, us
         const struct optimize_stats *large = up ? &st->probe_stats : &st->base_stats;
         const struct optimize_stats *small = up ? &st->base_stats : &st->probe_stats;
         unsigned nl = up ? st->probe : st->base, ns = up ? st->base : st->probe;
-        int v = significant(large, small, 1.0 + p->bias / 100.0);
+        int v = optimize_significant(large, small, 1.0 + p->bias / 100.0);
         char a[32], b[32];
 
         if (v == 0 && st->probe_stats.n < OPTIMIZE_WINDOW_MAX)
@@ -390,7 +272,7 @@ static bool judge(struct optimize_state *st, const struct optimize_params *p, us
 static bool judge_bound(struct optimize_state *st, const struct optimize_params *p, usec_t now,
                         struct optimize_advice *ret, unsigned *size) {
         double most = st->bound * (1.0 + p->bias / 100.0);
-        int v = beyond(&st->probe_stats, most);
+        int v = optimize_beyond(&st->probe_stats, most);
         unsigned dist = st->probe - st->base;
         char a[32], b[32];
 
@@ -518,19 +400,19 @@ static unsigned watch(struct optimize_state *st, const struct optimize_params *p
         /* A shift: significant, and larger than the bias (smaller changes
          * cannot change which size wins by much). */
         double change = st->ref.mean != 0 ? fabs(st->watch.mean / st->ref.mean - 1.0) * 100.0 : 0.0;
-        bool moved = shifted(&st->watch, &st->ref) != 0 && change > p->bias;
+        bool moved = optimize_shifted(&st->watch, &st->ref) != 0 && change > p->bias;
         struct optimize_stats fresh = st->watch;
         st->watch = (struct optimize_stats) {};
         st->windows++;
         if (moved) {
                 st->shifts++;
-                stats_merge(&st->shifted, &fresh);
+                optimize_stats_merge(&st->shifted, &fresh);
         } else {
                 /* One more window of the same: the reference only gets more
                  * precise, which makes the next look at the neighbours sharper. */
                 st->shifts = 0;
                 st->shifted = (struct optimize_stats) {};
-                stats_merge(&st->ref, &fresh);
+                optimize_stats_merge(&st->ref, &fresh);
         }
 
         if (st->shifts >= OPTIMIZE_SHIFT_WINDOWS) {
@@ -569,11 +451,11 @@ static unsigned take(struct optimize_state *st, const struct optimize_params *p,
 
         switch (st->phase) {
         case OPTIMIZE_MEASURE:
-                stats_add(&st->base_stats, v, cpu, core);
+                optimize_stats_add(&st->base_stats, v, cpu, core);
                 say(ret, "optimize: %u %s %s", st->base, workers(st->base), fmt_rate(p, st->base_stats.mean, a));
                 return next_move(st, p, now, ret);
         case OPTIMIZE_PROBE:
-                stats_add(&st->probe_stats, v, cpu, core);
+                optimize_stats_add(&st->probe_stats, v, cpu, core);
                 unsigned size;
                 if (st->probe_stats.n >= OPTIMIZE_WINDOW_MIN &&
                     (st->bound > 0 ? judge_bound(st, p, now, ret, &size) : judge(st, p, now, ret, &size)))
@@ -584,7 +466,7 @@ static unsigned take(struct optimize_state *st, const struct optimize_params *p,
                     fmt_rate(p, st->probe_stats.mean, b));
                 return st->probe;
         case OPTIMIZE_SETTLED:
-                stats_add(&st->watch, v, cpu, core);
+                optimize_stats_add(&st->watch, v, cpu, core);
                 return watch(st, p, now, ret);
         default:
                 return st->base;        /* IDLE is left before a sample is taken */
