@@ -28,6 +28,18 @@ static double usable_cpu(const struct signals *s) {
         return isfinite(busy) ? busy : NAN;
 }
 
+/* usable_cpu() for a move made before its base is measured (the early leap
+ * and its growing again): with no measurement to fall back on, a saturated
+ * machine asks for workers that barely use the CPU, since CPU-bound workers
+ * starved by a crowded machine also show little of a core (2 CPUs shared by
+ * 15 runnable tasks give each 13%), but rarely that little. NAN: no such move. */
+static double early_cpu(const struct signals *s) {
+        if (signals_has(s, SIGNAL_CPU_BUSY) && s->value[SIGNAL_CPU_BUSY] > OPTIMIZE_CPU_BUSY_MAX &&
+            !(signals_has(s, SIGNAL_POOL_CPU) && s->value[SIGNAL_POOL_CPU] < OPTIMIZE_EARLY_WAITING_CPU))
+                return NAN;
+        return usable_cpu(s);
+}
+
 /* ---- text ---- */
 
 /* "1 worker", "2 workers": the noun for a count in the messages. */
@@ -316,7 +328,7 @@ static bool judge_bound(struct optimize_state *st, const struct optimize_params 
  */
 static bool regrow(struct optimize_state *st, const struct optimize_params *p, const struct signals *s,
                    usec_t now, struct optimize_advice *ret) {
-        double cpu = usable_cpu(s);
+        double cpu = early_cpu(s);
         unsigned fine = optimize_fine_step(st->probe, p->bias), step = leap_step_at(st->probe, cpu);
 
         if (st->phase != OPTIMIZE_PROBE || !(st->bound > 0) || st->probe_stats.n > 1 ||
@@ -350,17 +362,10 @@ static bool regrow(struct optimize_state *st, const struct optimize_params *p, c
  */
 static bool early_leap(struct optimize_state *st, const struct optimize_params *p, const struct signals *s,
                        usec_t now, struct optimize_advice *ret) {
-        double cpu = usable_cpu(s);
+        double cpu = early_cpu(s);
         unsigned fine = optimize_fine_step(st->base, p->bias), step = leap_step_at(st->base, cpu);
         char a[32];
 
-        /* With no base measured to fall back on, a saturated machine asks
-         * for workers that barely use the CPU: CPU-bound workers starved by
-         * a crowded machine also show little of a core (2 CPUs shared by 15
-         * runnable tasks give each 13%), but rarely that little. */
-        if (signals_has(s, SIGNAL_CPU_BUSY) && s->value[SIGNAL_CPU_BUSY] > OPTIMIZE_CPU_BUSY_MAX &&
-            !(signals_has(s, SIGNAL_POOL_CPU) && s->value[SIGNAL_POOL_CPU] < OPTIMIZE_EARLY_WAITING_CPU))
-                return false;
         if (st->phase != OPTIMIZE_MEASURE || !st->leap || st->dir < 0 || st->base_stats.n > 0 || !(st->latency > 0) ||
             !(cpu <= OPTIMIZE_CPU_BUSY_MAX) || st->base >= p->max || st->no_room || !(st->backlog >= 1) ||
             step <= fine)
