@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The throughput seeker (see optimize.h for how it searches): one entry
- * point, optimize_step(), a small state machine over a running mean and
- * variance, a biased two-sample test, and the choice of the next probe.
+ * point, optimize_step(), a small state machine over the measurements of
+ * optimize_stats.h, the early leap on Little's bound, and the choice of the
+ * next probe.
  */
 #include <errno.h>
 #include <math.h>
@@ -10,101 +11,33 @@
 #include <stdio.h>
 
 #include "policy/optimize.h"
+#include "policy/optimize_stats.h"
 
-/* ---- measurements ---- */
+/* ---- the CPU (the measurements are policy/optimize_stats.c) ---- */
 
-/* cpu: the sample's CPU the pool may use (usable_cpu()), NAN if unknown. */
-static void stats_add(struct optimize_stats *x, double v, double cpu) {
-        double d = v - x->mean;
-
-        /* Welford: stable for the long settled windows, no array of samples. */
-        x->n++;
-        x->mean += d / x->n;
-        x->m2 += d * (v - x->mean);
-        if (isfinite(cpu)) {
-                x->cpu_sum += cpu;
-                x->cpu_n++;
-        }
+/* How busy the CPU is for the pool, %: cpu.busy, or the workers' own
+ * pool.cpu (mean per worker, % of one core) when lower and under
+ * OPTIMIZE_WAITING_CPU (workers mostly waiting). Workers that wait
+ * use little of a core whatever the neighbours do: a busy machine does not
+ * limit them, and a few % each leaves room for many more. NAN if unknown. */
+static double usable_cpu(const struct signals *s) {
+        double busy = signals_has(s, SIGNAL_CPU_BUSY) ? s->value[SIGNAL_CPU_BUSY] : NAN;
+        double pool = signals_has(s, SIGNAL_POOL_CPU) ? s->value[SIGNAL_POOL_CPU] : NAN;
+        if (isfinite(pool) && pool >= 0 && pool < OPTIMIZE_WAITING_CPU && !(busy <= pool))
+                return pool;
+        return isfinite(busy) ? busy : NAN;
 }
 
-/* Adds b's samples to a (Chan et al.'s pairwise update). */
-static void stats_merge(struct optimize_stats *a, const struct optimize_stats *b) {
-        unsigned n = a->n + b->n;
-        if (b->n == 0)
-                return;
-        double d = b->mean - a->mean;
-        a->mean += d * b->n / n;
-        a->m2 += b->m2 + d * d * a->n * b->n / n;
-        a->n = n;
-        a->cpu_sum += b->cpu_sum;
-        a->cpu_n += b->cpu_n;
-}
-
-/* The variance of the mean: s^2 / n (0 until two samples). */
-static double stats_var_mean(const struct optimize_stats *x) {
-        return x->n >= 2 ? x->m2 / (x->n - 1) / x->n : 0.0;
-}
-
-static bool stats_cpu_busy(const struct optimize_stats *x) {
-        return x->cpu_n > 0 && x->cpu_sum / x->cpu_n > OPTIMIZE_CPU_BUSY_MAX;
-}
-
-/* The one-sided 99% quantile of Student's t with df degrees of freedom: a
- * window of three samples knows its spread poorly, and is asked for a much
- * larger difference than one of twenty. */
-static double t_quantile(double df) {
-        static const struct { double df, t; } table[] = {
-                { 1, 31.821 }, { 2, 6.965 }, { 3, 4.541 }, { 4, 3.747 }, { 5, 3.365 }, { 6, 3.143 },
-                { 8, 2.896 }, { 10, 2.764 }, { 15, 2.602 }, { 20, 2.528 }, { 30, 2.457 }, { 60, 2.390 },
-        };
-        if (!(df > table[0].df))
-                return table[0].t;
-        for (size_t i = 1; i < sizeof(table) / sizeof(table[0]); i++)
-                if (df <= table[i].df) {
-                        /* linear between the rows: close enough for a threshold */
-                        double f = (df - table[i - 1].df) / (table[i].df - table[i - 1].df);
-                        return table[i - 1].t + f * (table[i].t - table[i - 1].t);
-                }
-        return 2.326;
-}
-
-/* Is a - k * b beyond the t quantile of its standard error (Welch's test)?
- * +1 above, -1 below, 0 unclear. The error has a floor of 0.5% of the means:
- * a synthetic or nearly constant rate would otherwise make a difference of a
- * rounding error "significant". */
-static int significant(const struct optimize_stats *a, const struct optimize_stats *b, double k) {
-        double va = stats_var_mean(a), vb = k * k * stats_var_mean(b);
-        double d = a->mean - k * b->mean;
-        double se = sqrt(va + vb);
-        double floor = 0.005 * (fabs(a->mean) + fabs(b->mean)) / 2.0;
-        double df = a->n + b->n - 2.0;
-
-        /* Welch-Satterthwaite; with no spread at all the floor decides. */
-        if (a->n >= 2 && b->n >= 2 && va + vb > 0)
-                df = (va + vb) * (va + vb) / (va * va / (a->n - 1) + vb * vb / (b->n - 1));
-        if (se < floor)
-                se = floor;
-        double t = t_quantile(df);
-        if (d > t * se)
-                return +1;
-        if (d < -t * se)
-                return -1;
-        return 0;
-}
-
-/* Has the settled size's rate moved (+1 up, -1 down, 0 no)? Under "no",
- * both are samples of one rate, so the spread is the reference's: many
- * samples, where a window's own five would make its spread a guess, and a
- * guess too small now and then is a false shift. */
-static int shifted(const struct optimize_stats *window, const struct optimize_stats *ref) {
-        double s2 = ref->n >= 2 ? ref->m2 / (ref->n - 1) : window->n >= 2 ? window->m2 / (window->n - 1) : 0.0;
-        double d = window->mean - ref->mean;
-        double se = window->n && ref->n ? sqrt(s2 / window->n + s2 / ref->n) : 0.0;
-        double floor = 0.005 * (fabs(window->mean) + fabs(ref->mean)) / 2.0;
-
-        if (se < floor)
-                se = floor;
-        return d > OPTIMIZE_Z * se ? +1 : d < -OPTIMIZE_Z * se ? -1 : 0;
+/* usable_cpu() for a move made before its base is measured (the early leap
+ * and its growing again): with no measurement to fall back on, a saturated
+ * machine asks for workers that barely use the CPU, since CPU-bound workers
+ * starved by a crowded machine also show little of a core (2 CPUs shared by
+ * 15 runnable tasks give each 13%), but rarely that little. NAN: no such move. */
+static double early_cpu(const struct signals *s) {
+        if (signals_has(s, SIGNAL_CPU_BUSY) && s->value[SIGNAL_CPU_BUSY] > OPTIMIZE_CPU_BUSY_MAX &&
+            !(signals_has(s, SIGNAL_POOL_CPU) && s->value[SIGNAL_POOL_CPU] < OPTIMIZE_EARLY_WAITING_CPU))
+                return NAN;
+        return usable_cpu(s);
 }
 
 /* ---- text ---- */
@@ -158,32 +91,45 @@ static void search_begin(struct optimize_state *st, const struct optimize_params
         st->rising = false;
         st->cautious = false;
         st->leap = true;
+        st->leapt = false;
+        st->bound = 0;
+        st->seen_tasks = st->seen_seconds = st->seen_latency = 0;
         st->since = now;
         st->searches++;
 }
 
-/* The step of a leap up from the base: as far as the idle CPU allows, if the
- * base's usable CPU is known: a pool using a quarter of the CPUs (or workers
- * using a quarter of a core each) could be four times as large before the
- * CPU limits it. */
-static unsigned leap_step(const struct optimize_state *st) {
-        const struct optimize_stats *b = &st->base_stats;
-        if (b->cpu_n == 0)
+/* The step of a leap up from base at a usable CPU of busy %: as far as the
+ * idle CPU allows: a pool using a quarter of the CPUs (or workers using a
+ * quarter of a core each) could be four times as large before the CPU
+ * limits it. 0 when busy is unknown. */
+static unsigned leap_step_at(unsigned base, double busy) {
+        if (!isfinite(busy))
                 return 0;
-        double busy = b->cpu_sum / b->cpu_n;
         double factor = busy > 0 ? OPTIMIZE_CPU_BUSY_MAX / busy : OPTIMIZE_LEAP_MAX;
         if (factor > OPTIMIZE_LEAP_MAX)
                 factor = OPTIMIZE_LEAP_MAX;
-        return factor > 1.0 ? (unsigned) ceil(st->base * (factor - 1.0) - 1e-9) : 0;
+        return factor > 1.0 ? (unsigned) ceil(base * (factor - 1.0) - 1e-9) : 0;
+}
+
+static unsigned leap_step(const struct optimize_state *st) {
+        const struct optimize_stats *b = &st->base_stats;
+        return b->cpu_n ? leap_step_at(st->base, b->cpu_sum / b->cpu_n) : 0;
+}
+
+/* The size step workers above base, or fewer where the backlog cannot feed
+ * them or max forbids. */
+static unsigned up_from(unsigned base, unsigned step, double backlog, const struct optimize_params *p) {
+        unsigned feed = backlog < (double) (p->max - base) ? base + (unsigned) backlog : p->max;
+        return step >= feed - base ? feed : base + step;
 }
 
 /* Chooses the next probe from base: true with st->probe set, false when
  * neither side is left to try (settled). */
 static bool pick_probe(struct optimize_state *st, const struct optimize_params *p) {
         unsigned lo = lower_bound(p), fine = optimize_fine_step(st->base, p->bias);
-        bool up_ok = st->base < p->max && !st->up_lost && (!stats_cpu_busy(&st->base_stats) || st->rising) &&
+        bool up_ok = st->base < p->max && !st->up_lost && (!optimize_stats_cpu_busy(&st->base_stats) || st->rising) &&
                      !st->no_room && st->backlog >= 1;
-        bool down_ok = st->base > lo && !st->down_lost;
+        bool down_ok = st->base > lo && !st->down_lost && !optimize_stats_full_cores(&st->base_stats);
 
         if (st->dir > 0 && !up_ok) {
                 st->dir = -1;
@@ -196,13 +142,11 @@ static bool pick_probe(struct optimize_state *st, const struct optimize_params *
                 return false;
         if (st->step < fine)
                 st->step = fine;
-        if (st->dir > 0 && st->leap && leap_step(st) > st->step)
+        st->leapt = st->dir > 0 && st->leap && leap_step(st) > st->step;
+        if (st->leapt)
                 st->step = leap_step(st);
-        if (st->dir > 0) {
-                /* Never more workers than the backlog can feed. */
-                unsigned feed = st->backlog < (double) (p->max - st->base) ? st->base + (unsigned) st->backlog : p->max;
-                st->probe = st->step >= feed - st->base ? feed : st->base + st->step;
-        }
+        if (st->dir > 0)
+                st->probe = up_from(st->base, st->step, st->backlog, p);     /* never more than it can feed */
         else
                 st->probe = st->step >= st->base - lo ? lo : st->base - st->step;
         return true;
@@ -252,7 +196,7 @@ static unsigned next_move(struct optimize_state *st, const struct optimize_param
                 st->probe_stats = (struct optimize_stats) {};
                 st->since = now;
                 snprintf(tail, room, "%sprobing %u", sep, st->probe);
-                if (st->probe > st->base && stats_cpu_busy(&st->base_stats))
+                if (st->probe > st->base && optimize_stats_cpu_busy(&st->base_stats))
                         snprintf(tail, room, "%sprobing %u (cpu.busy over %.0f%%, but throughput still rises)", sep,
                                  st->probe, OPTIMIZE_CPU_BUSY_MAX);
                 return st->probe;
@@ -260,7 +204,7 @@ static unsigned next_move(struct optimize_state *st, const struct optimize_param
         settle(st, now);
         snprintf(tail, room, "%ssettled at %u %s, %s%s", sep, st->base, workers(st->base),
                  fmt_rate(p, st->base_stats.mean, a),
-                 st->base < p->max && !st->up_lost && stats_cpu_busy(&st->base_stats)
+                 st->base < p->max && !st->up_lost && optimize_stats_cpu_busy(&st->base_stats)
                          ? " (cpu.busy high, not growing)" : "");
         return st->base;
 }
@@ -273,7 +217,7 @@ static bool judge(struct optimize_state *st, const struct optimize_params *p, us
         const struct optimize_stats *large = up ? &st->probe_stats : &st->base_stats;
         const struct optimize_stats *small = up ? &st->base_stats : &st->probe_stats;
         unsigned nl = up ? st->probe : st->base, ns = up ? st->base : st->probe;
-        int v = significant(large, small, 1.0 + p->bias / 100.0);
+        int v = optimize_significant(large, small, 1.0 + p->bias / 100.0);
         char a[32], b[32];
 
         if (v == 0 && st->probe_stats.n < OPTIMIZE_WINDOW_MAX)
@@ -307,8 +251,10 @@ static bool judge(struct optimize_state *st, const struct optimize_params *p, us
                 st->rising = up;
                 /* Accelerate while it keeps winning; a look at the neighbours
                  * of a settled size waits for a second win (the first may be
-                 * noise, and one step off the peak is all it may cost). */
+                 * noise, and one step off the peak is all it may cost). A
+                 * leap that won may leap again by the CPU still idle. */
                 st->step = st->cautious ? dist : dist * 2;
+                st->leap = up && st->leapt;
                 st->cautious = false;
         } else {
                 /* The probe lost: look closer, or mark that side. The probe
@@ -316,6 +262,7 @@ static bool judge(struct optimize_state *st, const struct optimize_params *p, us
                  * measure it again: a shift is caught once settled. */
                 if (up)
                         st->rising = false;
+                st->leapt = false;
                 if (dist <= optimize_fine_step(st->base, p->bias)) {
                         if (up)
                                 st->up_lost = true;
@@ -325,6 +272,123 @@ static bool judge(struct optimize_state *st, const struct optimize_params *p, us
                         st->step = dist / 2;
         }
         *size = next_move(st, p, now, ret);
+        return true;
+}
+
+/* An early leap's window: did the probe beat the most the unmeasured base
+ * can do (st->bound) by the bias, clearly? Then it is the new base, and
+ * leaps again if the CPU allows. If it clearly did not, or nothing is clear
+ * after OPTIMIZE_WINDOW samples, the base is measured after all and the
+ * leap counts as lost (the next probe goes half as far). False while
+ * unclear, else true with the size to head for in *size. */
+static bool judge_bound(struct optimize_state *st, const struct optimize_params *p, usec_t now,
+                        struct optimize_advice *ret, unsigned *size) {
+        double most = st->bound * (1.0 + p->bias / 100.0);
+        int v = optimize_beyond(&st->probe_stats, most);
+        unsigned dist = st->probe - st->base;
+        char a[32], b[32];
+
+        if (v == 0 && st->probe_stats.n < OPTIMIZE_WINDOW)
+                return false;
+        fmt_rate(p, st->probe_stats.mean, a);
+        fmt_rate(p, st->bound, b);
+        if (v > 0) {
+                say(ret, "optimize: %u %s %s beat the most %u %s can do (%s at %.2f s a task) by %.0f%%", st->probe,
+                    workers(st->probe), a, st->base, workers(st->base), b, st->base / st->bound,
+                    gain_percent(st->probe_stats.mean, st->bound));
+                st->base = st->probe;
+                st->base_stats = st->probe_stats;
+                st->rising = true;
+                st->leap = true;
+                st->step = dist * 2;
+        } else {
+                say(ret, "optimize: %u %s %s not clearly above the most %u %s can do (%s); measuring %u", st->probe,
+                    workers(st->probe), a, st->base, workers(st->base), b, st->base);
+                st->step = dist / 2;
+                st->base_stats = (struct optimize_stats) {};
+        }
+        st->leapt = false;
+        st->bound = 0;
+        *size = next_move(st, p, now, ret);
+        return true;
+}
+
+/*
+ * An early leap's first completions: once half of the workers it added could
+ * have finished a task (over what the base's own last tasks add), and those
+ * tasks took at most 1 / OPTIMIZE_REGROW_SHARE times the base's duration
+ * (each worker finishes nearly a base worker's share: the pool scales), the
+ * CPU left idle allows another leap and the backlog holds twice the workers
+ * it would add, the pool grows again before the judgement, which then
+ * compares the larger size with the same bound. The completions count from
+ * the first interval after the change, before the set-aside samples are
+ * over: this is a move, not a judgement. A backlog of slow tasks reaches its
+ * size in a few samples, and the search goes down from there if a smaller
+ * size does as well. True with the new probe in ret.
+ */
+static bool regrow(struct optimize_state *st, const struct optimize_params *p, const struct signals *s,
+                   usec_t now, struct optimize_advice *ret) {
+        double cpu = early_cpu(s);
+        unsigned fine = optimize_fine_step(st->probe, p->bias), step = leap_step_at(st->probe, cpu);
+
+        if (st->phase != OPTIMIZE_PROBE || !(st->bound > 0) || st->probe_stats.n > 1 ||
+            st->seen_tasks < st->base + (st->probe - st->base) / 2.0 || !(st->seen_latency > 0))
+                return false;
+        double took = st->seen_latency / st->seen_tasks, base_took = st->base / st->bound;
+        if (!(took * OPTIMIZE_REGROW_SHARE <= base_took) || !(cpu <= OPTIMIZE_CPU_BUSY_MAX) || st->no_room ||
+            step <= fine)
+                return false;
+        unsigned next = up_from(st->probe, step, st->backlog / 2, p);
+        if (next - st->probe <= fine)
+                return false;
+        say(ret, "optimize: %u %s' first %.0f tasks took %.2f s (%u %s: %.2f s); growing to %u before judging",
+            st->probe, workers(st->probe), st->seen_tasks, took, st->base, workers(st->base), base_took, next);
+        st->probe = next;
+        st->step = next - st->base;
+        st->probe_stats = (struct optimize_stats) {};
+        st->since = now;
+        ret->size = next;
+        return true;
+}
+
+/*
+ * The first completions give a task's duration: n workers, each running one
+ * task at a time, finish at most n / duration tasks a second, whatever their
+ * samples would say. When the CPU left idle allows a leap (see leap_step_at),
+ * the search takes it at once against that bound, instead of after
+ * OPTIMIZE_LEAP_WINDOW pooled samples of the base: slow tasks give a small
+ * pool a sample a second, and a backlog of them waited seconds at the
+ * starting size. True with the probe in ret.
+ */
+static bool early_leap(struct optimize_state *st, const struct optimize_params *p, const struct signals *s,
+                       usec_t now, struct optimize_advice *ret) {
+        double cpu = early_cpu(s);
+        unsigned fine = optimize_fine_step(st->base, p->bias), step = leap_step_at(st->base, cpu);
+        char a[32];
+
+        if (st->phase != OPTIMIZE_MEASURE || !st->leap || st->dir < 0 || st->base_stats.n > 0 || !(st->latency > 0) ||
+            !(cpu <= OPTIMIZE_CPU_BUSY_MAX) || st->base >= p->max || st->no_room || !(st->backlog >= 1) ||
+            step <= fine)
+                return false;
+        /* Little's law: n workers finish at most n per task duration, plus
+         * the n they were running. More completions than that, and a
+         * completion is not one task's duration (several lines an
+         * invocation): no bound. */
+        if (st->seen_tasks > st->base * (st->seen_seconds / st->latency + 1.0))
+                return false;
+        st->probe = up_from(st->base, step, st->backlog, p);
+        if (st->probe - st->base <= fine)
+                return false;
+        st->phase = OPTIMIZE_PROBE;
+        st->bound = st->base / st->latency;
+        st->leap = false;
+        st->leapt = true;
+        st->step = st->probe - st->base;
+        st->probe_stats = (struct optimize_stats) {};
+        st->since = now;
+        say(ret, "optimize: %u %s at %.2f s a task finish %s at most, CPU %.0f%% busy; probing %u", st->base,
+            workers(st->base), st->latency, fmt_rate(p, st->bound, a), cpu, st->probe);
+        ret->size = st->probe;
         return true;
 }
 
@@ -341,19 +405,19 @@ static unsigned watch(struct optimize_state *st, const struct optimize_params *p
         /* A shift: significant, and larger than the bias (smaller changes
          * cannot change which size wins by much). */
         double change = st->ref.mean != 0 ? fabs(st->watch.mean / st->ref.mean - 1.0) * 100.0 : 0.0;
-        bool moved = shifted(&st->watch, &st->ref) != 0 && change > p->bias;
+        bool moved = optimize_shifted(&st->watch, &st->ref) != 0 && change > p->bias;
         struct optimize_stats fresh = st->watch;
         st->watch = (struct optimize_stats) {};
         st->windows++;
         if (moved) {
                 st->shifts++;
-                stats_merge(&st->shifted, &fresh);
+                optimize_stats_merge(&st->shifted, &fresh);
         } else {
                 /* One more window of the same: the reference only gets more
                  * precise, which makes the next look at the neighbours sharper. */
                 st->shifts = 0;
                 st->shifted = (struct optimize_stats) {};
-                stats_merge(&st->ref, &fresh);
+                optimize_stats_merge(&st->ref, &fresh);
         }
 
         if (st->shifts >= OPTIMIZE_SHIFT_WINDOWS) {
@@ -387,68 +451,67 @@ static unsigned expected(const struct optimize_state *st) {
 
 /* One valid sample at the expected size: the dispatcher of the phases. */
 static unsigned take(struct optimize_state *st, const struct optimize_params *p, double v, double cpu,
-                     usec_t now, struct optimize_advice *ret) {
+                     double core, usec_t now, struct optimize_advice *ret) {
         char a[32], b[32];
 
         switch (st->phase) {
         case OPTIMIZE_MEASURE:
-                stats_add(&st->base_stats, v, cpu);
+                optimize_stats_add(&st->base_stats, v, cpu, core);
                 say(ret, "optimize: %u %s %s", st->base, workers(st->base), fmt_rate(p, st->base_stats.mean, a));
                 return next_move(st, p, now, ret);
         case OPTIMIZE_PROBE:
-                stats_add(&st->probe_stats, v, cpu);
+                optimize_stats_add(&st->probe_stats, v, cpu, core);
                 unsigned size;
-                if (st->probe_stats.n >= OPTIMIZE_WINDOW_MIN && judge(st, p, now, ret, &size))
+                if (st->probe_stats.n >= OPTIMIZE_WINDOW_MIN &&
+                    (st->bound > 0 ? judge_bound(st, p, now, ret, &size) : judge(st, p, now, ret, &size)))
                         return size;
-                say(ret, "optimize: probing %u %s against %u (%s), %u samples, %s", st->probe, workers(st->probe),
-                    st->base, fmt_rate(p, st->base_stats.mean, a), st->probe_stats.n,
+                say(ret, "optimize: probing %u %s against %u (%s%s), %u samples, %s", st->probe, workers(st->probe),
+                    st->base, st->bound > 0 ? "at most " : "",
+                    fmt_rate(p, st->bound > 0 ? st->bound : st->base_stats.mean, a), st->probe_stats.n,
                     fmt_rate(p, st->probe_stats.mean, b));
                 return st->probe;
         case OPTIMIZE_SETTLED:
-                stats_add(&st->watch, v, cpu);
+                optimize_stats_add(&st->watch, v, cpu, core);
                 return watch(st, p, now, ret);
         default:
                 return st->base;        /* IDLE is left before a sample is taken */
         }
 }
 
-/* How busy the CPU is for the pool, %: cpu.busy, or the workers' own
- * pool.cpu (mean per worker, % of one core) when lower and under
- * OPTIMIZE_WAITING_CPU (workers mostly waiting). Workers that wait
- * use little of a core whatever the neighbours do: a busy machine does not
- * limit them, and a few % each leaves room for many more. NAN if unknown. */
-static double usable_cpu(const struct signals *s) {
-        double busy = signals_has(s, SIGNAL_CPU_BUSY) ? s->value[SIGNAL_CPU_BUSY] : NAN;
-        double pool = signals_has(s, SIGNAL_POOL_CPU) ? s->value[SIGNAL_POOL_CPU] : NAN;
-        if (isfinite(pool) && pool >= 0 && pool < OPTIMIZE_WAITING_CPU && !(busy <= pool))
-                return pool;
-        return isfinite(busy) ? busy : NAN;
-}
-
 /* Pools a tasks.rate sample over seconds into st->pool: true with the pooled
- * rate and usable CPU once it spans OPTIMIZE_SAMPLE_TASKS completions. Other
- * signals are not counts: each sample is one. */
+ * rate, usable CPU and pool.cpu once it spans OPTIMIZE_SAMPLE_TASKS
+ * completions. Other signals are not counts: each sample is one. */
 static bool pool_sample(struct optimize_state *st, const struct optimize_params *p, const struct signals *s,
-                        double seconds, double *v, double *cpu) {
-        double usable = usable_cpu(s);
-        bool has_cpu = isfinite(usable);
-
+                        double seconds, double *v, double *cpu, double *core) {
         *v = s->value[p->signal];
-        *cpu = usable;
+        *cpu = usable_cpu(s);
+        *core = signals_has(s, SIGNAL_POOL_CPU) ? s->value[SIGNAL_POOL_CPU] : NAN;
         if (p->signal != SIGNAL_TASKS_RATE || !(seconds > 0))
                 return true;
         st->pool.tasks += *v * seconds;
         st->pool.seconds += seconds;
-        if (has_cpu) {
+        if (isfinite(*cpu)) {
                 st->pool.cpu_sum += *cpu;
                 st->pool.cpu_n++;
+        }
+        if (isfinite(*core)) {
+                st->pool.core_sum += *core;
+                st->pool.core_n++;
         }
         if (st->pool.tasks < OPTIMIZE_SAMPLE_TASKS - 1e-9)
                 return false;
         *v = st->pool.tasks / st->pool.seconds;
         *cpu = st->pool.cpu_n ? st->pool.cpu_sum / st->pool.cpu_n : NAN;
+        *core = st->pool.core_n ? st->pool.core_sum / st->pool.core_n : NAN;
         st->pool = (struct optimize_pool) {};
         return true;
+}
+
+/* The size changes now: what was pooled or counted was of the old size. */
+static void moved(struct optimize_state *st, usec_t now) {
+        st->changed = now;
+        st->pool = (struct optimize_pool) {};
+        st->seen_tasks = st->seen_seconds = st->seen_latency = 0;
 }
 
 /* ---- the entry points ---- */
@@ -524,9 +587,23 @@ int optimize_step(struct optimize_state *st, const struct optimize_params *p, co
          * task's duration to end (at least the next sample, whose interval
          * begins at the change, is set aside). Until a task completed, that
          * duration is unknown and the rate 0/s says nothing of the size. */
+        if (!begun && p->signal == SIGNAL_TASKS_RATE && now > prev && prev >= st->changed) {
+                double seconds = (double) (now - prev) / USEC_PER_SEC;
+                double n = s->value[SIGNAL_TASKS_RATE] * seconds;
+                st->seen_tasks += n;
+                st->seen_seconds += seconds;
+                if (n > 0 && signals_has(s, SIGNAL_TASKS_LATENCY) && s->value[SIGNAL_TASKS_LATENCY] > 0)
+                        st->seen_latency += n * s->value[SIGNAL_TASKS_LATENCY];
+        }
         usec_t settle = (usec_t) (st->latency * USEC_PER_SEC);
         bool clean = st->completed && prev >= st->changed + (settle > 0 ? settle : 1);
         st->completed |= completions;
+        /* A leap needs the task's duration, not a clean rate of the base. */
+        if (!begun && st->completed && (early_leap(st, p, s, now, &adv) || regrow(st, p, s, now, &adv))) {
+                moved(st, now);
+                *ret = adv;
+                return 0;
+        }
         if (begun || !clean) {
                 say(&adv, "optimize: %u %s starting, %s %s set aside%s", current, workers(current),
                     signal_name(p->signal), fmt_rate(p, s->value[p->signal], a),
@@ -535,18 +612,16 @@ int optimize_step(struct optimize_state *st, const struct optimize_params *p, co
                 return 0;
         }
 
-        double v, cpu;
-        if (!pool_sample(st, p, s, (double) (now - prev) / USEC_PER_SEC, &v, &cpu)) {
+        double v, cpu, core;
+        if (!pool_sample(st, p, s, (double) (now - prev) / USEC_PER_SEC, &v, &cpu, &core)) {
                 say(&adv, "optimize: %u %s, %.0f of %.0f tasks of a sample", current, workers(current), st->pool.tasks,
                     OPTIMIZE_SAMPLE_TASKS);
                 *ret = adv;
                 return 0;
         }
-        adv.size = take(st, p, v, cpu, now, &adv);
-        if (adv.size != current) {
-                st->changed = now;
-                st->pool = (struct optimize_pool) {};
-        }
+        adv.size = take(st, p, v, cpu, core, now, &adv);
+        if (adv.size != current)
+                moved(st, now);
         *ret = adv;
         return 0;
 }

@@ -29,10 +29,23 @@
  *     clear after OPTIMIZE_WINDOW_MAX samples, the base stays: the search
  *     never moves on a doubt, so it never settles below a size it measured
  *     as better (the starting size, the CPU count, is kept when in doubt).
+ *   - The early leap: once the first completions give a task's duration
+ *     (tasks.latency), n workers can finish at most n / duration tasks a
+ *     second (Little's law; checked against the completions seen, which
+ *     several lines an invocation would exceed). When the idle CPU allows a
+ *     leap, it is taken at once, before the base is measured, and the probe
+ *     wins only by beating that bound by the bias, significantly (Student's
+ *     t on the probe's samples). When half the workers it added could have
+ *     finished a task and those tasks took at most the base's duration /
+ *     OPTIMIZE_REGROW_SHARE (the pool scales), it grows again (by the idle
+ *     CPU, by at most half the backlog) before the judgement. A leap that does not beat the bound after
+ *     OPTIMIZE_WINDOW samples goes back to measure the base, and then
+ *     probes half as far, as a lost leap does.
  *   - Moving: a search's first probe up leaps as far as the idle CPU allows
  *     (workers using a tenth of the CPUs could be ten times as many; at most
  *     OPTIMIZE_LEAP_MAX times): tasks that wait reach their size in one move,
- *     and a leap that overshoots is halved back like any lost probe. Other
+ *     and a leap that overshoots is halved back like any lost probe; a leap
+ *     that wins leaps again from its size. Other
  *     probes start one fine step away (optimize_fine_step: 1 worker for small
  *     pools, a share of the size for large ones, so that a gain of one step
  *     stays measurable above the bias) and double after each win in the same
@@ -45,6 +58,9 @@
  *     (the mean over the size's window) it forbids probing up, unless the
  *     last move was up and won: throughput still rises, so the CPU is being
  *     put to use.
+ *   - No probe down from a size whose workers each keep a core busy (pool.cpu
+ *     at least OPTIMIZE_FULL_CORE): they do not wait on one another, so fewer
+ *     would only leave cores idle (a CPU-bound pool at the CPU count).
  *   - Room: no probe up while mem.available is under OPTIMIZE_MEM_MIN or
  *     psi.memory over OPTIMIZE_PSI_MEMORY_MAX, and never more workers than
  *     the backlog can feed (a probe up goes at most tasks.backlog past the
@@ -92,6 +108,16 @@
 #define OPTIMIZE_SHIFT_WINDOWS 3u       /* settled windows in a row that moved before a new search */
 #define OPTIMIZE_REPROBE_WINDOWS 40u    /* settled windows between two looks at the neighbours */
 #define OPTIMIZE_SAMPLE_TASKS 8.0       /* tasks.rate: completions one sample of a size spans, at least */
+/* pool.cpu %: workers over it each keep a core busy, so fewer workers would
+ * leave cores idle: no probe down (a CPU-bound pool at the CPU count). */
+#define OPTIMIZE_FULL_CORE 90.0
+/* An early leap grows again before its judgement when its first tasks took
+ * at most the base's duration / this (each worker finishes this share of a
+ * base worker's rate, or more). */
+#define OPTIMIZE_REGROW_SHARE 0.75
+/* pool.cpu %: on a saturated machine (cpu.busy over OPTIMIZE_CPU_BUSY_MAX),
+ * an early leap asks for workers under it (see optimize.c, early_leap). */
+#define OPTIMIZE_EARLY_WAITING_CPU 2.0
 
 #define OPTIMIZE_WHY_MAX 160
 
@@ -103,12 +129,15 @@ enum optimize_phase {
         _OPTIMIZE_PHASE_MAX,
 };
 
-/* Mean and variance of one size's samples (Welford), and the mean CPU the pool may use (see above). */
+/* Mean and variance of one size's samples (Welford), the mean CPU the pool
+ * may use (see above) and the workers' own mean pool.cpu. */
 struct optimize_stats {
         unsigned n;
         double mean, m2;
         double cpu_sum;
         unsigned cpu_n;
+        double core_sum;
+        unsigned core_n;
 };
 
 /* tasks.rate samples being pooled into one: 100 ms samples of a few tasks a
@@ -117,6 +146,8 @@ struct optimize_pool {
         double tasks, seconds;
         double cpu_sum;
         unsigned cpu_n;
+        double core_sum;
+        unsigned core_n;
 };
 
 /* What the controller remembers. Zeroed (optimize_reset) it is IDLE. Fields
@@ -136,6 +167,11 @@ struct optimize_state {
         bool rising;                    /* the last move was up and won */
         bool cautious;                  /* a look at a settled size's neighbours: no acceleration yet */
         bool leap;                      /* the next probe up may leap by the idle CPU */
+        bool leapt;                     /* PROBE: this probe is a leap (a win leaps again) */
+        double bound;                   /* PROBE of an early leap: the most the unmeasured base
+                                         * can finish a second (base / task duration); 0: none */
+        double seen_tasks, seen_seconds; /* completions and time since the size last changed */
+        double seen_latency;            /* ... and the sum of those completions' durations */
         usec_t changed;                 /* when the size last changed (or the search began) */
         bool completed;                 /* a task completed since the search began: the latency is known */
         struct optimize_pool pool;      /* tasks.rate samples not yet making one sample */

@@ -64,6 +64,17 @@ void stream_fill_signals(struct stream *s, struct signals *sig) {
                 signals_set(sig, SIGNAL_TASKS_BUSY, 100.0 * busy / (double) running);
         if (elapsed > 0)
                 signals_set(sig, SIGNAL_TASKS_RATE, (double) s->interval_done / elapsed);
+        /* tasks.latency as the batch's: the workers' mean time per line, in
+         * an interval that answered some (the seeker's bound on a size). */
+        double line_usec = 0;
+        unsigned timed = 0;
+        for (unsigned i = 0; s->interval_done > 0 && i < s->n_workers; i++)
+                if (s->workers[i] && s->workers[i]->w && stream_pace_line_usec(&s->workers[i]->pace) > 0) {
+                        line_usec += stream_pace_line_usec(&s->workers[i]->pace);
+                        timed++;
+                }
+        if (timed > 0)
+                signals_set(sig, SIGNAL_TASKS_LATENCY, line_usec / timed / (double) USEC_PER_SEC);
         s->interval_start = now;
         s->interval_done = 0;
 }

@@ -69,7 +69,7 @@ def await_settled(port, timeout):
         code, body = http_get(port, "/status")
         status = json.loads(body) if code == 200 and body.strip() else {}
         reason = (status.get("last_decision") or {}).get("reason") or ""
-        m = re.search(r"settled at (\d+) workers", reason)
+        m = re.search(r"settled at (\d+) workers?\b", reason)
         if m and status["pool"]["desired"] == int(m[1]):
             return int(m[1]), reason
 

@@ -80,6 +80,8 @@ struct opt_case {
         unsigned never_above;   /* 0: no limit; else the size must never exceed it */
         bool never_moves;       /* the size must stay at start */
         double cpu_per_worker;  /* %: if set, cpu.busy is this times the size (capped at 100), not cpu_busy */
+        bool timed;             /* tasks.latency is fed: size / rate (every worker busy), so the
+                                 * first completions allow an early leap */
 };
 
 /* Bounds common to the cases: WINDOW samples per size, WARMUP before each,
@@ -126,6 +128,15 @@ static const struct opt_case cases[] = {
           { { TENT(6, 20), 5, 7, B_SMALL } }, 0, false, 1 },
         { "half a CPU each: leaps to the CPUs' limit", 1, 32, 1, 400, 0.02, 0, 100, false, 0,
           { { TENT(4, 20), 3, 5, B_SMALL } }, 0, false, 25 },
+        /* ---- the first completions give a task's duration: the leap comes at once ---- */
+        { "timed, waiting tasks: linear, leaps early to max", 1, 64, 2, 200, 0.02, 0, 1000, false, 0,
+          { { LINEAR(20), 64, 64, 20 } }, 0, false, 1, true },
+        { "timed, waiting tasks: peak 6, the early leap falls back", 1, 32, 2, 400, 0.02, 0, 1000, false, 0,
+          { { TENT(6, 20), 5, 7, B_SMALL } }, 0, false, 1, true },
+        { "timed, one resource: flat, the early leap falls back", 1, 32, 2, 400, 0.02, 0, 1000, false, 0,
+          { { FLAT(40), 1, 2, B_SMALL } }, 0, false, 1, true },
+        { "timed, CPU-bound at 50% each: no early leap past the CPUs", 1, 32, 1, 400, 0.02, 0, 1000, false, 0,
+          { { TENT(2, 20), 1, 3, B_SMALL } }, 0, false, 50, true },
         /* ---- cpu.busy over 95% ---- */
         { "cpu busy, flat: never grows", 1, 32, 1, 400, 0.02, 99, 100, false, 0, { { FLAT(50), 1, 1, 20 } }, 1 },
         { "cpu busy, flat from 4: only shrinks", 1, 32, 4, 400, 0.02, 99, 100, false, 0, { { FLAT(50), 1, 1, B_SMALL } }, 4 },
@@ -183,6 +194,8 @@ static unsigned simulate(const struct opt_case *tc, struct runner *r, struct tra
                 signals_set(&s, SIGNAL_CPU_BUSY, tc->cpu_per_worker ? fmin(100.0, tc->cpu_per_worker * size)
                                                                     : tc->cpu_busy);
                 signals_set(&s, SIGNAL_POOL_SIZE, size);
+                if (tc->timed && rate > 0)
+                        signals_set(&s, SIGNAL_TASKS_LATENCY, size / rate);
                 if (tc->decide) {
                         struct decision d;
                         assert_int_equal(policy_decide(&r->config.policy, tc->min, tc->max, &r->policy, &s, size, now,
@@ -337,6 +350,7 @@ struct task_case {
         unsigned hogs;          /* background CPU hogs beside the pool */
         unsigned start, max;
         unsigned floor;         /* the seeker must never settle below this */
+        bool never_below;       /* ... nor ask for fewer, even to probe */
 };
 
 #define SIM_CPUS 2
@@ -352,6 +366,10 @@ static const struct task_case task_cases[] = {
         /* sleep 0.5 with background load: cpu.busy high, no leap, jittery durations */
         { "sleep 0.5 s, background load", false, 0.5, 0.3, 2, 2, 8, 2 },
         { "sleep 1 s, quiet", false, 1.0, 0.05, 0, 2, 8, 4 },
+        /* each worker keeps a core busy (pool.cpu ~100%): fewer cannot help, not even probed */
+        { "cpu 0.1 s, quiet: no probe below the CPUs", true, 0.1, 0.1, 0, 2, 8, 2, true },
+        /* slow lines that wait: the first completions give the duration, the pool leaps at once */
+        { "sleep 0.2 s, quiet, max 64", false, 0.2, 0.05, 0, 2, 64, 32 },
 };
 
 struct sim {
@@ -404,13 +422,16 @@ static void sim_interval(const struct task_case *tc, struct sim *m, unsigned siz
                 signals_set(s, SIGNAL_TASKS_LATENCY, took / done);
         signals_set(s, SIGNAL_TASKS_BACKLOG, 1000);
         signals_set(s, SIGNAL_CPU_BUSY, 100.0 * busy / SIM_CPUS);
+        double share = tc->cpu_bound ? fmin(1.0, (double) SIM_CPUS / (running + tc->hogs)) : 0.02;
+        if (running > 0)
+                signals_set(s, SIGNAL_POOL_CPU, 100.0 * share);
 }
 
 static unsigned run_task_case(const struct task_case *tc) {
         struct optimize_params p = { SIGNAL_TASKS_RATE, 5, 1, tc->max };
         struct optimize_state st = {};
         struct sim m = { .seed = 0x9e3779b9u };
-        unsigned size = tc->start, lowest = UINT_MAX, failures = 0;
+        unsigned size = tc->start, lowest = UINT_MAX, asked = UINT_MAX, failures = 0;
         struct optimize_advice adv = {};
         char why[OPTIMIZE_WHY_MAX] = "";
 
@@ -425,13 +446,20 @@ static unsigned run_task_case(const struct task_case *tc) {
                         snprintf(why, sizeof(why), "%s", adv.why);
                 }
                 size = adv.size;
+                if (size < asked)
+                        asked = size;
+        }
+        if (tc->never_below && asked < tc->floor) {
+                print_error("case '%s': asked for %u workers (floor %u)\n", tc->name, asked, tc->floor);
+                failures++;
         }
         if (lowest < tc->floor || size < tc->floor) {
                 print_error("case '%s': settled at %u, ends at %u (floor %u): %s\n", tc->name, lowest, size,
                             tc->floor, why);
                 failures++;
         }
-        print_message("%-40s settled no lower than %u, ends at %u\n", tc->name, lowest, size);
+        print_message("%-44s settled no lower than %u, asked no less than %u, ends at %u\n", tc->name, lowest,
+                      asked, size);
         return failures;
 }
 
@@ -628,7 +656,10 @@ static void test_room(void **state) {
                 double cpu_busy, pool_cpu, backlog, mem, psi_memory;  /* < 0: unavailable */
                 unsigned lo, hi;        /* the first move away from 2 lands within */
         } room[] = {
-                { "busy machine, CPU-bound workers: down",       99, 90, 100, 50, 0,  1, 1 },
+                { "busy machine, CPU-bound workers: down",       99, 80, 100, 50, 0,  1, 1 },
+                { "workers at 89.9% of a core: down",            99, 89.9, 100, 50, 0, 1, 1 },
+                { "each worker a full core (90%): not down",     99, 90, 100, 50, 0,  2, 2 },
+                { "each worker a full core (100%): not down",    99, 100, 100, 50, 0, 2, 2 },
                 { "busy machine, waiting workers: leaps up",     99, 2,  100, 50, 0,  16, 16 },
                 { "busy machine, unknown pool.cpu: down",        99, -1, 100, 50, 0,  1, 1 },
                 { "busy machine, workers at 9%: leaps up",       99, 9,  100, 50, 0,  16, 16 },
@@ -663,6 +694,122 @@ static void test_room(void **state) {
                 if (size < room[c].lo || size > room[c].hi)
                         fail_msg("%s: moved to %u, want %u-%u (%s)", room[c].name, size, room[c].lo, room[c].hi,
                                  adv.why);
+        }
+}
+
+/* The early leap (issue 23): once the first completions give a task's
+ * duration, a pool whose CPU is idle leaps at once, before its base is
+ * measured, against the bound base / duration; not when the CPU is busy,
+ * memory is short, the step is a fine one, or more tasks completed than the
+ * workers could have (several lines an invocation: the duration is not one
+ * completion's). Samples every 100 ms, every worker busy. */
+static void test_early_leap(void **state) {
+        static const struct {
+                const char *name;
+                double latency, cpu_busy, pool_cpu, backlog, mem;
+                double per_task;        /* completions a task counts for (--batch N) */
+                unsigned max;
+                unsigned size, by;      /* the first move goes to size, within `by` samples; 0: no early leap */
+        } t[] = {
+                { "waiting tasks of 0.2 s: 2 leap to 16",         0.2, 50, 1, 1000, 50, 1, 64, 16, 3 },
+                { "tasks of 1 s: as soon as one completes",       1.0, 50, 1, 1000, 50, 1, 64, 16, 11 },
+                { "a backlog of 5 feeds 7",                       0.2, 50, 1, 5, 50, 1, 64, 7, 3 },
+                { "max 4: leaps to 4",                            0.2, 50, 1, 1000, 50, 1, 4, 4, 3 },
+                { "max 3: a fine step, no early leap",            0.2, 50, 1, 1000, 50, 1, 3, 0, 0 },
+                { "the machine's CPU busy, workers at 50%",       0.2, 99, 50, 1000, 50, 1, 64, 0, 0 },
+                { "the machine saturated, workers at 1.9%",       0.2, 99, 1.9, 1000, 50, 1, 64, 16, 3 },
+                { "the machine saturated, workers at 2% (starved?)", 0.2, 99, 2, 1000, 50, 1, 64, 0, 0 },
+                { "half the CPU idle: leaps to 95/50 of 2",       0.2, 50, 50, 1000, 50, 1, 64, 4, 3 },
+                { "memory short",                                 0.2, 10, 1, 1000, 5, 1, 64, 0, 0 },
+                { "20 lines an invocation: no bound",             0.2, 50, 1, 1000, 50, 20, 64, 0, 0 },
+        };
+        (void) state;
+
+        for (size_t c = 0; c < ELEMENTSOF(t); c++) {
+                struct optimize_params p = { SIGNAL_TASKS_RATE, 5, 1, t[c].max };
+                struct optimize_state st = {};
+                struct optimize_advice adv = {};
+                unsigned size = 2, moved = 0, at = 0;
+                bool early = false;
+                for (unsigned i = 0; i < 40 && !moved; i++) {
+                        double t_now = 0.1 * i;
+                        /* two workers in step: both finish at every multiple of the duration */
+                        double done = floor(t_now / t[c].latency + 1e-9) - floor((t_now - 0.1) / t[c].latency + 1e-9);
+                        struct signals s = {};
+                        signals_set(&s, SIGNAL_TASKS_RATE, i > 0 ? done * size * t[c].per_task / 0.1 : 0);
+                        if (i > 0 && done > 0)
+                                signals_set(&s, SIGNAL_TASKS_LATENCY, t[c].latency);
+                        signals_set(&s, SIGNAL_TASKS_BACKLOG, t[c].backlog);
+                        signals_set(&s, SIGNAL_CPU_BUSY, t[c].cpu_busy);
+                        signals_set(&s, SIGNAL_POOL_CPU, t[c].pool_cpu);
+                        signals_set(&s, SIGNAL_MEM_AVAILABLE, t[c].mem);
+                        assert_int_equal(optimize_step(&st, &p, &s, size, BASE + i * 100 * USEC_PER_MSEC, &adv), 0);
+                        if (adv.size != size) {
+                                moved = adv.size;
+                                at = i;
+                                early = strstr(adv.why, "at most, CPU") != NULL;
+                        }
+                }
+                if (t[c].size ? !early || moved != t[c].size || at > t[c].by : early)
+                        fail_msg("%s: moved to %u after %u samples, %s (want %s %u within %u)", t[c].name, moved, at,
+                                 early ? "early" : "not early", t[c].size ? "early to" : "no early leap", t[c].size,
+                                 t[c].by);
+        }
+}
+
+/* An early leap's judgement, on tasks of 0.2 s whose workers wait: while a
+ * leap's first tasks (once half the workers it added could have finished
+ * one) take at most the base's duration / OPTIMIZE_REGROW_SHARE, the pool
+ * grows again before the judgement (2 -> 16 -> 66 with a backlog
+ * of 100: it adds at most half the backlog); the larger size then wins only
+ * by beating the bound on the base clearly; a leap that does not goes back
+ * to measure the base, and then probes half as far. */
+static void test_early_judged(void **state) {
+        static const struct {
+                const char *name;
+                double per_worker;      /* rate of one worker at each size, by a tent: */
+                unsigned peak;          /* ... flat per worker up to peak, then the peak's total */
+                unsigned sizes[5];      /* the sizes it moves to, in order (0: no more moves asserted) */
+                const char *why[5];     /* a part of each move's reason */
+        } t[] = {
+                { "linear: 2 -> 16 -> 66 (half the backlog), judged against the bound", 5, 1000, { 16, 66 },
+                  { "busy; probing 16", "growing to 66 before judging" } },
+                { "peak 13: tasks take 0.25 s at 16, 0.2 at 2 (80%): grows", 5, 13, { 16, 66 },
+                  { "busy; probing 16", "tasks took 0.25 s (2 workers: 0.20 s); growing to 66" } },
+                { "peak 11: 0.29 s against 0.2 (69%): judged first", 5, 11, { 16, 116 },
+                  { "busy; probing 16", "16 workers 55.0/s beat the most 2 workers can do" } },
+                { "peak 8: 16 beat the bound, not grown again; leaps by the idle CPU", 5, 8, { 16, 116 },
+                  { "busy; probing 16", "16 workers 40.0/s beat the most 2 workers can do (10.0/s at 0.20 s a "
+                                           "task) by 300%; probing 116" } },
+                { "peak 1: 2 -> 16 falls back to 2, then probes 9", 5, 1, { 16, 2, 9 },
+                  { "busy; probing 16", "not clearly above the most 2 workers can do", "probing 9" } },
+        };
+        (void) state;
+
+        for (size_t c = 0; c < ELEMENTSOF(t); c++) {
+                struct optimize_params p = { SIGNAL_TASKS_RATE, 5, 1, 200 };
+                struct optimize_state st = {};
+                struct optimize_advice adv = {};
+                unsigned size = 2, moves = 0;
+                for (unsigned i = 1; i < 200 && moves < 5 && t[c].sizes[moves]; i++) {
+                        double rate = t[c].per_worker * (size < t[c].peak ? size : t[c].peak);
+                        struct signals s = {};
+                        signals_set(&s, SIGNAL_TASKS_RATE, rate);
+                        signals_set(&s, SIGNAL_TASKS_LATENCY, size / rate);
+                        signals_set(&s, SIGNAL_TASKS_BACKLOG, 100);
+                        signals_set(&s, SIGNAL_CPU_BUSY, 30);
+                        signals_set(&s, SIGNAL_POOL_CPU, 1);
+                        assert_int_equal(optimize_step(&st, &p, &s, size, BASE + i * 100 * USEC_PER_MSEC, &adv), 0);
+                        if (adv.size == size)
+                                continue;
+                        if (adv.size != t[c].sizes[moves] || !strstr(adv.why, t[c].why[moves]))
+                                fail_msg("%s: move %u to %u (%s), want %u (%s)", t[c].name, moves, adv.size, adv.why,
+                                         t[c].sizes[moves], t[c].why[moves]);
+                        size = adv.size;
+                        moves++;
+                }
+                if (moves < 5 && t[c].sizes[moves])
+                        fail_msg("%s: %u moves, want %u to %u next", t[c].name, moves, moves, t[c].sizes[moves]);
         }
 }
 
@@ -775,6 +922,8 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_latency_set_aside),
                 cmocka_unit_test(test_cpu_busy),
                 cmocka_unit_test(test_room),
+                cmocka_unit_test(test_early_leap),
+                cmocka_unit_test(test_early_judged),
                 cmocka_unit_test(test_rule_overrides),
                 cmocka_unit_test(test_limits_bypassed),
         };
