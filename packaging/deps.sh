@@ -26,12 +26,5 @@ apt_get() {
   fi
 }
 apt_get update
-# dpkg syncs every file it unpacks to disk, one package after another: on a
-# fresh machine that is most of the install's time. --force-unsafe-io skips the
-# syncs (as Debian's container images do); the cost is that a power cut in the
-# middle of this install can leave a package's files empty, to be mended with
-# `apt-get install --reinstall`. CORRAL_SAFE_IO=1 keeps dpkg's syncs.
-dpkg_io=(-o Dpkg::Options::=--force-unsafe-io)
-[ "${CORRAL_SAFE_IO:-0}" = 1 ] && dpkg_io=()
-apt_get install -y --no-install-recommends "${dpkg_io[@]}" "${packages[@]}"
+apt_get install -y --no-install-recommends "${packages[@]}"
 echo "packaging/deps.sh: installed ${#packages[@]} packages and what they need"
