@@ -102,18 +102,18 @@ static void search_begin(struct optimize_state *st, const struct optimize_params
  * idle CPU allows: a pool using a quarter of the CPUs (or workers using a
  * quarter of a core each) could be four times as large before the CPU
  * limits it. 0 when busy is unknown. */
-static unsigned leap_step_at(unsigned base, double busy) {
+static unsigned leap_step_at(unsigned base, double busy, double most) {
         if (!isfinite(busy))
                 return 0;
-        double factor = busy > 0 ? OPTIMIZE_CPU_BUSY_MAX / busy : OPTIMIZE_LEAP_MAX;
-        if (factor > OPTIMIZE_LEAP_MAX)
-                factor = OPTIMIZE_LEAP_MAX;
+        double factor = busy > 0 ? OPTIMIZE_CPU_BUSY_MAX / busy : most;
+        if (factor > most)
+                factor = most;
         return factor > 1.0 ? (unsigned) ceil(base * (factor - 1.0) - 1e-9) : 0;
 }
 
 static unsigned leap_step(const struct optimize_state *st) {
         const struct optimize_stats *b = &st->base_stats;
-        return b->cpu_n ? leap_step_at(st->base, b->cpu_sum / b->cpu_n) : 0;
+        return b->cpu_n ? leap_step_at(st->base, b->cpu_sum / b->cpu_n, OPTIMIZE_LEAP_MAX) : 0;
 }
 
 /* The size step workers above base, or fewer where the backlog cannot feed
@@ -329,7 +329,7 @@ static bool judge_bound(struct optimize_state *st, const struct optimize_params 
 static bool regrow(struct optimize_state *st, const struct optimize_params *p, const struct signals *s,
                    usec_t now, struct optimize_advice *ret) {
         double cpu = early_cpu(s);
-        unsigned fine = optimize_fine_step(st->probe, p->bias), step = leap_step_at(st->probe, cpu);
+        unsigned fine = optimize_fine_step(st->probe, p->bias), step = leap_step_at(st->probe, cpu, OPTIMIZE_LEAP_MAX);
 
         if (st->phase != OPTIMIZE_PROBE || !(st->bound > 0) || st->probe_stats.n > 1 ||
             st->seen_tasks < st->base + (st->probe - st->base) / 2.0 || !(st->seen_latency > 0))
@@ -363,7 +363,7 @@ static bool regrow(struct optimize_state *st, const struct optimize_params *p, c
 static bool early_leap(struct optimize_state *st, const struct optimize_params *p, const struct signals *s,
                        usec_t now, struct optimize_advice *ret) {
         double cpu = early_cpu(s);
-        unsigned fine = optimize_fine_step(st->base, p->bias), step = leap_step_at(st->base, cpu);
+        unsigned fine = optimize_fine_step(st->base, p->bias), step = leap_step_at(st->base, cpu, OPTIMIZE_EARLY_LEAP_MAX);
         char a[32];
 
         if (st->phase != OPTIMIZE_MEASURE || !st->leap || st->dir < 0 || st->base_stats.n > 0 || !(st->latency > 0) ||

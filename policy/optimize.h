@@ -98,6 +98,10 @@
 #define OPTIMIZE_WINDOW_MAX 20u         /* a probe measured this long without a clear winner: the base stays */
 #define OPTIMIZE_Z 2.5                  /* standard errors a settled size's shift must clear */
 #define OPTIMIZE_LEAP_MAX 8u            /* a search's first probe up multiplies the size by at most this */
+/* ... and an early leap, whose workers' CPU is measured and whose backlog
+ * bounds it, by at most this: workers that only wait (a stream of slow
+ * lines) reach the backlog's size in one move, not in two. */
+#define OPTIMIZE_EARLY_LEAP_MAX 64u
 #define OPTIMIZE_CPU_BUSY_MAX 95.0      /* %: above it, grow only while throughput still rises */
 /* pool.cpu %: workers under it mostly wait (see usable CPU). Low, because
  * CPU-bound workers on a crowded machine also get little of a core each:

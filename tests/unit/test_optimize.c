@@ -711,13 +711,13 @@ static void test_early_leap(void **state) {
                 unsigned max;
                 unsigned size, by;      /* the first move goes to size, within `by` samples; 0: no early leap */
         } t[] = {
-                { "waiting tasks of 0.2 s: 2 leap to 16",         0.2, 50, 1, 1000, 50, 1, 64, 16, 3 },
-                { "tasks of 1 s: as soon as one completes",       1.0, 50, 1, 1000, 50, 1, 64, 16, 11 },
+                { "waiting tasks of 0.2 s: 2 leap x64 to 128",    0.2, 50, 1, 1000, 50, 1, 200, 128, 3 },
+                { "tasks of 1 s: as soon as one completes",       1.0, 50, 1, 1000, 50, 1, 64, 64, 11 },
                 { "a backlog of 5 feeds 7",                       0.2, 50, 1, 5, 50, 1, 64, 7, 3 },
                 { "max 4: leaps to 4",                            0.2, 50, 1, 1000, 50, 1, 4, 4, 3 },
                 { "max 3: a fine step, no early leap",            0.2, 50, 1, 1000, 50, 1, 3, 0, 0 },
                 { "the machine's CPU busy, workers at 50%",       0.2, 99, 50, 1000, 50, 1, 64, 0, 0 },
-                { "the machine saturated, workers at 1.9%",       0.2, 99, 1.9, 1000, 50, 1, 64, 16, 3 },
+                { "the machine saturated, workers at 1.9%: x50",  0.2, 99, 1.9, 1000, 50, 1, 200, 100, 3 },
                 { "the machine saturated, workers at 2% (starved?)", 0.2, 99, 2, 1000, 50, 1, 64, 0, 0 },
                 { "half the CPU idle: leaps to 95/50 of 2",       0.2, 50, 50, 1000, 50, 1, 64, 4, 3 },
                 { "memory short",                                 0.2, 10, 1, 1000, 5, 1, 64, 0, 0 },
@@ -797,8 +797,9 @@ static void test_early_judged(void **state) {
                         signals_set(&s, SIGNAL_TASKS_RATE, rate);
                         signals_set(&s, SIGNAL_TASKS_LATENCY, size / rate);
                         signals_set(&s, SIGNAL_TASKS_BACKLOG, 100);
-                        signals_set(&s, SIGNAL_CPU_BUSY, 30);
-                        signals_set(&s, SIGNAL_POOL_CPU, 1);
+                        /* The idle CPU allows a leap x8 (95 / 11.875). */
+                        signals_set(&s, SIGNAL_CPU_BUSY, 11.875);
+                        signals_set(&s, SIGNAL_POOL_CPU, 12);
                         assert_int_equal(optimize_step(&st, &p, &s, size, BASE + i * 100 * USEC_PER_MSEC, &adv), 0);
                         if (adv.size == size)
                                 continue;
