@@ -13,6 +13,16 @@
 
 #define MS USEC_PER_MSEC
 
+/* A fresh pace that measured `lines` answers in `busy` and may hold `floor`. */
+static struct stream_pace pace_of(double busy, double lines, size_t floor) {
+        struct stream_pace p;
+        stream_pace_reset(&p, 1);
+        p.busy = busy;
+        p.lines = lines;
+        p.floor = floor;
+        return p;
+}
+
 static void test_limit_table(void **state) {
         static const struct {
                 const char *name;
@@ -35,11 +45,7 @@ static void test_limit_table(void **state) {
                 { "in_flight above: no effect",      200 * MS,   1,    1,  8, 1 },
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                struct stream_pace p;
-                stream_pace_reset(&p, 1);
-                p.busy = cases[i].busy;
-                p.lines = cases[i].lines;
-                p.floor = cases[i].floor;
+                struct stream_pace p = pace_of(cases[i].busy, cases[i].lines, cases[i].floor);
                 size_t got = stream_pace_limit(&p, cases[i].in_flight);
                 if (got != cases[i].expected)
                         fail_msg("%s: got %zu, want %zu", cases[i].name, got, cases[i].expected);
@@ -101,11 +107,7 @@ static void test_look_table(void **state) {
                 { "unseen, 2 lines held expect twice",   PACE_UNKNOWN, 200 * MS, 1,     1,  2,  1599 * MS, false, 1 },
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                struct stream_pace p;
-                stream_pace_reset(&p, 1);
-                p.busy = cases[i].busy;
-                p.lines = cases[i].lines;
-                p.floor = cases[i].floor;
+                struct stream_pace p = pace_of(cases[i].busy, cases[i].lines, cases[i].floor);
                 p.since = 10000 * MS;
                 usec_t now = p.since + cases[i].silent;
                 bool got = stream_pace_look(&p, cases[i].held, now, cases[i].reading);
