@@ -229,14 +229,16 @@ int proc_stat_parse_ticks(const char *text, uint64_t *ret_ticks) {
         return 0;
 }
 
-int proc_stat_parse_rss(const char *text, uint64_t *ret_pages) {
+/* Field `field` (numbered as in proc(5)) of /proc/PID/stat, counted from the
+ * last ')', as an unsigned number. */
+static int proc_stat_field(const char *text, int field, uint64_t *ret) {
         const char *p = strrchr(text, ')');
 
         if (!p)
                 return -EINVAL;
         p++;
-        /* After ')' come field 3 (state) ... rss is field 24: skip 21 fields. */
-        for (int field = 3; field < 24; field++) {
+        /* After ')' comes field 3 (state). */
+        for (int f = 3; f < field; f++) {
                 if (*p != ' ')
                         return -ENOENT;
                 p = strchr(p + 1, ' ');
@@ -244,7 +246,15 @@ int proc_stat_parse_rss(const char *text, uint64_t *ret_pages) {
                         return -ENOENT;
         }
         p++;
-        return read_u64(&p, ret_pages) < 0 ? -ENOENT : 0;
+        return read_u64(&p, ret) < 0 ? -ENOENT : 0;
+}
+
+int proc_stat_parse_rss(const char *text, uint64_t *ret_pages) {
+        return proc_stat_field(text, 24, ret_pages);
+}
+
+int proc_stat_parse_start(const char *text, uint64_t *ret_ticks) {
+        return proc_stat_field(text, 22, ret_ticks);
 }
 
 unsigned cpu_capacity_from(unsigned affinity, uint64_t quota, uint64_t period) {
@@ -320,6 +330,23 @@ double pid_cpu_percent(uint64_t prev_ticks, uint64_t cur_ticks, usec_t elapsed,
               / ((double) elapsed / (double) USEC_PER_SEC);
         cap = 100.0 * (max_cpus > 0 ? max_cpus : 1);
         return pct > cap ? cap : pct;
+}
+
+double pid_first_cpu_percent(uint64_t ticks, uint64_t start_ticks, usec_t since_boot, usec_t elapsed,
+                             unsigned long clk_tck, unsigned max_cpus) {
+        usec_t started, age;
+
+        if (clk_tck == 0 || start_ticks > UINT64_MAX / USEC_PER_SEC)
+                return -1;
+        started = start_ticks * USEC_PER_SEC / clk_tck;
+        if (started > since_boot)
+                return -1;
+        age = since_boot - started;
+        /* One tick of slack: the start time is rounded down to a tick. Ten
+         * ticks at least, as the ticks counted are whole ones too. */
+        if (age > elapsed + USEC_PER_SEC / clk_tck || age < elapsed / 2 || age < 10 * USEC_PER_SEC / clk_tck)
+                return -1;
+        return pid_cpu_percent(0, ticks, age, clk_tck, max_cpus);
 }
 
 double cgroup_quota_busy(uint64_t prev_usage, uint64_t cur_usage, usec_t elapsed,

@@ -52,6 +52,9 @@ int proc_stat_parse_ticks(const char *text, uint64_t *ret_ticks);
 /* /proc/PID/stat: the resident set size (field 24), in pages. */
 int proc_stat_parse_rss(const char *text, uint64_t *ret_pages);
 
+/* /proc/PID/stat: when the process started (field 22), in clock ticks since boot. */
+int proc_stat_parse_start(const char *text, uint64_t *ret_ticks);
+
 /* Usable CPUs from the affinity count and a cgroup quota (CGROUP_QUOTA_MAX or
  * a zero period: none): min(affinity, ceil(quota / period)), never below 1. */
 unsigned cpu_capacity_from(unsigned affinity, uint64_t quota, uint64_t period);
@@ -102,6 +105,15 @@ void cpu_load_compute(const struct cpu_ticks *prev, size_t n_prev,
  * cutime at once and must not read as more than the machine can do. */
 double pid_cpu_percent(uint64_t prev_ticks, uint64_t cur_ticks, usec_t elapsed,
                        unsigned long clk_tck, unsigned max_cpus);
+
+/* A process seen for the first time: its CPU since it started, `since_boot`
+ * being now on the clock of its start time, in % of one core. Only for one
+ * that started during the interval just ended (`elapsed` long) and has run
+ * for half of it and ten ticks at least: a younger one has run too briefly
+ * to say anything, and an older one should have been seen before. Else negative:
+ * its first figure comes with the next sample. */
+double pid_first_cpu_percent(uint64_t ticks, uint64_t start_ticks, usec_t since_boot, usec_t elapsed,
+                             unsigned long clk_tck, unsigned max_cpus);
 
 /* A cgroup's CPU use relative to its quota between two usage_usec readings,
  * in percent, clamped to [0, 100]; negative when there is no usable delta. */

@@ -217,19 +217,26 @@ static void cloexec_libproc2_fds(void) {
         closedir(d);
 }
 
-/* The time of a reading: the monotonic clock, or the capture's uptime. */
-static int sampler_now(const struct sampler *s, usec_t *ret) {
+/* The time of a reading: the monotonic clock, or the capture's uptime. With
+ * ret_since_boot, also the time since boot, the clock of processes' start
+ * times (the capture's uptime again). */
+static int sampler_now(const struct sampler *s, usec_t *ret, usec_t *ret_since_boot) {
         char buf[128];
         int r;
 
         if (!s->root) {
                 *ret = now_usec();
+                if (ret_since_boot)
+                        *ret_since_boot = boot_usec();
                 return 0;
         }
         r = sampler_pread_text(s->root_fd[ROOT_UPTIME], buf, sizeof(buf));
         if (r < 0)
                 return r;
-        return uptime_parse(buf, ret);
+        r = uptime_parse(buf, ret);
+        if (r >= 0 && ret_since_boot)
+                *ret_since_boot = *ret;
+        return r;
 }
 
 /* The sources of the machine-wide signals: libproc2's, or under a root the
@@ -322,7 +329,7 @@ int sampler_new_at(const char *root, struct sampler **ret) {
                 (void) procps_meminfo_select(s->meminfo, &item, 1);
                 cloexec_libproc2_fds();
         }
-        r = sampler_now(s, &s->last);
+        r = sampler_now(s, &s->last, NULL);
         if (r < 0)
                 goto fail;
         *ret = s;
@@ -455,10 +462,10 @@ static void sample_system(struct sampler *s, struct sample *out) {
 
 int sampler_sample(struct sampler *s, const pid_t *pids, size_t n_pids, struct sample *ret) {
         struct sample out = { .psi_cpu_system = -1, .psi_cpu_cgroup = -1 };
-        usec_t now;
+        usec_t now, since_boot;
         int r, q;
 
-        r = sampler_now(s, &now);
+        r = sampler_now(s, &now, &since_boot);
         if (r < 0)
                 return r;
         out.elapsed = now > s->last ? now - s->last : 0;
@@ -469,7 +476,8 @@ int sampler_sample(struct sampler *s, const pid_t *pids, size_t n_pids, struct s
         r = sample_cpu(s, out.elapsed, &out);
         sample_system(s, &out);
         q = sampler_workers_sample(&s->workers, s->root, pids, n_pids, &(struct sampler_clock) {
-                                           .elapsed = out.elapsed, .clk_tck = s->clk_tck,
+                                           .elapsed = out.elapsed, .since_boot = since_boot,
+                                           .clk_tck = s->clk_tck,
                                            .n_cpus = s->n_prev > 0 ? (unsigned) s->n_prev : 1 },
                                    &out.signals, &out.pool_measured);
         if (r < 0)

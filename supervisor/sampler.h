@@ -37,7 +37,7 @@ struct sample {
         double psi_cpu_cgroup;
 
         usec_t elapsed;                 /* since the previous sample */
-        unsigned pool_measured;         /* pids that had a previous reading */
+        unsigned pool_measured;         /* pids with a CPU figure this sample */
 
         /* The usable cores measured this time, ascending by CPU id (the real
          * id, for corral_core_busy_ratio{core}). Owned by the sampler: valid

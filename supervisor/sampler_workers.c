@@ -19,7 +19,7 @@
 #include "supervisor/sampler_cgroup.h"
 #include "supervisor/sampler_workers.h"
 
-static int read_pid_stat(int fd, uint64_t *ret_ticks, uint64_t *ret_rss_pages) {
+static int read_pid_stat(int fd, uint64_t *ret_ticks, uint64_t *ret_rss_pages, uint64_t *ret_start) {
         char buf[1024];
         int r = sampler_pread_text(fd, buf, sizeof(buf));
         if (r < 0)
@@ -29,12 +29,9 @@ static int read_pid_stat(int fd, uint64_t *ret_ticks, uint64_t *ret_rss_pages) {
                 return r;
         if (proc_stat_parse_rss(buf, ret_rss_pages) < 0)
                 *ret_rss_pages = 0;
+        if (ret_start && proc_stat_parse_start(buf, ret_start) < 0)
+                *ret_start = UINT64_MAX;
         return 0;
-}
-
-static int read_pid_ticks(int fd, uint64_t *ret) {
-        uint64_t rss_pages;
-        return read_pid_stat(fd, ret, &rss_pages);
 }
 
 /* The entry of pid, looking at position `hint` first: callers pass their pids
@@ -49,21 +46,26 @@ static struct pid_entry *pid_find(struct sampler_workers *t, pid_t pid, size_t h
         return NULL;
 }
 
-static int pid_open(const char *root, pid_t pid, int *ret_fd, uint64_t *ret_ticks) {
+/* Starts following e->pid. Its first figure is its CPU since it started, if
+ * it started during this interval (pid_first_cpu_percent()); 1 if it has one. */
+static int pid_open(const char *root, struct pid_entry *e, const struct sampler_clock *clock) {
         char path[64];
+        uint64_t start;
         int fd, r;
 
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) e->pid);
         fd = sampler_open_under(root, path);
         if (fd < 0)
                 return -errno;
-        r = read_pid_ticks(fd, ret_ticks);
+        r = read_pid_stat(fd, &e->ticks, &e->rss_pages, &start);
         if (r < 0) {
                 safe_close(fd);
                 return r;
         }
-        *ret_fd = fd;
-        return 0;
+        e->fd = fd;
+        e->cpu = pid_first_cpu_percent(e->ticks, start, clock->since_boot, clock->elapsed, clock->clk_tck,
+                                       clock->n_cpus);
+        return e->cpu >= 0;
 }
 
 int sampler_workers_sample(struct sampler_workers *t, const char *root, const pid_t *pids, size_t n,
@@ -76,10 +78,11 @@ int sampler_workers_sample(struct sampler_workers *t, const char *root, const pi
         for (size_t i = 0; i < n; i++) {
                 struct pid_entry *e = pid_find(t, pids[i], i);
                 uint64_t ticks;
+                int r;
 
                 if (e && e->seen == gen)
                         continue;       /* passed twice: count once */
-                if (e && read_pid_stat(e->fd, &ticks, &e->rss_pages) >= 0) {
+                if (e && read_pid_stat(e->fd, &ticks, &e->rss_pages, NULL) >= 0) {
                         double pct = pid_cpu_percent(e->ticks, ticks, clock->elapsed, clock->clk_tck, clock->n_cpus);
                         if (pct >= 0) {
                                 sum += pct;
@@ -93,26 +96,26 @@ int sampler_workers_sample(struct sampler_workers *t, const char *root, const pi
                 if (e) {
                         /* The process we knew is gone (ESRCH): this pid is a new one. */
                         e->fd = safe_close(e->fd);
-                        e->cpu = -1;
-                        e->rss_pages = 0;
-                        if (pid_open(root, pids[i], &e->fd, &e->ticks) >= 0)
-                                e->seen = gen;
-                        continue;
+                } else {
+                        if (t->n == t->n_alloc) {
+                                size_t m = t->n_alloc ? t->n_alloc * 2 : 64;
+                                struct pid_entry *a = reallocarray(t->pids, m, sizeof(*a));
+                                if (!a)
+                                        return -ENOMEM;
+                                t->pids = a;
+                                t->n_alloc = m;
+                        }
+                        e = &t->pids[t->n++];
                 }
-                if (t->n == t->n_alloc) {
-                        size_t m = t->n_alloc ? t->n_alloc * 2 : 64;
-                        struct pid_entry *a = reallocarray(t->pids, m, sizeof(*a));
-                        if (!a)
-                                return -ENOMEM;
-                        t->pids = a;
-                        t->n_alloc = m;
-                }
-                e = &t->pids[t->n];
                 *e = (struct pid_entry) { .pid = pids[i], .fd = -EBADF, .cpu = -1 };
+                r = pid_open(root, e, clock);
                 /* A pid that is already gone is simply not followed. */
-                if (pid_open(root, pids[i], &e->fd, &e->ticks) >= 0) {
-                        e->seen = gen;
-                        t->n++;
+                if (r < 0)
+                        continue;
+                e->seen = gen;
+                if (r > 0) {
+                        sum += e->cpu;
+                        measured++;
                 }
         }
 

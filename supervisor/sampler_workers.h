@@ -32,14 +32,15 @@ struct sampler_workers {
 /* What turns ticks into % of one core over this sample. */
 struct sampler_clock {
         usec_t elapsed;          /* since the previous sample */
+        usec_t since_boot;       /* now, on the clock of /proc/PID/stat's start times */
         unsigned long clk_tck;
         unsigned n_cpus;         /* >= 1 */
 };
 
 /* Reads each of pids (see sampler_sample()) under root (NULL: the kernel's
  * /proc), forgets the ones not passed, and sets pool.size, and pool.cpu once
- * a pid has a delta, in signals; *ret_measured = the pids that had a
- * previous reading. 0 or -ENOMEM. */
+ * a pid has a figure (a delta, or its CPU since a start during this
+ * interval), in signals; *ret_measured = the pids with a figure. 0 or -ENOMEM. */
 int sampler_workers_sample(struct sampler_workers *t, const char *root, const pid_t *pids, size_t n,
                            const struct sampler_clock *clock, struct signals *signals, unsigned *ret_measured);
 

@@ -171,15 +171,15 @@ static void test_pid_stat(void **state) {
         static const struct {
                 const char *name, *text;
                 int r;
-                uint64_t ticks;
+                uint64_t ticks, start;  /* start 0: no start time to read */
         } cases[] = {
                 { "captured bash",
                   "3445 (bash) S 3444 3445 3445 0 -1 4194560 4047 182317 2 99 1 2 163 40 20 0 1 0 47527 "
-                  "5255168 938 18446744073709551615 93832308912128 93832309701533 0 0 0\n", 0, 206 },
+                  "5255168 938 18446744073709551615 93832308912128 93832309701533 0 0 0\n", 0, 206, 47527 },
                 { "name with spaces and parens",
-                  "77 (a) b (c)) R 1 77 77 0 -1 0 0 0 0 0 500 250 7 3 20 0 1 0 100 0 0\n", 0, 760 },
+                  "77 (a) b (c)) R 1 77 77 0 -1 0 0 0 0 0 500 250 7 3 20 0 1 0 100 0 0\n", 0, 760, 100 },
                 { "zombie",
-                  "78 (worker) Z 1 78 78 0 -1 0 0 0 0 0 90 10 0 0 20 0 1 0 100 0 0\n", 0, 100 },
+                  "78 (worker) Z 1 78 78 0 -1 0 0 0 0 0 90 10 0 0 20 0 1 0 100 0 0\n", 0, 100, 100 },
                 { "truncated before cstime",
                   "79 (w) R 1 79 79 0 -1 0 0 0 0 0 500 250 7", -ENOENT, 0 },
                 { "truncated after cstime",
@@ -196,6 +196,8 @@ static void test_pid_stat(void **state) {
                 int r = proc_stat_parse_ticks(cases[i].text, &t);
                 CHECK(cases[i].name, r == cases[i].r);
                 CHECK(cases[i].name, t == (r == 0 ? cases[i].ticks : 7));
+                r = proc_stat_parse_start(cases[i].text, &t);
+                CHECK(cases[i].name, cases[i].start ? r == 0 && t == cases[i].start : r < 0);
         }
 }
 
@@ -338,6 +340,34 @@ static void test_pid_cpu(void **state) {
         }
 }
 
+/* A worker seen for the first time, the interval 1 s, now 100 s after boot. */
+static void test_pid_first_cpu(void **state) {
+        static const struct {
+                const char *name;
+                uint64_t ticks, start;
+                double pct;
+        } cases[] = {
+                { "started with the interval, busy since", 99, 9901, 100 },
+                { "started 0.6 s ago, half busy", 30, 9940, 50 },
+                { "started half an interval ago", 25, 9950, 50 },
+                { "started too recently to say", 10, 9960, -1 },
+                { "started before the last sample", 100, 9800, -1 },
+                { "the start rounded down a tick", 101, 9899, 100 },
+                { "started after now", 0, 10001, -1 },
+                { "idle since it started", 0, 9920, 0 },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                double v = pid_first_cpu_percent(cases[i].ticks, cases[i].start, 100 * USEC_PER_SEC, USEC_PER_SEC, 100, 2);
+                CHECK(cases[i].name, cases[i].pct < 0 ? v < 0 : NEAR(v, cases[i].pct));
+        }
+        /* Over an interval of 40 ms, a worker as old as the interval has
+         * still run too few ticks to measure. */
+        CHECK("a short interval", pid_first_cpu_percent(4, 9996, 100 * USEC_PER_SEC, 40000, 100, 2) < 0);
+        CHECK("ten ticks", NEAR(pid_first_cpu_percent(10, 9990, 100 * USEC_PER_SEC, 100000, 100, 2), 100));
+}
+
 static void test_cgroup_quota_busy(void **state) {
         static const struct {
                 const char *name;
@@ -444,6 +474,7 @@ int main(void) {
                 cmocka_unit_test(test_capacity),
                 cmocka_unit_test(test_tick_series),
                 cmocka_unit_test(test_pid_cpu),
+                cmocka_unit_test(test_pid_first_cpu),
                 cmocka_unit_test(test_cgroup_quota_busy),
                 cmocka_unit_test(test_proc_stat_cpus),
                 cmocka_unit_test(test_meminfo_loadavg_uptime),

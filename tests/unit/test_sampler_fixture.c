@@ -167,6 +167,54 @@ static void test_fixture_worker(void **state) {
         fixture_remove(dir);
 }
 
+/* A worker started between two samples is measured from its start at the
+ * second, not one interval later, once it has run half the interval: the
+ * sleeper's stat at t1 (0.53 s after t0) given a start time and 18 ticks. */
+static void test_fixture_new_worker(void **state) {
+        static const struct {
+                const char *name;
+                unsigned start;         /* ticks since boot; t0 is 116903, t1 116956 */
+                double cpu;             /* NA: not measured yet */
+        } table[] = {
+                { "started 0.36 s ago: 18 ticks are 50%", 116920, 50 },
+                { "started 0.16 s ago: too soon to say", 116940, NA },
+                { "started before t0: should have been seen", 116773, NA },
+        };
+        unsigned bad = 0;
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                _cleanup_(sampler_freep) struct sampler *s = NULL;
+                char dir[PATH_MAX], stat[256];
+                const pid_t busy = BUSY, both[] = { BUSY, SLEEPER };
+                struct sample out;
+                double cpu = NA;
+                uint64_t rss;
+
+                fixture_scratch(dir, sizeof(dir));
+                fixture_load(dir, "core0-busy", "t0");
+                assert_int_equal(sampler_new_at(dir, &s), 0);
+                assert_int_equal(sampler_sample(s, &busy, 1, &out), 0);
+                fixture_load(dir, "core0-busy", "t1");
+                snprintf(stat, sizeof(stat), "4243 (sleep) R 846 728 7641 0 -1 4194304 76 0 0 0 18 0 0 0 20 0 1 0 %u "
+                         "2990080 421 18446744073709551615 0 0 0 0 0 0 0 0 0 1 0 0 17 1 0 0 0 0 0\n", table[i].start);
+                fixture_put(dir, "/proc/4243/stat", stat);
+                assert_int_equal(sampler_sample(s, both, 2, &out), 0);
+                assert_int_equal(sampler_worker(s, SLEEPER, &cpu, &rss), 0);
+
+                unsigned measured = table[i].cpu == NA ? 1 : 2;
+                double pool = table[i].cpu == NA ? 26.0 / 53 * 100 : (26.0 / 53 * 100 + table[i].cpu) / 2;
+                if (out.pool_measured != measured || !near(out.signals.value[SIGNAL_POOL_CPU], pool) ||
+                    (table[i].cpu == NA ? cpu >= 0 : !near(cpu, table[i].cpu))) {
+                        print_message("%s: %u measured, pool.cpu %.2f, the worker %.2f\n", table[i].name,
+                                      out.pool_measured, out.signals.value[SIGNAL_POOL_CPU], cpu);
+                        bad++;
+                }
+                fixture_remove(dir);
+        }
+        assert_int_equal(bad, 0);
+}
+
 /* A narrowed affinity (Cpus_allowed_list: 1) leaves one usable core. */
 static void test_fixture_affinity(void **state) {
         _cleanup_(sampler_freep) struct sampler *s = NULL;
@@ -320,6 +368,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_fixture_samples),
                 cmocka_unit_test(test_fixture_worker),
+                cmocka_unit_test(test_fixture_new_worker),
                 cmocka_unit_test(test_fixture_affinity),
                 cmocka_unit_test(test_fixture_incomplete),
                 cmocka_unit_test(test_placement),
