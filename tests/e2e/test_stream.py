@@ -198,11 +198,22 @@ def test_endless_input_runs_in_bounded_memory(tmp_path):
     env = dict(os.environ)
     # ASan holds freed memory in a 256 MiB quarantine by default: not corral's.
     env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"), "quarantine_size_mb=4"]))
-    producer = subprocess.Popen(f"yes 0123456789abcdef | head -c {size}", shell=True, stdout=subprocess.PIPE)
     p = subprocess.Popen([PYTHON, "-c", PEAK_RSS, str(peak_file), CORRAL, "run", "-q", "--metrics", "none",
                           "--stream", "--tasks", "-", "--min", "2", "--max", "2", "--", "cat"],
-                         stdin=producer.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    producer.stdout.close()
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+    def produce():
+        chunk = b"0123456789abcdef\n" * 4096
+        try:
+            for _ in range(size // len(chunk)):
+                p.stdin.write(chunk)
+            p.stdin.write(chunk[:size % len(chunk)])
+            p.stdin.close()
+        except BrokenPipeError:
+            pass        # corral ended early: its exit status says why
+
+    producer = threading.Thread(target=produce)
+    producer.start()
     total = lines = 0
     while True:
         b = p.stdout.read(1 << 20)
@@ -211,7 +222,7 @@ def test_endless_input_runs_in_bounded_memory(tmp_path):
         total += len(b)
         lines += b.count(b"\n")
     rc = p.wait(STREAM_TIMEOUT)
-    producer.wait(TIMEOUT)
+    producer.join(TIMEOUT)
     assert rc == 0, p.stderr.read()
     assert total == size and lines == size // 17
     peak = int(peak_file.read_text())
