@@ -11,8 +11,9 @@ enum exit_status {
         EXIT_TASKS_FAILED = 1,  /* some task failed after its retries */
         EXIT_USAGE = 2,         /* a usage or configuration error */
         EXIT_CRASH_LOOP = 3,    /* the pool gave up: the crash-loop limit */
-        /* corral could not start for a reason outside its configuration: out
-         * of memory, the event loop, /proc. Not 2: a script told "fix your
-         * configuration" would look for a mistake that is not there. */
+        /* corral could not start, or its event loop failed later, for a
+         * reason outside its configuration: out of memory, the event loop,
+         * /proc. Not 2: a script told "fix your configuration" would look for
+         * a mistake that is not there; not 3: no worker crashed. */
         EXIT_SYSTEM = 4,
 };

@@ -437,6 +437,6 @@ int controller_run(const struct run_args *args, struct corral_config *config) {
 
         r = sd_event_loop(c.event);
         if (r < 0)
-                return log_error_errno(r, "Event loop failed: %m"), EXIT_CRASH_LOOP;
+                return log_error_errno(r, "Event loop failed: %m"), EXIT_SYSTEM;
         return r;
 }
