@@ -508,9 +508,10 @@ void batch_set_on_stopping(struct batch *b, void (*cb)(void *userdata), void *us
 static int bw_start(void *w, unsigned size) {
         struct batch *b = w;
         char from[512];   /* a queue's password stays out of the log */
-        log_info("batch from %s: up to %u task%s at once",
-                 queue_url_masked(b->config->tasks.from, from, sizeof(from)), b->max, b->max == 1 ? "" : "s");
         batch_set_concurrency(b, size);
+        log_info("batch from %s: starting %u task%s at once, up to %u",
+                 queue_url_masked(b->config->tasks.from, from, sizeof(from)), b->concurrency,
+                 b->concurrency == 1 ? "" : "s", b->max);
         return batch_start(b);
 }
 

@@ -105,7 +105,7 @@ def stubborn_started(c):
 def test_same_signal_twice_from_one_sender_is_one_request(corral):
     """What `timeout -s INT` does to a corral sharing its process group: INT to
     corral, then INT to the group. The second must not kill the workers."""
-    c = corral("run", "--stop-timeout", "1s", "--", *STUBBORN)
+    c = corral("run", "-v", "--stop-timeout", "1s", "--", *STUBBORN)
     pid = stubborn_started(c)
     c.signal(signal.SIGINT)
     c.log.wait(r"stopping 1 worker with SIGTERM")   # the first was acted on
@@ -404,4 +404,4 @@ def test_one_is_singular():
     p = subprocess.run([CORRAL, "run", "--metrics", "none", "--max", "1", "--tasks", "-", "--", "true"],
                        input="1\n", capture_output=True, text=True, timeout=TIMEOUT)
     assert p.returncode == 0, p.stderr
-    assert "up to 1 task at once" in p.stderr
+    assert "starting 1 task at once, up to 1" in p.stderr
