@@ -509,7 +509,7 @@ static int bw_start(void *w, unsigned size) {
         struct batch *b = w;
         char from[512];   /* a queue's password stays out of the log */
         batch_set_concurrency(b, size);
-        log_info("batch from %s: starting %u task%s at once, up to %u",
+        log_info("batch from %s: %u task%s at once to start, up to %u",
                  queue_url_masked(b->config->tasks.from, from, sizeof(from)), b->concurrency,
                  b->concurrency == 1 ? "" : "s", b->max);
         return batch_start(b);

@@ -82,8 +82,9 @@ static inline void sampler_freep(struct sampler **s) {
  */
 int sampler_sample(struct sampler *s, const pid_t *pids, size_t n_pids, struct sample *ret);
 
-/* One worker as of the last sample: its CPU (% of one core; < 0 until it has
- * a delta) and resident memory in bytes. -ESRCH for a pid not followed. */
+/* One worker as of the last sample: its CPU (% of one core over the last
+ * interval, or since its start during it; < 0 while unknown) and resident
+ * memory in bytes. -ESRCH for a pid not followed. */
 int sampler_worker(const struct sampler *s, pid_t pid, double *ret_cpu, uint64_t *ret_rss);
 
 /* Usable CPUs as of the last sample (or sampler_new()), >= 1. */

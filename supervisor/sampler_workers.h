@@ -17,7 +17,8 @@ struct pid_entry {
         pid_t pid;
         int fd;                 /* /proc/PID/stat */
         uint64_t ticks;
-        double cpu;             /* % of one core over the last interval; < 0: not yet known */
+        double cpu;             /* % of one core over the last interval (or since a start
+                                 * during it); < 0: not yet known */
         uint64_t rss_pages;
         unsigned seen;          /* the generation of the last sample that passed it */
 };

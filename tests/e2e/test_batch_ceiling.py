@@ -19,7 +19,7 @@ def maximum(*args, prefix=()):
                        input=b"1\n2\n", stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=DEADLINE)
     log = p.stderr.decode()
     assert p.returncode == 0, log
-    m = re.search(r"tasks? at once, up to (\d+)", log)
+    m = re.search(r"tasks? at once to start, up to (\d+)", log)
     assert m, log
     return int(m[1])
 

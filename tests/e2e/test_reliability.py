@@ -404,4 +404,4 @@ def test_one_is_singular():
     p = subprocess.run([CORRAL, "run", "--metrics", "none", "--max", "1", "--tasks", "-", "--", "true"],
                        input="1\n", capture_output=True, text=True, timeout=TIMEOUT)
     assert p.returncode == 0, p.stderr
-    assert "starting 1 task at once, up to 1" in p.stderr
+    assert "1 task at once to start, up to 1" in p.stderr

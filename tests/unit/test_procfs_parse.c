@@ -353,6 +353,8 @@ static void test_pid_first_cpu(void **state) {
                 { "started too recently to say", 10, 9960, -1 },
                 { "started before the last sample", 100, 9800, -1 },
                 { "the start rounded down a tick", 101, 9899, 100 },
+                { "two ticks before the interval", 102, 9898, -1 },
+                { "an unreadable start time", 50, UINT64_MAX, -1 },
                 { "started after now", 0, 10001, -1 },
                 { "idle since it started", 0, 9920, 0 },
         };
@@ -366,6 +368,7 @@ static void test_pid_first_cpu(void **state) {
          * still run too few ticks to measure. */
         CHECK("a short interval", pid_first_cpu_percent(4, 9996, 100 * USEC_PER_SEC, 40000, 100, 2) < 0);
         CHECK("ten ticks", NEAR(pid_first_cpu_percent(10, 9990, 100 * USEC_PER_SEC, 100000, 100, 2), 100));
+        CHECK("no clock rate", pid_first_cpu_percent(50, 9950, 100 * USEC_PER_SEC, USEC_PER_SEC, 0, 2) < 0);
 }
 
 static void test_cgroup_quota_busy(void **state) {

@@ -97,6 +97,34 @@ static void test_pool_cpu_busy_and_sleeping(void **state) {
         assert_true(worst_idle <= 5);
 }
 
+/* A pid started between two samples has a figure at the second: its start
+ * time in /proc/PID/stat is read against the boot clock. The interval is two
+ * waits long, so only a stall of half of it between the first sample and the
+ * fork would make the child look too young. */
+static void test_new_pid_measured_from_its_start(void **state) {
+        _cleanup_(sampler_freep) struct sampler *s = NULL;
+        struct sample out;
+        double cpu = -1;
+        uint64_t rss;
+        pid_t z;
+        (void) state;
+
+        assert_int_equal(sampler_new(&s), 0);
+        assert_int_equal(sampler_sample(s, NULL, 0, &out), 0);
+        z = fork_child(0);
+        wait_interval();
+        wait_interval();
+        int r = sampler_sample(s, &z, 1, &out);
+        (void) sampler_worker(s, z, &cpu, &rss);
+        end_child(z);
+
+        assert_int_equal(r, 0);
+        assert_int_equal(out.pool_measured, 1);
+        assert_true(signals_has(&out.signals, SIGNAL_POOL_CPU));
+        assert_true(cpu >= 0 && cpu <= 5);      /* it sleeps */
+        assert_true(out.signals.value[SIGNAL_POOL_CPU] == cpu);   /* the only worker */
+}
+
 static void test_pids_come_and_go(void **state) {
         _cleanup_(sampler_freep) struct sampler *s = NULL;
         pid_t pids[3];
@@ -168,6 +196,7 @@ static void test_capacity_follows_affinity(void **state) {
 int main(int argc, char **argv) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_pids_come_and_go),
+                cmocka_unit_test(test_new_pid_measured_from_its_start),
                 cmocka_unit_test(test_capacity_follows_affinity),
         };
         const struct CMUnitTest machine[] = {
