@@ -4,8 +4,8 @@
  * good (its last attempt), taken from the slot before its output is handed
  * on: the line(s), how it ended, how long it ran, the start of its stdout
  * (grouped output only: live output is gone by then) and of its stderr.
- * And what the run's end says of the tasks: the lowest failed Seqs and the
- * summary line.
+ * And what the run's end says of the tasks: the lowest failed Seqs, the
+ * first one's line, and the summary line.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,8 +32,32 @@ static void results_failed(struct batch *b, uint64_t seq, int r) {
         b->hooks.stop(b);
 }
 
-void batch_note_failed(struct batch *b, uint64_t seq) {
+/* The start of a line for a log line: up to its first newline and
+ * FIRST_FAILED_SHOWN bytes (not cutting a UTF-8 character), control
+ * characters as '?', "..." when cut. */
+static void line_excerpt(const char *line, size_t len, char *buf) {
+        const char *nl = memchr(line, '\n', len);
+        size_t n = nl ? (size_t) (nl - line) : len;
+        bool cut = n > FIRST_FAILED_SHOWN;
+
+        if (cut) {
+                n = FIRST_FAILED_SHOWN;
+                while (n > 0 && ((unsigned char) line[n] & 0xC0) == 0x80)
+                        n--;
+        }
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char) line[i];
+                buf[i] = c < 0x20 || c == 0x7F ? '?' : (char) c;
+        }
+        strcpy(buf + n, cut ? "..." : "");
+}
+
+void batch_note_failed(struct batch *b, uint64_t seq, const char *line, size_t len) {
         lowest_keep(b->first_failed, &b->n_first_failed, FIRST_FAILED_MAX, seq);
+        if (line && (b->first_failed_line_seq == 0 || seq < b->first_failed_line_seq)) {
+                line_excerpt(line, len, b->first_failed_line);
+                b->first_failed_line_seq = seq;
+        }
 }
 
 /* The first RESULTS_OUTPUT_MAX bytes of a spool, in memory or in its file;
@@ -105,14 +129,17 @@ void slot_keep_stderr(struct slot *s, const char *data, size_t len) {
                 s->err_more = true;
 }
 
-/* "N ok, M failed; first failed: seq ..." */
+/* "N ok, M failed; first failed: seq 3 (bad.jpg), 7, ..." */
 void batch_log_summary(const struct batch *b, int status) {
-        char first[FIRST_FAILED_MAX * 24 + 8] = "";
+        char first[FIRST_FAILED_MAX * 24 + sizeof(b->first_failed_line) + 8] = "";
         size_t n = 0;
 
-        for (size_t i = 0; i < b->n_first_failed; i++)
+        for (size_t i = 0; i < b->n_first_failed; i++) {
                 n += (size_t) snprintf(first + n, sizeof(first) - n, "%s%llu", i ? ", " : "",
                                        (unsigned long long) b->first_failed[i]);
+                if (b->first_failed[i] == b->first_failed_line_seq)
+                        n += (size_t) snprintf(first + n, sizeof(first) - n, " (%s)", b->first_failed_line);
+        }
         if (b->failed > b->n_first_failed)
                 snprintf(first + n, sizeof(first) - n, ", ...");
         if (status == 0) {

@@ -54,6 +54,8 @@ struct batch_options {
  * anyway, and this bounds what is buffered behind it. */
 #define ORDER_WINDOW 4096u
 #define FIRST_FAILED_MAX 5
+/* Bytes of the first failed task's line that the summary shows. */
+#define FIRST_FAILED_SHOWN 48
 #define READ_CHUNK (64u * 1024u)
 /* With keep_order, outputs waiting for their turn beyond this much memory
  * go to files (each task's own spool is capped by SPOOL_MEMORY_MAX). */
@@ -178,6 +180,9 @@ struct batch {
         struct metrics_histogram durations;
         uint64_t first_failed[FIRST_FAILED_MAX];
         size_t n_first_failed;
+        /* The start of the lowest failed Seq's line, printable; first_failed_line_seq 0: none. */
+        char first_failed_line[FIRST_FAILED_SHOWN + sizeof("...")];
+        uint64_t first_failed_line_seq;
         uint64_t interval_done, interval_attempts;
         double interval_seconds;
         usec_t interval_start, start_time;

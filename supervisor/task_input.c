@@ -80,7 +80,7 @@ static void batch_line_too_long(struct batch *b, uint64_t seq, size_t len) {
         b->failed++;
         b->interval_done++;
         b->exits[METRICS_OUTCOME_FAILURE]++;
-        batch_note_failed(b, seq);
+        batch_note_failed(b, seq, NULL, 0);   /* its place is in the error above */
         batch_write_not_run(b, seq, "line too long");
         if (b->source.ops->not_run)
                 b->source.ops->not_run(b->source.src, seq, "line too long");

@@ -152,7 +152,8 @@ void slot_finish(struct slot *s) {
         else {
                 b->failed += s->task.lines;
                 for (unsigned i = 0; i < s->task.lines && i < FIRST_FAILED_MAX; i++)
-                        batch_note_failed(b, s->task.seq + (uint64_t) i * b->config->tasks.shard_count);
+                        batch_note_failed(b, s->task.seq + (uint64_t) i * b->config->tasks.shard_count,
+                                          i == 0 ? s->task.line : NULL, s->task.len);
         }
         batch_write_result(s, exitval, sig, runtime);
         batch_input_capture(b, &s->spool);

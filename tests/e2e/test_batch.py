@@ -114,7 +114,7 @@ def test_a_task_failing_after_its_retries_gives_exit_1_and_a_summary(tmp_path):
     p = run_batch("--tasks", tasks, "--joblog", str(joblog), "--retries", "2", "--",
                   "sh", "-c", 'echo "try $1"; [ "$1" != 3 ] && [ "$1" != 7 ]', "sh")
     assert p.returncode == 1
-    assert "8 ok, 2 failed; first failed: seq 3, 7" in p.stderr.decode()
+    assert "8 ok, 2 failed; first failed: seq 3 (3), 7" in p.stderr.decode()
     rows = read_joblog(joblog)
     assert sorted(r[0] for r in rows if r[1] != 0) == [3, 3, 3, 7, 7, 7], "one line per attempt"
     assert sorted(ok_seqs(rows)) == [1, 2, 4, 5, 6, 8, 9, 10]

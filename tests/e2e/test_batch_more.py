@@ -29,6 +29,20 @@ def pids_in(directory):
             for f in os.listdir(directory) if f.startswith("pid.")]
 
 
+def test_the_summary_shows_the_first_failed_line_printable_and_cut(tmp_path):
+    """A tab and an escape show as '?'; a long line is cut at 48 bytes, not
+    inside a UTF-8 character, and ends in '...'."""
+    long_line = "x" * 47 + "é" * 10
+    tasks = tmp_path / "tasks"
+    tasks.write_text(f"fine\nbad\tone\x1b[0m\n{long_line}\n")
+    p = run_batch("--tasks", str(tasks), "--", "sh", "-c", '[ "$1" = fine ]', "sh")
+    assert p.returncode == 1
+    assert "1 ok, 2 failed; first failed: seq 2 (bad?one?[0m), 3" in p.stderr.decode()
+    tasks.write_text(f"fine\n{long_line}\n")
+    p = run_batch("--tasks", str(tasks), "--", "sh", "-c", '[ "$1" = fine ]', "sh")
+    assert f"first failed: seq 2 ({'x' * 47}...)" in p.stderr.decode()
+
+
 # ---- timeouts -----------------------------------------------------------------
 
 def test_a_task_hanging_forever_is_stopped_logged_failed_and_retried(tmp_path):
@@ -45,7 +59,7 @@ def test_a_task_hanging_forever_is_stopped_logged_failed_and_retried(tmp_path):
     # Three attempts of 1 s each, and slack for a loaded machine: far below
     # the 33 s it would take if TERM were not sent first (stop_timeout 10 s).
     assert elapsed < 20, elapsed
-    assert "4 ok, 1 failed; first failed: seq 3" in p.stderr.decode()
+    assert "4 ok, 1 failed; first failed: seq 3 (3)" in p.stderr.decode()
     assert p.stderr.decode().count("ran longer than its timeout 1s") == 3
     rows = read_joblog(joblog)
     assert sorted(ok_seqs(rows)) == [1, 2, 4, 5]
@@ -147,7 +161,8 @@ def test_a_failed_invocation_fails_and_retries_all_its_lines(tmp_path):
     p = run_batch("--tasks", tasks, "--batch", "10", "--retries", "1", "--joblog", str(joblog),
                   "--", "sh", "-c", script, "sh")
     assert p.returncode == 1
-    assert "20 ok, 10 failed; first failed: seq 11, 12, 13, 14, 15, ..." in p.stderr.decode()
+    # The invocation's first line names it; the later ones are known by seq only.
+    assert "20 ok, 10 failed; first failed: seq 11 (11), 12, 13, 14, 15, ..." in p.stderr.decode()
     rows = read_joblog(joblog)
     assert sorted((r[0], r[1]) for r in rows) == [(1, 0), (11, 1), (11, 1), (21, 0)]
 

@@ -209,7 +209,7 @@ def test_ungroup_writes_everything_and_keeps_exit_status_and_summary(tmp_path):
                   "sh", "-c", 'echo "out $1"; [ "$1" != 13 ]', "sh")
     assert p.returncode == 1
     assert sorted(p.stdout.decode().splitlines()) == sorted(f"out {i}" for i in range(1, 21))
-    assert "19 ok, 1 failed; first failed: seq 13" in p.stderr.decode()
+    assert "19 ok, 1 failed; first failed: seq 13 (13)" in p.stderr.decode()
     rows = read_joblog(joblog)
     assert sorted(r[0] for r in rows) == list(range(1, 21))
     # corral does not see what the tasks write: Receive is 0.
