@@ -24,9 +24,8 @@ static int sw_start(void *w, unsigned size) {
         struct stream_workload *sw = w;
         const struct corral_config *c = sw->pool->config;
         char from[512];   /* a queue's password stays out of the log */
-        log_info("stream from %s%s: %u-%u workers", queue_url_masked(c->tasks.from, from, sizeof(from)),
-                 c->tasks.keep_order ? ", in order" : "", c->workers.min, c->workers.max);
-        log_info("pool of %u-%u workers: starting %u", c->workers.min, sw->pool->max, size);
+        log_info("stream from %s%s: %u-%u workers, starting %u", queue_url_masked(c->tasks.from, from, sizeof(from)),
+                 c->tasks.keep_order ? ", in order" : "", c->workers.min, sw->pool->max, size);
         return pool_set_desired(sw->pool, size);
 }
 
