@@ -42,6 +42,16 @@ static int add(struct json_object *o, const char *key, struct json_object *v) {
         return 0;
 }
 
+/* A new object at the end of array, owned by it; NULL when out of memory. */
+static struct json_object *array_add_object(struct json_object *array) {
+        struct json_object *o = json_object_new_object();
+        if (!o || json_object_array_add(array, o) < 0) {
+                json_object_put(o);
+                return NULL;
+        }
+        return o;
+}
+
 #define ADD(o, key, v)                          \
         do {                                    \
                 int _r_ = add((o), (key), (v)); \
@@ -94,11 +104,9 @@ static int status_workers(const struct metrics_snapshot *s, struct json_object *
 
         for (size_t i = 0; i < s->n_worker_rows; i++) {
                 const struct metrics_worker *w = &s->worker_rows[i];
-                struct json_object *o = json_object_new_object();
-                if (!o || json_object_array_add(workers, o) < 0) {
-                        json_object_put(o);
+                struct json_object *o = array_add_object(workers);
+                if (!o)
                         return -ENOMEM;
-                }
                 ADD(o, "id", json_object_new_uint64(w->id));
                 ADD(o, "pid", json_object_new_int(w->pid));
                 ADD(o, "state", json_object_new_string(metrics_worker_state_name(w->state)));
@@ -128,11 +136,9 @@ static int status_signals(const struct metrics_snapshot *s, struct json_object *
         if (!cores)
                 return -ENOMEM;
         for (size_t i = 0; i < s->n_cores; i++) {
-                struct json_object *o = json_object_new_object();
-                if (!o || json_object_array_add(cores, o) < 0) {
-                        json_object_put(o);
+                struct json_object *o = array_add_object(cores);
+                if (!o)
                         return -ENOMEM;
-                }
                 ADD(o, "core", json_object_new_uint64(s->cores[i].id));
                 ADD(o, "busy", json_number(s->cores[i].busy));
         }
@@ -147,11 +153,9 @@ static int status_rules(const struct metrics_snapshot *s, struct json_object *ro
 
         for (size_t i = 0; i < s->n_rules; i++) {
                 const struct metrics_rule *rule = &s->rules[i];
-                struct json_object *o = json_object_new_object();
-                if (!o || json_object_array_add(rules, o) < 0) {
-                        json_object_put(o);
+                struct json_object *o = array_add_object(rules);
+                if (!o)
                         return -ENOMEM;
-                }
                 ADD(o, "name", json_string_or_null(rule->name));
                 ADD(o, "when", json_string_or_null(rule->when));
                 ADD(o, "for", json_number(rule->for_seconds));
@@ -191,11 +195,9 @@ static int status_tasks(const struct metrics_snapshot *s, struct json_object *ro
         if (!shared)
                 return -ENOMEM;
         for (size_t i = 0; i < s->n_segments; i++) {
-                struct json_object *o = json_object_new_object();
-                if (!o || json_object_array_add(shared, o) < 0) {
-                        json_object_put(o);
+                struct json_object *o = array_add_object(shared);
+                if (!o)
                         return -ENOMEM;
-                }
                 ADD(o, "segment", json_string_or_null(s->segments[i].name));
                 ADD(o, "bytes", json_object_new_uint64(s->segments[i].bytes));
                 ADD(o, "load_seconds", json_number(s->segments[i].load_seconds));
