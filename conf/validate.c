@@ -39,7 +39,7 @@ struct validation {
 };
 
 __attribute__((format(printf, 3, 4)))
-static void error_at(struct validation *v, const struct config_origin *at, const char *format, ...) {
+static void validation_error(struct validation *v, const struct config_origin *at, const char *format, ...) {
         va_list ap;
 
         if (v->r == -ENOMEM)
@@ -74,18 +74,18 @@ static void relation_error(struct validation *v, const struct side *lo, const st
 
         if (in_file(hi->origin) && (!in_file(lo->origin) || later(hi->origin, lo->origin))) {
                 side_name(lo, other, sizeof(other));
-                error_at(v, hi->origin, "%s: %s is less than %s", hi->key, hi->value, other);
+                validation_error(v, hi->origin, "%s: %s is less than %s", hi->key, hi->value, other);
         } else if (in_file(lo->origin)) {
                 side_name(hi, other, sizeof(other));
-                error_at(v, lo->origin, "%s: %s is greater than %s", lo->key, lo->value, other);
+                validation_error(v, lo->origin, "%s: %s is greater than %s", lo->key, lo->value, other);
         } else if (lo->origin->flag && hi->origin->flag)
-                error_at(v, NULL, "%s %s is larger than %s %s", lo->origin->flag, lo->value, hi->origin->flag,
+                validation_error(v, NULL, "%s %s is larger than %s %s", lo->origin->flag, lo->value, hi->origin->flag,
                          hi->value);
         else {
                 side_name(lo, other, sizeof(other));
                 char name[128];
                 side_name(hi, name, sizeof(name));
-                error_at(v, NULL, "%s is less than %s", name, other);
+                validation_error(v, NULL, "%s is less than %s", name, other);
         }
 }
 
@@ -128,7 +128,7 @@ static void check_workers(struct validation *v, const struct corral_config *c) {
 
 static void check_policy(struct validation *v, const struct corral_config *c) {
         if (is_set(&c->origin.optimize) && c->policy.has_target)
-                error_at(v, in_file(&c->origin.optimize) ? &c->origin.optimize : NULL,
+                validation_error(v, in_file(&c->origin.optimize) ? &c->origin.optimize : NULL,
                          "policy.optimize: replaces policy.target; give only one of them");
 }
 
@@ -142,10 +142,10 @@ static void check_output(struct validation *v, const struct corral_config *c) {
                 return;
         if (t->mode == TASK_MODE_STREAM) {
                 if (in_file(&o->output))
-                        error_at(v, &o->output, "tasks.output: %s applies to tasks.mode per-task only; stream mode "
+                        validation_error(v, &o->output, "tasks.output: %s applies to tasks.mode per-task only; stream mode "
                                  "writes one result line per input line (leave tasks.output out)", output);
                 else
-                        error_at(v, in_file(&o->mode) ? &o->mode : NULL,
+                        validation_error(v, in_file(&o->mode) ? &o->mode : NULL,
                                  "tasks.output: %s (%s) applies to per-task mode only: stream mode (--stream, "
                                  "tasks.mode: stream) writes one result line per input line", output,
                                  o->output.flag ? o->output.flag : "the default");
@@ -154,7 +154,7 @@ static void check_output(struct validation *v, const struct corral_config *c) {
         if (t->output != TASK_OUTPUT_UNGROUP || !t->keep_order)
                 return;
         if (!in_file(&o->output) && !in_file(&o->keep_order)) {
-                error_at(v, NULL, "%s and %s exclude each other: ungroup passes output on as it comes, in no order",
+                validation_error(v, NULL, "%s and %s exclude each other: ungroup passes output on as it comes, in no order",
                          o->output.flag ? o->output.flag : "tasks.output: ungroup",
                          o->keep_order.flag ? o->keep_order.flag : "tasks.keep_order");
                 return;
@@ -165,7 +165,7 @@ static void check_output(struct validation *v, const struct corral_config *c) {
         char ungroup[64] = "tasks.output: ungroup";
         if (o->output.flag)
                 snprintf(ungroup, sizeof(ungroup), "%s (tasks.output: ungroup)", o->output.flag);
-        error_at(v, at, "%s passes output on as it comes, so %s cannot hold it in input order; give only one of them",
+        validation_error(v, at, "%s passes output on as it comes, so %s cannot hold it in input order; give only one of them",
                  ungroup, o->keep_order.flag ? o->keep_order.flag : "tasks.keep_order");
 }
 
@@ -174,7 +174,7 @@ static void check_resume(struct validation *v, const struct corral_config *c, bo
 
         /* A file yet to come may name the joblog. */
         if ((t->resume || t->resume_failed) && !t->joblog && !partial)
-                error_at(v, NULL, "%s needs a joblog: --joblog FILE or tasks.joblog",
+                validation_error(v, NULL, "%s needs a joblog: --joblog FILE or tasks.joblog",
                          t->resume ? "--resume" : "--resume-failed");
 }
 
@@ -183,7 +183,7 @@ static void check_batch_flags(struct validation *v, const struct corral_config *
         const char *flag = c->origin.batch_flag.flag;
 
         if (flag && !c->tasks.from && !partial)
-                error_at(v, NULL, "%s needs --tasks FILE|-%s", flag, v->path ? " (or tasks.from in the file)" : "");
+                validation_error(v, NULL, "%s needs --tasks FILE|-%s", flag, v->path ? " (or tasks.from in the file)" : "");
 }
 
 /* The origin to point at: the file's place, or NULL for a flag (named in the text). */
@@ -199,7 +199,7 @@ static bool check_queue_url(struct validation *v, const char *key, const char *u
         if (r == -ENOMEM)
                 v->r = r;
         else if (r < 0)
-                error_at(v, at_or_flag(o), "%s: %s", o->flag ? o->flag : key, error);
+                validation_error(v, at_or_flag(o), "%s: %s", o->flag ? o->flag : key, error);
         return r >= 0;
 }
 
@@ -216,10 +216,10 @@ static void check_results(struct validation *v, const struct corral_config *c, c
         if (!check_queue_url(v, "tasks.results", t->results, o, &u))
                 return;
         if (!from)
-                error_at(v, at_or_flag(o), "tasks.results: a results stream needs a work queue "
+                validation_error(v, at_or_flag(o), "tasks.results: a results stream needs a work queue "
                          "(tasks.from: redis://...)");
         else if (strcmp(u.host, from->host) != 0 || u.port != from->port)
-                error_at(v, at_or_flag(o), "tasks.results: %s:%u is not the server of tasks.from (%s:%u): the "
+                validation_error(v, at_or_flag(o), "tasks.results: %s:%u is not the server of tasks.from (%s:%u): the "
                          "results stream must be on the queue's server", u.host, u.port, from->host, from->port);
         queue_url_done(&u);
 }
@@ -236,10 +236,10 @@ static void check_queue(struct validation *v, const struct corral_config *c, boo
                         check_results(v, c, NULL);
                 /* partial: --stream's "-" stands in for a tasks.from the file may set */
                 if (t->from && t->until == TASK_UNTIL_EMPTY && (o->from.flag || !partial))
-                        error_at(v, at_or_flag(&o->until), "%s applies to a work queue (--tasks redis://...), "
+                        validation_error(v, at_or_flag(&o->until), "%s applies to a work queue (--tasks redis://...), "
                                  "not to %s", o->until.flag ? o->until.flag : "tasks.until: empty", t->from);
                 else if (!t->from && t->until == TASK_UNTIL_EMPTY && !partial)
-                        error_at(v, at_or_flag(&o->until), "%s needs a work queue (--tasks redis://...)",
+                        validation_error(v, at_or_flag(&o->until), "%s needs a work queue (--tasks redis://...)",
                                  o->until.flag ? o->until.flag : "tasks.until: empty");
                 return;
         }
@@ -250,13 +250,13 @@ static void check_queue(struct validation *v, const struct corral_config *c, boo
                 queue_url_done(&u);
         }
         if (t->keep_order)
-                error_at(v, at_or_flag(&o->keep_order), "a work queue (%s) has no input order to keep "
+                validation_error(v, at_or_flag(&o->keep_order), "a work queue (%s) has no input order to keep "
                          "(leave out %s)", from, o->keep_order.flag ? o->keep_order.flag : "tasks.keep_order");
         if (t->shard_count > 1)
-                error_at(v, NULL, "a work queue (%s) shares its entries among consumers by itself: leave out "
+                validation_error(v, NULL, "a work queue (%s) shares its entries among consumers by itself: leave out "
                          "--shard / tasks.shard", from);
         if (t->resume || t->resume_failed)
-                error_at(v, NULL, "%s: a work queue (%s) remembers what is done itself",
+                validation_error(v, NULL, "%s: a work queue (%s) remembers what is done itself",
                          t->resume ? "--resume" : "--resume-failed", from);
 }
 

@@ -249,7 +249,7 @@ static bool cooling_down(const struct policy_state *st, usec_t cooldown, usec_t 
 /* Settles the outcome of a recommendation. Returns true when the change it
  * decides is the policy's own (a rule or the target), which is what anti-flap
  * counts. */
-static bool settle(const struct policy_config *cfg, unsigned min, unsigned max, const struct policy_state *st,
+static bool settle_recommendation(const struct policy_config *cfg, unsigned min, unsigned max, const struct policy_state *st,
                    const struct recommendation *rec, unsigned current, usec_t now, struct decision *d,
                    struct text *why) {
         unsigned size = clamp_size(rec->size, min, max);
@@ -474,7 +474,7 @@ int policy_decide(const struct policy_config *cfg, unsigned min, unsigned max, s
                 window_push(st, now, clamp_size(rec.size, min, max));
         }
 
-        bool policy = settle(cfg, min, max, st, &rec, current, now, &d, &why);
+        bool policy = settle_recommendation(cfg, min, max, st, &rec, current, now, &d, &why);
         if (d.desired != current)
                 record_change(cfg, st, current, policy, now, &d, &why);
         *ret = d;

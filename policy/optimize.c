@@ -152,7 +152,7 @@ static bool pick_probe(struct optimize_state *st, const struct optimize_params *
         return true;
 }
 
-static void settle(struct optimize_state *st, usec_t now) {
+static void enter_settled(struct optimize_state *st, usec_t now) {
         st->phase = OPTIMIZE_SETTLED;
         st->ref = st->base_stats;
         st->watch = st->shifted = (struct optimize_stats) {};
@@ -201,7 +201,7 @@ static unsigned next_move(struct optimize_state *st, const struct optimize_param
                                  st->probe, OPTIMIZE_CPU_BUSY_MAX);
                 return st->probe;
         }
-        settle(st, now);
+        enter_settled(st, now);
         snprintf(tail, room, "%ssettled at %u %s, %s%s", sep, st->base, workers(st->base),
                  fmt_rate(p, st->base_stats.mean, a),
                  st->base < p->max && !st->up_lost && optimize_stats_cpu_busy(&st->base_stats)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "supervisor/arg_limits.h"
+#include "supervisor/task.h"
 
 #define ARG_STACK_CAP (6u * 1024u * 1024u)
 #define ARG_FLOOR (128u * 1024u)
@@ -40,13 +41,6 @@ size_t arg_strv_bytes(char *const *v, size_t n) {
         return bytes;
 }
 
-static size_t count_placeholders(const char *arg) {
-        size_t n = 0;
-        for (const char *p = arg; (p = strstr(p, "{}")); p += 2)
-                n++;
-        return n;
-}
-
 void arg_budget_init(struct arg_budget *ret, const struct arg_limits *limits, char *const *command,
                      size_t env_bytes, const char *task_var, size_t n_small, size_t small_max) {
         struct arg_budget b = {
@@ -62,7 +56,7 @@ void arg_budget_init(struct arg_budget *ret, const struct arg_limits *limits, ch
         bool placeholder = false;
 
         for (char *const *a = command; *a; a++) {
-                size_t copies = count_placeholders(*a), len = strlen(*a);
+                size_t copies = task_count_placeholders(*a), len = strlen(*a);
                 if (copies == 0) {
                         b.fixed += len + 1 + sizeof(char *);
                         continue;

@@ -72,7 +72,7 @@ static struct slot *batch_free_slot(struct batch *b) {
         return NULL;
 }
 
-static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+static int on_batch_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         (void) s;
         (void) usec;
         batch_progress(userdata);
@@ -89,7 +89,7 @@ static void batch_hold_back(struct batch *b, int r) {
                 (void) sd_event_source_set_time_relative(b->retry_timer, 100 * USEC_PER_MSEC);
                 (void) sd_event_source_set_enabled(b->retry_timer, SD_EVENT_ONESHOT);
         } else if (sd_event_add_time_relative(b->event, &b->retry_timer, CLOCK_MONOTONIC, 100 * USEC_PER_MSEC, 0,
-                                              on_retry_timer, b) < 0) {
+                                              on_batch_retry_timer, b) < 0) {
                 log_error("cannot make progress: giving up");
                 batch_stop(b);
         }
@@ -170,7 +170,7 @@ static void abandon_output(struct batch *b) {
 }
 
 /* The tasks' own timers kill them; this one bounds the wait for the reader. */
-static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+static int on_batch_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct batch *b = userdata;
         (void) s;
         (void) usec;
@@ -204,7 +204,7 @@ void batch_stop(struct batch *b) {
         }
         if (b->running > 0 || !sink_idle(b->sink)) {
                 int r = sd_event_add_time_relative(b->event, &b->stop_timer, CLOCK_MONOTONIC,
-                                                   b->config->workers.stop_timeout, 0, on_stop_timer, b);
+                                                   b->config->workers.stop_timeout, 0, on_batch_stop_timer, b);
                 if (r < 0) {
                         log_error_errno(r, "Failed to arm the stop timer, killing the tasks now: %m");
                         slots_dispatch(b, CHILD_EVENT_KILL);

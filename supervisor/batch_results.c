@@ -24,7 +24,7 @@ int batch_open_results(struct batch *b) {
 }
 
 /* Writing results failed: as for the joblog, the batch stops (exit 1). */
-static void results_failed(struct batch *b, uint64_t seq, int r) {
+static void batch_results_failed(struct batch *b, uint64_t seq, int r) {
         log_error_errno(r, "Failed to write the result of task %llu to %s: %m; stopping the batch",
                         (unsigned long long) seq, b->config->tasks.results);
         b->results = results_file_free(b->results);
@@ -106,7 +106,7 @@ void batch_write_result(struct slot *s, int exitval, int sig, double runtime) {
                 rec.out = spool_head(&s->spool, &buf, &rec.out_len, &rec.out_truncated);
         int r = results_file_write(b->results, &rec);
         if (r < 0)
-                results_failed(b, s->task.seq, r);
+                batch_results_failed(b, s->task.seq, r);
 }
 
 void batch_write_not_run(struct batch *b, uint64_t seq, const char *why) {
@@ -115,7 +115,7 @@ void batch_write_not_run(struct batch *b, uint64_t seq, const char *why) {
         struct result_record rec = { .seq = seq, .error = why };
         int r = results_file_write(b->results, &rec);
         if (r < 0)
-                results_failed(b, seq, r);
+                batch_results_failed(b, seq, r);
 }
 
 /* Keeps the start of a task's stderr for its record (the caller passes it on). */

@@ -94,7 +94,7 @@ static int warn_recycle_tasks(const struct corral_config *c, struct conf_diagnos
  * spawn_check(), shared with a reload), as the user running `check`. A
  * warning, not an error: the file may be meant for another machine or
  * image (a container's), where `corral run` refuses them with exit 2. */
-static int check_command(const struct corral_config *c, struct conf_diagnostics *diag) {
+static int check_worker_command(const struct corral_config *c, struct conf_diagnostics *diag) {
         const struct workers_config *w = &c->workers;
         enum spawn_check_what what;
 
@@ -173,7 +173,7 @@ int cmd_check(int argc, char **argv) {
         if (r >= 0)
                 r = identity_resolve(&config.workers, config.path, NULL, &diag);
         if (r >= 0)
-                r = check_command(&config, &diag);
+                r = check_worker_command(&config, &diag);
         if (r >= 0)
                 r = warn_unavailable(&config, &diag);
         if (r >= 0)

@@ -17,7 +17,7 @@
 /* Entries sent before their replies are read: bounded memory, few round trips. */
 #define PIPELINE 1000
 
-static const char usage[] =
+static const char enqueue_usage[] =
         "Usage: corral enqueue redis://[:PASSWORD@]HOST:PORT/STREAM [FILE|-]\n"
         "\n"
         "Add one entry (field 'task') per line of FILE (default: stdin) to the\n"
@@ -26,8 +26,8 @@ static const char usage[] =
         "\n"
         "  -h, --help     show this help\n";
 
-static int usage_error(const char *message) {
-        fprintf(stderr, "corral enqueue: %s\n\n%s", message, usage);
+static int enqueue_usage_error(const char *message) {
+        fprintf(stderr, "corral enqueue: %s\n\n%s", message, enqueue_usage);
         return EXIT_USAGE;
 }
 
@@ -95,15 +95,15 @@ int cmd_enqueue(int argc, char **argv) {
         optind = 0;
         while ((c = getopt_long(argc, argv, "+h", options, NULL)) != -1) {
                 if (c == 'h') {
-                        fputs(usage, stdout);
+                        fputs(enqueue_usage, stdout);
                         return EXIT_OK;
                 }
-                return usage_error("unknown option");
+                return enqueue_usage_error("unknown option");
         }
         if (optind >= argc)
-                return usage_error("no queue URL given");
+                return enqueue_usage_error("no queue URL given");
         if (argc - optind > 2)
-                return usage_error("too many arguments");
+                return enqueue_usage_error("too many arguments");
 
         struct queue_url u;
         char error[768];

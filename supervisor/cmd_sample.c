@@ -20,7 +20,7 @@
 #include "supervisor/log.h"
 #include "supervisor/sampler.h"
 
-static const char usage[] =
+static const char sample_usage[] =
         "Usage: corral sample [-n COUNT] [--interval DURATION] [--json]\n"
         "\n"
         "Print the signals corral's controller sees, one line per sample.\n"
@@ -40,11 +40,11 @@ struct sample_args {
         bool json;
 };
 
-static int usage_error(const char *fmt, const char *arg) {
+static int sample_usage_error(const char *fmt, const char *arg) {
         fputs("corral sample: ", stderr);
         fprintf(stderr, fmt, arg);
         fputs("\n\n", stderr);
-        fputs(usage, stderr);
+        fputs(sample_usage, stderr);
         return EXIT_USAGE;
 }
 
@@ -67,27 +67,27 @@ static int parse_args(int argc, char **argv, struct sample_args *a) {
                 switch (c) {
                 case 'n':
                         if (parse_unsigned(optarg, UINT_MAX, &a->count) < 0 || a->count == 0)
-                                return usage_error("invalid count '%s': expected a positive number", optarg);
+                                return sample_usage_error("invalid count '%s': expected a positive number", optarg);
                         break;
                 case 'i':
                         if (parse_duration(optarg, &a->interval) < 0 || a->interval < 10 * USEC_PER_MSEC ||
                             a->interval > 24 * 3600 * USEC_PER_SEC)
-                                return usage_error("invalid interval '%s': expected a duration from 10ms to 24h", optarg);
+                                return sample_usage_error("invalid interval '%s': expected a duration from 10ms to 24h", optarg);
                         break;
                 case ARG_JSON:
                         a->json = true;
                         break;
                 case 'h':
-                        fputs(usage, stdout);
+                        fputs(sample_usage, stdout);
                         return EXIT_OK;
                 case ':':
-                        return usage_error("option '%s' needs a value", argv[optind - 1]);
+                        return sample_usage_error("option '%s' needs a value", argv[optind - 1]);
                 default:
-                        return usage_error("unknown option '%s'", argv[optind - 1]);
+                        return sample_usage_error("unknown option '%s'", argv[optind - 1]);
                 }
         }
         if (optind < argc)
-                return usage_error("unexpected argument '%s'", argv[optind]);
+                return sample_usage_error("unexpected argument '%s'", argv[optind]);
         return -1;
 }
 

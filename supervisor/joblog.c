@@ -270,3 +270,5 @@ int joblog_read(const char *path, struct joblog_state *ret, char *error, size_t 
         *ret = s;
         return 0;
 }
+
+#undef fail   /* not into the next file of a unity build */

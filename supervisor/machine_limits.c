@@ -17,7 +17,7 @@
 #include "supervisor/machine_limits.h"
 
 /* A number from a one-line file ("max" is none); UINT64_MAX if unreadable. */
-static uint64_t read_u64(const char *path) {
+static uint64_t read_u64_file(const char *path) {
         char buf[64];
         if (read_small_file(path, buf, sizeof(buf)) <= 0)
                 return UINT64_MAX;
@@ -63,9 +63,9 @@ static void read_pids(struct machine_limits *l) {
                 return;
         for (;;) {
                 snprintf(path, sizeof(path), "%s/pids.max", dir);
-                uint64_t max = read_u64(path);
+                uint64_t max = read_u64_file(path);
                 snprintf(path, sizeof(path), "%s/pids.current", dir);
-                uint64_t cur = read_u64(path);
+                uint64_t cur = read_u64_file(path);
                 if (max != UINT64_MAX && (l->pids_max == UINT64_MAX ||
                                           max - (cur == UINT64_MAX ? 0 : cur) < l->pids_max - l->pids_current)) {
                         l->pids_max = max;

@@ -87,7 +87,7 @@ static void pool_maybe_finish(struct pool *p) {
                 (void) sd_event_exit(p->event, p->exit_status);
 }
 
-static int on_kick(sd_event_source *s, void *userdata) {
+static int on_pool_kick(sd_event_source *s, void *userdata) {
         struct pool *p = userdata;
         (void) s;
         pool_reconcile(p);
@@ -99,7 +99,7 @@ static int on_kick(sd_event_source *s, void *userdata) {
 static void pool_kick(struct pool *p) {
         int r = 0;
         if (!p->kick)
-                r = sd_event_add_defer(p->event, &p->kick, on_kick, p);
+                r = sd_event_add_defer(p->event, &p->kick, on_pool_kick, p);
         if (r >= 0)
                 r = sd_event_source_set_enabled(p->kick, SD_EVENT_ONESHOT);
         if (r < 0 && r != -ESTALE)

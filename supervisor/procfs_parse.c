@@ -11,7 +11,7 @@
 #include "supervisor/procfs_parse.h"
 
 /* Reads an unsigned decimal at *p, advancing *p past it. */
-static int read_u64(const char **p, uint64_t *ret) {
+static int parse_digits(const char **p, uint64_t *ret) {
         const char *s = *p;
         uint64_t v = 0;
 
@@ -35,7 +35,7 @@ static int read_decimal(const char **p, double *ret) {
         double v, scale = 0.1;
         int r;
 
-        r = read_u64(&s, &whole);
+        r = parse_digits(&s, &whole);
         if (r < 0)
                 return r;
         v = (double) whole;
@@ -97,13 +97,13 @@ int cgroup_parse_cpu_max(const char *text, uint64_t *ret_quota, uint64_t *ret_pe
                 quota = CGROUP_QUOTA_MAX;
                 p += 3;
         } else {
-                r = read_u64(&p, &quota);
+                r = parse_digits(&p, &quota);
                 if (r < 0)
                         return r;
         }
         if (*p == ' ') {
                 p++;
-                r = read_u64(&p, &period);
+                r = parse_digits(&p, &period);
                 if (r < 0)
                         return r;
         } else if (quota != CGROUP_QUOTA_MAX)
@@ -125,7 +125,7 @@ int cgroup_parse_cpu_usage(const char *text, uint64_t *ret_usec) {
         if (!l)
                 return -ENOENT;
         l += strlen("usage_usec ");
-        r = read_u64(&l, &v);
+        r = parse_digits(&l, &v);
         if (r < 0)
                 return r;
         if (*l != '\n' && *l != '\0')
@@ -215,7 +215,7 @@ int proc_stat_parse_ticks(const char *text, uint64_t *ret_ticks) {
                 p++;
                 /* cutime and cstime are signed in the kernel's format; they are never
                  * negative in practice, and a '-' here is treated as malformed. */
-                r = read_u64(&p, &v[i]);
+                r = parse_digits(&p, &v[i]);
                 if (r < 0)
                         return r == -ERANGE ? r : -ENOENT;
                 if (sum > UINT64_MAX - v[i])
@@ -246,7 +246,7 @@ static int proc_stat_field(const char *text, int field, uint64_t *ret) {
                         return -ENOENT;
         }
         p++;
-        return read_u64(&p, ret) < 0 ? -ENOENT : 0;
+        return parse_digits(&p, ret) < 0 ? -ENOENT : 0;
 }
 
 int proc_stat_parse_rss(const char *text, uint64_t *ret_pages) {
@@ -379,7 +379,7 @@ static int parse_cpu_line(const char *l, struct cpu_ticks *ret) {
         int r;
 
         l += 3;
-        r = read_u64(&l, &id);
+        r = parse_digits(&l, &id);
         if (r < 0)
                 return r;
         if (id > INT32_MAX)
@@ -387,7 +387,7 @@ static int parse_cpu_line(const char *l, struct cpu_ticks *ret) {
         for (size_t i = 0; i < 8; i++) {
                 r = skip_spaces(&l);
                 if (r >= 0)
-                        r = read_u64(&l, &v[i]);
+                        r = parse_digits(&l, &v[i]);
                 if (r < 0)
                         return r;
         }
@@ -431,7 +431,7 @@ static int meminfo_field(const char *text, const char *name, uint64_t *ret) {
         l += strlen(name);
         while (*l == ' ')
                 l++;
-        return read_u64(&l, ret);
+        return parse_digits(&l, ret);
 }
 
 int meminfo_parse(const char *text, uint64_t *ret_available_kib, uint64_t *ret_total_kib) {
@@ -465,7 +465,7 @@ int loadavg_parse(const char *text, double *ret_load1) {
 int uptime_parse(const char *text, usec_t *ret) {
         const char *p = text;
         uint64_t sec, frac = 0, scale = USEC_PER_SEC;
-        int r = read_u64(&p, &sec);
+        int r = parse_digits(&p, &sec);
 
         if (r < 0)
                 return r;
@@ -490,13 +490,13 @@ int cpu_list_parse(const char *text, cpu_set_t *ret) {
         CPU_ZERO(&set);
         for (;;) {
                 uint64_t a, b;
-                int r = read_u64(&p, &a);
+                int r = parse_digits(&p, &a);
                 if (r < 0)
                         return r;
                 b = a;
                 if (*p == '-') {
                         p++;
-                        r = read_u64(&p, &b);
+                        r = parse_digits(&p, &b);
                         if (r < 0)
                                 return r;
                 }

@@ -93,7 +93,7 @@ void qentry_free_all(struct qsource *q) {
         q->n = q->cap = 0;
 }
 
-static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+static int on_entry_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         (void) s;
         (void) usec;
         qentry_flush(userdata);
@@ -110,7 +110,7 @@ static void retry_later(struct qsource *q, struct qentry *e, const char *what, c
         q->settle_warned = true;
         int r = q->retry_timer ? sd_event_source_set_time_relative(q->retry_timer, RETRY_DELAY) :
                 sd_event_add_time_relative(q->event, &q->retry_timer, CLOCK_MONOTONIC, RETRY_DELAY, 0,
-                                           on_retry_timer, q);
+                                           on_entry_retry_timer, q);
         if (r >= 0)
                 r = sd_event_source_set_enabled(q->retry_timer, SD_EVENT_ONESHOT);
         if (r < 0)

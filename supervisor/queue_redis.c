@@ -384,3 +384,5 @@ int redis_link_command(struct redis_link *l, redisCallbackFn *fn, void *privdata
                 return l->ac && l->ac->err == REDIS_ERR_OOM ? -ENOMEM : -ENOTCONN;
         return 0;
 }
+
+#undef fail   /* not into the next file of a unity build */

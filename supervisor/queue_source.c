@@ -283,7 +283,7 @@ static const char *qs_task_id_var(void *src, uint64_t seq, unsigned lines) {
         return q->id_var.data;
 }
 
-static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+static int on_queue_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct qsource *q = userdata;
         (void) s;
         (void) usec;
@@ -307,7 +307,7 @@ static void qs_stop(void *src) {
                         qentry_set(q, q->e[i], QENTRY_BACK);
         qentry_flush(q);
         usec_t wait = q->stop_timeout + USEC_PER_SEC;
-        if (sd_event_add_time_relative(q->event, &q->stop_timer, CLOCK_MONOTONIC, wait, 0, on_stop_timer, q) < 0)
+        if (sd_event_add_time_relative(q->event, &q->stop_timer, CLOCK_MONOTONIC, wait, 0, on_queue_stop_timer, q) < 0)
                 q->gave_up = true;
 }
 

@@ -481,3 +481,5 @@ int run_args_parse(int argc, char **argv, struct run_args *ret, char *error, siz
         *ret = a;
         return 0;
 }
+
+#undef fail   /* not into the next file of a unity build */

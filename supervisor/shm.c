@@ -32,7 +32,7 @@ int shm_default_max_size(uint64_t *ret) {
 /* ------------------------------------------------------------------------ */
 /* the two sources */
 
-static int load_file(const struct shared_config *sc, struct sink *k, struct shm_source *ret_source,
+static int load_file(const struct shared_config *sc, struct shm_sink *k, struct shm_source *ret_source,
                      struct shm_error *err) {
         _cleanup_(closep) int in = open(sc->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         struct stat before, after;
@@ -102,7 +102,7 @@ static int reopen_read_only(int fd) {
 int shm_segment_load(const struct shared_config *sc, uint64_t generation, struct shm_segment **ret,
                      struct shm_error *err) {
         struct shm_source source = {};
-        struct sink k = { .name = sc->name, .fd = -EBADF, .limit = sc->max_size };
+        struct shm_sink k = { .name = sc->name, .fd = -EBADF, .limit = sc->max_size };
         usec_t start = now_usec();
         int r;
 

@@ -42,7 +42,7 @@ static const char *command_text(char *const *argv, char *buf, size_t size) {
  * corral's own loop (or the exit at startup). */
 struct command_run {
         const struct shared_config *sc;
-        struct sink *k;
+        struct shm_sink *k;
         struct shm_error *err;
         const char *text;        /* the command line, for messages */
         struct child child;
@@ -63,7 +63,7 @@ static void run_abort(struct command_run *run, int r) {
 
 static int on_command_output(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct command_run *run = userdata;
-        struct sink *k = run->k;
+        struct shm_sink *k = run->k;
         int window_error = 0;
         (void) s;
         (void) revents;
@@ -197,7 +197,7 @@ static int command_run(struct command_run *run, sd_event *e, int out_read, int o
         return 0;
 }
 
-int shm_load_command(const struct shared_config *sc, struct sink *k, struct shm_error *err) {
+int shm_load_command(const struct shared_config *sc, struct shm_sink *k, struct shm_error *err) {
         _cleanup_(closep) int out_read = -EBADF;
         char text[256];
         struct command_run run = { .sc = sc, .k = k, .err = err, .text = text };

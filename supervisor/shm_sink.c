@@ -82,7 +82,7 @@ int shm_huge_pages(uint64_t *ret_page_size, uint64_t *ret_total, uint64_t *ret_f
         return 0;
 }
 
-void sink_unmap(struct sink *k) {
+void sink_unmap(struct shm_sink *k) {
         if (k->window)
                 (void) munmap(k->window, k->window_len);
         k->window = NULL;
@@ -93,7 +93,7 @@ void sink_unmap(struct sink *k) {
  * past what is needed: up to HUGE_WINDOW of a file's known size, one page at
  * a time of a command's output. The load then fits in exactly the pages the
  * data fills. */
-static int sink_next_window(struct sink *k, struct shm_error *err) {
+static int sink_next_window(struct shm_sink *k, struct shm_error *err) {
         uint64_t off = k->window_off + k->window_len, len = k->page;
 
         if (k->expect > k->size)
@@ -124,7 +124,7 @@ static int sink_next_window(struct sink *k, struct shm_error *err) {
 
 /* COPY_HUGE: reads into the window. When it is full, one byte is read
  * first, so that an input that ends exactly there costs no further page. */
-static ssize_t sink_read_huge(struct sink *k, int in, uint64_t want, struct shm_error *err,
+static ssize_t sink_read_huge(struct shm_sink *k, int in, uint64_t want, struct shm_error *err,
                               int *ret_window_error) {
         if (k->window && k->size < k->window_off + k->window_len) {
                 uint64_t room = k->window_off + k->window_len - k->size;
@@ -143,7 +143,7 @@ static ssize_t sink_read_huge(struct sink *k, int in, uint64_t want, struct shm_
         return 1;
 }
 
-static ssize_t sink_read_write(struct sink *k, int in, size_t want) {
+static ssize_t sink_read_write(struct shm_sink *k, int in, size_t want) {
         char buf[64 * 1024];
         ssize_t n = read(in, buf, want < sizeof(buf) ? want : sizeof(buf));
         if (n <= 0)
@@ -160,7 +160,7 @@ static ssize_t sink_read_write(struct sink *k, int in, size_t want) {
 }
 
 /* One step of the copy: bytes moved, 0 at end of input, -1 with errno. */
-ssize_t sink_step(struct sink *k, int in, struct shm_error *err, int *ret_window_error) {
+ssize_t sink_step(struct shm_sink *k, int in, struct shm_error *err, int *ret_window_error) {
         /* One byte more than the limit tells "exactly max" from "over max". */
         uint64_t want = k->limit + 1 - k->size;
         if (want > COPY_CHUNK)
@@ -183,7 +183,7 @@ ssize_t sink_step(struct sink *k, int in, struct shm_error *err, int *ret_window
 /* Copies `in` (a file) to its end into the memfd. Returns 0, -EFBIG past
  * the limit (err not filled: the caller knows what the input was), or a
  * negative errno with err filled. */
-int sink_fill(struct sink *k, int in, const char *what, struct shm_error *err) {
+int sink_fill(struct shm_sink *k, int in, const char *what, struct shm_error *err) {
         for (;;) {
                 int window_error = 0;
                 ssize_t n = sink_step(k, in, err, &window_error);

@@ -294,7 +294,7 @@ static int join(char *buf, size_t size, const char *cwd, const char *dir, const 
         return n < 0 || (size_t) n >= size ? -ENAMETOOLONG : 0;
 }
 
-static int check_command(const char *name, const char *cwd, const struct worker_identity *id) {
+static int check_executable(const char *name, const char *cwd, const struct worker_identity *id) {
         char path[PATH_MAX];
         int r;
 
@@ -342,7 +342,7 @@ int spawn_check(char *const *argv, const char *cwd, const struct worker_identity
                         return r;
                 }
         }
-        r = check_command(argv ? argv[0] : NULL, cwd, identity);
+        r = check_executable(argv ? argv[0] : NULL, cwd, identity);
         if (r < 0)
                 *ret_what = SPAWN_CHECK_COMMAND;
         return r;

@@ -254,7 +254,7 @@ void stream_dispatch(struct stream *s) {
         stream_maybe_finish(s);
 }
 
-static int on_kick(sd_event_source *src, void *userdata) {
+static int on_stream_kick(sd_event_source *src, void *userdata) {
         struct stream *s = userdata;
         (void) src;
         if (s->finished)
@@ -290,7 +290,7 @@ static int on_timeout_timer(sd_event_source *src, uint64_t usec, void *userdata)
         return 0;
 }
 
-static int on_stop_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+static int on_stream_stop_timer(sd_event_source *src, uint64_t usec, void *userdata) {
         struct stream *s = userdata;
         char t[32];
         (void) src;
@@ -330,7 +330,7 @@ void stream_stop(struct stream *s) {
                         outstanding += s->workers[i]->lines;
         log_info("stream: no more input; waiting for %zu outstanding %s", outstanding, line_noun(outstanding));
         int r = sd_event_add_time_relative(s->event, &s->stop_timer, CLOCK_MONOTONIC,
-                                           s->config->workers.stop_timeout, TIMER_ACCURACY_USEC, on_stop_timer, s);
+                                           s->config->workers.stop_timeout, TIMER_ACCURACY_USEC, on_stream_stop_timer, s);
         if (r < 0) {
                 log_error_errno(r, "Failed to arm the stop timer, stopping at once: %m");
                 stream_finish(s);
@@ -380,7 +380,7 @@ int stream_new(sd_event *e, const struct corral_config *config, struct pool *poo
         if (r >= 0)
                 r = queue_url_is(config->tasks.from) ? stream_source_open(s) : stream_open_input(s);
         if (r >= 0)
-                r = sd_event_add_defer(e, &s->kick, on_kick, s);
+                r = sd_event_add_defer(e, &s->kick, on_stream_kick, s);
         if (r >= 0)
                 r = sd_event_source_set_enabled(s->kick, SD_EVENT_OFF);
         if (r >= 0 && config->tasks.timeout > 0)

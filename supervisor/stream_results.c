@@ -20,7 +20,7 @@ int stream_open_results(struct stream *s) {
 }
 
 /* Writing results failed: the stream stops as when stdout fails (exit 1). */
-static void results_failed(struct stream *s, uint64_t seq, int r) {
+static void stream_results_failed(struct stream *s, uint64_t seq, int r) {
         log_error_errno(r, "Failed to write the result of line %llu to %s: %m; stopping",
                         (unsigned long long) seq, s->config->tasks.results);
         s->results = results_file_free(s->results);
@@ -50,7 +50,7 @@ void stream_write_results(struct stream *s, const struct span *span, const char 
                 };
                 int r = results_file_write(s->results, &rec);
                 if (r < 0)
-                        return results_failed(s, seq, r);
+                        return stream_results_failed(s, seq, r);
                 p += take;
                 len -= take;
                 in += line;
@@ -63,5 +63,5 @@ void stream_write_given_up(struct stream *s, uint64_t seq) {
         struct result_record rec = { .seq = seq, .error = "given up" };
         int r = results_file_write(s->results, &rec);
         if (r < 0)
-                results_failed(s, seq, r);
+                stream_results_failed(s, seq, r);
 }

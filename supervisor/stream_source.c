@@ -164,7 +164,7 @@ static void forget_failed(struct stream_source *ss, uint64_t from, uint64_t to) 
                         i++;
 }
 
-static void report(struct stream *s, uint64_t seq, uint64_t n, bool ok) {
+static void report_range(struct stream *s, uint64_t seq, uint64_t n, bool ok) {
         struct stream_source *ss = s->source;
         struct task_report r = { .ok = ok, .exit = ok ? 0 : 1 };
         while (n > 0) {
@@ -186,7 +186,7 @@ void stream_source_span_done(struct stream *s, const struct span *span) {
                 bool ok = seq < end && !unanswered(ss, seq);
                 if (seq < end && ok == run_ok)
                         continue;
-                report(s, run, seq - run, run_ok);
+                report_range(s, run, seq - run, run_ok);
                 run = seq;
                 run_ok = ok;
         }
@@ -212,7 +212,7 @@ void stream_source_give_back(struct stream *s) {
                 for (unsigned k = 0; sw && k < sw->q_len; k++) {
                         const struct span *span = *sworker_at(sw, k);
                         if (span->n_done < span->n_lines)
-                                report(s, span->seq + span->n_done, span->n_lines - span->n_done, false);
+                                report_range(s, span->seq + span->n_done, span->n_lines - span->n_done, false);
                 }
         }
 }

@@ -39,18 +39,18 @@ void strbuf_done(struct strbuf *b) {
         *b = (struct strbuf) {};
 }
 
+size_t task_count_placeholders(const char *arg) {
+        size_t n = 0;
+        for (const char *p = arg; (p = strstr(p, "{}")); p += 2)
+                n++;
+        return n;
+}
+
 bool task_command_has_placeholder(char *const *command) {
         for (size_t i = 0; command[i]; i++)
                 if (strstr(command[i], "{}"))
                         return true;
         return false;
-}
-
-static size_t count_placeholders(const char *s) {
-        size_t n = 0;
-        for (const char *p = s; (p = strstr(p, "{}")); p += 2)
-                n++;
-        return n;
 }
 
 /* Writes template with every `{}` replaced by line, and a NUL; returns the end. */
@@ -93,7 +93,7 @@ int task_argv_build(struct task_argv *a, char *const *command, const char *lines
          * the pointers are taken only once it is big enough. An argument
          * with `{}` stands once per line. */
         for (size_t i = 0; command[i]; i++) {
-                size_t k = count_placeholders(command[i]);
+                size_t k = task_count_placeholders(command[i]);
                 if (k == 0) {
                         n_args++;
                         size += strlen(command[i]) + 1;

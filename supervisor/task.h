@@ -40,6 +40,9 @@ struct task_argv {
 /* True when some argument of command contains `{}`. */
 bool task_command_has_placeholder(char *const *command);
 
+/* How many `{}` arg contains. */
+size_t task_count_placeholders(const char *arg);
+
 /*
  * Builds the argv of the task `lines` (len bytes, no NUL needed): one line,
  * or with tasks.batch several joined by '\n' (a line never holds one). Every
