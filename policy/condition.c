@@ -531,7 +531,32 @@ static size_t conjuncts(const struct condition *c, size_t i, uint16_t *ret, size
         return conjuncts(c, c->nodes[i].b, ret, conjuncts(c, c->nodes[i].a, ret, n));
 }
 
-/* A signal's value as a person reads it: "100%", "0.75". */
+/* c read as a demand and its guards: its conjuncts in part, the demand first;
+ * 0 when c is empty or its first conjunct is not a comparison (no demand). */
+static size_t demand_and_guards(const struct condition *c, uint16_t part[static CONDITION_MAX_NODES]) {
+        if (!c || c->n_nodes == 0)
+                return 0;
+        size_t n = conjuncts(c, c->n_nodes - 1, part, 0);
+        return c->nodes[part[0]].type == NODE_CMP ? n : 0;
+}
+
+/* The signal a comparison is about: its left side's, else its right side's. */
+static enum signal_id compared_signal(const struct node *x) {
+        return x->lhs.signal != _SIGNAL_INVALID ? x->lhs.signal : x->rhs.signal;
+}
+
+/* The side of comparison x that reads a signal unavailable in s, or NULL. */
+static const struct operand *unavailable_side(const struct node *x, const struct signals *s) {
+        double unused;
+        if (!operand_value(&x->lhs, s, &unused))
+                return &x->lhs;
+        if (!operand_value(&x->rhs, s, &unused))
+                return &x->rhs;
+        return NULL;
+}
+
+/* A signal's value as a person reads it: "pool.cpu 100%", "load1 0.75",
+ * "psi.cpu n/a"; a number as written. */
 static void put_value(struct writer *w, const struct operand *o, const struct signals *s) {
         double v;
         if (o->signal == _SIGNAL_INVALID)
@@ -550,12 +575,11 @@ enum signal_id condition_blocker(const struct condition *c, const struct signals
                 [OP_LT] = OP_GE, [OP_LE] = OP_GT, [OP_GT] = OP_LE, [OP_GE] = OP_LT, [OP_EQ] = OP_NE, [OP_NE] = OP_EQ,
         };
         uint16_t part[CONDITION_MAX_NODES];
-        double unused;
 
-        if (!c || c->n_nodes == 0 || size == 0)
+        if (size == 0)
                 return _SIGNAL_INVALID;
-        size_t n = conjuncts(c, c->n_nodes - 1, part, 0);
-        if (n < 2 || c->nodes[part[0]].type != NODE_CMP || !eval_node(c, part[0], s))
+        size_t n = demand_and_guards(c, part);
+        if (n < 2 || !eval_node(c, part[0], s))
                 return _SIGNAL_INVALID;
         for (size_t k = 1; k < n; k++) {
                 const struct node *x = &c->nodes[part[k]];
@@ -563,18 +587,43 @@ enum signal_id condition_blocker(const struct condition *c, const struct signals
                         continue;
                 if (x->type != NODE_CMP)
                         return _SIGNAL_INVALID;
-                const struct operand *sig = x->lhs.signal != _SIGNAL_INVALID ? &x->lhs : &x->rhs;
                 struct writer w = { .buf = buf, .size = size };
-                if (!operand_value(&x->lhs, s, &unused) || !operand_value(&x->rhs, s, &unused))
-                        put_value(&w, operand_value(&x->lhs, s, &unused) ? &x->rhs : &x->lhs, s);
+                const struct operand *missing = unavailable_side(x, s);
+                if (missing)
+                        put_value(&w, missing, s);
                 else {
                         put_value(&w, &x->lhs, s);
                         put(&w, " %s ", op_text[negated[x->op]]);
                         put_value(&w, &x->rhs, s);
                 }
-                return sig->signal;
+                return compared_signal(x);
         }
         return _SIGNAL_INVALID;
+}
+
+enum condition_demand condition_unmet_demand(const struct condition *c, const struct signals *s, char *buf,
+                                             size_t size) {
+        uint16_t part[CONDITION_MAX_NODES];
+
+        size_t n = demand_and_guards(c, part);
+        if (n == 0)
+                return CONDITION_DEMAND_NONE;
+        const struct node *x = &c->nodes[part[0]];
+        if (compare(x, s))
+                return CONDITION_DEMAND_HOLDS;
+        if (size > 0) {
+                struct writer w = { .buf = buf, .size = size };
+                format_node(c, part[0], &w);
+                put(&w, " (");
+                if (x->lhs.signal != _SIGNAL_INVALID)
+                        put_value(&w, &x->lhs, s);
+                if (x->lhs.signal != _SIGNAL_INVALID && x->rhs.signal != _SIGNAL_INVALID)
+                        put(&w, ", ");
+                if (x->rhs.signal != _SIGNAL_INVALID)
+                        put_value(&w, &x->rhs, s);
+                put(&w, ")");
+        }
+        return unavailable_side(x, s) ? CONDITION_DEMAND_UNKNOWN : CONDITION_DEMAND_UNMET;
 }
 
 struct condition *condition_free(struct condition *c) {

@@ -57,6 +57,22 @@ int condition_format(const struct condition *c, char *buf, size_t size);
  * not a comparison) returns _SIGNAL_INVALID and leaves buf alone. */
 enum signal_id condition_blocker(const struct condition *c, const struct signals *s, char *buf, size_t size);
 
+/* Where c's demand stands (read as in condition_blocker(): its first
+ * comparison, when c is comparisons joined by `and`, or one comparison). */
+enum condition_demand {
+        CONDITION_DEMAND_NONE,          /* c names no demand: its first part is not a comparison */
+        CONDITION_DEMAND_HOLDS,
+        CONDITION_DEMAND_UNMET,         /* it does not hold; buf says what it waits for */
+        CONDITION_DEMAND_UNKNOWN,       /* it reads an unavailable signal; buf says which */
+};
+
+/* What c waits for: when its demand does not hold, writes it with the values
+ * of the signals it reads ("pool.cpu > 80% (pool.cpu 66%)", or "pool.cpu >
+ * 80% (pool.cpu n/a)" for an unavailable signal) to buf, truncated to size.
+ * Otherwise leaves buf alone. */
+enum condition_demand condition_unmet_demand(const struct condition *c, const struct signals *s, char *buf,
+                                             size_t size);
+
 /* A part of a valid condition that is almost certainly not what was meant. */
 struct condition_warning {
         size_t offset;                  /* 0-based byte offset of the comparison in the text */

@@ -334,6 +334,67 @@ static void test_blocker(void **state) {
         }
 }
 
+/* condition_unmet_demand: the first comparison as written, with the values of
+ * its signals, while it does not hold; read the same way as condition_blocker(). */
+static void test_unmet_demand(void **state) {
+        static const struct {
+                const char *name, *text;
+                struct sample set[4];
+                size_t n;
+                enum condition_demand expect;
+                const char *text_expected;      /* NULL: buf untouched */
+        } cases[] = {
+                { "unmet",              "pool.cpu > 80% and cpu.busy < 80%", { { SIGNAL_POOL_CPU, 66 }, { SIGNAL_CPU_BUSY, 100 } }, 2,
+                  CONDITION_DEMAND_UNMET, "pool.cpu > 80% (pool.cpu 66%)" },
+                { "fraction",           "pool.cpu > 80% and cpu.busy < 80%", { { SIGNAL_POOL_CPU, 65.504 }, { SIGNAL_CPU_BUSY, 10 } }, 2,
+                  CONDITION_DEMAND_UNMET, "pool.cpu > 80% (pool.cpu 65.5%)" },
+                { "one comparison",     "load1 > 4", { { SIGNAL_LOAD1, 0.75 } }, 1,
+                  CONDITION_DEMAND_UNMET, "load1 > 4 (load1 0.75)" },
+                { "number on left",     "80% < pool.cpu and cpu.busy < 80%", { { SIGNAL_POOL_CPU, 5 }, { SIGNAL_CPU_BUSY, 10 } }, 2,
+                  CONDITION_DEMAND_UNMET, "80% < pool.cpu (pool.cpu 5%)" },
+                { "two signals",        "cpu.core_max > cpu.core_min", { { SIGNAL_CPU_CORE_MAX, 40 }, { SIGNAL_CPU_CORE_MIN, 40 } }, 2,
+                  CONDITION_DEMAND_UNMET, "cpu.core_max > cpu.core_min (cpu.core_max 40%, cpu.core_min 40%)" },
+                { "n/a signal",         "pool.cpu > 80% and cpu.busy < 80%", { { SIGNAL_CPU_BUSY, 10 } }, 1,
+                  CONDITION_DEMAND_UNKNOWN, "pool.cpu > 80% (pool.cpu n/a)" },
+                { "n/a second signal",  "cpu.core_max > cpu.core_min", { { SIGNAL_CPU_CORE_MAX, 40 } }, 1,
+                  CONDITION_DEMAND_UNKNOWN, "cpu.core_max > cpu.core_min (cpu.core_max 40%, cpu.core_min n/a)" },
+                { "holds",              "pool.cpu > 80% and cpu.busy < 80%", { { SIGNAL_POOL_CPU, 95 }, { SIGNAL_CPU_BUSY, 100 } }, 2,
+                  CONDITION_DEMAND_HOLDS, NULL },
+                { "holds with guards",  "pool.cpu > 80% and cpu.busy < 80%", { { SIGNAL_POOL_CPU, 95 }, { SIGNAL_CPU_BUSY, 10 } }, 2,
+                  CONDITION_DEMAND_HOLDS, NULL },
+                { "or at the top",      "pool.cpu > 80 or load1 < 1", { { SIGNAL_POOL_CPU, 5 }, { SIGNAL_LOAD1, 3 } }, 2,
+                  CONDITION_DEMAND_NONE, NULL },
+                { "not first",          "not pool.cpu < 80 and cpu.busy < 80", { { SIGNAL_POOL_CPU, 5 }, { SIGNAL_CPU_BUSY, 10 } }, 2,
+                  CONDITION_DEMAND_NONE, NULL },
+                { "group first",        "(pool.cpu > 80 or load1 > 4) and cpu.busy < 80", { { SIGNAL_POOL_CPU, 5 }, { SIGNAL_LOAD1, 1 }, { SIGNAL_CPU_BUSY, 10 } }, 3,
+                  CONDITION_DEMAND_NONE, NULL },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(condition_freep) struct condition *c = NULL;
+                struct signals s = {};
+                char buf[96] = "untouched";
+                print_message("case: %s\n", cases[i].name);
+                for (size_t k = 0; k < cases[i].n; k++)
+                        signals_set(&s, cases[i].set[k].id, cases[i].set[k].value);
+                assert_int_equal(condition_parse(cases[i].text, &c, NULL, NULL, 0), 0);
+                assert_int_equal(condition_unmet_demand(c, &s, buf, sizeof(buf)), cases[i].expect);
+                assert_string_equal(buf, cases[i].text_expected ? cases[i].text_expected : "untouched");
+        }
+
+        /* A short buffer holds a terminated prefix. */
+        _cleanup_(condition_freep) struct condition *c = NULL;
+        struct signals s = {};
+        char small[8];
+        signals_set(&s, SIGNAL_POOL_CPU, 66);
+        assert_int_equal(condition_parse("pool.cpu > 80%", &c, NULL, NULL, 0), 0);
+        assert_int_equal(condition_unmet_demand(c, &s, small, sizeof(small)), CONDITION_DEMAND_UNMET);
+        assert_string_equal(small, "pool.cp");
+        assert_int_equal(condition_unmet_demand(c, &s, NULL, 0), CONDITION_DEMAND_UNMET);
+        assert_int_equal(condition_unmet_demand(NULL, &s, NULL, 0), CONDITION_DEMAND_NONE);
+}
+
 /* condition_lint: what a valid condition probably did not mean, at the
  * comparison's offset; nothing for the ordinary ones. */
 static void test_lint(void **state) {
@@ -404,6 +465,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_signals_mask_and_format),
                 cmocka_unit_test(test_roundtrip_property),
                 cmocka_unit_test(test_blocker),
+                cmocka_unit_test(test_unmet_demand),
                 cmocka_unit_test(test_lint),
         };
         if (argc > 1)
