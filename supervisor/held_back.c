@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * "not growing: ..." lines: what holds a pool back, logged when the situation
- * changes (held_back.h).
+ * changes; and once per run, "steady at N: rule R waits for ...": what growing
+ * waits for (held_back.h).
  */
 #include <stdio.h>
 #include <string.h>
@@ -68,21 +69,68 @@ static bool bound_holds_back(const struct decision *d, char *line, size_t line_s
         return true;
 }
 
-void held_back_note(struct held_back *h, const struct policy_config *cfg, const struct signals *s,
-                    const struct decision *d) {
+/* When no scale-up rule's demand holds (one that does is on its way up, or
+ * guard_holds_back() says what stops it): the first scale-up rule that names
+ * its demand, and what that waits for, in `awaited`. False as well while the
+ * demand reads a signal without a value (pool.cpu before the workers have
+ * one): "n/a" would not say what the pool waits for. */
+static bool demand_awaited(const struct policy_config *cfg, const struct signals *s, const struct rule_config **ret,
+                           char *awaited, size_t awaited_size) {
+        const struct rule_config *first = NULL;
+        enum condition_demand first_state = CONDITION_DEMAND_NONE;
+
+        for (size_t i = 0; i < cfg->n_rules; i++) {
+                const struct rule_config *rule = &cfg->rules[i];
+                if (rule->scale <= 0 || !rule->when)
+                        continue;
+                /* Only the described rule's text is kept. */
+                enum condition_demand state = condition_unmet_demand(rule->when, s, first ? NULL : awaited,
+                                                                     first ? 0 : awaited_size);
+                /* A rule that names no demand counts as wanting to grow when all of its `when` holds. */
+                if (state == CONDITION_DEMAND_HOLDS || (state == CONDITION_DEMAND_NONE && condition_eval(rule->when, s)))
+                        return false;
+                if (!first && state != CONDITION_DEMAND_NONE) {
+                        first = rule;
+                        first_state = state;
+                }
+        }
+        if (first_state != CONDITION_DEMAND_UNMET)
+                return false;
+        *ret = first;
+        return true;
+}
+
+/* The once-per-run line: a steady pool below max, asked by nothing to change
+ * (no rule, target, manual size or seeker), growing when a demand holds. */
+static bool note_awaited(struct held_back *h, const struct policy_config *cfg, const struct signals *s,
+                         const struct decision *d, unsigned max) {
+        const struct rule_config *rule;
+        char awaited[128];
+
+        if (h->told_awaited || d->source != DECISION_NONE || d->desired >= max ||
+            !demand_awaited(cfg, s, &rule, awaited, sizeof(awaited)))
+                return false;
+        log_info("steady at %u: rule %s waits for %s", d->desired, rule->name ? rule->name : "?", awaited);
+        h->told_awaited = true;
+        return true;
+}
+
+bool held_back_note(struct held_back *h, const struct policy_config *cfg, const struct signals *s,
+                    const struct decision *d, unsigned max) {
         char line[POLICY_WHY_MAX + 64], key[sizeof(h->logged)];
 
         if (!s || !(bound_holds_back(d, line, sizeof(line), key, sizeof(key)) ||
                     guard_holds_back(cfg, s, line, sizeof(line), key, sizeof(key)))) {
                 if (h->logged[0] && ++h->clear >= HELD_BACK_CLEAR_SAMPLES)
                         held_back_reset(h);
-                return;
+                return s && note_awaited(h, cfg, s, d, max);
         }
         h->clear = 0;
-        if (strcmp(key, h->logged) == 0)
-                return;
-        log_info("%s", line);
-        snprintf(h->logged, sizeof(h->logged), "%s", key);
+        if (strcmp(key, h->logged) != 0) {
+                log_info("%s", line);
+                snprintf(h->logged, sizeof(h->logged), "%s", key);
+        }
+        return false;
 }
 
 void held_back_reset(struct held_back *h) {

@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: MIT
 """Decisions with their reasons at the default verbosity: each change of size,
-and when the pool would grow but something holds it back, one line saying
-what, logged when that situation starts, not every sample.
+when the pool would grow but something holds it back, one line saying what,
+logged when that situation starts, not every sample; and once per run, what
+growing waits for.
 
 The holds are forced by the policy (a guard that can never hold, a max the
-rule asks beyond), not by the machine's load."""
+rule asks beyond, a demand no sleeping worker meets), not by the machine's
+load."""
 import re
 import signal
 
@@ -82,3 +84,35 @@ def test_at_min_with_a_rule_shrinking_is_logged_once(corral, tmp_path):
     assert len(held) == 1, log
     assert re.search(r"not growing, holding at the minimum: rule shrink: pool\.size 1 for \S+; wants 0, at min 1$",
                      held[0]), held
+
+
+# A worker that sleeps never uses 1000% of a core, however busy the machine is:
+# the demand never holds, nothing holds the pool back, and it stays at 1.
+WAITS = "pool.cpu > 1000%"
+WAITS_LINE = r"steady at 1: rule grow waits for pool\.cpu > 1000% \(pool\.cpu \d+(\.\d+)?%\)$"
+
+
+def test_what_growth_waits_for_is_logged_once(corral, tmp_path):
+    c = corral("run", "-v", "-c", write_policy(tmp_path / "c.yaml", 3, WAITS))
+    c.log.wait(WAITS_LINE)
+    await_samples(c, 1)
+    log = stop(c)
+    waits = [l for l in log.splitlines() if "waits for" in l]
+    assert len(waits) == 1, log
+    assert re.search(WAITS_LINE, waits[0]), waits
+    assert "not growing" not in log and "scale 1 -> 2" not in log
+
+
+def test_what_growth_waits_for_is_logged_at_the_default_verbosity(corral, tmp_path):
+    c = corral("run", "-c", write_policy(tmp_path / "c.yaml", 3, WAITS))
+    c.log.wait(WAITS_LINE)
+    log = stop(c)
+    assert "steady at 1: steady" not in log, "the per-sample lines are for -v only"
+
+
+def test_what_growth_waits_for_is_not_logged_at_max(corral, tmp_path):
+    c = corral("run", "-v", "-c", write_policy(tmp_path / "c.yaml", 1, WAITS))
+    c.started(1)
+    await_samples(c, 1)
+    log = stop(c)
+    assert "waits for" not in log, log
