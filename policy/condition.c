@@ -556,7 +556,7 @@ static const struct operand *unavailable_side(const struct node *x, const struct
 }
 
 /* A signal's value as a person reads it: "pool.cpu 100%", "load1 0.75",
- * "psi.cpu n/a"; a number as written. */
+ * "psi.cpu n/a"; a number in its canonical form (80.0% as 80%). */
 static void put_value(struct writer *w, const struct operand *o, const struct signals *s) {
         double v;
         if (o->signal == _SIGNAL_INVALID)

@@ -57,8 +57,9 @@ int condition_format(const struct condition *c, char *buf, size_t size);
  * not a comparison) returns _SIGNAL_INVALID and leaves buf alone. */
 enum signal_id condition_blocker(const struct condition *c, const struct signals *s, char *buf, size_t size);
 
-/* Where c's demand stands (read as in condition_blocker(): its first
- * comparison, when c is comparisons joined by `and`, or one comparison). */
+/* Where c's demand stands. Its demand, as condition_blocker() reads it: the
+ * first of the parts c's top-level `and`s join (or c itself, without one),
+ * when that part is a comparison; the parts after it may be anything. */
 enum condition_demand {
         CONDITION_DEMAND_NONE,          /* c names no demand: its first part is not a comparison */
         CONDITION_DEMAND_HOLDS,

@@ -109,9 +109,11 @@ static void decide(struct controller *c, usec_t now) {
         c->decision.rule = NULL;   /* points into the config, which a reload frees */
         if (d.desired != workload_size(&c->work))
                 resize(c, d.desired, c->decision_label, d.why);
-        else if (!held_back_note(&c->held_back, &cfg->policy, c->have_sample ? &c->sample.signals : NULL, &d,
-                                 workload_max(&c->work)))
-                log_debug("steady at %u: %s", d.desired, d.why);   /* unless the note said it at info */
+        else {
+                log_debug("steady at %u: %s", d.desired, d.why);
+                held_back_note(&c->held_back, &cfg->policy, c->have_sample ? &c->sample.signals : NULL, &d,
+                               workload_max(&c->work));
+        }
 }
 
 static int on_sample_timer(sd_event_source *s, uint64_t usec, void *userdata) {

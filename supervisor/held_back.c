@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * "not growing: ..." lines: what holds a pool back, logged when the situation
- * changes; and once per run, "steady at N: rule R waits for ...": what growing
- * waits for (held_back.h).
+ * changes; and once per run, "not growing yet: rule R waits for ...": what
+ * growing waits for (held_back.h).
  */
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +15,11 @@
  * comes back, it is logged again. Long enough that a signal wavering around a
  * threshold does not repeat the line every other sample. */
 #define HELD_BACK_CLEAR_SAMPLES 10u
+
+/* What growing waits for is said once it has lasted this many samples: the
+ * first figure of a worker still starting up (loading its data, say) is not
+ * yet what the pool waits for. */
+#define AWAITED_SAMPLES 2u
 
 /* What a failing guard on this signal means, in words. */
 static const char *guard_meaning(enum signal_id id) {
@@ -70,52 +75,54 @@ static bool bound_holds_back(const struct decision *d, char *line, size_t line_s
 }
 
 /* When no scale-up rule's demand holds (one that does is on its way up, or
- * guard_holds_back() says what stops it): the first scale-up rule that names
- * its demand, and what that waits for, in `awaited`. False as well while the
- * demand reads a signal without a value (pool.cpu before the workers have
- * one): "n/a" would not say what the pool waits for. */
+ * guard_holds_back() says what stops it): the first scale-up rule whose demand
+ * is unmet, and what it waits for, in `awaited`. A demand on a signal without
+ * a value (pool.cpu before the workers have one, psi.* without PSI) does not
+ * say what the pool waits for: the next rule is asked. */
 static bool demand_awaited(const struct policy_config *cfg, const struct signals *s, const struct rule_config **ret,
                            char *awaited, size_t awaited_size) {
         const struct rule_config *first = NULL;
-        enum condition_demand first_state = CONDITION_DEMAND_NONE;
 
         for (size_t i = 0; i < cfg->n_rules; i++) {
                 const struct rule_config *rule = &cfg->rules[i];
                 if (rule->scale <= 0 || !rule->when)
                         continue;
-                /* Only the described rule's text is kept. */
+                /* Written until the rule to describe is found, then kept. */
                 enum condition_demand state = condition_unmet_demand(rule->when, s, first ? NULL : awaited,
                                                                      first ? 0 : awaited_size);
-                /* A rule that names no demand counts as wanting to grow when all of its `when` holds. */
-                if (state == CONDITION_DEMAND_HOLDS || (state == CONDITION_DEMAND_NONE && condition_eval(rule->when, s)))
+                /* A rule that names no demand wants to grow when all of its `when` holds. */
+                if (state == CONDITION_DEMAND_HOLDS ||
+                    (state == CONDITION_DEMAND_NONE && condition_eval(rule->when, s)))
                         return false;
-                if (!first && state != CONDITION_DEMAND_NONE) {
+                if (!first && state == CONDITION_DEMAND_UNMET)
                         first = rule;
-                        first_state = state;
-                }
         }
-        if (first_state != CONDITION_DEMAND_UNMET)
-                return false;
         *ret = first;
-        return true;
+        return first != NULL;
 }
 
-/* The once-per-run line: a steady pool below max, asked by nothing to change
- * (no rule, target, manual size or seeker), growing when a demand holds. */
-static bool note_awaited(struct held_back *h, const struct policy_config *cfg, const struct signals *s,
+/* The once-per-run line, when a steady pool below max, asked by nothing to
+ * change (no rule, target, manual size or seeker), has waited for a demand
+ * AWAITED_SAMPLES samples in a row. */
+static void note_awaited(struct held_back *h, const struct policy_config *cfg, const struct signals *s,
                          const struct decision *d, unsigned max) {
         const struct rule_config *rule;
         char awaited[128];
 
-        if (h->told_awaited || d->source != DECISION_NONE || d->desired >= max ||
-            !demand_awaited(cfg, s, &rule, awaited, sizeof(awaited)))
-                return false;
-        log_info("steady at %u: rule %s waits for %s", d->desired, rule->name ? rule->name : "?", awaited);
+        if (h->told_awaited)
+                return;
+        if (d->source != DECISION_NONE || d->desired >= max ||
+            !demand_awaited(cfg, s, &rule, awaited, sizeof(awaited))) {
+                h->awaited_samples = 0;
+                return;
+        }
+        if (++h->awaited_samples < AWAITED_SAMPLES)
+                return;
+        log_info("not growing yet: rule %s waits for %s", rule->name ? rule->name : "?", awaited);
         h->told_awaited = true;
-        return true;
 }
 
-bool held_back_note(struct held_back *h, const struct policy_config *cfg, const struct signals *s,
+void held_back_note(struct held_back *h, const struct policy_config *cfg, const struct signals *s,
                     const struct decision *d, unsigned max) {
         char line[POLICY_WHY_MAX + 64], key[sizeof(h->logged)];
 
@@ -123,17 +130,20 @@ bool held_back_note(struct held_back *h, const struct policy_config *cfg, const 
                     guard_holds_back(cfg, s, line, sizeof(line), key, sizeof(key)))) {
                 if (h->logged[0] && ++h->clear >= HELD_BACK_CLEAR_SAMPLES)
                         held_back_reset(h);
-                return s && note_awaited(h, cfg, s, d, max);
+                if (s)
+                        note_awaited(h, cfg, s, d, max);
+                else
+                        h->awaited_samples = 0;
+                return;
         }
-        h->clear = 0;
-        if (strcmp(key, h->logged) != 0) {
-                log_info("%s", line);
-                snprintf(h->logged, sizeof(h->logged), "%s", key);
-        }
-        return false;
+        h->clear = h->awaited_samples = 0;
+        if (strcmp(key, h->logged) == 0)
+                return;
+        log_info("%s", line);
+        snprintf(h->logged, sizeof(h->logged), "%s", key);
 }
 
 void held_back_reset(struct held_back *h) {
         h->logged[0] = '\0';
-        h->clear = 0;
+        h->clear = h->awaited_samples = 0;
 }

@@ -12,8 +12,9 @@
  * condition_blocker().
  *
  * When nothing holds the pool back and no scale-up rule's demand holds, it
- * says instead, once per run, what growing waits for:
- *     steady at 1: rule saturated waits for pool.cpu > 80% (pool.cpu 66%)
+ * says instead, once per run, what growing waits for, when that has lasted
+ * two samples:
+ *     not growing yet: rule saturated waits for pool.cpu > 80% (pool.cpu 66%)
  * Once per run, not once per situation: a pool below its demand is the
  * ordinary state of a long-running pool, and the line is there to explain
  * the first minutes (why does it stay at 1?), not to double the log of a
@@ -30,14 +31,14 @@
 struct held_back {
         char logged[96];        /* the situation last logged ("" for none) */
         unsigned clear;         /* samples since it was last seen */
-        bool told_awaited;      /* "steady at N: rule R waits for ..." was logged: never again */
+        unsigned awaited_samples; /* samples in a row with a demand awaited */
+        bool told_awaited;      /* "not growing yet: ..." was logged: never again */
 };
 
 /* After a decision d that kept the size, with the pool's max: logs the
  * situation when it is new. s is the sample decided on, NULL when there was
- * none. Returns true when it logged the sample's "steady at N: ..." line, so
- * that the caller's -v line for the sample would only repeat it. */
-bool held_back_note(struct held_back *h, const struct policy_config *cfg, const struct signals *s,
+ * none. */
+void held_back_note(struct held_back *h, const struct policy_config *cfg, const struct signals *s,
                     const struct decision *d, unsigned max);
 
 /* After a change of size: the next hold is news again (what growing waits

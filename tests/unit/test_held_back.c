@@ -2,7 +2,7 @@
 /*
  * What the log says of a pool that keeps its size (held_back.c), on synthetic
  * samples: a "not growing" line when something holds the pool back, and once
- * per run "steady at N: rule R waits for ..." when nothing does and no rule
+ * per run "not growing yet: rule R waits for ..." when nothing does and no rule
  * wants to grow. The lines are read back from the file that stands in for
  * stderr while held_back_note() runs.
  */
@@ -23,11 +23,10 @@
 #include "supervisor/held_back.h"
 #include "supervisor/log.h"
 
-#define AWAITED_LINE "corral: steady at 1: rule saturated waits for pool.cpu > 80% (pool.cpu 66%)\n"
+#define AWAITED_LINE "corral: not growing yet: rule saturated waits for pool.cpu > 80% (pool.cpu 66%)\n"
 
 struct note_result {
-        bool said_steady;       /* held_back_note()'s answer */
-        char logged[512];       /* what it logged, "" for nothing */
+        char logged[512];       /* what held_back_note() logged, "" for nothing */
 };
 
 /* One held_back_note() with stderr sent to a memory file, only for the call:
@@ -39,7 +38,7 @@ static struct note_result note(struct held_back *h, const struct policy_config *
         assert_true(file >= 0 && saved >= 0);
         assert_int_equal(dup2(file, STDERR_FILENO), STDERR_FILENO);
 
-        ret.said_steady = held_back_note(h, cfg, s, d, max);
+        held_back_note(h, cfg, s, d, max);
 
         assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
         ssize_t n = pread(file, ret.logged, sizeof(ret.logged) - 1, 0);
@@ -93,69 +92,69 @@ static void test_awaited_once(void **state) {
         (void) state;
         default_policy(&c);
 
+        /* Said at the second sample in a row that waits. */
         struct note_result r = note(&h, &c.policy, &busy_machine, &steady_at_1, 2);
+        assert_string_equal(r.logged, "");
+        r = note(&h, &c.policy, &busy_machine, &steady_at_1, 2);
         assert_string_equal(r.logged, AWAITED_LINE);
-        assert_true(r.said_steady);
 
-        /* Not on the next sample, nor after a change of size (a resize resets the holds). */
+        /* Not on the next samples, nor after a change of size (a resize resets the holds). */
         r = note(&h, &c.policy, &busy_machine, &steady_at_1, 2);
         assert_string_equal(r.logged, "");
-        assert_false(r.said_steady);
         held_back_reset(&h);
         struct signals idle = sample(3, 10);
-        r = note(&h, &c.policy, &idle, &steady_at_1, 2);
-        assert_string_equal(r.logged, "");
-        assert_false(r.said_steady);
+        for (int i = 0; i < 3; i++) {
+                r = note(&h, &c.policy, &idle, &steady_at_1, 2);
+                assert_string_equal(r.logged, "");
+        }
         config_done(&c);
 }
 
 /* Samples at which the pool is not waiting on a demand, or cannot say what
- * for: nothing, and the one line is still to come. */
+ * for: nothing, and each starts the two samples in a row over. */
 static void test_awaited_not_yet(void **state) {
         struct corral_config c;
         struct held_back h = {};
         struct signals demand_holds = sample(95, 50), no_pool_cpu = sample(-1, 100),
-                       busy_machine = sample(66, 100);
-        struct decision at_max = steady_at_1, rule_asks = steady_at_1;
+                       busy_machine = sample(66, 100), guard_fails = sample(95, 100);
+        struct decision at_max = steady_at_1, manual = steady_at_1;
         (void) state;
         default_policy(&c);
         at_max.desired = 2;
-        rule_asks.source = DECISION_RULE;       /* e.g. idle at min: its own line, or none */
-        rule_asks.reason = DECISION_MIN;
+        manual.source = manual.reason = DECISION_MANUAL;   /* a size set by hand is kept */
 
         const struct {
                 const char *name;
                 const struct signals *s;
                 const struct decision *d;
-                unsigned max;
+                const char *logged;
         } quiet[] = {
-                { "demand holds: saturated is on its way", &demand_holds, &steady_at_1, 2 },
-                { "pool.cpu n/a",                          &no_pool_cpu,  &steady_at_1, 2 },
-                { "no sample",                             NULL,          &steady_at_1, 2 },
-                { "at max",                                &busy_machine, &at_max,      2 },
-                { "a rule asks",                           &busy_machine, &rule_asks,   2 },
+                { "demand holds: saturated is on its way", &demand_holds, &steady_at_1, "" },
+                { "pool.cpu n/a",                          &no_pool_cpu,  &steady_at_1, "" },
+                { "no sample",                             NULL,          &steady_at_1, "" },
+                { "at max",                                &busy_machine, &at_max,      "" },
+                { "a size set by hand",                    &busy_machine, &manual,      "" },
+                /* A guard holding saturated back has its own line, and not this one. */
+                { "a guard holds back",                    &guard_fails,  &steady_at_1,
+                  "corral: not growing: the machine is busy (cpu.busy 100% >= 80%), rule saturated\n" },
         };
         for (size_t i = 0; i < ELEMENTSOF(quiet); i++) {
                 print_message("case: %s\n", quiet[i].name);
-                struct note_result r = note(&h, &c.policy, quiet[i].s, quiet[i].d, quiet[i].max);
-                assert_null(strstr(r.logged, "waits for"));
-                assert_false(r.said_steady);
+                struct note_result r = note(&h, &c.policy, &busy_machine, &steady_at_1, 2);
+                assert_string_equal(r.logged, "");
+                r = note(&h, &c.policy, quiet[i].s, quiet[i].d, 2);
+                assert_string_equal(r.logged, quiet[i].logged);
         }
 
-        /* A guard holding saturated back has its own line, and not this one. */
-        struct signals guard_fails = sample(95, 100);
-        struct note_result r = note(&h, &c.policy, &guard_fails, &steady_at_1, 2);
-        assert_string_equal(r.logged, "corral: not growing: the machine is busy (cpu.busy 100% >= 80%), rule saturated\n");
-        assert_false(r.said_steady);
-
-        /* Then, the first sample of a pool below its demand. */
+        /* Then two samples in a row of a pool below its demand. */
+        struct note_result r = note(&h, &c.policy, &busy_machine, &steady_at_1, 2);
+        assert_string_equal(r.logged, "");
         r = note(&h, &c.policy, &busy_machine, &steady_at_1, 2);
         assert_string_equal(r.logged, AWAITED_LINE);
-        assert_true(r.said_steady);
         config_done(&c);
 }
 
-/* Which rule is described: the first scale-up rule that names its demand. */
+/* Which rule is described: the first scale-up rule whose demand is unmet. */
 static void test_awaited_rule(void **state) {
         static const struct {
                 const char *name;
@@ -165,9 +164,11 @@ static void test_awaited_rule(void **state) {
                 const char *logged;
         } cases[] = {
                 { "a scale-down rule first", { "pool.cpu < 20%", "pool.cpu > 80% and cpu.busy < 80%" }, { -1, +1 }, 2,
-                  "corral: steady at 1: rule second waits for pool.cpu > 80% (pool.cpu 66%)\n" },
+                  "corral: not growing yet: rule second waits for pool.cpu > 80% (pool.cpu 66%)\n" },
                 { "no demand named first",   { "(pool.cpu > 80% or load1 > 4) and cpu.busy < 80%", "pool.cpu > 90%" },
-                  { +1, +1 }, 2, "corral: steady at 1: rule second waits for pool.cpu > 90% (pool.cpu 66%)\n" },
+                  { +1, +1 }, 2, "corral: not growing yet: rule second waits for pool.cpu > 90% (pool.cpu 66%)\n" },
+                { "a demand without a value first", { "psi.cpu > 10", "pool.cpu > 80% and cpu.busy < 80%" },
+                  { +1, +1 }, 2, "corral: not growing yet: rule second waits for pool.cpu > 80% (pool.cpu 66%)\n" },
                 { "only no demand named",    { "(pool.cpu > 80% or load1 > 4) and cpu.busy < 80%" }, { +1 }, 1, "" },
                 { "a later demand holds",    { "pool.cpu > 80%", "cpu.busy > 90%" }, { +1, +1 }, 2, "" },
                 { "a later rule holds",      { "pool.cpu > 80%", "not pool.cpu > 80%" }, { +1, +1 }, 2, "" },
@@ -182,8 +183,9 @@ static void test_awaited_rule(void **state) {
                 print_message("case: %s\n", cases[i].name);
                 policy_of(&p, cases[i].when, cases[i].scale, cases[i].n);
                 struct note_result r = note(&h, &p, &busy_machine, &steady_at_1, 2);
+                assert_string_equal(r.logged, "");
+                r = note(&h, &p, &busy_machine, &steady_at_1, 2);
                 assert_string_equal(r.logged, cases[i].logged);
-                assert_int_equal(r.said_steady, cases[i].logged[0] != '\0');
                 policy_config_done(&p);
         }
 }
