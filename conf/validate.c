@@ -80,7 +80,7 @@ static void relation_error(struct validation *v, const struct side *lo, const st
                 validation_error(v, lo->origin, "%s: %s is greater than %s", lo->key, lo->value, other);
         } else if (lo->origin->flag && hi->origin->flag)
                 validation_error(v, NULL, "%s %s is larger than %s %s", lo->origin->flag, lo->value, hi->origin->flag,
-                         hi->value);
+                                 hi->value);
         else {
                 side_name(lo, other, sizeof(other));
                 char name[128];
@@ -129,7 +129,7 @@ static void check_workers(struct validation *v, const struct corral_config *c) {
 static void check_policy(struct validation *v, const struct corral_config *c) {
         if (is_set(&c->origin.optimize) && c->policy.has_target)
                 validation_error(v, in_file(&c->origin.optimize) ? &c->origin.optimize : NULL,
-                         "policy.optimize: replaces policy.target; give only one of them");
+                                 "policy.optimize: replaces policy.target; give only one of them");
 }
 
 /* tasks.output is about per-task mode's output; ungroup has no order to keep. */
@@ -142,21 +142,23 @@ static void check_output(struct validation *v, const struct corral_config *c) {
                 return;
         if (t->mode == TASK_MODE_STREAM) {
                 if (in_file(&o->output))
-                        validation_error(v, &o->output, "tasks.output: %s applies to tasks.mode per-task only; stream mode "
-                                 "writes one result line per input line (leave tasks.output out)", output);
+                        validation_error(v, &o->output,
+                                         "tasks.output: %s applies to tasks.mode per-task only; stream mode "
+                                         "writes one result line per input line (leave tasks.output out)", output);
                 else
                         validation_error(v, in_file(&o->mode) ? &o->mode : NULL,
-                                 "tasks.output: %s (%s) applies to per-task mode only: stream mode (--stream, "
-                                 "tasks.mode: stream) writes one result line per input line", output,
-                                 o->output.flag ? o->output.flag : "the default");
+                                         "tasks.output: %s (%s) applies to per-task mode only: stream mode (--stream, "
+                                         "tasks.mode: stream) writes one result line per input line", output,
+                                         o->output.flag ? o->output.flag : "the default");
                 return;
         }
         if (t->output != TASK_OUTPUT_UNGROUP || !t->keep_order)
                 return;
         if (!in_file(&o->output) && !in_file(&o->keep_order)) {
-                validation_error(v, NULL, "%s and %s exclude each other: ungroup passes output on as it comes, in no order",
-                         o->output.flag ? o->output.flag : "tasks.output: ungroup",
-                         o->keep_order.flag ? o->keep_order.flag : "tasks.keep_order");
+                validation_error(v, NULL,
+                                 "%s and %s exclude each other: ungroup passes output on as it comes, in no order",
+                                 o->output.flag ? o->output.flag : "tasks.output: ungroup",
+                                 o->keep_order.flag ? o->keep_order.flag : "tasks.keep_order");
                 return;
         }
         const struct config_origin *at = !in_file(&o->output) ? &o->keep_order :
@@ -165,8 +167,9 @@ static void check_output(struct validation *v, const struct corral_config *c) {
         char ungroup[64] = "tasks.output: ungroup";
         if (o->output.flag)
                 snprintf(ungroup, sizeof(ungroup), "%s (tasks.output: ungroup)", o->output.flag);
-        validation_error(v, at, "%s passes output on as it comes, so %s cannot hold it in input order; give only one of them",
-                 ungroup, o->keep_order.flag ? o->keep_order.flag : "tasks.keep_order");
+        validation_error(v, at,
+                         "%s passes output on as it comes, so %s cannot hold it in input order; give only one of them",
+                         ungroup, o->keep_order.flag ? o->keep_order.flag : "tasks.keep_order");
 }
 
 static void check_resume(struct validation *v, const struct corral_config *c, bool partial) {
@@ -175,7 +178,7 @@ static void check_resume(struct validation *v, const struct corral_config *c, bo
         /* A file yet to come may name the joblog. */
         if ((t->resume || t->resume_failed) && !t->joblog && !partial)
                 validation_error(v, NULL, "%s needs a joblog: --joblog FILE or tasks.joblog",
-                         t->resume ? "--resume" : "--resume-failed");
+                                 t->resume ? "--resume" : "--resume-failed");
 }
 
 /* A flag that only a batch takes needs one: tasks from --tasks or the file. */
@@ -183,7 +186,8 @@ static void check_batch_flags(struct validation *v, const struct corral_config *
         const char *flag = c->origin.batch_flag.flag;
 
         if (flag && !c->tasks.from && !partial)
-                validation_error(v, NULL, "%s needs --tasks FILE|-%s", flag, v->path ? " (or tasks.from in the file)" : "");
+                validation_error(v, NULL, "%s needs --tasks FILE|-%s", flag,
+                                 v->path ? " (or tasks.from in the file)" : "");
 }
 
 /* The origin to point at: the file's place, or NULL for a flag (named in the text). */
@@ -217,10 +221,11 @@ static void check_results(struct validation *v, const struct corral_config *c, c
                 return;
         if (!from)
                 validation_error(v, at_or_flag(o), "tasks.results: a results stream needs a work queue "
-                         "(tasks.from: redis://...)");
+                                 "(tasks.from: redis://...)");
         else if (strcmp(u.host, from->host) != 0 || u.port != from->port)
-                validation_error(v, at_or_flag(o), "tasks.results: %s:%u is not the server of tasks.from (%s:%u): the "
-                         "results stream must be on the queue's server", u.host, u.port, from->host, from->port);
+                validation_error(v, at_or_flag(o),
+                                 "tasks.results: %s:%u is not the server of tasks.from (%s:%u): the results "
+                                 "stream must be on the queue's server", u.host, u.port, from->host, from->port);
         queue_url_done(&u);
 }
 
@@ -237,10 +242,10 @@ static void check_queue(struct validation *v, const struct corral_config *c, boo
                 /* partial: --stream's "-" stands in for a tasks.from the file may set */
                 if (t->from && t->until == TASK_UNTIL_EMPTY && (o->from.flag || !partial))
                         validation_error(v, at_or_flag(&o->until), "%s applies to a work queue (--tasks redis://...), "
-                                 "not to %s", o->until.flag ? o->until.flag : "tasks.until: empty", t->from);
+                                         "not to %s", o->until.flag ? o->until.flag : "tasks.until: empty", t->from);
                 else if (!t->from && t->until == TASK_UNTIL_EMPTY && !partial)
                         validation_error(v, at_or_flag(&o->until), "%s needs a work queue (--tasks redis://...)",
-                                 o->until.flag ? o->until.flag : "tasks.until: empty");
+                                         o->until.flag ? o->until.flag : "tasks.until: empty");
                 return;
         }
         struct queue_url u;
@@ -251,13 +256,13 @@ static void check_queue(struct validation *v, const struct corral_config *c, boo
         }
         if (t->keep_order)
                 validation_error(v, at_or_flag(&o->keep_order), "a work queue (%s) has no input order to keep "
-                         "(leave out %s)", from, o->keep_order.flag ? o->keep_order.flag : "tasks.keep_order");
+                                 "(leave out %s)", from, o->keep_order.flag ? o->keep_order.flag : "tasks.keep_order");
         if (t->shard_count > 1)
                 validation_error(v, NULL, "a work queue (%s) shares its entries among consumers by itself: leave out "
-                         "--shard / tasks.shard", from);
+                                 "--shard / tasks.shard", from);
         if (t->resume || t->resume_failed)
                 validation_error(v, NULL, "%s: a work queue (%s) remembers what is done itself",
-                         t->resume ? "--resume" : "--resume-failed", from);
+                                 t->resume ? "--resume" : "--resume-failed", from);
 }
 
 int conf_validate(const struct corral_config *c, const char *path, bool partial, struct conf_diagnostics *diag) {

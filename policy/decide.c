@@ -249,9 +249,9 @@ static bool cooling_down(const struct policy_state *st, usec_t cooldown, usec_t 
 /* Settles the outcome of a recommendation. Returns true when the change it
  * decides is the policy's own (a rule or the target), which is what anti-flap
  * counts. */
-static bool settle_recommendation(const struct policy_config *cfg, unsigned min, unsigned max, const struct policy_state *st,
-                   const struct recommendation *rec, unsigned current, usec_t now, struct decision *d,
-                   struct text *why) {
+static bool settle_recommendation(const struct policy_config *cfg, unsigned min, unsigned max,
+                                  const struct policy_state *st, const struct recommendation *rec, unsigned current,
+                                  usec_t now, struct decision *d, struct text *why) {
         unsigned size = clamp_size(rec->size, min, max);
         char a[32], b[32];
 

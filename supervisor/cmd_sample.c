@@ -72,7 +72,8 @@ static int parse_args(int argc, char **argv, struct sample_args *a) {
                 case 'i':
                         if (parse_duration(optarg, &a->interval) < 0 || a->interval < 10 * USEC_PER_MSEC ||
                             a->interval > 24 * 3600 * USEC_PER_SEC)
-                                return sample_usage_error("invalid interval '%s': expected a duration from 10ms to 24h", optarg);
+                                return sample_usage_error("invalid interval '%s': expected a duration from 10ms "
+                                                          "to 24h", optarg);
                         break;
                 case ARG_JSON:
                         a->json = true;

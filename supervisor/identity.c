@@ -104,8 +104,8 @@ static int supplementary_groups(const char *user, gid_t gid, gid_t **ret, size_t
 }
 
 __attribute__((format(printf, 5, 6)))
-static int report_identity_error(struct conf_diagnostics *diag, const char *path, unsigned line, unsigned column,
-                  const char *format, ...) {
+static int identity_error(struct conf_diagnostics *diag, const char *path, unsigned line, unsigned column,
+                          const char *format, ...) {
         char text[512];
         va_list ap;
         va_start(ap, format);
@@ -123,8 +123,8 @@ static int resolve_user(const struct workers_config *w, const char *path, struct
         unsigned id;
 
         if (parse_id(w->user, &id) == -ERANGE)
-                return report_identity_error(diag, path, w->user_line, w->user_column,
-                              "workers.user: %s is out of range for a uid", w->user);
+                return identity_error(diag, path, w->user_line, w->user_column,
+                                      "workers.user: %s is out of range for a uid", w->user);
         int r = user_lookup(w->user, &pw, &buf);
         if (r == -ENOMEM)
                 return r;
@@ -140,18 +140,18 @@ static int resolve_user(const struct workers_config *w, const char *path, struct
                 /* A bare uid may have no entry (a container's user, say): then
                  * it has no primary group to default to. */
                 if (!w->group)
-                        return report_identity_error(diag, path, w->user_line, w->user_column,
-                                      "workers.user: uid %s has no entry in the user database: "
-                                      "give workers.group too", w->user);
+                        return identity_error(diag, path, w->user_line, w->user_column,
+                                              "workers.user: uid %s has no entry in the user database: "
+                                              "give workers.group too", w->user);
                 *ret_uid = (uid_t) id;
                 *ret_known = false;
                 return 0;
         }
         if (r == -ENOENT)
-                return report_identity_error(diag, path, w->user_line, w->user_column,
-                              "workers.user: no user '%s' on this machine", w->user);
-        return report_identity_error(diag, path, w->user_line, w->user_column,
-                      "workers.user: cannot look up '%s': %s", w->user, strerror(-r));
+                return identity_error(diag, path, w->user_line, w->user_column,
+                                      "workers.user: no user '%s' on this machine", w->user);
+        return identity_error(diag, path, w->user_line, w->user_column,
+                              "workers.user: cannot look up '%s': %s", w->user, strerror(-r));
 }
 
 static int resolve_group(const struct workers_config *w, const char *path, struct conf_diagnostics *diag,
@@ -160,13 +160,13 @@ static int resolve_group(const struct workers_config *w, const char *path, struc
         if (r >= 0 || r == -ENOMEM)
                 return r;
         if (r == -ENOENT)
-                return report_identity_error(diag, path, w->group_line, w->group_column,
-                              "workers.group: no group '%s' on this machine", w->group);
+                return identity_error(diag, path, w->group_line, w->group_column,
+                                      "workers.group: no group '%s' on this machine", w->group);
         if (r == -ERANGE)
-                return report_identity_error(diag, path, w->group_line, w->group_column,
-                              "workers.group: %s is out of range for a gid", w->group);
-        return report_identity_error(diag, path, w->group_line, w->group_column,
-                      "workers.group: cannot look up '%s': %s", w->group, strerror(-r));
+                return identity_error(diag, path, w->group_line, w->group_column,
+                                      "workers.group: %s is out of range for a gid", w->group);
+        return identity_error(diag, path, w->group_line, w->group_column,
+                              "workers.group: cannot look up '%s': %s", w->group, strerror(-r));
 }
 
 /* Only root may become someone else; asking for one's own ids is no change. */
@@ -175,19 +175,19 @@ static int check_privilege(const struct workers_config *w, const char *path, con
         if (self->uid == 0)
                 return 0;
         if (w->user && uid != self->uid)
-                return report_identity_error(diag, path, w->user_line, w->user_column,
-                              "workers.user: corral runs as uid %u, not root: cannot start workers as '%s'",
-                              (unsigned) self->uid, w->user);
+                return identity_error(diag, path, w->user_line, w->user_column,
+                                      "workers.user: corral runs as uid %u, not root: cannot start workers as '%s'",
+                                      (unsigned) self->uid, w->user);
         if (gid == self->gid)
                 return 0;
         if (w->group)
-                return report_identity_error(diag, path, w->group_line, w->group_column,
-                              "workers.group: corral runs as uid %u, not root: cannot start workers in group '%s'",
-                              (unsigned) self->uid, w->group);
-        return report_identity_error(diag, path, w->user_line, w->user_column,
-                      "workers.user: corral runs as uid %u with gid %u, not root: cannot start workers "
-                      "in gid %u, the primary group of '%s'", (unsigned) self->uid, (unsigned) self->gid,
-                      (unsigned) gid, w->user);
+                return identity_error(diag, path, w->group_line, w->group_column,
+                                      "workers.group: corral runs as uid %u, not root: cannot start workers in "
+                                      "group '%s'", (unsigned) self->uid, w->group);
+        return identity_error(diag, path, w->user_line, w->user_column,
+                              "workers.user: corral runs as uid %u with gid %u, not root: cannot start workers "
+                              "in gid %u, the primary group of '%s'", (unsigned) self->uid, (unsigned) self->gid,
+                              (unsigned) gid, w->user);
 }
 
 int identity_resolve(struct workers_config *w, const char *path, const struct identity_self *self,
@@ -235,8 +235,8 @@ int identity_resolve(struct workers_config *w, const char *path, const struct id
                 } else
                         r = -ENOMEM;
                 if (r == -ENOBUFS)
-                        return report_identity_error(diag, path, w->user_line, w->user_column,
-                                      "workers.user: cannot list the groups of '%s'", w->user);
+                        return identity_error(diag, path, w->user_line, w->user_column,
+                                              "workers.user: cannot list the groups of '%s'", w->user);
                 if (r < 0)
                         return r;
                 id.set_groups = true;

@@ -51,7 +51,7 @@ static int load_file(const struct shared_config *sc, struct shm_sink *k, struct 
         if (k->mode != COPY_HUGE)
                 k->mode = S_ISREG(before.st_mode) ? COPY_SENDFILE : S_ISFIFO(before.st_mode) ? COPY_SPLICE : COPY_READ_WRITE;
 
-        int r = sink_fill(k, in, sc->path, err);
+        int r = shm_sink_fill(k, in, sc->path, err);
         if (r == -EFBIG)
                 return shm_fail(err, r, sc->name, "%s has more than max_size (%" PRIu64 " bytes)", sc->path, k->limit);
         if (r < 0)
@@ -124,7 +124,7 @@ int shm_segment_load(const struct shared_config *sc, uint64_t generation, struct
         k.fd = fd;
 
         r = sc->path ? load_file(sc, &k, &source, err) : shm_load_command(sc, &k, err);
-        sink_unmap(&k);  /* sealing fails with EBUSY while a writable mapping exists */
+        shm_sink_unmap(&k);  /* sealing fails with EBUSY while a writable mapping exists */
         if (r < 0)
                 return r;
         if (sc->huge && ftruncate(fd, (off_t) round_up(k.size, k.page)) < 0)

@@ -68,7 +68,7 @@ static int on_command_output(sd_event_source *s, int fd, uint32_t revents, void 
         (void) s;
         (void) revents;
 
-        ssize_t n = sink_step(k, fd, run->err, &window_error);
+        ssize_t n = shm_sink_step(k, fd, run->err, &window_error);
         if (n < 0 && window_error < 0)
                 run_abort(run, window_error);
         else if (n < 0 && (errno == EAGAIN || errno == EINTR))

@@ -82,7 +82,7 @@ int shm_huge_pages(uint64_t *ret_page_size, uint64_t *ret_total, uint64_t *ret_f
         return 0;
 }
 
-void sink_unmap(struct shm_sink *k) {
+void shm_sink_unmap(struct shm_sink *k) {
         if (k->window)
                 (void) munmap(k->window, k->window_len);
         k->window = NULL;
@@ -101,7 +101,7 @@ static int sink_next_window(struct shm_sink *k, struct shm_error *err) {
         if (len > round_up(k->limit + 1 - k->size, k->page))
                 len = round_up(k->limit + 1 - k->size, k->page);
 
-        sink_unmap(k);
+        shm_sink_unmap(k);
         if (ftruncate(k->fd, (off_t) (off + len)) < 0)
                 return shm_fail(err, -errno, k->name, "cannot grow the huge-page memfd: %s", strerror(errno));
         void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, k->fd, (off_t) off);
@@ -160,7 +160,7 @@ static ssize_t sink_read_write(struct shm_sink *k, int in, size_t want) {
 }
 
 /* One step of the copy: bytes moved, 0 at end of input, -1 with errno. */
-ssize_t sink_step(struct shm_sink *k, int in, struct shm_error *err, int *ret_window_error) {
+ssize_t shm_sink_step(struct shm_sink *k, int in, struct shm_error *err, int *ret_window_error) {
         /* One byte more than the limit tells "exactly max" from "over max". */
         uint64_t want = k->limit + 1 - k->size;
         if (want > COPY_CHUNK)
@@ -183,10 +183,10 @@ ssize_t sink_step(struct shm_sink *k, int in, struct shm_error *err, int *ret_wi
 /* Copies `in` (a file) to its end into the memfd. Returns 0, -EFBIG past
  * the limit (err not filled: the caller knows what the input was), or a
  * negative errno with err filled. */
-int sink_fill(struct shm_sink *k, int in, const char *what, struct shm_error *err) {
+int shm_sink_fill(struct shm_sink *k, int in, const char *what, struct shm_error *err) {
         for (;;) {
                 int window_error = 0;
-                ssize_t n = sink_step(k, in, err, &window_error);
+                ssize_t n = shm_sink_step(k, in, err, &window_error);
                 if (n < 0 && window_error < 0)
                         return window_error;
                 if (n < 0 && errno == EINTR)

@@ -49,9 +49,9 @@ int shm_huge_pages(uint64_t *ret_page_size, uint64_t *ret_total, uint64_t *ret_f
 
 int shm_memfd_new(const struct shared_config *sc, struct shm_error *err);
 int shm_huge_check(const struct shared_config *sc, uint64_t *ret_page, struct shm_error *err);
-void sink_unmap(struct shm_sink *k);
+void shm_sink_unmap(struct shm_sink *k);
 /* One step of the copy: bytes moved, 0 at end of input, -1 with errno;
  * *ret_window_error < 0 (err filled) when a huge-page window failed. */
-ssize_t sink_step(struct shm_sink *k, int in, struct shm_error *err, int *ret_window_error);
-int sink_fill(struct shm_sink *k, int in, const char *what, struct shm_error *err);
+ssize_t shm_sink_step(struct shm_sink *k, int in, struct shm_error *err, int *ret_window_error);
+int shm_sink_fill(struct shm_sink *k, int in, const char *what, struct shm_error *err);
 

@@ -329,8 +329,8 @@ void stream_stop(struct stream *s) {
                 if (s->workers[i])
                         outstanding += s->workers[i]->lines;
         log_info("stream: no more input; waiting for %zu outstanding %s", outstanding, line_noun(outstanding));
-        int r = sd_event_add_time_relative(s->event, &s->stop_timer, CLOCK_MONOTONIC,
-                                           s->config->workers.stop_timeout, TIMER_ACCURACY_USEC, on_stream_stop_timer, s);
+        int r = sd_event_add_time_relative(s->event, &s->stop_timer, CLOCK_MONOTONIC, s->config->workers.stop_timeout,
+                                           TIMER_ACCURACY_USEC, on_stream_stop_timer, s);
         if (r < 0) {
                 log_error_errno(r, "Failed to arm the stop timer, stopping at once: %m");
                 stream_finish(s);
