@@ -87,15 +87,16 @@ static bool demand_awaited(const struct policy_config *cfg, const struct signals
                 const struct rule_config *rule = &cfg->rules[i];
                 if (rule->scale <= 0 || !rule->when)
                         continue;
-                /* Written until the rule to describe is found, then kept. */
-                enum condition_demand state = condition_unmet_demand(rule->when, s, first ? NULL : awaited,
-                                                                     first ? 0 : awaited_size);
+                char text[128];
+                enum condition_demand state = condition_unmet_demand(rule->when, s, text, sizeof(text));
                 /* A rule that names no demand wants to grow when all of its `when` holds. */
                 if (state == CONDITION_DEMAND_HOLDS ||
                     (state == CONDITION_DEMAND_NONE && condition_eval(rule->when, s)))
                         return false;
-                if (!first && state == CONDITION_DEMAND_UNMET)
+                if (!first && state == CONDITION_DEMAND_UNMET) {
                         first = rule;
+                        snprintf(awaited, awaited_size, "%s", text);
+                }
         }
         *ret = first;
         return first != NULL;
